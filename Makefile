@@ -1,0 +1,42 @@
+# The two commands in the README: `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+ARGS   ?=
+
+# Debian packages the tests and the benchmark drive as real peers.
+DEB_TEST  := prometheus prometheus-node-exporter
+DEB_BENCH := prometheus-node-exporter wrk
+
+.PHONY: run test bench lint deps-test deps-bench golden clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+run: $(STAMP)
+	$(BIN)/sysmon-exporter $(ARGS)
+
+# Installs what is missing, and only that (apt-get needs root; CI is root).
+deps-test:
+	@./tests/install-debs.sh $(DEB_TEST)
+
+deps-bench:
+	@./tests/install-debs.sh $(DEB_BENCH)
+
+test: $(STAMP) deps-test
+	$(BIN)/ruff check exporter tests
+	$(BIN)/mypy
+	$(BIN)/pytest -q
+
+golden: $(STAMP) deps-test
+	$(BIN)/pytest -q tests/test_golden.py --update-golden
+
+bench: $(STAMP) deps-bench
+	$(BIN)/python tests/bench/run.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,111 @@
+"""The background sampler: the only module with timers.
+
+This departs on purpose from the Prometheus exporter guide's advice to collect
+at scrape time (https://prometheus.io/docs/instrumenting/writing_exporters/#scheduling):
+
+- one snapshot feeds two protocols (the /metrics exposition and the gRPC
+  shim), and both must agree;
+- scrape latency stays flat whatever the sources cost, because a scrape only
+  returns bytes rendered after the last sample;
+- CPU usage is a windowed quantity (the busy share between two reads of
+  /proc/stat), so something must read on a clock anyway.
+
+The price: values are up to one interval old. ``sysmon_last_sample_timestamp_seconds``
+says how old, and samples never carry timestamps, so Prometheus' staleness
+handling is unchanged.
+
+Each :class:`Job` runs on its own interval (CPU every second, cgroups every
+few); all steps run one at a time on a single worker thread, so a step always
+starts from the snapshot the previous step produced and the event loop never
+waits on file I/O. A step that overruns its interval skips the ticks it
+missed instead of letting them pile up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
+from typing import Generic, TypeVar
+
+from exporter.snapshot import Snapshot
+
+log = logging.getLogger("exporter.sampler")
+
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    interval_seconds: float
+    step: Callable[[Snapshot | None], Snapshot]
+
+
+class Sampler(Generic[R]):
+    """Runs jobs in the background; ``latest()`` and ``rendered()`` are the only way out."""
+
+    def __init__(self, jobs: Sequence[Job], render: Callable[[Snapshot], R]) -> None:
+        if not jobs:
+            raise ValueError("a sampler needs at least one job")
+        self._jobs = tuple(jobs)
+        self._render = render
+        self._current: tuple[Snapshot, R] | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.skipped_ticks = {job.name: 0 for job in jobs}
+        self.ready = asyncio.Event()
+
+    def latest(self) -> Snapshot | None:
+        current = self._current
+        return None if current is None else current[0]
+
+    def rendered(self) -> R | None:
+        current = self._current
+        return None if current is None else current[1]
+
+    def _run_step(self, job: Job) -> None:
+        # Runs on the single worker thread: steps never overlap.
+        current = self._current
+        snap = job.step(None if current is None else current[0])
+        self._current = (snap, self._render(snap))
+
+    async def _loop(self, job: Job) -> None:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        tick = 0
+        while True:
+            try:
+                await loop.run_in_executor(self._executor, self._run_step, job)
+                self.ready.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("sampling job %s failed; it will run again at its next tick", job.name)
+            now = loop.time()
+            due = math.floor((now - start) / job.interval_seconds) + 1
+            if due > tick + 1:
+                self.skipped_ticks[job.name] += due - tick - 1
+                log.debug("job %s overran its interval and skipped %d ticks", job.name, due - tick - 1)
+            tick = due
+            await asyncio.sleep(start + tick * job.interval_seconds - now)
+
+    async def start(self) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sampler")
+        self._tasks = [asyncio.create_task(self._loop(job), name=f"sampler-{job.name}") for job in self._jobs]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        if self._executor is not None:
+            # Lets a step that is already reading finish (milliseconds), drops queued ones.
+            await asyncio.get_running_loop().run_in_executor(
+                None, partial(self._executor.shutdown, wait=True, cancel_futures=True)
+            )
+            self._executor = None

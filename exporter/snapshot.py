@@ -1,0 +1,340 @@
+"""One frozen Snapshot of everything the exporter serves, and the code that takes it.
+
+``take_snapshot`` is synchronous and pure apart from reading the kernel files
+its :class:`Readers` point at: each source runs on its own, and its outcome is
+recorded as a :class:`SourceStatus` (success, duration, error). A failing
+source never stops another. Counters are made monotonic here, across samples:
+/proc/stat idle and iowait can step backwards on NO_HZ kernels
+(kernel/time/tick-sched.c get_cpu_idle_time_us, node_exporter#1686), and a CPU
+that goes offline and comes back may restart its counts. Exposed values only
+ever grow by the positive part of each raw delta; the state for offline CPUs
+is kept so they resume where they stopped.
+
+Values derived from two consecutive samples (usage ratio, the perf-derived
+frequency) are computed here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Protocol, TypeVar
+
+from exporter.sources import SourceError
+from exporter.sources.cpufreq import read_cpufreq
+from exporter.sources.cpuinfo import read_cpuinfo
+from exporter.sources.meminfo import MemInfo, read_meminfo
+from exporter.sources.perf import PerfReading
+from exporter.sources.stat import MODES, CpuTimes, read_stat
+
+log = logging.getLogger("exporter.snapshot")
+
+T = TypeVar("T")
+K = TypeVar("K")
+
+# A perf-derived frequency needs enough busy time in the window to mean
+# anything: /proc/stat has USER_HZ (10 ms) resolution.
+MIN_BUSY_SECONDS_FOR_PERF_FREQUENCY = 0.05
+
+
+class Clock(Protocol):
+    def wall(self) -> float: ...
+
+    def monotonic(self) -> float: ...
+
+
+class SystemClock:
+    def wall(self) -> float:
+        return time.time()
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+
+class PerfSource(Protocol):
+    """What the snapshot needs of perf counters (sources.perf.PerfCounters, or a test double)."""
+
+    def open_cpu(self, cpu: int) -> None: ...
+
+    def read(self) -> dict[int, PerfReading]: ...
+
+
+@dataclass(frozen=True)
+class SourceStatus:
+    success: bool
+    duration_seconds: float
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class Frequency:
+    hertz: float
+    source: str  # "cpufreq" | "cpuinfo" | "perf"
+    min_hertz: float | None = None
+    max_hertz: float | None = None
+    governor: str | None = None
+
+
+@dataclass(frozen=True)
+class Monotonic:
+    """Counters that never decrease: ``exposed`` grows by the positive part of each raw delta."""
+
+    raw: Mapping[tuple[int, str], float] = field(default_factory=dict)
+    exposed: Mapping[tuple[int, str], float] = field(default_factory=dict)
+
+    def advance(self, values: Mapping[tuple[int, str], float]) -> Monotonic:
+        raw = dict(self.raw)
+        exposed = dict(self.exposed)
+        for key, value in values.items():
+            last = raw.get(key)
+            if last is None:
+                exposed[key] = value
+            elif value > last:
+                exposed[key] += value - last
+            raw[key] = value
+        return Monotonic(raw, exposed)
+
+
+@dataclass(frozen=True)
+class Readers:
+    """Where and what the CPU/memory sampling step reads. Roots are explicit; nothing is global."""
+
+    procfs: Path
+    sysfs: Path
+    hz: int
+    collectors: frozenset[str]
+    perf: PerfSource | None = None
+    perf_error: str = ""  # why perf is None although the collector is enabled
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    timestamp_seconds: float = 0.0
+    monotonic_seconds: float = 0.0
+    cpus: tuple[int, ...] = ()
+    cpu_seconds: Mapping[int, Mapping[str, float]] = field(default_factory=dict)
+    cpu_guest_seconds: Mapping[int, Mapping[str, float]] = field(default_factory=dict)
+    cpu_usage_ratio: Mapping[int, float] = field(default_factory=dict)
+    frequency: Mapping[int, Frequency] = field(default_factory=dict)
+    cycles: Mapping[int, float] = field(default_factory=dict)
+    ref_cycles: Mapping[int, float] = field(default_factory=dict)
+    memory: MemInfo | None = None
+    statuses: Mapping[str, SourceStatus] = field(default_factory=dict)
+    # Carried from sample to sample; not exposed.
+    cpu_counters: Monotonic = field(default_factory=Monotonic)
+    perf_counters: Monotonic = field(default_factory=Monotonic)
+
+
+def describe(exc: BaseException) -> str:
+    """One line for a failed source: what failed and where."""
+    if isinstance(exc, FileNotFoundError):
+        return f"{exc.filename}: missing"
+    if isinstance(exc, PermissionError):
+        return f"{exc.filename}: permission denied"
+    if isinstance(exc, OSError) and exc.filename:
+        return f"{exc.filename}: {exc.strerror}"
+    if isinstance(exc, SourceError | OSError):
+        return str(exc)
+    return f"internal error: {type(exc).__name__}: {exc}"
+
+
+class _Run:
+    """Runs sources, timing each and recording its status; a failure is contained to its source."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.statuses: dict[str, SourceStatus] = {}
+
+    def __call__(self, name: str, fn: Callable[[], T]) -> T | None:
+        start = self.clock.monotonic()
+        try:
+            value = fn()
+        except Exception as exc:  # contained per source: the process never dies from data it reads
+            if not isinstance(exc, OSError | SourceError):
+                log.debug("source %s raised", name, exc_info=True)
+            self.fail(name, describe(exc), self.clock.monotonic() - start)
+            return None
+        self.statuses[name] = SourceStatus(True, self.clock.monotonic() - start)
+        return value
+
+    def fail(self, name: str, error: str, duration: float = 0.0) -> None:
+        self.statuses[name] = SourceStatus(False, duration, error)
+
+
+def log_transitions(old: Mapping[str, SourceStatus], new: Mapping[str, SourceStatus]) -> None:
+    """One line when a source starts failing (or fails differently) and one when it recovers."""
+    for name, status in new.items():
+        before = old.get(name)
+        if not status.success and (before is None or before.success or before.error != status.error):
+            log.warning("source %s failed: %s", name, status.error)
+        elif status.success and before is not None and not before.success:
+            log.info("source %s recovered", name)
+
+
+def _flatten(per_cpu: Mapping[int, Mapping[str, float]]) -> dict[tuple[int, str], float]:
+    return {(cpu, mode): v for cpu, modes in per_cpu.items() for mode, v in modes.items()}
+
+
+def _nest(flat: Mapping[tuple[int, str], float], cpus: Iterable[int]) -> dict[int, dict[str, float]]:
+    wanted = set(cpus)
+    out: dict[int, dict[str, float]] = {}
+    for (cpu, mode), v in flat.items():
+        if cpu in wanted:
+            out.setdefault(cpu, {})[mode] = v
+    return out
+
+
+def _busy_and_total(modes: Mapping[str, float]) -> tuple[float, float]:
+    total = sum(modes.get(m, 0.0) for m in MODES)
+    return total - modes.get("idle", 0.0) - modes.get("iowait", 0.0), total
+
+
+def _usage(
+    prev: Mapping[int, Mapping[str, float]], now: Mapping[int, Mapping[str, float]]
+) -> tuple[dict[int, float], dict[int, float]]:
+    """Busy ratio and busy seconds per CPU over the window between two samples."""
+    ratio: dict[int, float] = {}
+    busy_seconds: dict[int, float] = {}
+    for cpu, modes in now.items():
+        before = prev.get(cpu)
+        if before is None:
+            continue
+        busy1, total1 = _busy_and_total(modes)
+        busy0, total0 = _busy_and_total(before)
+        d_total = total1 - total0
+        d_busy = max(0.0, busy1 - busy0)
+        busy_seconds[cpu] = d_busy
+        if d_total > 0:
+            ratio[cpu] = min(1.0, d_busy / d_total)
+    return ratio, busy_seconds
+
+
+@dataclass(frozen=True)
+class _CpuPart:
+    cpus: tuple[int, ...] = ()
+    cpu_seconds: Mapping[int, Mapping[str, float]] = field(default_factory=dict)
+    cpu_guest_seconds: Mapping[int, Mapping[str, float]] = field(default_factory=dict)
+    cpu_usage_ratio: Mapping[int, float] = field(default_factory=dict)
+    busy_seconds: Mapping[int, float] = field(default_factory=dict)
+    counters: Monotonic | None = None
+
+
+def _read_cpu(prev: Snapshot, readers: Readers, run: _Run) -> _CpuPart:
+    stat: dict[int, CpuTimes] | None = None
+    if "cpu" in readers.collectors:
+        stat = run("cpu", lambda: read_stat(readers.procfs, readers.hz))
+    if stat is None:
+        return _CpuPart()
+    online = tuple(sorted(stat))
+    raw = _flatten({c: t.seconds for c, t in stat.items()})
+    raw.update(_flatten({c: {_GUEST + m: v for m, v in t.guest_seconds.items()} for c, t in stat.items()}))
+    counters = prev.cpu_counters.advance(raw)
+    nested = _nest(counters.exposed, online)
+    seconds = {c: {m: v for m, v in ms.items() if not m.startswith(_GUEST)} for c, ms in nested.items()}
+    guest = {c: {m.removeprefix(_GUEST): v for m, v in ms.items() if m.startswith(_GUEST)} for c, ms in nested.items()}
+    ratio, busy_seconds = _usage(prev.cpu_seconds, seconds)
+    return _CpuPart(online, seconds, {c: g for c, g in guest.items() if g}, ratio, busy_seconds, counters)
+
+
+def _read_frequency(readers: Readers, run: _Run, online: tuple[int, ...]) -> dict[int, Frequency]:
+    """cpufreq, then /proc/cpuinfo for the CPUs cpufreq did not cover."""
+    frequency: dict[int, Frequency] = {}
+    if "cpufreq" in readers.collectors:
+        freqs = run("cpufreq", lambda: read_cpufreq(readers.sysfs))
+        if freqs == {}:
+            run.fail(
+                "cpufreq",
+                f"{readers.sysfs}/devices/system/cpu/cpu*/cpufreq: missing (no cpufreq driver, as in most VMs)",
+            )
+        for cpu, f in (freqs or {}).items():
+            frequency[cpu] = Frequency(f.frequency_hertz, "cpufreq", f.min_hertz, f.max_hertz, f.governor)
+    if "cpuinfo" in readers.collectors and (not online or not set(online) <= frequency.keys()):
+        mhz = run("cpuinfo", lambda: read_cpuinfo(readers.procfs))
+        if mhz == {}:
+            run.fail("cpuinfo", f"{readers.procfs}/cpuinfo: no 'cpu MHz' lines")
+        for cpu, hertz in (mhz or {}).items():
+            frequency.setdefault(cpu, Frequency(hertz, "cpuinfo"))
+    return frequency
+
+
+@dataclass(frozen=True)
+class _PerfPart:
+    cycles: Mapping[int, float]
+    ref_cycles: Mapping[int, float]
+    counters: Monotonic
+
+
+def _read_perf(prev: Snapshot, readers: Readers, run: _Run, online: tuple[int, ...]) -> _PerfPart | None:
+    if "perf" not in readers.collectors:
+        return None
+    perf = readers.perf
+    if perf is None:
+        run.fail("perf", readers.perf_error or "perf counters are not open")
+        return None
+
+    def read_perf() -> dict[int, PerfReading]:
+        for cpu in online:  # CPUs that came online since the last sample
+            perf.open_cpu(cpu)
+        return perf.read()
+
+    readings = run("perf", read_perf)
+    if readings is None:
+        return None
+    raw = {(c, "cycles"): r.cycles for c, r in readings.items()}
+    raw.update({(c, "ref"): r.ref_cycles for c, r in readings.items() if r.ref_cycles is not None})
+    counters = prev.perf_counters.advance(raw)
+    live = set(readings) & set(online) if online else set(readings)
+    cycles = {c: v for (c, k), v in counters.exposed.items() if k == "cycles" and c in live}
+    ref = {c: v for (c, k), v in counters.exposed.items() if k == "ref" and c in live}
+    return _PerfPart(dict(sorted(cycles.items())), dict(sorted(ref.items())), counters)
+
+
+def _perf_frequency(prev: Snapshot, perf: _PerfPart, busy_seconds: Mapping[int, float]) -> dict[int, Frequency]:
+    """Cycles over the window divided by the CPU's busy time in it: the average clock while running."""
+    out: dict[int, Frequency] = {}
+    for cpu, busy in busy_seconds.items():
+        if cpu in perf.cycles and cpu in prev.cycles and busy >= MIN_BUSY_SECONDS_FOR_PERF_FREQUENCY:
+            out[cpu] = Frequency((perf.cycles[cpu] - prev.cycles[cpu]) / busy, "perf")
+    return out
+
+
+def take_snapshot(previous: Snapshot | None, readers: Readers, clock: Clock) -> Snapshot:
+    """Read every enabled CPU and memory source once; keep what other steps own (e.g. cgroups)."""
+    prev = previous or Snapshot()
+    run = _Run(clock)
+    wall, mono = clock.wall(), clock.monotonic()
+    cpu = _read_cpu(prev, readers, run)
+    frequency = _read_frequency(readers, run, cpu.cpus)
+    perf = _read_perf(prev, readers, run, cpu.cpus)
+    if perf is not None:
+        for c, f in _perf_frequency(prev, perf, cpu.busy_seconds).items():
+            frequency.setdefault(c, f)
+    if cpu.cpus:
+        frequency = {c: f for c, f in frequency.items() if c in cpu.cpus}
+    memory = run("meminfo", lambda: read_meminfo(readers.procfs)) if "meminfo" in readers.collectors else None
+    statuses = {k: v for k, v in prev.statuses.items() if k not in _CPU_SOURCES}
+    statuses.update(run.statuses)
+    log_transitions(prev.statuses, run.statuses)
+    return replace(
+        prev,
+        timestamp_seconds=wall,
+        monotonic_seconds=mono,
+        cpus=cpu.cpus,
+        cpu_seconds=cpu.cpu_seconds,
+        cpu_guest_seconds=cpu.cpu_guest_seconds,
+        cpu_usage_ratio=cpu.cpu_usage_ratio,
+        cpu_counters=cpu.counters or prev.cpu_counters,
+        frequency=dict(sorted(frequency.items())),
+        cycles=perf.cycles if perf else {},
+        ref_cycles=perf.ref_cycles if perf else {},
+        perf_counters=perf.counters if perf else prev.perf_counters,
+        memory=memory,
+        statuses=dict(sorted(statuses.items())),
+    )
+
+
+_CPU_SOURCES = frozenset({"cpu", "cpufreq", "cpuinfo", "perf", "meminfo"})
+_GUEST = "guest:"

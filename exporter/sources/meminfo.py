@@ -1,0 +1,69 @@
+"""/proc/meminfo (Documentation/filesystems/proc.rst, "meminfo").
+
+Values are ``Key:  <n> kB`` where kB means KiB (fs/proc/meminfo.c show_val_kb);
+a few keys (HugePages_*) carry no unit. MemAvailable exists since 3.14.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from exporter.sources import SourceError
+
+
+@dataclass(frozen=True)
+class MemInfo:
+    total_bytes: int
+    free_bytes: int
+    available_bytes: int | None
+    buffers_bytes: int
+    cached_bytes: int
+    sreclaimable_bytes: int
+    swap_total_bytes: int
+    swap_free_bytes: int
+
+    @property
+    def used_bytes(self) -> int:
+        """total - free - buffers - cached - sreclaimable, as free(1) and ServiceRadar count it."""
+        return max(
+            0,
+            self.total_bytes - self.free_bytes - self.buffers_bytes - self.cached_bytes - self.sreclaimable_bytes,
+        )
+
+
+def parse_meminfo(text: str, path: str = "/proc/meminfo") -> MemInfo:
+    values: dict[str, int] = {}
+    for lineno, line in enumerate(text.splitlines(), 1):
+        key, sep, rest = line.partition(":")
+        if not sep:
+            raise SourceError(path, f"line has no ':': {line[:60]!r}", lineno)
+        parts = rest.split()
+        if not parts or len(parts) > 2 or (len(parts) == 2 and parts[1] != "kB"):
+            raise SourceError(path, f"{key}: unexpected value {rest.strip()!r}", lineno)
+        try:
+            number = int(parts[0])
+        except ValueError:
+            raise SourceError(path, f"{key}: {parts[0]!r} is not an integer", lineno) from None
+        values[key] = number * 1024 if len(parts) == 2 else number
+
+    def need(key: str) -> int:
+        if key not in values:
+            raise SourceError(path, f"{key} is missing")
+        return values[key]
+
+    return MemInfo(
+        total_bytes=need("MemTotal"),
+        free_bytes=need("MemFree"),
+        available_bytes=values.get("MemAvailable"),
+        buffers_bytes=need("Buffers"),
+        cached_bytes=need("Cached"),
+        sreclaimable_bytes=values.get("SReclaimable", 0),
+        swap_total_bytes=values.get("SwapTotal", 0),
+        swap_free_bytes=values.get("SwapFree", 0),
+    )
+
+
+def read_meminfo(procfs: Path) -> MemInfo:
+    path = procfs / "meminfo"
+    return parse_meminfo(path.read_text(), str(path))

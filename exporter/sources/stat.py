@@ -1,0 +1,72 @@
+"""/proc/stat per-CPU times (Documentation/filesystems/proc.rst, "1.7 Miscellaneous kernel statistics").
+
+Columns after ``cpuN``: user nice system idle iowait irq softirq steal guest
+guest_nice, in USER_HZ ticks. Older kernels print fewer columns (steal since
+2.6.11, guest since 2.6.24, guest_nice since 2.6.33); missing columns are
+absent from the result, not zero. guest and guest_nice are already counted in
+user and nice (kernel/sched/cputime.c account_guest_time), so they are kept
+apart and never summed into a total.
+
+Offline CPUs have no ``cpuN`` line (fs/proc/stat.c iterates
+for_each_online_cpu).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from exporter.sources import SourceError
+
+MODES = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+GUEST_MODES = ("guest", "guest_nice")
+_COLUMNS = MODES + GUEST_MODES
+
+
+def user_hz() -> int:
+    """Ticks per second of /proc/stat (USER_HZ, 100 on every mainstream arch)."""
+    return os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class CpuTimes:
+    """Seconds one CPU spent in each mode since boot."""
+
+    seconds: dict[str, float]
+    guest_seconds: dict[str, float]
+
+
+def parse_stat(text: str, hz: int, path: str = "/proc/stat") -> dict[int, CpuTimes]:
+    """Per-CPU times keyed by CPU number, converted from ticks to seconds."""
+    cpus: dict[int, CpuTimes] = {}
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.startswith("cpu") or line.startswith("cpu "):
+            continue
+        fields = line.split()
+        name = fields[0]
+        if not name[3:].isdigit():
+            raise SourceError(path, f"unexpected CPU name {name!r}", lineno)
+        values = fields[1:]
+        if len(values) < 4:
+            raise SourceError(path, f"{name} has {len(values)} columns, need at least 4", lineno)
+        try:
+            ticks = [int(v) for v in values[: len(_COLUMNS)]]
+        except ValueError:
+            raise SourceError(path, f"{name} has a non-integer column", lineno) from None
+        by_name = dict(zip(_COLUMNS, ticks, strict=False))
+        cpu = int(name[3:])
+        if cpu in cpus:
+            raise SourceError(path, f"{name} appears twice", lineno)
+        cpus[cpu] = CpuTimes(
+            seconds={m: by_name[m] / hz for m in MODES if m in by_name},
+            guest_seconds={m: by_name[m] / hz for m in GUEST_MODES if m in by_name},
+        )
+    if not cpus:
+        raise SourceError(path, "no per-CPU lines")
+    return cpus
+
+
+def read_stat(procfs: Path, hz: int) -> dict[int, CpuTimes]:
+    path = procfs / "stat"
+    return parse_stat(path.read_text(), hz, str(path))

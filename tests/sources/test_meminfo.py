@@ -1,0 +1,47 @@
+import textwrap
+
+import pytest
+
+from exporter.sources import SourceError
+from exporter.sources.meminfo import parse_meminfo
+
+TEXT = textwrap.dedent("""\
+    MemTotal:       1000 kB
+    MemFree:         400 kB
+    MemAvailable:    700 kB
+    Buffers:          10 kB
+    Cached:          200 kB
+    SwapTotal:        64 kB
+    SwapFree:         32 kB
+    SReclaimable:     50 kB
+    HugePages_Total:       0
+""")
+
+
+def test_kib_to_bytes_and_used():
+    mem = parse_meminfo(TEXT)
+    assert mem.total_bytes == 1000 * 1024
+    assert mem.available_bytes == 700 * 1024
+    assert mem.swap_free_bytes == 32 * 1024
+    assert mem.used_bytes == (1000 - 400 - 10 - 200 - 50) * 1024
+
+
+def test_pre_3_14_kernel_has_no_memavailable():
+    old = "\n".join(line for line in TEXT.splitlines() if not line.startswith("MemAvailable"))
+    assert parse_meminfo(old).available_bytes is None
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "MemTotal is missing"),
+        ("MemTotal: 1000 kB\nMemFree: 4", "Buffers is missing"),
+        ("MemTotal: lots kB\n", "not an integer"),
+        ("MemTotal: 1 MB\n", "unexpected value"),
+        ("garbage\n", "no ':'"),
+    ],
+    ids=["empty", "truncated", "not-integer", "unknown-unit", "no-colon"],
+)
+def test_malformed(text, message):
+    with pytest.raises(SourceError, match=message):
+        parse_meminfo(text)

@@ -1,0 +1,76 @@
+import textwrap
+
+import pytest
+
+from exporter.sources import SourceError
+from exporter.sources.stat import parse_stat
+
+MODERN = textwrap.dedent("""\
+    cpu  300 10 200 5000 20 0 5 1 40 2
+    cpu0 100 5 100 2500 10 0 2 1 20 1
+    cpu1 200 5 100 2500 10 0 3 0 20 1
+    intr 1 2 3
+    ctxt 99
+""")
+
+
+def test_modern_kernel_converts_ticks_once_and_keeps_guest_apart():
+    cpus = parse_stat(MODERN, hz=100)
+    assert sorted(cpus) == [0, 1]
+    assert cpus[0].seconds == {
+        "user": 1.0,
+        "nice": 0.05,
+        "system": 1.0,
+        "idle": 25.0,
+        "iowait": 0.1,
+        "irq": 0.0,
+        "softirq": 0.02,
+        "steal": 0.01,
+    }
+    assert cpus[0].guest_seconds == {"guest": 0.2, "guest_nice": 0.01}
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds_keys", "guest_keys"),
+    [
+        ("cpu0 1 2 3 4\n", {"user", "nice", "system", "idle"}, set()),
+        ("cpu0 1 2 3 4 5 6 7 8\n", {"user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal"}, set()),
+        (
+            "cpu0 1 2 3 4 5 6 7 8 9\n",
+            {"user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal"},
+            {"guest"},
+        ),
+        (
+            "cpu0 1 2 3 4 5 6 7 8 9 10 11 12\n",
+            {"user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal"},
+            {"guest", "guest_nice"},
+        ),
+    ],
+    ids=["2.6-four-columns", "2.6.11-steal", "2.6.24-guest", "future-extra-columns"],
+)
+def test_column_count_follows_kernel_version(text, seconds_keys, guest_keys):
+    cpu = parse_stat(text, hz=100)[0]
+    assert set(cpu.seconds) == seconds_keys
+    assert set(cpu.guest_seconds) == guest_keys
+
+
+def test_offline_cpu_is_absent():
+    assert sorted(parse_stat("cpu0 1 2 3 4\ncpu2 1 2 3 4\n", hz=100)) == [0, 2]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "no per-CPU lines"),
+        ("cpu  1 2 3 4\nintr 1\n", "no per-CPU lines"),
+        ("cpu0 1 2\n", "cpu0 has 2 columns"),
+        ("cpu0 1 2 x 4\n", "non-integer"),
+        ("cpuX 1 2 3 4\n", "unexpected CPU name"),
+        ("cpu0 1 2 3 4\ncpu0 1 2 3 4\n", "appears twice"),
+    ],
+    ids=["empty", "aggregate-only", "truncated-line", "garbage-column", "bad-name", "duplicate"],
+)
+def test_malformed(text, message):
+    with pytest.raises(SourceError, match=message) as info:
+        parse_stat(text, hz=100, path="/x/stat")
+    assert "/x/stat" in str(info.value)

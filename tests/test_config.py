@@ -1,0 +1,111 @@
+from pathlib import Path
+
+import pytest
+
+from exporter.cli import main
+from exporter.config import ConfigError, load, parse_duration
+
+
+def test_defaults():
+    c = load([], {})
+    assert (c.listen_host, c.listen_port, c.procfs, c.sysfs, c.sampler_interval) == (
+        "",
+        9477,
+        Path("/proc"),
+        Path("/sys"),
+        1.0,
+    )
+    assert c.collectors == {"cpu", "cpufreq", "cpuinfo", "perf", "meminfo"}
+
+
+def test_flags_both_spellings_and_collector_toggles():
+    c = load(
+        [
+            "--web.listen-address",
+            "127.0.0.1:9999",
+            "--path.procfs=/host/proc",
+            "--no-collector.perf",
+            "--sampler.interval=250ms",
+            "--log.level=debug",
+        ],
+        {},
+    )
+    assert (c.listen_host, c.listen_port, c.procfs, c.sampler_interval, c.log_level) == (
+        "127.0.0.1",
+        9999,
+        Path("/host/proc"),
+        0.25,
+        "debug",
+    )
+    assert "perf" not in c.collectors
+
+
+def test_environment_and_command_line_wins():
+    env = {"SYSMON_PATH_SYSFS": "/host/sys", "SYSMON_SAMPLER_INTERVAL": "2s", "SYSMON_COLLECTOR_MEMINFO": "false"}
+    c = load(["--sampler.interval=500ms"], env)
+    assert (c.sysfs, c.sampler_interval) == (Path("/host/sys"), 0.5)
+    assert "meminfo" not in c.collectors
+
+
+def test_ipv6_listen_address():
+    c = load(["--web.listen-address=[::1]:9477"], {})
+    assert (c.listen_host, c.listen_port) == ("::1", 9477)
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "option", "fix"),
+    [
+        (["--sampler.interval=10s"], {}, "--sampler.interval", "between 50ms and 5s"),
+        (["--sampler.interval=10ms"], {}, "--sampler.interval", "between 50ms and 5s"),
+        (["--sampler.interval=soon"], {}, "--sampler.interval", "not a duration"),
+        (["--web.listen-address=localhost"], {}, "--web.listen-address", "HOST:PORT"),
+        (["--collector.nope"], {}, "--collector.nope", "unknown flag"),
+        (["--verbose"], {}, "--verbose", "unknown flag"),
+        (["-v"], {}, "-v", "unknown flag"),
+        (["--log.level=loud"], {}, "--log.level", "debug, info, warn, error"),
+        (["--path.procfs"], {}, "--path.procfs", "needs a value"),
+        ([], {"SYSMON_SAMPLER_INTERVAL": "9s"}, "$SYSMON_SAMPLER_INTERVAL", "between 50ms and 5s"),
+        ([], {"SYSMON_COLLECTOR_CPU": "maybe"}, "$SYSMON_COLLECTOR_CPU", "true or false"),
+        (["extra"], {}, "extra", "unexpected argument"),
+    ],
+    ids=[
+        "interval-high",
+        "interval-low",
+        "interval-garbage",
+        "address",
+        "unknown-collector",
+        "unknown-flag",
+        "short-flag",
+        "log-level",
+        "missing-value",
+        "env-interval",
+        "env-bool",
+        "positional",
+    ],
+)
+def test_bad_input_names_the_option_and_the_fix(argv, env, option, fix):
+    with pytest.raises(ConfigError) as info:
+        load(argv, env)
+    assert info.value.option == option
+    assert fix in str(info.value)
+
+
+def test_main_prints_one_line_and_exits_2(capsys):
+    assert main(["--sampler.interval=1h"], {}) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith("sysmon-exporter: --sampler.interval: 1h is outside 50ms..5s")
+
+
+def test_help_lists_every_flag_with_its_environment_variable(capsys):
+    assert main(["--help"], {}) == 0
+    out = capsys.readouterr().out
+    for flag in ("--web.listen-address", "--path.procfs", "--[no-]collector.perf", "$SYSMON_SAMPLER_INTERVAL"):
+        assert flag in out
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("250ms", 0.25), ("1m30s", 90.0), ("1.5s", 1.5), ("2", 2.0), ("500us", 0.0005)]
+)
+def test_go_durations(text, seconds):
+    assert parse_duration(text) == pytest.approx(seconds)

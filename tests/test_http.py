@@ -1,0 +1,104 @@
+import asyncio
+import gzip
+from functools import partial
+
+import pytest
+
+from exporter.collector import Renderer, default_collectors
+from exporter.http import Published, make_app, wants_gzip, wants_openmetrics
+from exporter.sampler import Job, Sampler
+from exporter.snapshot import Readers, SystemClock, take_snapshot
+from tests.helpers import FIXTURES
+
+ROOT = FIXTURES / "vm-2cpu"
+PROMETHEUS_ACCEPT = (
+    "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;"
+    "q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+)
+
+
+def make_sampler():
+    readers = Readers(ROOT / "proc", ROOT / "sys", 100, frozenset({"cpu", "cpuinfo", "meminfo"}))
+    step = partial(take_snapshot, readers=readers, clock=SystemClock())
+    return Sampler([Job("cpu", 0.05, step)], Renderer(default_collectors("test")))
+
+
+@pytest.fixture
+async def client(aiohttp_client):
+    sampler = make_sampler()
+    app = make_app(Published(sampler.latest, sampler.rendered), "test")
+    client = await aiohttp_client(app)
+    client.sampler = sampler
+    yield client
+    await sampler.stop()
+
+
+async def test_not_ready_until_first_snapshot(client):
+    assert (await client.get("/-/healthy")).status == 200
+    assert (await client.get("/-/ready")).status == 503
+    assert (await client.get("/metrics")).status == 503
+    await client.sampler.start()
+    await asyncio.wait_for(client.sampler.ready.wait(), 5)
+    assert (await client.get("/-/ready")).status == 200
+
+
+async def test_metrics_text_openmetrics_and_gzip(client):
+    await client.sampler.start()
+    await asyncio.wait_for(client.sampler.ready.wait(), 5)
+    plain = await client.get("/metrics")
+    assert plain.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    text = await plain.text()
+    assert 'sysmon_cpu_frequency_hertz{cpu="1"} 2.599998e+09' in text
+    assert "# EOF" not in text
+
+    om = await client.get("/metrics", headers={"Accept": PROMETHEUS_ACCEPT, "Accept-Encoding": "identity"})
+    assert om.headers["Content-Type"].startswith("application/openmetrics-text; version=1.0.0")
+    body = await om.text()
+    assert body.endswith("# EOF\n")
+    assert "sysmon_cpu_seconds_total{" in body
+
+    zipped = await client.get("/metrics", headers={"Accept-Encoding": "gzip"}, auto_decompress=False)
+    assert zipped.headers["Content-Encoding"] == "gzip"
+    assert gzip.decompress(await zipped.read()).startswith(b"# HELP")
+
+
+async def test_scrapes_between_samples_return_the_same_bytes(client):
+    """Nothing is collected on the scrape path: two scrapes of one sample are identical."""
+    sampler = client.sampler
+    await sampler.start()
+    await asyncio.wait_for(sampler.ready.wait(), 5)
+    await sampler.stop()  # freeze
+    a = await (await client.get("/metrics")).read()
+    b = await (await client.get("/metrics")).read()
+    assert a == b
+
+
+async def test_landing_page_lists_sources(client):
+    await client.sampler.start()
+    await asyncio.wait_for(client.sampler.ready.wait(), 5)
+    page = await (await client.get("/")).text()
+    assert "href=metrics" in page and "meminfo" in page and "version test" in page
+
+
+@pytest.mark.parametrize(
+    ("accept", "expected"),
+    [
+        ("", False),
+        ("text/plain", False),
+        (PROMETHEUS_ACCEPT, True),
+        ("application/openmetrics-text; version=1.0.0", True),
+        ("application/openmetrics-text;q=0", False),
+    ],
+    ids=["none", "text", "prometheus", "openmetrics", "refused"],
+)
+def test_openmetrics_negotiation(accept, expected):
+    assert wants_openmetrics(accept) is expected
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [("", False), ("gzip", True), ("deflate, gzip;q=1.0, *;q=0.5", True), ("gzip;q=0", False), ("identity", False)],
+    ids=["none", "gzip", "prometheus", "refused", "identity"],
+)
+def test_gzip_negotiation(header, expected):
+    assert wants_gzip(header) is expected

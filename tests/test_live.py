@@ -1,0 +1,160 @@
+"""The real sysmon-exporter process on this machine's kernel, and a real Prometheus scraping it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from exporter.sources.cpuinfo import read_cpuinfo
+from exporter.sources.stat import read_stat, user_hz
+from tests.helpers import ROOT, parse_exposition, promql, require_root, run_exporter, run_prometheus, wait_until
+
+pytestmark = pytest.mark.live
+
+PROC = Path("/proc")
+
+
+def has_cpu_pmu() -> bool:
+    """Whether the kernel registered a core PMU (perf's "cpu" event source) on this machine."""
+    return Path("/sys/bus/event_source/devices/cpu").exists() or any(
+        Path("/sys/bus/event_source/devices").glob("armv8*")
+    )
+
+
+def labels_of(series: dict, key: str) -> set[str]:  # type: ignore[type-arg]
+    return {dict(labels)[key] for labels in series}
+
+
+def test_one_series_per_cpu_frequency_from_cpuinfo_and_usage_in_range(tmp_path):
+    cpus = {str(c) for c in read_stat(PROC, user_hz())}
+    with run_exporter(["--sampler.interval=100ms"], tmp_path) as exp:
+        wait_until(lambda: "sysmon_cpu_usage_ratio" in exp.metrics(), what="a usage window")
+        m = parse_exposition(exp.metrics())
+    assert labels_of(m["sysmon_cpu_frequency_hertz"], "cpu") == cpus
+    assert labels_of(m["sysmon_cpu_usage_ratio"], "cpu") == cpus
+    assert all(0.0 <= v <= 1.0 for v in m["sysmon_cpu_usage_ratio"].values())
+    modes = {dict(k)["mode"] for k in m["sysmon_cpu_seconds_total"]}
+    assert {"user", "system", "idle", "iowait", "steal"} <= modes
+    cpufreq_dirs = list(Path("/sys/devices/system/cpu").glob("cpu[0-9]*/cpufreq/scaling_cur_freq"))
+    sources = {dict(k)["source"] for k in m["sysmon_cpu_frequency_source_info"]}
+    if cpufreq_dirs:
+        assert sources == {"cpufreq"}
+    else:
+        mhz = read_cpuinfo(PROC)
+        assert sources == {"cpuinfo"}
+        for labels, value in m["sysmon_cpu_frequency_hertz"].items():
+            assert value == pytest.approx(mhz[int(dict(labels)["cpu"])], rel=1e-5)
+        assert m["sysmon_source_success"][(("source", "cpufreq"),)] == 0.0
+    assert m["sysmon_source_success"][(("source", "cpu"),)] == 1.0
+    assert m["sysmon_source_success"][(("source", "meminfo"),)] == 1.0
+    assert m["sysmon_memory_total_bytes"][()] > 0
+    assert m["process_resident_memory_bytes"][()] > 0
+    assert m["sysmon_last_sample_timestamp_seconds"][()] == pytest.approx(time.time(), abs=5)
+
+
+def test_perf_counters_match_what_the_kernel_offers(tmp_path):
+    """Root: cycles per CPU where the kernel has a core PMU; else perf fails alone with the reason."""
+    require_root()
+    with run_exporter(["--sampler.interval=100ms"], tmp_path) as exp:
+        wait_until(lambda: "sysmon_cpu_usage_ratio" in exp.metrics(), what="a usage window")
+        first = parse_exposition(exp.metrics())
+        time.sleep(0.3)
+        second = parse_exposition(exp.metrics())
+        log = exp.stderr()
+    if has_cpu_pmu():
+        assert second["sysmon_source_success"][(("source", "perf"),)] == 1.0
+        for key, value in second["sysmon_cpu_cycles_total"].items():
+            assert value > first["sysmon_cpu_cycles_total"][key]
+    else:
+        assert second["sysmon_source_success"][(("source", "perf"),)] == 0.0
+        assert "sysmon_cpu_cycles_total" not in second
+        assert log.count("source perf failed: no hardware cycle counter") == 1
+        assert second["sysmon_source_success"][(("source", "cpu"),)] == 1.0
+
+
+def test_perf_refused_to_non_root_says_how_to_enable(tmp_path):
+    require_root()  # to drop to nobody
+    paranoid = int(Path("/proc/sys/kernel/perf_event_paranoid").read_text())
+    if paranoid <= 0:
+        pytest.skip("kernel.perf_event_paranoid <= 0 lets anyone open CPU-wide counters")
+    drop = [
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--inh-caps=-all",
+        sys.executable,
+        "-m",
+        "exporter",
+    ]
+    port_env = {"PYTHONPATH": str(ROOT)}
+    from tests.helpers import free_port, http_get
+
+    port = free_port()
+    log = tmp_path / "nobody.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [*drop, f"--web.listen-address=127.0.0.1:{port}", "--sampler.interval=100ms"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **port_env},
+            cwd="/",
+        )
+    try:
+        wait_until(lambda: http_get(f"http://127.0.0.1:{port}/-/ready")[0] == 200, what="ready as nobody")
+        time.sleep(0.3)
+        body = http_get(f"http://127.0.0.1:{port}/metrics")[1].decode()
+    finally:
+        proc.terminate()
+        proc.wait(5)
+    assert 'sysmon_source_success{source="perf"} 0.0' in body
+    assert 'sysmon_source_success{source="cpu"} 1.0' in body
+    text = log.read_text()
+    assert text.count("source perf failed") == 1
+    assert "CAP_PERFMON" in text and "perf_event_paranoid" in text
+
+
+def test_sigterm_stops_within_a_second_with_exit_0(tmp_path):
+    with run_exporter([], tmp_path) as exp:
+        start = time.monotonic()
+        exp.proc.send_signal(signal.SIGTERM)
+        code = exp.proc.wait(timeout=5)
+        elapsed = time.monotonic() - start
+    assert code == 0
+    assert elapsed < 1.0, f"took {elapsed:.2f}s"
+
+
+def test_bad_flag_stops_start_up_with_one_line(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "exporter", "--sampler.interval=1m"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "sysmon-exporter: --sampler.interval: 1m is outside 50ms..5s; pass a duration between 50ms and 5s"
+    ]
+
+
+def test_prometheus_scrapes_one_frequency_series_per_cpu(tmp_path):
+    cpus = {str(c) for c in read_stat(PROC, user_hz())}
+    with run_exporter([], tmp_path) as exp, run_prometheus([f"127.0.0.1:{exp.port}"], tmp_path) as prom:
+        result = wait_until(lambda: promql(prom, "sysmon_cpu_frequency_hertz"), timeout=30, what="prometheus to scrape")
+        up = promql(prom, "up")
+        rate = wait_until(
+            lambda: promql(prom, "rate(sysmon_cpu_seconds_total{mode='idle'}[5s])"),
+            timeout=30,
+            what="two scrapes for a rate",
+        )
+    assert {r["metric"]["cpu"] for r in result} == cpus
+    assert all(float(r["value"][1]) > 0 for r in result)
+    assert [r["value"][1] for r in up] == ["1"]
+    assert {r["metric"]["cpu"] for r in rate} == cpus

@@ -1,0 +1,209 @@
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from exporter.snapshot import Readers, Snapshot, take_snapshot
+from exporter.sources.perf import PerfReading
+from tests.helpers import FIXTURES, ROOT
+
+ALL = frozenset({"cpu", "cpufreq", "cpuinfo", "perf", "meminfo"})
+NO_PERF = ALL - {"perf"}
+
+
+class FixedClock:
+    def __init__(self, wall: float = 1_700_000_000.0) -> None:
+        self.t = wall
+
+    def wall(self) -> float:
+        return self.t
+
+    def monotonic(self) -> float:
+        return self.t
+
+
+def readers(root: Path, collectors=NO_PERF, perf=None, perf_error="") -> Readers:
+    return Readers(root / "proc", root / "sys", 100, frozenset(collectors), perf, perf_error)
+
+
+def test_vm_without_cpufreq_falls_back_to_cpuinfo():
+    snap = take_snapshot(None, readers(FIXTURES / "vm-2cpu"), FixedClock())
+    assert snap.cpus == (0, 1)
+    assert {c: (f.source, f.hertz) for c, f in snap.frequency.items()} == {
+        0: ("cpuinfo", pytest.approx(2599.998e6)),
+        1: ("cpuinfo", pytest.approx(2599.998e6)),
+    }
+    assert not snap.statuses["cpufreq"].success
+    assert "no cpufreq driver" in snap.statuses["cpufreq"].error
+    assert snap.statuses["cpuinfo"].success and snap.statuses["cpu"].success
+    assert snap.cpu_usage_ratio == {}  # one sample is no window
+
+
+def test_cpufreq_wins_and_offline_cpu_is_not_reported():
+    snap = take_snapshot(None, readers(FIXTURES / "baremetal-8cpu"), FixedClock())
+    assert snap.cpus == (0, 1, 2, 3, 4, 6, 7)
+    assert set(snap.frequency) == set(snap.cpus)
+    assert all(f.source == "cpufreq" for f in snap.frequency.values())
+    assert snap.frequency[0].hertz == 3100412e3
+    assert "cpuinfo" not in snap.statuses  # not needed: every online CPU has cpufreq
+    assert snap.cpu_guest_seconds[0] == {"guest": 7312.04, "guest_nice": 0.17}
+
+
+def test_hotplug_never_makes_a_counter_go_backwards():
+    snap = None
+    history = []
+    for step in ("step1", "step2", "step3", "step4"):
+        snap = take_snapshot(snap, readers(FIXTURES / "hotplug" / step, {"cpu"}), FixedClock())
+        history.append(snap)
+    assert [s.cpus for s in history] == [(0, 1, 2, 3), (0, 1, 3), (0, 1, 2, 3), (0, 1, 2, 3)]
+    last: dict[tuple[int, str], float] = {}
+    for s in history:
+        for cpu, modes in s.cpu_seconds.items():
+            for mode, value in modes.items():
+                assert value >= last.get((cpu, mode), 0.0), (cpu, mode, value)
+                last[(cpu, mode)] = value
+    # cpu2 came back with idle 0.5 s (raw 50 ticks, below the 100 s it left with) and resumes from 100 s
+    assert history[2].cpu_seconds[2]["idle"] == 100.0
+    assert history[3].cpu_seconds[2]["idle"] == 100.5
+    # cpu0's idle stepped back by 0.1 s and stays put
+    assert history[3].cpu_seconds[0]["idle"] == history[2].cpu_seconds[0]["idle"] == 101.0
+
+
+def test_usage_ratio_is_busy_share_of_the_window():
+    s1 = take_snapshot(None, readers(FIXTURES / "hotplug" / "step1", {"cpu"}), FixedClock())
+    s2 = take_snapshot(s1, readers(FIXTURES / "hotplug" / "step2", {"cpu"}), FixedClock())
+    # cpu0: +50 user +25 system +50 idle ticks -> 75 / 125 busy
+    assert s2.cpu_usage_ratio[0] == pytest.approx(0.6)
+    assert 2 not in s2.cpu_usage_ratio  # offline
+    s3 = take_snapshot(s2, readers(FIXTURES / "hotplug" / "step3", {"cpu"}), FixedClock())
+    assert 2 not in s3.cpu_usage_ratio  # no window yet since it came back
+    s4 = take_snapshot(s3, readers(FIXTURES / "hotplug" / "step4", {"cpu"}), FixedClock())
+    assert all(0.0 <= r <= 1.0 for r in s4.cpu_usage_ratio.values())
+    assert s4.cpu_usage_ratio[2] == pytest.approx(100 / 150)
+
+
+class FakePerf:
+    def __init__(self, per_cpu_cycles: dict[int, list[float]]) -> None:
+        self.series = per_cpu_cycles
+        self.calls = 0
+        self.opened: set[int] = set()
+
+    def open_cpu(self, cpu: int) -> None:
+        self.opened.add(cpu)
+
+    def read(self) -> dict[int, PerfReading]:
+        i = self.calls
+        self.calls += 1
+        return {c: PerfReading(v[i], v[i] / 2) for c, v in self.series.items()}
+
+
+def test_perf_is_last_in_the_chain_and_exposes_cycles(tmp_path):
+    root = tmp_path / "host"
+    shutil.copytree(FIXTURES / "hotplug" / "step1", root)
+    (root / "proc" / "cpuinfo").write_text("processor : 0\nBogoMIPS : 50\n")  # arm64-like: no cpu MHz
+    (root / "sys" / "devices" / "system" / "cpu").mkdir(parents=True)
+    perf = FakePerf({0: [0.0, 1.5e9], 1: [0.0, 2.0e9], 2: [0.0, 1e9], 3: [0.0, 1e9]})
+    s1 = take_snapshot(None, readers(root, ALL, perf), FixedClock())
+    assert s1.frequency == {}
+    assert not s1.statuses["cpuinfo"].success
+    shutil.copy(FIXTURES / "hotplug" / "step2" / "proc" / "stat", root / "proc" / "stat")
+    s2 = take_snapshot(s1, readers(root, ALL, perf), FixedClock())
+    # cpu0 was busy 75 ticks = 0.75 s in the window: 1.5e9 cycles / 0.75 s
+    assert s2.frequency[0].source == "perf"
+    assert s2.frequency[0].hertz == pytest.approx(2e9)
+    assert s2.cycles[1] == 2.0e9 and s2.ref_cycles[1] == 1.0e9
+    assert 2 not in s2.frequency  # offline
+    assert perf.opened == {0, 1, 2, 3}
+
+
+def test_perf_unavailable_fails_only_perf():
+    snap = take_snapshot(None, readers(FIXTURES / "vm-2cpu", ALL, None, "refused: run as root"), FixedClock())
+    assert snap.statuses["perf"] == snap.statuses["perf"].__class__(False, 0.0, "refused: run as root")
+    assert snap.statuses["cpu"].success and snap.statuses["meminfo"].success
+
+
+@pytest.mark.parametrize(
+    ("damage", "failed", "needle"),
+    [
+        (lambda root: (root / "proc" / "meminfo").unlink(), "meminfo", "meminfo: missing"),
+        (lambda root: (root / "proc" / "meminfo").write_text(""), "meminfo", "MemTotal is missing"),
+        (lambda root: (root / "proc" / "stat").write_text("cpu0 1 2\n"), "cpu", "cpu0 has 2 columns"),
+        (lambda root: (root / "proc" / "cpuinfo").write_text("cpu MHz : 1\n"), "cpuinfo", "before any processor"),
+        (
+            lambda root: (
+                root / "sys" / "devices" / "system" / "cpu" / "cpu0" / "cpufreq" / "scaling_cur_freq"
+            ).write_text("garbage"),
+            "cpufreq",
+            "scaling_cur_freq",
+        ),
+        (
+            lambda root: (root / "proc" / "stat").write_bytes(
+                (root / "proc" / "stat").read_bytes().split(b"cpu3 ")[0] + b"cpu3 1834"
+            ),
+            "cpu",
+            "cpu3 has 1 columns",
+        ),
+    ],
+    ids=["missing", "empty", "malformed", "out-of-order", "garbage", "truncated"],
+)
+def test_a_bad_source_fails_alone(tmp_path, damage, failed, needle):
+    root = tmp_path / "host"
+    shutil.copytree(FIXTURES / "baremetal-8cpu", root)
+    (root / "sys" / "devices" / "system" / "cpu" / "cpu3" / "cpufreq" / "scaling_cur_freq").unlink()
+    damage(root)
+    snap = take_snapshot(None, readers(root), FixedClock())
+    assert not snap.statuses[failed].success
+    assert needle in snap.statuses[failed].error
+    others = {n: s.success for n, s in snap.statuses.items() if n != failed}
+    assert others and all(others.values()), others
+
+
+def test_unreadable_file_fails_its_source(tmp_path_factory):
+    """EACCES for real: as root the read runs in a child that dropped to nobody."""
+    base = Path(tempfile.mkdtemp(prefix="sysmon-eacces-"))  # pytest's tmp dirs are 0700 to nobody
+    base.chmod(0o755)
+    root = base / "host"
+    shutil.copytree(FIXTURES / "vm-2cpu", root)
+    (root / "proc" / "meminfo").chmod(0)
+    script = (
+        "import json; from pathlib import Path; from exporter.snapshot import Readers, take_snapshot, SystemClock\n"
+        f"r = Readers(Path({str(root / 'proc')!r}), Path({str(root / 'sys')!r}), 100,"
+        " frozenset({'cpu','cpuinfo','meminfo'}))\n"
+        "s = take_snapshot(None, r, SystemClock())\n"
+        "print(json.dumps({n: [st.success, st.error] for n, st in s.statuses.items()}))\n"
+    )
+    cmd = [sys.executable, "-c", script]
+    if os.geteuid() == 0:
+        cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *cmd]
+    out = subprocess.run(
+        cmd, capture_output=True, text=True, cwd=ROOT, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)}
+    )
+    shutil.rmtree(base)
+    statuses = json.loads(out.stdout)
+    assert statuses["meminfo"] == [False, f"{root}/proc/meminfo: permission denied"]
+    assert statuses["cpu"] == [True, ""] and statuses["cpuinfo"] == [True, ""]
+
+
+def test_failure_is_logged_once_and_recovery_once(tmp_path, caplog):
+    root = tmp_path / "host"
+    shutil.copytree(FIXTURES / "vm-2cpu", root)
+    meminfo = (root / "proc" / "meminfo").read_text()
+    (root / "proc" / "meminfo").write_text("junk\n")
+    caplog.set_level(logging.INFO, logger="exporter.snapshot")
+    snap: Snapshot | None = None
+    for _ in range(5):
+        snap = take_snapshot(snap, readers(root, {"cpu", "meminfo"}), FixedClock())
+    (root / "proc" / "meminfo").write_text(meminfo)
+    for _ in range(3):
+        snap = take_snapshot(snap, readers(root, {"cpu", "meminfo"}), FixedClock())
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == [
+        f"source meminfo failed: {root}/proc/meminfo:1: line has no ':': 'junk'",
+        "source meminfo recovered",
+    ]
