@@ -113,8 +113,8 @@ def test_perf_refused_to_non_root_says_how_to_enable(tmp_path):
     finally:
         proc.terminate()
         proc.wait(5)
-    assert 'sysmon_source_success{source="perf"} 0.0' in body
-    assert 'sysmon_source_success{source="cpu"} 1.0' in body
+    assert 'sysmon_source_success{source="perf"} 0\n' in body
+    assert 'sysmon_source_success{source="cpu"} 1\n' in body
     text = log.read_text()
     assert text.count("source perf failed") == 1
     assert "CAP_PERFMON" in text and "perf_event_paranoid" in text

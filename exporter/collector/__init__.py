@@ -12,15 +12,10 @@ from collections.abc import Callable, Iterable, Iterator
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import Metric
-from prometheus_client.exposition import generate_latest
-from prometheus_client.openmetrics.exposition import (
-    CONTENT_TYPE_LATEST as OPENMETRICS_CONTENT_TYPE,
-)
-from prometheus_client.openmetrics.exposition import (
-    generate_latest as generate_openmetrics,
-)
+from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS_CONTENT_TYPE
 
 from exporter.collector.cpu import collect_cpu, collect_frequency
+from exporter.collector.exposition import ExpositionWriter
 from exporter.collector.memory import collect_memory
 from exporter.collector.self import collect_self
 from exporter.snapshot import Snapshot
@@ -78,10 +73,11 @@ class Renderer:
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=False)
         self._collector = _SnapshotCollector(collectors)
         self.registry.register(self._collector)
+        self._writer = ExpositionWriter()
 
     def __call__(self, snap: Snapshot) -> Exposition:
         self._collector.snapshot = snap
         try:
-            return Exposition(generate_latest(self.registry), generate_openmetrics(self.registry))  # type: ignore[no-untyped-call]
+            return Exposition(*self._writer.render(self.registry.collect()))
         finally:
             self._collector.snapshot = None

@@ -11,11 +11,12 @@ returns every CPU it finds and the snapshot keeps only the online ones
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from exporter.sources import SourceError
+from exporter.sources import SourceError, read_small
 
 _CPU_DIR = re.compile(r"cpu(\d+)")
 
@@ -35,33 +36,32 @@ def parse_khz(text: str, path: str) -> float:
         raise SourceError(path, f"{text.strip()!r} is not a kHz integer") from None
 
 
-def _optional(path: Path) -> str | None:
+def _optional(path: str) -> str | None:
     try:
-        return path.read_text()
+        return read_small(path)
     except FileNotFoundError:
         return None
 
 
 def read_cpufreq(sysfs: Path) -> dict[int, CpuFreq]:
     """Every CPU that has a cpufreq directory; empty when there is no cpufreq driver."""
-    base = sysfs / "devices" / "system" / "cpu"
+    base = os.path.join(sysfs, "devices", "system", "cpu")
     result: dict[int, CpuFreq] = {}
-    for entry in base.iterdir():
-        match = _CPU_DIR.fullmatch(entry.name)
+    for name in os.listdir(base):
+        match = _CPU_DIR.fullmatch(name)
         if not match:
             continue
-        policy = entry / "cpufreq"
-        cur_path = policy / "scaling_cur_freq"
-        cur = _optional(cur_path)
+        policy = f"{base}/{name}/cpufreq/"
+        cur = _optional(policy + "scaling_cur_freq")
         if cur is None:
             continue
-        minimum = _optional(policy / "cpuinfo_min_freq")
-        maximum = _optional(policy / "cpuinfo_max_freq")
-        governor = _optional(policy / "scaling_governor")
+        minimum = _optional(policy + "cpuinfo_min_freq")
+        maximum = _optional(policy + "cpuinfo_max_freq")
+        governor = _optional(policy + "scaling_governor")
         result[int(match.group(1))] = CpuFreq(
-            frequency_hertz=parse_khz(cur, str(cur_path)),
-            min_hertz=None if minimum is None else parse_khz(minimum, str(policy / "cpuinfo_min_freq")),
-            max_hertz=None if maximum is None else parse_khz(maximum, str(policy / "cpuinfo_max_freq")),
+            frequency_hertz=parse_khz(cur, policy + "scaling_cur_freq"),
+            min_hertz=None if minimum is None else parse_khz(minimum, policy + "cpuinfo_min_freq"),
+            max_hertz=None if maximum is None else parse_khz(maximum, policy + "cpuinfo_max_freq"),
             governor=None if governor is None else governor.strip() or None,
         )
     return result

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from exporter.sources import SourceError
+from exporter.sources import SourceError, read_small
 
 
 def parse_cpuinfo(text: str, path: str = "/proc/cpuinfo") -> dict[int, float]:
@@ -41,5 +41,5 @@ def parse_cpuinfo(text: str, path: str = "/proc/cpuinfo") -> dict[int, float]:
 
 
 def read_cpuinfo(procfs: Path) -> dict[int, float]:
-    path = procfs / "cpuinfo"
-    return parse_cpuinfo(path.read_text(), str(path))
+    path = str(procfs / "cpuinfo")
+    return parse_cpuinfo(read_small(path), path)

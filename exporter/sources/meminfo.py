@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from exporter.sources import SourceError
+from exporter.sources import SourceError, read_small
 
 
 @dataclass(frozen=True)
@@ -65,5 +65,5 @@ def parse_meminfo(text: str, path: str = "/proc/meminfo") -> MemInfo:
 
 
 def read_meminfo(procfs: Path) -> MemInfo:
-    path = procfs / "meminfo"
-    return parse_meminfo(path.read_text(), str(path))
+    path = str(procfs / "meminfo")
+    return parse_meminfo(read_small(path), path)

@@ -17,7 +17,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from exporter.sources import SourceError
+from exporter.sources import SourceError, read_small
 
 MODES = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
 GUEST_MODES = ("guest", "guest_nice")
@@ -68,5 +68,5 @@ def parse_stat(text: str, hz: int, path: str = "/proc/stat") -> dict[int, CpuTim
 
 
 def read_stat(procfs: Path, hz: int) -> dict[int, CpuTimes]:
-    path = procfs / "stat"
-    return parse_stat(path.read_text(), hz, str(path))
+    path = str(procfs / "stat")
+    return parse_stat(read_small(path), hz, path)

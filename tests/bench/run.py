@@ -1,0 +1,297 @@
+"""`make bench`: sysmon-exporter and node_exporter side by side, in one run, on this machine.
+
+Prints each figure for both and the ratio. Not a test: nothing here passes or fails.
+Needs Debian's prometheus-node-exporter and wrk (make bench installs them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from tests.bench.synthetic import make_cpufreq_host  # noqa: E402
+from tests.helpers import free_port, wait_until  # noqa: E402
+
+PROMETHEUS_HEADERS = {
+    "Accept": "application/openmetrics-text;version=1.0.0;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+    "Accept-Encoding": "gzip",
+}
+NODE_COLLECTORS = ["--collector.disable-defaults", "--collector.cpu", "--collector.cpufreq", "--collector.meminfo"]
+
+
+class Proc:
+    def __init__(self, name: str, argv: list[str], port: int) -> None:
+        self.name, self.port = name, port
+        self.p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until(lambda: _status(port, "/metrics") == 200, timeout=20, what=f"{name} to serve")
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.p.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def rss_bytes(self) -> int:
+        for line in Path(f"/proc/{self.p.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise RuntimeError("no VmRSS")
+
+    def stop(self) -> None:
+        self.p.send_signal(signal.SIGTERM)
+        try:
+            self.p.wait(10)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+
+
+def _status(port: int, path: str) -> int:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", path)
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+def sysmon(port: int, *args: str) -> Proc:
+    return Proc(
+        "sysmon-exporter", [sys.executable, "-m", "exporter", f"--web.listen-address=127.0.0.1:{port}", *args], port
+    )
+
+
+def node(port: int, *args: str) -> Proc:
+    binary = shutil.which("prometheus-node-exporter") or shutil.which("node_exporter")
+    if binary is None:
+        sys.exit("bench: prometheus-node-exporter is not installed (make bench installs it)")
+    return Proc("node_exporter", [binary, f"--web.listen-address=127.0.0.1:{port}", *args], port)
+
+
+@contextmanager
+def trio(sysmon_args: tuple[str, ...] = ()) -> Iterator[tuple[Proc, Proc, Proc]]:
+    """sysmon-exporter; node_exporter with the collectors for the same data; node_exporter as shipped."""
+    procs: list[Proc] = []
+    try:
+        procs.append(sysmon(free_port(), *sysmon_args))
+        procs.append(node(free_port(), *NODE_COLLECTORS))
+        procs.append(node(free_port()))
+        time.sleep(1.5)  # a first sample and warm caches
+        yield procs[0], procs[1], procs[2]
+    finally:
+        for p in procs:
+            p.stop()
+
+
+class RawClient:
+    """A minimal keep-alive HTTP/1.1 client, so client overhead (http.client parses headers
+    with the email package, ~0.1 ms) does not drown the servers' own latency."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port))
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        headers = "".join(f"{k}: {v}\r\n" for k, v in PROMETHEUS_HEADERS.items())
+        self.request = f"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{headers}\r\n".encode()
+        self.buf = b""
+
+    def _fill(self) -> None:
+        chunk = self.sock.recv(262144)
+        if not chunk:
+            raise ConnectionError("server closed the connection")
+        self.buf += chunk
+
+    def _take(self, n: int) -> bytes:
+        while len(self.buf) < n:
+            self._fill()
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def _line(self) -> bytes:
+        while b"\r\n" not in self.buf:
+            self._fill()
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def get(self) -> int:
+        """One scrape; returns the body size."""
+        self.sock.sendall(self.request)
+        while b"\r\n\r\n" not in self.buf:
+            self._fill()
+        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        lines = head.split(b"\r\n")
+        assert lines[0].split()[1] == b"200", lines[0]
+        fields = {k.strip().lower(): v.strip() for k, _, v in (x.partition(b":") for x in lines[1:])}
+        if b"content-length" in fields:
+            return len(self._take(int(fields[b"content-length"])))
+        assert fields.get(b"transfer-encoding") == b"chunked", fields
+        size = 0
+        while True:
+            n = int(self._line().split(b";")[0], 16)
+            size += len(self._take(n))
+            self._take(2)
+            if n == 0:
+                return size
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def scrape_latencies(procs: tuple[Proc, ...], rounds: int) -> list[list[float]]:
+    """Interleaved sequential scrapes over one keep-alive connection each, as Prometheus scrapes."""
+    clients = [RawClient(p.port) for p in procs]
+    out: list[list[float]] = [[] for _ in procs]
+    for i in range(rounds + 20):
+        for j, client in enumerate(clients):
+            t0 = time.perf_counter()
+            client.get()
+            elapsed = time.perf_counter() - t0
+            if i >= 20:  # warm-up
+                out[j].append(elapsed)
+    for client in clients:
+        client.close()
+    return out
+
+
+def pct(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+
+
+def wrk_rps(port: int, seconds: int) -> float:
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        sys.exit("bench: wrk is not installed (make bench installs it)")
+    out = subprocess.run(
+        [
+            wrk,
+            "-t2",
+            "-c4",
+            f"-d{seconds}s",
+            "-H",
+            f"Accept-Encoding: {PROMETHEUS_HEADERS['Accept-Encoding']}",
+            f"http://127.0.0.1:{port}/metrics",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    assert m, out
+    return float(m.group(1))
+
+
+def idle_cpu(proc: Proc, seconds: float) -> float:
+    c0, t0 = proc.cpu_seconds(), time.monotonic()
+    time.sleep(seconds)
+    return (proc.cpu_seconds() - c0) / (time.monotonic() - t0)
+
+
+def sample_cycle_ms(root: Path, runs: int) -> float:
+    from exporter.collector import Renderer, default_collectors
+    from exporter.snapshot import Readers, SystemClock, take_snapshot
+
+    readers = Readers(root / "proc", root / "sys", 100, frozenset({"cpu", "cpufreq", "cpuinfo", "meminfo"}))
+    render = Renderer(default_collectors("bench"))
+    clock = SystemClock()
+    snap = take_snapshot(None, readers, clock)
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        snap = take_snapshot(snap, readers, clock)
+        render(snap)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1000
+
+
+def node_scrape_ms(root: Path, runs: int) -> float:
+    """node_exporter reading the same synthetic tree: its scrape is its sample cycle."""
+    port = free_port()
+    p = node(port, *NODE_COLLECTORS, f"--path.procfs={root / 'proc'}", f"--path.sysfs={root / 'sys'}")
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        times = []
+        for _ in range(runs + 3):
+            t0 = time.perf_counter()
+            conn.request("GET", "/metrics")
+            conn.getresponse().read()
+            times.append(time.perf_counter() - t0)
+        conn.close()
+        return statistics.median(times[3:]) * 1000
+    finally:
+        p.stop()
+
+
+def row(name: str, unit: str, ours: float, same: float, shipped: float | None = None, note: str = "") -> None:
+    def ratio(theirs: float | None) -> str:
+        if theirs is None:
+            return f"{'':>9}"
+        return f"{ours / theirs:9.3f}" if theirs else f"{'n/a':>9}"
+
+    third = f"{shipped:>12.3f}" if shipped is not None else f"{'':>12}"
+    print(f"{name:<46} {unit:<7} {ours:>10.3f} {same:>12.3f} {third} {ratio(same)} {ratio(shipped)}  {note}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--rounds", type=int, default=400, help="sequential scrapes per exporter")
+    ap.add_argument("--wrk-seconds", type=int, default=10)
+    ap.add_argument("--idle-seconds", type=float, default=60.0)
+    ap.add_argument("--cpus", type=int, default=256, help="CPUs in the synthetic cpufreq host")
+    args = ap.parse_args()
+
+    print(
+        "node(same): node_exporter with only cpu, cpufreq, meminfo (the same data); "
+        "node(shipped): its default collectors"
+    )
+    print(
+        f"{'figure':<46} {'unit':<7} {'sysmon':>10} {'node(same)':>12} {'node(shipped)':>12} "
+        f"{'/same':>9} {'/shipped':>9}"
+    )
+    with trio() as procs:
+        lat = scrape_latencies(procs, args.rounds)
+        for q in (50, 99):
+            row(
+                f"scrape latency p{q} ({args.rounds} interleaved)",
+                "ms",
+                *(pct(x, q) * 1e3 for x in lat),
+                note="lower is better",
+            )
+        rps = [wrk_rps(p.port, args.wrk_seconds) for p in procs]
+        row(f"scrapes/s (wrk -t2 -c4 -d{args.wrk_seconds}s)", "req/s", *rps, note="higher is better")
+        time.sleep(2)
+        row("RSS after the load", "MiB", *(p.rss_bytes() / 2**20 for p in procs), note="lower is better")
+    for interval in ("1s", "250ms"):
+        with trio((f"--sampler.interval={interval}",)) as procs:
+            cpu = [idle_cpu(p, args.idle_seconds) * 100 for p in procs]
+            row(
+                f"CPU, idle {args.idle_seconds:g}s, --sampler.interval={interval}",
+                "% core",
+                *cpu,
+                note="node_exporter works only when scraped",
+            )
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        make_cpufreq_host(root, args.cpus)
+        row(
+            f"one sample cycle, synthetic {args.cpus}-CPU cpufreq host",
+            "ms",
+            sample_cycle_ms(root, 50),
+            node_scrape_ms(root, 50),
+            note="node(same): one scrape of the same tree",
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""The exposition writer against prometheus_client's own renderer, on the same families."""
+
+import math
+
+import pytest
+from prometheus_client import CollectorRegistry, ProcessCollector
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.exposition import generate_latest
+from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
+from prometheus_client.parser import text_string_to_metric_families as parse_text
+
+from exporter.collector.exposition import ExpositionWriter, format_value
+
+
+class Families:
+    def __init__(self, families):
+        self.families = families
+
+    def collect(self):
+        return iter(self.families)
+
+
+def families():
+    c = CounterMetricFamily("demo_seconds_total", 'Help with "quotes", a \\ and\na newline.', labels=["path", "mode"])
+    c.add_metric(['/kubepods.slice/a"b', "user"], 12.5)
+    c.add_metric(["/back\\slash\nnewline", "idle"], 3)
+    g = GaugeMetricFamily("demo_ratio", "A gauge.", labels=["cpu"])
+    g.add_metric(["0"], 0.1 + 0.2)
+    g.add_metric(["1"], math.inf)
+    g.add_metric(["2"], 1e-7)
+    g.add_metric(["3"], 2599998000.0)
+    empty = GaugeMetricFamily("demo_empty", "No samples.", labels=["x"])
+    return [c, g, empty, GaugeMetricFamily("demo_bytes", "Unlabelled.", value=123456789012)]
+
+
+def registry():
+    reg = CollectorRegistry(auto_describe=False)
+    reg.register(Families(families()))
+    return reg
+
+
+def as_set(parsed):
+    return {(s.name, tuple(sorted(s.labels.items())), s.value) for f in parsed for s in f.samples}, {
+        (f.name, f.type, f.documentation) for f in parsed if f.samples
+    }
+
+
+def test_text_parses_to_what_prometheus_client_renders():
+    text, _ = ExpositionWriter().render(registry().collect())
+    assert as_set(parse_text(text.decode())) == as_set(parse_text(generate_latest(registry()).decode()))
+
+
+def test_openmetrics_parses_to_what_prometheus_client_renders():
+    _, om = ExpositionWriter().render(registry().collect())
+    assert om.endswith(b"# EOF\n")
+    theirs = generate_openmetrics(registry()).decode()
+    assert as_set(parse_openmetrics(om.decode())) == as_set(parse_openmetrics(theirs))
+
+
+def test_process_collector_families_render_in_both_formats():
+    reg = CollectorRegistry(auto_describe=False)
+    ProcessCollector(registry=reg)
+    text, om = ExpositionWriter().render(reg.collect())
+    names = {f.name for f in parse_openmetrics(om.decode())}
+    assert {"process_cpu_seconds", "process_resident_memory_bytes"} <= names
+    assert b"# TYPE process_cpu_seconds_total counter" in text
+
+
+def test_label_prefixes_are_reused_and_forgotten():
+    writer = ExpositionWriter()
+    writer.render(registry().collect())
+    assert writer.cached_prefixes == 7
+    writer.render(iter(families()[1:]))  # the counter's two label sets are gone
+    assert writer.cached_prefixes == 5
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [(1, "1"), (2.0, "2"), (0.5, "0.5"), (math.nan, "NaN"), (-math.inf, "-Inf"), (1e20, "1e+20"), (2.5e-7, "2.5e-07")],
+)
+def test_values(value, text):
+    assert format_value(value) == text
