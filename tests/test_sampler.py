@@ -1,0 +1,67 @@
+import asyncio
+import threading
+import time
+
+from exporter.sampler import Job, Sampler
+from exporter.snapshot import Snapshot
+
+
+class Recorder:
+    """A step that records when it ran; optionally slow or failing."""
+
+    def __init__(self, seconds: float = 0.0, fail_on: frozenset[int] = frozenset()) -> None:
+        self.seconds, self.fail_on = seconds, fail_on
+        self.spans: list[tuple[float, float]] = []
+        self.threads: set[str] = set()
+        self.lock = threading.Lock()
+
+    def __call__(self, previous: Snapshot | None) -> Snapshot:
+        start = time.monotonic()
+        self.threads.add(threading.current_thread().name)
+        n = len(self.spans)
+        time.sleep(self.seconds)
+        self.spans.append((start, time.monotonic()))
+        if n in self.fail_on:
+            raise RuntimeError("boom")
+        seq = (previous.timestamp_seconds if previous else 0) + 1
+        return Snapshot(timestamp_seconds=seq)
+
+
+async def wait_for_steps(rec: Recorder, n: int) -> None:
+    while len(rec.spans) < n:
+        await asyncio.sleep(0.01)
+
+
+async def test_overrunning_step_skips_ticks_instead_of_piling_up():
+    rec = Recorder(seconds=0.12)
+    sampler = Sampler([Job("slow", 0.05, rec)], lambda snap: snap.timestamp_seconds)
+    await sampler.start()
+    await asyncio.wait_for(wait_for_steps(rec, 4), 10)
+    await sampler.stop()
+    assert sampler.skipped_ticks["slow"] >= 3
+    for (_, end), (start, _) in zip(rec.spans, rec.spans[1:], strict=False):
+        assert start >= end  # never two at once
+
+
+async def test_jobs_share_one_worker_and_each_step_sees_the_last_snapshot():
+    a, b = Recorder(0.01), Recorder(0.01)
+    sampler = Sampler([Job("a", 0.03, a), Job("b", 0.05, b)], lambda snap: snap.timestamp_seconds)
+    await sampler.start()
+    await asyncio.wait_for(asyncio.gather(wait_for_steps(a, 3), wait_for_steps(b, 3)), 10)
+    await sampler.stop()
+    assert len(a.threads | b.threads) == 1
+    snap = sampler.latest()
+    assert snap is not None
+    # every step added one to the snapshot it was given: none was lost between jobs
+    assert snap.timestamp_seconds == len(a.spans) + len(b.spans)
+    assert sampler.rendered() == snap.timestamp_seconds
+
+
+async def test_a_failing_step_is_logged_and_sampling_goes_on(caplog):
+    rec = Recorder(fail_on=frozenset({0}))
+    sampler = Sampler([Job("flaky", 0.02, rec)], lambda snap: snap)
+    await sampler.start()
+    await asyncio.wait_for(sampler.ready.wait(), 10)
+    await sampler.stop()
+    assert len(rec.spans) >= 2
+    assert "sampling job flaky failed" in caplog.text
