@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
@@ -12,93 +12,112 @@ from exporter.snapshot import Snapshot
 _GUEST_MODE = {"guest": "user", "guest_nice": "nice"}
 
 
+def _per_cpu(family: GaugeMetricFamily | CounterMetricFamily, values: Mapping[int, float | None]) -> Metric:
+    for cpu, value in values.items():
+        if value is not None:
+            family.add_metric([str(cpu)], value)
+    return family
+
+
+def _per_cpu_mode(
+    family: CounterMetricFamily, values: Mapping[int, Mapping[str, float]], rename: Mapping[str, str] | None = None
+) -> Metric:
+    for cpu, modes in values.items():
+        label = str(cpu)
+        for mode, value in modes.items():
+            family.add_metric([label, rename[mode] if rename else mode], value)
+    return family
+
+
 def collect_cpu(snap: Snapshot) -> Iterator[Metric]:
     """sysmon_cpu_seconds_total{cpu="0",mode="user"} 12.3 (and guest time, usage ratio)."""
     if snap.cpu_seconds:
-        seconds = CounterMetricFamily(
-            "sysmon_cpu_seconds_total",
-            "Seconds each CPU spent in each mode (/proc/stat; guest time is inside user and nice).",
-            labels=["cpu", "mode"],
+        yield _per_cpu_mode(
+            CounterMetricFamily(
+                "sysmon_cpu_seconds_total",
+                "Seconds each CPU spent in each mode (/proc/stat; guest time is inside user and nice).",
+                labels=["cpu", "mode"],
+            ),
+            snap.cpu_seconds,
         )
-        for cpu, modes in snap.cpu_seconds.items():
-            for mode, value in modes.items():
-                seconds.add_metric([str(cpu), mode], value)
-        yield seconds
     if snap.cpu_guest_seconds:
-        guest = CounterMetricFamily(
-            "sysmon_cpu_guest_seconds_total",
-            "Seconds each CPU spent running guests (/proc/stat guest, guest_nice; already in user, nice).",
-            labels=["cpu", "mode"],
+        yield _per_cpu_mode(
+            CounterMetricFamily(
+                "sysmon_cpu_guest_seconds_total",
+                "Seconds each CPU spent running guests (/proc/stat guest, guest_nice; already in user, nice).",
+                labels=["cpu", "mode"],
+            ),
+            snap.cpu_guest_seconds,
+            _GUEST_MODE,
         )
-        for cpu, modes in snap.cpu_guest_seconds.items():
-            for mode, value in modes.items():
-                guest.add_metric([str(cpu), _GUEST_MODE[mode]], value)
-        yield guest
     if snap.cpu_usage_ratio:
-        usage = GaugeMetricFamily(
-            "sysmon_cpu_usage_ratio",
-            "Busy share (not idle, not iowait) of each CPU over the last sample window, 0 to 1.",
-            labels=["cpu"],
+        yield _per_cpu(
+            GaugeMetricFamily(
+                "sysmon_cpu_usage_ratio",
+                "Busy share (not idle, not iowait) of each CPU over the last sample window, 0 to 1.",
+                labels=["cpu"],
+            ),
+            snap.cpu_usage_ratio,
         )
-        for cpu, ratio in snap.cpu_usage_ratio.items():
-            usage.add_metric([str(cpu)], ratio)
-        yield usage
 
 
 def collect_frequency(snap: Snapshot) -> Iterator[Metric]:
     """sysmon_cpu_frequency_hertz{cpu="0"} 2.6e9 (with its source, cpufreq limits, perf cycles)."""
-    if snap.frequency:
-        hertz = GaugeMetricFamily(
-            "sysmon_cpu_frequency_hertz",
-            "Current frequency of each CPU from the first source that has it (cpufreq, cpuinfo, perf).",
-            labels=["cpu"],
+    freq = snap.frequency
+    if freq:
+        yield _per_cpu(
+            GaugeMetricFamily(
+                "sysmon_cpu_frequency_hertz",
+                "Current frequency of each CPU from the first source that has it (cpufreq, cpuinfo, perf).",
+                labels=["cpu"],
+            ),
+            {cpu: f.hertz for cpu, f in freq.items()},
         )
         source = GaugeMetricFamily(
             "sysmon_cpu_frequency_source_info",
             "Which source sysmon_cpu_frequency_hertz came from for each CPU.",
             labels=["cpu", "source"],
         )
-        minimum = GaugeMetricFamily(
-            "sysmon_cpu_frequency_min_hertz",
-            "Lowest frequency the CPU supports (cpufreq cpuinfo_min_freq).",
-            labels=["cpu"],
-        )
-        maximum = GaugeMetricFamily(
-            "sysmon_cpu_frequency_max_hertz",
-            "Highest frequency the CPU supports (cpufreq cpuinfo_max_freq).",
-            labels=["cpu"],
-        )
         governor = GaugeMetricFamily(
-            "sysmon_cpu_scaling_governor_info",
-            "The cpufreq scaling governor of each CPU.",
-            labels=["cpu", "governor"],
+            "sysmon_cpu_scaling_governor_info", "The cpufreq scaling governor of each CPU.", labels=["cpu", "governor"]
         )
-        for cpu, f in snap.frequency.items():
-            label = str(cpu)
-            hertz.add_metric([label], f.hertz)
-            source.add_metric([label, f.source], 1)
-            if f.min_hertz is not None:
-                minimum.add_metric([label], f.min_hertz)
-            if f.max_hertz is not None:
-                maximum.add_metric([label], f.max_hertz)
+        for cpu, f in freq.items():
+            source.add_metric([str(cpu), f.source], 1)
             if f.governor is not None:
-                governor.add_metric([label, f.governor], 1)
-        yield from (m for m in (hertz, source, minimum, maximum, governor) if m.samples)
+                governor.add_metric([str(cpu), f.governor], 1)
+        yield source
+        minimum = _per_cpu(
+            GaugeMetricFamily(
+                "sysmon_cpu_frequency_min_hertz",
+                "Lowest frequency the CPU supports (cpufreq cpuinfo_min_freq).",
+                labels=["cpu"],
+            ),
+            {cpu: f.min_hertz for cpu, f in freq.items()},
+        )
+        maximum = _per_cpu(
+            GaugeMetricFamily(
+                "sysmon_cpu_frequency_max_hertz",
+                "Highest frequency the CPU supports (cpufreq cpuinfo_max_freq).",
+                labels=["cpu"],
+            ),
+            {cpu: f.max_hertz for cpu, f in freq.items()},
+        )
+        yield from (m for m in (minimum, maximum, governor) if m.samples)
     if snap.cycles:
-        cycles = CounterMetricFamily(
-            "sysmon_cpu_cycles_total",
-            "CPU cycles counted by perf on each CPU (stops while halted).",
-            labels=["cpu"],
+        yield _per_cpu(
+            CounterMetricFamily(
+                "sysmon_cpu_cycles_total",
+                "CPU cycles counted by perf on each CPU (stops while halted).",
+                labels=["cpu"],
+            ),
+            snap.cycles,
         )
-        for cpu, value in snap.cycles.items():
-            cycles.add_metric([str(cpu)], value)
-        yield cycles
     if snap.ref_cycles:
-        ref = CounterMetricFamily(
-            "sysmon_cpu_ref_cycles_total",
-            "Reference cycles counted by perf on each CPU (constant TSC rate while not halted).",
-            labels=["cpu"],
+        yield _per_cpu(
+            CounterMetricFamily(
+                "sysmon_cpu_ref_cycles_total",
+                "Reference cycles counted by perf on each CPU (constant TSC rate while not halted).",
+                labels=["cpu"],
+            ),
+            snap.ref_cycles,
         )
-        for cpu, value in snap.ref_cycles.items():
-            ref.add_metric([str(cpu)], value)
-        yield ref
