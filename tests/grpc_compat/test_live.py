@@ -1,0 +1,70 @@
+"""The real exporter process with the gRPC shim on, polled by a real client as the agent polls it."""
+
+import json
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from exporter.grpc_compat._generated import monitoring_pb2, monitoring_pb2_grpc
+from exporter.snapshot import HostIdentity
+from exporter.sources.netdevice import read_host_ipv4
+from tests.grpc_compat.agent import check_payload
+from tests.helpers import free_port, parse_exposition, run_exporter, wait_until
+
+pytestmark = pytest.mark.live
+
+
+def poll(port: int, name: str) -> tuple[bool, bytes]:
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
+        assert health.status == health_pb2.HealthCheckResponse.SERVING
+        stub = monitoring_pb2_grpc.AgentServiceStub(channel)
+        request = monitoring_pb2.StatusRequest(service_name=name, service_type="grpc")
+        first = stub.GetStatus(request, timeout=5)
+        second = stub.GetStatus(request, timeout=5)
+        assert second.service_name == name
+        return first.available and second.available, second.message
+
+
+def test_exporter_answers_the_agent_with_this_hosts_data(tmp_path):
+    port = free_port()
+    with run_exporter([f"--grpc.listen-address=127.0.0.1:{port}", "--sampler.interval=100ms"], tmp_path) as exp:
+        wait_until(lambda: poll(port, "sysmon")[0], what="an available status")
+        for name in ("sysmon", "sysmon-vm"):
+            available, message = poll(port, name)
+            assert available
+            host = HostIdentity(Path("/proc/sys/kernel/hostname").read_text().strip(), read_host_ipv4())
+            doc = check_payload(message, host)
+        metrics = parse_exposition(exp.metrics())
+        log = exp.stderr()
+    cpus = {dict(k)["cpu"] for k in metrics["sysmon_cpu_usage_ratio"]}
+    assert {str(c["core_id"]) for c in doc["status"]["cpus"]} == cpus
+    assert metrics["sysmon_source_success"][(("source", "host"),)] == 1.0
+    assert doc["status"]["memory"]["total_bytes"] == metrics["sysmon_memory_total_bytes"][()]
+    assert f"serving monitoring.AgentService on 127.0.0.1:{port} (plaintext)" in log
+
+
+def test_sysmon_vm_config_clamps_with_one_warning(tmp_path):
+    port = free_port()
+    config = tmp_path / "sysmon-vm.json"
+    config.write_text(json.dumps({"listen_addr": f"127.0.0.1:{port}", "sample_interval": "10ms"}))
+    with run_exporter([f"--sysmon-vm.config={config}"], tmp_path) as exp:
+        wait_until(lambda: poll(port, "sysmon-vm")[0], what="an available status")
+        log = exp.stderr()
+    assert log.count("sample_interval 10ms is outside 50ms..5s; using 50ms") == 1
+    assert "sampling every 0.05s" in log
+
+
+def test_busy_grpc_port_stops_start_up_with_one_line(tmp_path):
+    import socket
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        with run_exporter([f"--grpc.listen-address=127.0.0.1:{port}"], tmp_path, ready=False) as exp:
+            assert exp.proc.wait(timeout=15) == 1
+            log = exp.stderr()
+    assert "--grpc.listen-address: cannot listen on 127.0.0.1:" in log
