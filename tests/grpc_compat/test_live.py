@@ -68,3 +68,52 @@ def test_busy_grpc_port_stops_start_up_with_one_line(tmp_path):
             assert exp.proc.wait(timeout=15) == 1
             log = exp.stderr()
     assert "--grpc.listen-address: cannot listen on 127.0.0.1:" in log
+
+
+def test_mtls_from_the_checkers_config(tmp_path):
+    import trustme
+
+    ca = trustme.CA()
+    server = ca.issue_cert("localhost")
+    server.cert_chain_pems[0].write_to_path(tmp_path / "server.pem")
+    server.private_key_pem.write_to_path(tmp_path / "server-key.pem")
+    ca.cert_pem.write_to_path(tmp_path / "root.pem")
+    client = ca.issue_cert("agent")
+    port = free_port()
+    config = tmp_path / "sysmon-vm.json"
+    tls = {"cert_file": "server.pem", "key_file": "server-key.pem", "ca_file": "root.pem"}
+    security = {"mode": "mtls", "cert_dir": str(tmp_path), "server_name": "localhost", "role": "checker", "tls": tls}
+    doc = {"listen_addr": f"127.0.0.1:{port}", "sample_interval": "100ms", "security": security}
+    config.write_text(json.dumps(doc))
+    creds = grpc.ssl_channel_credentials(
+        ca.cert_pem.bytes(), client.private_key_pem.bytes(), client.cert_chain_pems[0].bytes()
+    )
+
+    def poll_tls() -> bool:
+        options = [("grpc.ssl_target_name_override", "localhost")]
+        with grpc.secure_channel(f"127.0.0.1:{port}", creds, options=options) as channel:
+            stub = monitoring_pb2_grpc.AgentServiceStub(channel)
+            request = monitoring_pb2.StatusRequest(service_name="sysmon", service_type="grpc")
+            response = stub.GetStatus(request, timeout=5)
+            return response.available and bool(check_payload(response.message))
+
+    with run_exporter([f"--sysmon-vm.config={config}"], tmp_path) as exp:
+        wait_until(poll_tls, what="an available status over mTLS")
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as plain, pytest.raises(grpc.RpcError):
+            monitoring_pb2_grpc.AgentServiceStub(plain).GetStatus(monitoring_pb2.StatusRequest(), timeout=5)
+        log = exp.stderr()
+    assert f"serving monitoring.AgentService on 127.0.0.1:{port} (mTLS, TLS 1.3)" in log
+
+
+def test_without_grpcio_start_up_names_the_flag_and_the_extra(tmp_path):
+    # A module named grpc that fails to import, ahead of site-packages, stands in for a missing grpcio.
+    shadow = tmp_path / "shadow"
+    shadow.mkdir()
+    (shadow / "grpc.py").write_text("raise ModuleNotFoundError(\"No module named 'grpc'\", name='grpc')\n")
+    env = {"PYTHONPATH": str(shadow)}
+    with run_exporter([f"--grpc.listen-address=127.0.0.1:{free_port()}"], tmp_path, ready=False, env=env) as exp:
+        assert exp.proc.wait(timeout=15) == 2
+        log = exp.stderr()
+    assert log == (
+        "sysmon-exporter: --grpc.listen-address: the gRPC shim needs grpc; pip install 'sysmon-exporter[grpc]'\n"
+    )
