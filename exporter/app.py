@@ -64,7 +64,14 @@ async def serve(config: Config) -> int:
         loop.add_signal_handler(sig, stop.set)
     with open_perf(config) as (perf, perf_error):
         readers = Readers(
-            config.procfs, config.sysfs, user_hz(), config.collectors, perf, perf_error, config.grpc is not None
+            config.procfs,
+            config.sysfs,
+            user_hz(),
+            config.collectors,
+            perf,
+            perf_error,
+            host_identity=config.grpc is not None,
+            rootfs=config.rootfs,
         )
         sampler = build_sampler(config, readers)
         app = make_app(Published(sampler.latest, sampler.rendered), __version__)

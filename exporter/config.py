@@ -28,6 +28,7 @@ COLLECTORS: dict[str, bool] = {
     "cpuinfo": True,
     "perf": True,
     "meminfo": True,
+    "filesystem": True,
 }
 
 
@@ -248,6 +249,7 @@ SERVE_FLAGS: tuple[Flag, ...] = (
     ),
     Flag("path.procfs", Path, Path("/proc"), "procfs mount point (e.g. /host/proc in a container)"),
     Flag("path.sysfs", Path, Path("/sys"), "sysfs mount point (e.g. /host/sys in a container)"),
+    Flag("path.rootfs", Path, Path("/"), "root of the filesystems to measure (e.g. /host/root in a container)"),
     Flag("sampler.interval", duration_in(0.05, 5.0), 1.0, "how often CPU and memory are sampled"),
     Flag("log.level", parse_choice(LOG_LEVELS), "info", "one of " + ", ".join(LOG_LEVELS)),
     *(
@@ -263,6 +265,7 @@ class Config:
     listen_port: int = DEFAULT_PORT
     procfs: Path = Path("/proc")
     sysfs: Path = Path("/sys")
+    rootfs: Path = Path("/")
     sampler_interval: float = 1.0
     log_level: str = "info"
     collectors: frozenset[str] = field(default_factory=lambda: frozenset(n for n, on in COLLECTORS.items() if on))
@@ -293,6 +296,7 @@ def load(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
         listen_port=port,
         procfs=v["path_procfs"],
         sysfs=v["path_sysfs"],
+        rootfs=v["path_rootfs"],
         sampler_interval=interval,
         log_level=v["log_level"],
         collectors=frozenset(n for n in COLLECTORS if v[f"collector_{n}"]),

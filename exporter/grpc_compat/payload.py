@@ -84,5 +84,16 @@ def build_payload(snap: Snapshot | None, elapsed_ns: Callable[[], int]) -> tuple
         "timestamp": stamp,
         **host,
     }
-    status = {"timestamp": stamp, **host, "cpus": cpus, "disks": [], "memory": memory, "processes": []}
+    disks = [
+        {
+            "mount_point": fs.mount_point,
+            "used_bytes": int(fs.used_bytes),
+            "total_bytes": int(fs.size_bytes),
+            "timestamp": stamp,
+            **host,
+        }
+        for fs in snap.filesystems
+        if not fs.error
+    ]
+    status = {"timestamp": stamp, **host, "cpus": cpus, "disks": disks, "memory": memory, "processes": []}
     return True, _encode({"available": True, "response_time": elapsed_ns(), "status": status})

@@ -43,6 +43,9 @@ def test_exporter_answers_the_agent_with_this_hosts_data(tmp_path):
     assert {str(c["core_id"]) for c in doc["status"]["cpus"]} == cpus
     assert metrics["sysmon_source_success"][(("source", "host"),)] == 1.0
     assert doc["status"]["memory"]["total_bytes"] == metrics["sysmon_memory_total_bytes"][()]
+    sizes = {dict(k)["mountpoint"]: v for k, v in metrics["sysmon_filesystem_size_bytes"].items()}
+    assert {d["mount_point"]: d["total_bytes"] for d in doc["status"]["disks"]} == sizes
+    assert "/" in sizes
     assert f"serving monitoring.AgentService on 127.0.0.1:{port} (plaintext)" in log
 
 

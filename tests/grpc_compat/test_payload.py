@@ -6,6 +6,7 @@ import pytest
 from exporter.grpc_compat.payload import build_payload, rfc3339, usage_percent
 from exporter.snapshot import SourceStatus
 from exporter.sources.meminfo import read_meminfo
+from exporter.sources.mounts import Filesystem
 from tests.grpc_compat.agent import HOST, RFC3339, VM, check_payload, fixture_step, windowed_snapshot
 
 
@@ -76,3 +77,16 @@ def test_a_failed_source_is_the_reason_never_a_zero_or_empty_field(tmp_path, mis
     available, raw = build_payload(snap, lambda: 5)
     assert not available
     assert json.loads(raw) == {"available": False, "error": error, "response_time": 5}
+
+
+def test_disks_are_the_filesystems_that_could_be_measured(tmp_path):
+    filesystems = (
+        Filesystem("/dev/vda", "/", "ext4", False, size_bytes=40960, free_bytes=16384, avail_bytes=12288),
+        Filesystem("/dev/vdb", "/data", "xfs", False, error="/data: Permission denied"),
+    )
+    snap = replace(windowed_snapshot(tmp_path), filesystems=filesystems)
+    doc = check_payload(build_payload(snap, lambda: 1)[1], HOST)
+    assert [(d["mount_point"], d["used_bytes"], d["total_bytes"]) for d in doc["status"]["disks"]] == [
+        ("/", 24576, 40960)
+    ]
+    assert doc["status"]["disks"][0]["timestamp"] == doc["status"]["timestamp"]
