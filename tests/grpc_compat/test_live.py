@@ -120,3 +120,18 @@ def test_without_grpcio_start_up_names_the_flag_and_the_extra(tmp_path):
     assert log == (
         "sysmon-exporter: --grpc.listen-address: the gRPC shim needs grpc; pip install 'sysmon-exporter[grpc]'\n"
     )
+
+
+def test_bad_pem_stops_start_up_with_one_line_naming_the_file(tmp_path):
+    for name in ("server.pem", "server-key.pem", "root.pem"):
+        (tmp_path / name).write_text("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n")
+    tls = {"cert_file": "server.pem", "key_file": "server-key.pem", "ca_file": "root.pem"}
+    config = tmp_path / "sysmon-vm.json"
+    security = {"mode": "mtls", "cert_dir": str(tmp_path), "tls": tls}
+    doc = {"listen_addr": f"127.0.0.1:{free_port()}", "security": security}
+    config.write_text(json.dumps(doc))
+    with run_exporter([f"--sysmon-vm.config={config}"], tmp_path, ready=False) as exp:
+        assert exp.proc.wait(timeout=15) == 2
+        errors = [line for line in exp.stderr().splitlines() if "level=ERROR" in line]
+    assert len(errors) == 1
+    assert f"{tmp_path / 'server-key.pem'}: not a matching PEM certificate and key" in errors[0]
