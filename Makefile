@@ -33,7 +33,7 @@ test: $(STAMP) deps-test
 	$(BIN)/pytest -q
 
 golden: $(STAMP) deps-test
-	$(BIN)/pytest -q tests/test_golden.py --update-golden
+	$(BIN)/pytest -q tests/test_golden.py tests/grpc_compat/test_payload.py::test_golden_payload --update-golden
 
 # The AgentService stubs; tests/grpc_compat/test_generated.py runs the same command and compares.
 PROTO_CMD := $(BIN)/python -m grpc_tools.protoc -Iexporter/grpc_compat/_generated=exporter/grpc_compat \

@@ -13,7 +13,7 @@ from typing import Any
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from exporter.grpc_compat._generated import monitoring_pb2, monitoring_pb2_grpc
-from exporter.snapshot import HostIdentity, Readers, Snapshot, SystemClock, take_snapshot
+from exporter.snapshot import Clock, HostIdentity, Readers, Snapshot, SystemClock, take_snapshot
 from tests.helpers import FIXTURES
 
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?(Z|[+-]\d\d:\d\d)$")
@@ -24,10 +24,10 @@ HOST = HostIdentity("vm", "192.0.2.2")
 COLLECTORS = frozenset({"cpu", "cpuinfo", "meminfo"})
 
 
-def fixture_step(previous: Snapshot | None, root: Path = VM) -> Snapshot:
+def fixture_step(previous: Snapshot | None, root: Path = VM, clock: Clock | None = None) -> Snapshot:
     """A sampler step over a fixture host, with a known host identity."""
     readers = Readers(root / "proc", root / "sys", 100, COLLECTORS)
-    return replace(take_snapshot(previous, readers, SystemClock()), host=HOST)
+    return replace(take_snapshot(previous, readers, clock or SystemClock()), host=HOST)
 
 
 def live_step(previous: Snapshot | None) -> Snapshot:
@@ -36,7 +36,7 @@ def live_step(previous: Snapshot | None) -> Snapshot:
     return replace(take_snapshot(previous, readers, SystemClock()), host=HOST)
 
 
-def windowed_snapshot(tmp_path: Path) -> Snapshot:
+def windowed_snapshot(tmp_path: Path, clock: Clock | None = None) -> Snapshot:
     """vm-2cpu, then the same host one second (100 ticks) later: cpu0 25% busy, cpu1 idle."""
     later = tmp_path / "later"
     shutil.copytree(VM, later)
@@ -46,7 +46,7 @@ def windowed_snapshot(tmp_path: Path) -> Snapshot:
         .replace("cpu0 1052 0 563 40093 ", "cpu0 1077 0 563 40168 ")
         .replace("cpu1 2177 0 637 38806 ", "cpu1 2177 0 637 38906 ")
     )
-    return fixture_step(fixture_step(None), later)
+    return fixture_step(fixture_step(None, VM, clock), later, clock)
 
 
 async def agent_status_poll(channel: Any, name: str) -> tuple[Any, Any]:

@@ -6,8 +6,10 @@ import pytest
 from exporter.grpc_compat.payload import build_payload, rfc3339, usage_percent
 from exporter.snapshot import SourceStatus
 from exporter.sources.meminfo import read_meminfo
-from exporter.sources.mounts import Filesystem
+from exporter.sources.mounts import Filesystem, read_filesystems
 from tests.grpc_compat.agent import HOST, RFC3339, VM, check_payload, fixture_step, windowed_snapshot
+from tests.helpers import GOLDEN
+from tests.test_golden import FixedClock, fixed_statvfs
 
 
 def test_payload_from_the_vm_fixture(tmp_path):
@@ -90,3 +92,17 @@ def test_disks_are_the_filesystems_that_could_be_measured(tmp_path):
         ("/", 24576, 40960)
     ]
     assert doc["status"]["disks"][0]["timestamp"] == doc["status"]["timestamp"]
+
+
+def test_golden_payload(tmp_path, request):
+    """The exact bytes an agent receives for the vm-2cpu fixture one window later (fixed clock and host)."""
+    snap = windowed_snapshot(tmp_path, FixedClock())
+    mounts = read_filesystems(VM / "proc", VM, fixed_statvfs)
+    available, raw = build_payload(replace(snap, filesystems=mounts), lambda: 48_000)
+    assert available
+    check_payload(raw, HOST)
+    path = GOLDEN / "vm-2cpu-sysmon-vm.json"
+    text = json.dumps(json.loads(raw), indent=1) + "\n"
+    if request.config.getoption("--update-golden"):
+        path.write_bytes(raw + b"\n")
+    assert raw + b"\n" == path.read_bytes(), f"payload changed; review and run make golden ({path}); pretty:\n{text}"
