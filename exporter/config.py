@@ -286,7 +286,7 @@ def load(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
     if v["sysmon_vm_config"] is not None:
         vm = load_sysmon_vm(v["sysmon_vm_config"])
         grpc, warnings = vm.grpc, vm.warnings
-        if "sampler_interval" not in v[GIVEN]:
+        if vm.sample_interval is not None and "sampler_interval" not in v[GIVEN]:
             interval = vm.sample_interval
     if v["grpc_listen_address"] is not None:
         grpc_host, grpc_port = v["grpc_listen_address"]
@@ -309,6 +309,7 @@ def load(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
 SYSMON_VM_LISTEN = ("0.0.0.0", 50110)
 SYSMON_VM_INTERVAL_BOUNDS = (0.05, 5.0)
 SECURITY_MODES = ("none", "mtls")
+SYSMON_VM_OPTION = "--sysmon-vm.config"
 
 
 @dataclass(frozen=True)
@@ -330,13 +331,13 @@ class GrpcConfig:
 @dataclass(frozen=True)
 class SysmonVmConfig:
     grpc: GrpcConfig
-    sample_interval: float
+    sample_interval: float | None  # None: the file leaves the interval to --sampler.interval
     warnings: tuple[str, ...]
 
 
 def load_sysmon_vm(path: Path) -> SysmonVmConfig:
     """The sysmon-vm checker's own JSON file (e.g. /etc/serviceradar/checkers/sysmon-vm.json)."""
-    option = "--sysmon-vm.config"
+    option = SYSMON_VM_OPTION
     try:
         raw = json.loads(path.read_text())
     except OSError as e:
@@ -353,12 +354,12 @@ def _field(obj: Mapping[str, Any], key: str, where: str, default: str = "") -> s
     if value is None:
         return default
     if not isinstance(value, str):
-        raise ConfigError("--sysmon-vm.config", f"{where}: {key} must be a string, not {json.dumps(value)}")
+        raise ConfigError(SYSMON_VM_OPTION, f"{where}: {key} must be a string, not {json.dumps(value)}")
     return value
 
 
 def parse_sysmon_vm(raw: Mapping[str, Any], where: str) -> SysmonVmConfig:
-    option = "--sysmon-vm.config"
+    option = SYSMON_VM_OPTION
     listen = _field(raw, "listen_addr", where, "{}:{}".format(*SYSMON_VM_LISTEN))
     try:
         host, port = parse_listen_address(listen)
@@ -367,7 +368,7 @@ def parse_sysmon_vm(raw: Mapping[str, Any], where: str) -> SysmonVmConfig:
 
     warnings: list[str] = []
     low, high = SYSMON_VM_INTERVAL_BOUNDS
-    interval = 1.0
+    interval: float | None = None
     text = _field(raw, "sample_interval", where)
     if text:
         try:
@@ -397,7 +398,7 @@ def parse_sysmon_vm(raw: Mapping[str, Any], where: str) -> SysmonVmConfig:
 
 
 def _tls_files(security: Mapping[str, Any], where: str) -> TlsFiles:
-    option = "--sysmon-vm.config"
+    option = SYSMON_VM_OPTION
     tls = security.get("tls") or {}
     if not isinstance(tls, dict):
         raise ConfigError(option, f"{where}: security.tls must be an object")

@@ -15,7 +15,7 @@ import contextlib
 import logging
 import ssl
 
-from exporter.config import ConfigError, TlsFiles
+from exporter.config import SYSMON_VM_OPTION, ConfigError, TlsFiles
 
 log = logging.getLogger("exporter.grpc")
 
@@ -32,12 +32,12 @@ def server_context(files: TlsFiles) -> ssl.SSLContext:
         ctx.load_cert_chain(files.cert_file, files.key_file)
     except (ssl.SSLError, OSError) as e:
         raise ConfigError(
-            "--sysmon-vm.config", f"{files.cert_file} / {files.key_file}: not a matching PEM certificate and key: {e}"
+            SYSMON_VM_OPTION, f"{files.cert_file} / {files.key_file}: not a matching PEM certificate and key: {e}"
         ) from None
     try:
         ctx.load_verify_locations(cafile=files.client_ca_file)
     except (ssl.SSLError, OSError) as e:
-        raise ConfigError("--sysmon-vm.config", f"{files.client_ca_file}: not a PEM CA certificate: {e}") from None
+        raise ConfigError(SYSMON_VM_OPTION, f"{files.client_ca_file}: not a PEM CA certificate: {e}") from None
     return ctx
 
 
