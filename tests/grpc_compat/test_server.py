@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import time
 
 import grpc
 import pytest
@@ -62,11 +63,11 @@ async def test_get_results_sequence_advances(served, name):
     request = monitoring_pb2.ResultsRequest(service_name=name, service_type="grpc")
     sequences = []
     for _ in range(3):
-        before = __import__("time").time_ns()
+        before = time.time_ns()
         response = await stub.GetResults(request)
         assert response.available and response.has_new_data
         assert (response.service_name, response.service_type) == (name, "grpc")
-        assert before <= response.timestamp <= __import__("time").time_ns()
+        assert before <= response.timestamp <= time.time_ns()
         check_payload(response.data, HOST)
         sequences.append(response.current_sequence)
     assert sequences == ["1", "2", "3"]
