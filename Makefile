@@ -9,7 +9,7 @@ ARGS   ?=
 DEB_TEST  := prometheus prometheus-node-exporter
 DEB_BENCH := prometheus-node-exporter wrk
 
-.PHONY: run test bench lint deps-test deps-bench golden clean
+.PHONY: run test bench lint deps-test deps-bench golden proto clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +33,14 @@ test: $(STAMP) deps-test
 	$(BIN)/pytest -q
 
 golden: $(STAMP) deps-test
-	$(BIN)/pytest -q tests/test_golden.py --update-golden
+	$(BIN)/pytest -q tests/test_golden.py tests/grpc_compat/test_payload.py::test_golden_payload --update-golden
+
+# The AgentService stubs; tests/grpc_compat/test_generated.py runs the same command and compares.
+PROTO_CMD := $(BIN)/python -m grpc_tools.protoc -Iexporter/grpc_compat/_generated=exporter/grpc_compat \
+	--python_out=. --pyi_out=. --grpc_python_out=. exporter/grpc_compat/monitoring.proto
+
+proto: $(STAMP)
+	$(PROTO_CMD)
 
 bench: $(STAMP) deps-bench
 	$(BIN)/python tests/bench/run.py

@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 
 from exporter import __version__
 from exporter.collector import Exposition, Renderer, default_collectors
-from exporter.config import Config
+from exporter.config import Config, ConfigError
 from exporter.http import Published, make_app
 from exporter.sampler import Job, Sampler
 from exporter.snapshot import Readers, SystemClock, take_snapshot
@@ -63,7 +63,16 @@ async def serve(config: Config) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     with open_perf(config) as (perf, perf_error):
-        readers = Readers(config.procfs, config.sysfs, user_hz(), config.collectors, perf, perf_error)
+        readers = Readers(
+            config.procfs,
+            config.sysfs,
+            user_hz(),
+            config.collectors,
+            perf,
+            perf_error,
+            host_identity=config.grpc is not None,
+            rootfs=config.rootfs,
+        )
         sampler = build_sampler(config, readers)
         app = make_app(Published(sampler.latest, sampler.rendered), __version__)
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
@@ -80,6 +89,25 @@ async def serve(config: Config) -> int:
                 e.strerror,
             )
             return 1
+        grpc_server = None
+        if config.grpc is not None:
+            from exporter.grpc_compat.server import start_server
+
+            try:
+                grpc_server = await start_server(config.grpc, sampler.latest)
+            except (OSError, ConfigError) as e:
+                await runner.cleanup()
+                if isinstance(e, ConfigError):
+                    log.error("%s", e)
+                    return 2
+                log.error("--grpc.listen-address: %s; pick a free port", e.strerror or e)
+                return 1
+            log.info(
+                "serving monitoring.AgentService on %s:%d (%s)",
+                config.grpc.host or "*",
+                grpc_server.port,
+                "mTLS, TLS 1.3" if config.grpc.tls else "plaintext",
+            )
         await sampler.start()
         log.info(
             "listening on %s:%d, sampling every %gs, collectors: %s",
@@ -92,6 +120,8 @@ async def serve(config: Config) -> int:
             await stop.wait()
         finally:
             log.info("shutting down")
+            if grpc_server is not None:
+                await grpc_server.stop()
             await runner.cleanup()
             await sampler.stop()
     return 0

@@ -35,7 +35,19 @@ def main(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> int:
     except ConfigError as e:
         print(f"sysmon-exporter: {e}", file=sys.stderr)
         return 2
+    if config.grpc is not None:
+        try:
+            import exporter.grpc_compat.server  # noqa: F401
+        except ImportError as e:
+            print(
+                f"sysmon-exporter: --grpc.listen-address: the gRPC shim needs {e.name}; "
+                "pip install 'sysmon-exporter[grpc]'",
+                file=sys.stderr,
+            )
+            return 2
     setup_logging(config.log_level)
+    for warning in config.warnings:
+        logging.getLogger("exporter").warning("%s", warning)
 
     import uvloop
 

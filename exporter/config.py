@@ -10,9 +10,11 @@ and the fix, and start-up stops there.
 
 from __future__ import annotations
 
+import json
+import os
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ COLLECTORS: dict[str, bool] = {
     "cpuinfo": True,
     "perf": True,
     "meminfo": True,
+    "filesystem": True,
 }
 
 
@@ -140,12 +143,14 @@ class FlagSet:
         return "\n".join(lines)
 
     def parse(self, argv: Sequence[str], environ: Mapping[str, str]) -> dict[str, Any]:
+        """{dest: value} for every flag, plus ``GIVEN``: the dests set on the command line or in the environment."""
         by_name = {f.name: f for f in self.flags}
         values: dict[str, Any] = {}
         given: set[str] = set()
         positional: list[str] = []
 
         def put(flag: Flag, raw: str, origin: str) -> None:
+            given.add(flag.dest)
             try:
                 value = flag.parse(raw)
             except ValueError as e:
@@ -206,7 +211,11 @@ class FlagSet:
             missing = self.positional[len(positional)]
             raise ConfigError(missing.upper(), f"missing argument; see {self.prog} --help")
         values.update(zip(self.positional, positional, strict=True))
+        values[GIVEN] = frozenset(given)
         return values
+
+
+GIVEN = "__given__"
 
 
 def _show(value: Any) -> str:
@@ -226,8 +235,21 @@ SERVE_FLAGS: tuple[Flag, ...] = (
         ("", DEFAULT_PORT),
         "address for /metrics, / and the health endpoints",
     ),
+    Flag(
+        "grpc.listen-address",
+        parse_listen_address,
+        None,
+        "serve ServiceRadar's monitoring.AgentService (the sysmon-vm checker) here",
+    ),
+    Flag(
+        "sysmon-vm.config",
+        Path,
+        None,
+        "ServiceRadar sysmon-vm checker JSON config (listen_addr, sample_interval, security); enables gRPC",
+    ),
     Flag("path.procfs", Path, Path("/proc"), "procfs mount point (e.g. /host/proc in a container)"),
     Flag("path.sysfs", Path, Path("/sys"), "sysfs mount point (e.g. /host/sys in a container)"),
+    Flag("path.rootfs", Path, Path("/"), "root of the filesystems to measure (e.g. /host/root in a container)"),
     Flag("sampler.interval", duration_in(0.05, 5.0), 1.0, "how often CPU and memory are sampled"),
     Flag("log.level", parse_choice(LOG_LEVELS), "info", "one of " + ", ".join(LOG_LEVELS)),
     *(
@@ -243,9 +265,12 @@ class Config:
     listen_port: int = DEFAULT_PORT
     procfs: Path = Path("/proc")
     sysfs: Path = Path("/sys")
+    rootfs: Path = Path("/")
     sampler_interval: float = 1.0
     log_level: str = "info"
     collectors: frozenset[str] = field(default_factory=lambda: frozenset(n for n, on in COLLECTORS.items() if on))
+    grpc: GrpcConfig | None = None
+    warnings: tuple[str, ...] = ()  # logged once logging is set up
 
 
 SERVE = FlagSet("sysmon-exporter", SERVE_FLAGS)
@@ -255,12 +280,138 @@ def load(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
     """The serving command's Config from flags and SYSMON_* variables."""
     v = SERVE.parse(argv, environ)
     host, port = v["web_listen_address"]
+    interval = v["sampler_interval"]
+    grpc: GrpcConfig | None = None
+    warnings: tuple[str, ...] = ()
+    if v["sysmon_vm_config"] is not None:
+        vm = load_sysmon_vm(v["sysmon_vm_config"])
+        grpc, warnings = vm.grpc, vm.warnings
+        if vm.sample_interval is not None and "sampler_interval" not in v[GIVEN]:
+            interval = vm.sample_interval
+    if v["grpc_listen_address"] is not None:
+        grpc_host, grpc_port = v["grpc_listen_address"]
+        grpc = replace(grpc or GrpcConfig(), host=grpc_host, port=grpc_port)
     return Config(
         listen_host=host,
         listen_port=port,
         procfs=v["path_procfs"],
         sysfs=v["path_sysfs"],
-        sampler_interval=v["sampler_interval"],
+        rootfs=v["path_rootfs"],
+        sampler_interval=interval,
         log_level=v["log_level"],
         collectors=frozenset(n for n in COLLECTORS if v[f"collector_{n}"]),
+        grpc=grpc,
+        warnings=warnings,
     )
+
+
+# ServiceRadar's sysmon-vm checker: its defaults and the interval bounds it clamps to.
+SYSMON_VM_LISTEN = ("0.0.0.0", 50110)
+SYSMON_VM_INTERVAL_BOUNDS = (0.05, 5.0)
+SECURITY_MODES = ("none", "mtls")
+SYSMON_VM_OPTION = "--sysmon-vm.config"
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """PEM files for mTLS: our certificate and key, and the CA that signs client certificates."""
+
+    cert_file: Path
+    key_file: Path
+    client_ca_file: Path
+
+
+@dataclass(frozen=True)
+class GrpcConfig:
+    host: str = SYSMON_VM_LISTEN[0]
+    port: int = SYSMON_VM_LISTEN[1]
+    tls: TlsFiles | None = None  # None: plaintext (security mode "none")
+
+
+@dataclass(frozen=True)
+class SysmonVmConfig:
+    grpc: GrpcConfig
+    sample_interval: float | None  # None: the file leaves the interval to --sampler.interval
+    warnings: tuple[str, ...]
+
+
+def load_sysmon_vm(path: Path) -> SysmonVmConfig:
+    """The sysmon-vm checker's own JSON file (e.g. /etc/serviceradar/checkers/sysmon-vm.json)."""
+    option = SYSMON_VM_OPTION
+    try:
+        raw = json.loads(path.read_text())
+    except OSError as e:
+        raise ConfigError(option, f"cannot read {path}: {e.strerror}; pass the checker's JSON config") from None
+    except ValueError as e:
+        raise ConfigError(option, f"{path} is not JSON: {e}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(option, f"{path}: expected a JSON object")
+    return parse_sysmon_vm(raw, str(path))
+
+
+def _field(obj: Mapping[str, Any], key: str, where: str, default: str = "") -> str:
+    value = obj.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, str):
+        raise ConfigError(SYSMON_VM_OPTION, f"{where}: {key} must be a string, not {json.dumps(value)}")
+    return value
+
+
+def parse_sysmon_vm(raw: Mapping[str, Any], where: str) -> SysmonVmConfig:
+    option = SYSMON_VM_OPTION
+    listen = _field(raw, "listen_addr", where, "{}:{}".format(*SYSMON_VM_LISTEN))
+    try:
+        host, port = parse_listen_address(listen)
+    except ValueError as e:
+        raise ConfigError(option, f"{where}: listen_addr: {e}") from None
+
+    warnings: list[str] = []
+    low, high = SYSMON_VM_INTERVAL_BOUNDS
+    interval: float | None = None
+    text = _field(raw, "sample_interval", where)
+    if text:
+        try:
+            interval = parse_duration(text)
+        except ValueError as e:
+            raise ConfigError(option, f"{where}: sample_interval: {e}") from None
+        clamped = min(high, max(low, interval))
+        if clamped != interval:
+            warnings.append(
+                f"{where}: sample_interval {text} is outside {format_duration(low)}..{format_duration(high)}; "
+                f"using {format_duration(clamped)}"
+            )
+            interval = clamped
+
+    security = raw.get("security") or {}
+    if not isinstance(security, dict):
+        raise ConfigError(option, f"{where}: security must be an object")
+    mode = _field(security, "mode", where, "none").lower()
+    if mode == "spiffe":
+        raise ConfigError(
+            option, f"{where}: security mode spiffe is not supported; use mtls with certificate files, or none"
+        )
+    if mode not in SECURITY_MODES:
+        raise ConfigError(option, f"{where}: security mode {mode!r} is not one of {', '.join(SECURITY_MODES)}")
+    tls = _tls_files(security, where) if mode == "mtls" else None
+    return SysmonVmConfig(GrpcConfig(host, port, tls), interval, tuple(warnings))
+
+
+def _tls_files(security: Mapping[str, Any], where: str) -> TlsFiles:
+    option = SYSMON_VM_OPTION
+    tls = security.get("tls") or {}
+    if not isinstance(tls, dict):
+        raise ConfigError(option, f"{where}: security.tls must be an object")
+    cert_dir = Path(_field(security, "cert_dir", where))
+
+    def pem(key: str, fallback: str = "") -> Path:
+        name = _field(tls, key, where) or (fallback and _field(tls, fallback, where))
+        if not name:
+            raise ConfigError(option, f"{where}: security.tls.{key} is required in mtls mode")
+        path = cert_dir / name  # an absolute name stays as it is
+        if not os.access(path, os.R_OK) or not path.is_file():
+            reason = "missing" if not path.exists() else "unreadable"
+            raise ConfigError(option, f"{where}: security.tls.{key}: {path} is {reason}")
+        return path
+
+    return TlsFiles(pem("cert_file"), pem("key_file"), pem("client_ca_file", "ca_file"))

@@ -17,6 +17,7 @@ frequency) are computed here and nowhere else.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -26,7 +27,10 @@ from typing import Protocol, TypeVar
 from exporter.sources import SourceError
 from exporter.sources.cpufreq import read_cpufreq
 from exporter.sources.cpuinfo import read_cpuinfo
+from exporter.sources.hostname import read_hostname
 from exporter.sources.meminfo import MemInfo, read_meminfo
+from exporter.sources.mounts import Filesystem, StatVfs, read_filesystems
+from exporter.sources.netdevice import read_host_ipv4
 from exporter.sources.perf import PerfReading
 from exporter.sources.stat import MODES, CpuTimes, read_stat
 
@@ -108,6 +112,15 @@ class Readers:
     collectors: frozenset[str]
     perf: PerfSource | None = None
     perf_error: str = ""  # why perf is None although the collector is enabled
+    host_identity: bool = False  # read the hostname and host IPv4 (what the gRPC shim reports)
+    rootfs: Path = Path("/")  # where mount points are stat'ed
+    statvfs: StatVfs = os.statvfs
+
+
+@dataclass(frozen=True)
+class HostIdentity:
+    hostname: str
+    ipv4: str
 
 
 @dataclass(frozen=True)
@@ -122,6 +135,8 @@ class Snapshot:
     cycles: Mapping[int, float] = field(default_factory=dict)
     ref_cycles: Mapping[int, float] = field(default_factory=dict)
     memory: MemInfo | None = None
+    host: HostIdentity | None = None
+    filesystems: tuple[Filesystem, ...] = ()
     statuses: Mapping[str, SourceStatus] = field(default_factory=dict)
     # Carried from sample to sample; not exposed.
     cpu_counters: Monotonic = field(default_factory=Monotonic)
@@ -315,6 +330,12 @@ def take_snapshot(previous: Snapshot | None, readers: Readers, clock: Clock) -> 
     if cpu.cpus:
         frequency = {c: f for c, f in frequency.items() if c in cpu.cpus}
     memory = run("meminfo", lambda: read_meminfo(readers.procfs)) if "meminfo" in readers.collectors else None
+    filesystems = None
+    if "filesystem" in readers.collectors:
+        filesystems = run("filesystem", lambda: read_filesystems(readers.procfs, readers.rootfs, readers.statvfs))
+    host = None
+    if readers.host_identity:
+        host = run("host", lambda: HostIdentity(read_hostname(readers.procfs), read_host_ipv4()))
     statuses = {k: v for k, v in prev.statuses.items() if k not in _CPU_SOURCES}
     statuses.update(run.statuses)
     log_transitions(prev.statuses, run.statuses)
@@ -332,9 +353,11 @@ def take_snapshot(previous: Snapshot | None, readers: Readers, clock: Clock) -> 
         ref_cycles=perf.ref_cycles if perf else {},
         perf_counters=perf.counters if perf else prev.perf_counters,
         memory=memory,
+        host=host,
+        filesystems=filesystems or (),
         statuses=dict(sorted(statuses.items())),
     )
 
 
-_CPU_SOURCES = frozenset({"cpu", "cpufreq", "cpuinfo", "perf", "meminfo"})
+_CPU_SOURCES = frozenset({"cpu", "cpufreq", "cpuinfo", "perf", "meminfo", "host", "filesystem"})
 _GUEST = "guest:"

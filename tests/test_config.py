@@ -15,7 +15,8 @@ def test_defaults():
         Path("/sys"),
         1.0,
     )
-    assert c.collectors == {"cpu", "cpufreq", "cpuinfo", "perf", "meminfo"}
+    assert c.collectors == {"cpu", "cpufreq", "cpuinfo", "perf", "meminfo", "filesystem"}
+    assert (c.rootfs, c.grpc) == (Path("/"), None)
 
 
 def test_flags_both_spellings_and_collector_toggles():

@@ -6,6 +6,7 @@ and review the diff: it is exactly what users will see change.
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -26,23 +27,31 @@ class FixedClock:
         return 100.0
 
 
-def _snapshot(roots: list[Path]) -> Snapshot:
+def fixed_statvfs(path: str) -> os.statvfs_result:
+    """4 KiB blocks: 1000 in all, 400 free, 300 available; 100 inodes, 50 free (fixture trees carry no sizes)."""
+    return os.statvfs_result((4096, 4096, 1000, 400, 300, 100, 50, 50, 0, 255))
+
+
+def _snapshot(roots: list[Path], collectors: frozenset[str] = COLLECTORS) -> Snapshot:
     snap = None
     for root in roots:
-        snap = take_snapshot(snap, Readers(root / "proc", root / "sys", 100, COLLECTORS), FixedClock())
+        readers = Readers(root / "proc", root / "sys", 100, collectors, rootfs=root, statvfs=fixed_statvfs)
+        snap = take_snapshot(snap, readers, FixedClock())
     assert snap is not None
     return snap
 
 
 SCENARIOS = {
-    "vm-2cpu": [FIXTURES / "vm-2cpu"],
-    "baremetal-8cpu": [FIXTURES / "baremetal-8cpu"],
-    "hotplug": sorted((FIXTURES / "hotplug").glob("step*")),
+    "vm-2cpu": ([FIXTURES / "vm-2cpu"], COLLECTORS),
+    "vm-2cpu-filesystem": ([FIXTURES / "vm-2cpu"], COLLECTORS | {"filesystem"}),
+    "baremetal-8cpu": ([FIXTURES / "baremetal-8cpu"], COLLECTORS),
+    "hotplug": (sorted((FIXTURES / "hotplug").glob("step*")), COLLECTORS),
 }
 
 
 def render(name: str) -> bytes:
-    return Renderer(default_collectors("golden"))(_snapshot(SCENARIOS[name])).body(False, False)[0]
+    roots, collectors = SCENARIOS[name]
+    return Renderer(default_collectors("golden"))(_snapshot(roots, collectors)).body(False, False)[0]
 
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))

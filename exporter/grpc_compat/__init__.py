@@ -1,0 +1,14 @@
+"""ServiceRadar compatibility: ``monitoring.AgentService`` as its sysmon-vm checker speaks it.
+
+A ServiceRadar agent polls this process exactly as it polls the Go sysmon-vm
+checker (releases v1.0.53 to v1.0.78): ``grpc.health.v1.Health/Check("")``,
+then ``GetStatus`` twice (or ``GetResults`` when the poller has
+``results_interval``). Every answer comes from the sampler's latest snapshot;
+nothing is read or measured on the request path.
+
+- ``monitoring.proto``: the wire contract; ``_generated/`` holds the stubs
+  (``make proto`` regenerates them; a test checks they match).
+- ``payload``: Snapshot -> the JSON document in ``message`` / ``data``.
+- ``server``: the servicer, the health service and the listener.
+- ``tls``: mTLS (TLS 1.3 only, client certificate required).
+"""

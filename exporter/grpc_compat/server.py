@@ -1,0 +1,131 @@
+"""The AgentService servicer, the gRPC health service and the listener they share."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from exporter.config import GrpcConfig
+from exporter.grpc_compat._generated import monitoring_pb2, monitoring_pb2_grpc
+from exporter.grpc_compat.payload import build_payload
+from exporter.grpc_compat.tls import TlsTerminator, server_context
+from exporter.snapshot import Snapshot
+
+# The agent checks "" before every poll; the other two are what its configs may name.
+HEALTH_SERVICES = ("", "sysmon-vm", "monitoring.AgentService")
+
+
+def _since(start_ns: int) -> int:
+    return time.perf_counter_ns() - start_ns
+
+
+def _echo(request: monitoring_pb2.StatusRequest | monitoring_pb2.ResultsRequest) -> dict[str, Any]:
+    """The request's identity fields, echoed in the response as the agent expects."""
+    return {
+        "service_name": request.service_name,
+        "service_type": request.service_type,
+        "agent_id": request.agent_id,
+        "poller_id": request.poller_id,
+    }
+
+
+class AgentService(monitoring_pb2_grpc.AgentServiceServicer):
+    """Answers from ``latest()`` at once (the Go checker blocks for a sample interval; this does not)."""
+
+    def __init__(self, latest: Callable[[], Snapshot | None]) -> None:
+        self._latest = latest
+        self._sequence = itertools.count(1)
+
+    def _payload(self, start_ns: int) -> tuple[bool, bytes]:
+        return build_payload(self._latest(), lambda: _since(start_ns))
+
+    async def GetStatus(
+        self, request: monitoring_pb2.StatusRequest, context: grpc.aio.ServicerContext
+    ) -> monitoring_pb2.StatusResponse:
+        start = time.perf_counter_ns()
+        available, message = self._payload(start)
+        return monitoring_pb2.StatusResponse(
+            available=available, message=message, **_echo(request), response_time=_since(start)
+        )
+
+    async def GetResults(
+        self, request: monitoring_pb2.ResultsRequest, context: grpc.aio.ServicerContext
+    ) -> monitoring_pb2.ResultsResponse:
+        start = time.perf_counter_ns()
+        available, data = self._payload(start)
+        return monitoring_pb2.ResultsResponse(
+            available=available,
+            data=data,
+            **_echo(request),
+            timestamp=time.time_ns(),
+            current_sequence=str(next(self._sequence)),
+            has_new_data=True,
+            response_time=_since(start),
+        )
+
+    async def StreamResults(
+        self, request: monitoring_pb2.ResultsRequest, context: grpc.aio.ServicerContext
+    ) -> None:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "sysmon results fit one message; use GetResults")
+
+
+def _address(host: str, port: int) -> str:
+    if not host:
+        return f"[::]:{port}"
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class GrpcServer:
+    """A running AgentService + Health server; ``port`` is the bound TCP port."""
+
+    def __init__(self, server: grpc.aio.Server, port: int, tls: TlsTerminator | None, socket_dir: str | None) -> None:
+        self._server, self.port, self._tls, self._socket_dir = server, port, tls, socket_dir
+
+    async def stop(self) -> None:
+        if self._tls is not None:
+            await self._tls.stop()
+        await self._server.stop(grace=0.5)
+        if self._socket_dir is not None:
+            shutil.rmtree(self._socket_dir, ignore_errors=True)
+
+
+async def start_server(config: GrpcConfig, latest: Callable[[], Snapshot | None]) -> GrpcServer:
+    """Starts serving in the running event loop; OSError if the address cannot be bound."""
+    context = server_context(config.tls) if config.tls is not None else None  # ConfigError before binding
+    # No SO_REUSEPORT (grpc's default): a second process on the same port must fail, not share it.
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    monitoring_pb2_grpc.add_AgentServiceServicer_to_server(AgentService(latest), server)
+    health_servicer = health.aio.HealthServicer()
+    for name in HEALTH_SERVICES:
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    if context is None:
+        address = _address(config.host, config.port)
+        try:
+            port = server.add_insecure_port(address)
+        except RuntimeError as e:  # grpcio raises instead of returning 0 since 1.59
+            raise OSError(f"cannot listen on {address}: {e}") from None
+        if port == 0:
+            raise OSError(f"cannot listen on {address}: address in use or not available")
+        await server.start()
+        return GrpcServer(server, port, None, None)
+    socket_dir = tempfile.mkdtemp(prefix=f"sysmon-grpc-{os.getpid()}-")  # mode 0700
+    upstream = os.path.join(socket_dir, "agent.sock")
+    server.add_insecure_port(f"unix:{upstream}")
+    await server.start()
+    terminator = TlsTerminator(context, upstream)
+    try:
+        port = await terminator.start(config.host, config.port)
+    except OSError:
+        await server.stop(None)
+        shutil.rmtree(socket_dir, ignore_errors=True)
+        raise
+    return GrpcServer(server, port, terminator, socket_dir)

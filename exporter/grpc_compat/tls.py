@@ -1,0 +1,94 @@
+"""mTLS for the AgentService listener: TLS 1.3 only, a client certificate signed by the client CA required.
+
+grpcio (1.85) cannot bound the TLS version of a server (grpc/grpc#37305; its
+server credentials accept TLS 1.2 and 1.3), so TLS is terminated here with
+Python's ssl module, where ``minimum_version`` is set, and each connection is
+spliced to the gRPC server, which listens in plaintext on a unix socket in a
+private (0700) directory that only this user can reach. ALPN offers ``h2``
+as gRPC clients require.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+
+from exporter.config import SYSMON_VM_OPTION, ConfigError, TlsFiles
+
+log = logging.getLogger("exporter.grpc")
+
+_CHUNK = 64 * 1024
+
+
+def server_context(files: TlsFiles) -> ssl.SSLContext:
+    """The server's SSLContext; a bad PEM stops start-up with one line naming the file."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.set_alpn_protocols(["h2"])
+    try:
+        ctx.load_cert_chain(files.cert_file, files.key_file)
+    except (ssl.SSLError, OSError) as e:
+        raise ConfigError(
+            SYSMON_VM_OPTION, f"{files.cert_file} / {files.key_file}: not a matching PEM certificate and key: {e}"
+        ) from None
+    try:
+        ctx.load_verify_locations(cafile=files.client_ca_file)
+    except (ssl.SSLError, OSError) as e:
+        raise ConfigError(SYSMON_VM_OPTION, f"{files.client_ca_file}: not a PEM CA certificate: {e}") from None
+    return ctx
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(_CHUNK):
+            writer.write(data)
+            await writer.drain()
+    except (ConnectionError, ssl.SSLError, OSError):
+        pass
+    finally:
+        writer.close()
+
+
+class TlsTerminator:
+    """Accepts TLS on host:port and splices each connection to the unix socket at ``upstream``."""
+
+    def __init__(self, context: ssl.SSLContext, upstream: str) -> None:
+        self._context = context
+        self._upstream = upstream
+        self._server: asyncio.Server | None = None
+        self._connections: set[asyncio.Task[None]] = set()
+
+    async def _handle(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections.add(task)
+        try:
+            try:
+                up_reader, up_writer = await asyncio.open_unix_connection(self._upstream)
+            except OSError as e:
+                log.warning("gRPC upstream %s unreachable: %s", self._upstream, e.strerror)
+                client_writer.close()
+                return
+            await asyncio.gather(_pipe(client_reader, up_writer), _pipe(up_reader, client_writer))
+        finally:
+            self._connections.discard(task)
+
+    async def start(self, host: str, port: int) -> int:
+        """Listens and returns the bound port (useful with port 0)."""
+        self._server = await asyncio.start_server(
+            self._handle, host or None, port, ssl=self._context, reuse_address=True, ssl_handshake_timeout=10
+        )
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            for task in list(self._connections):
+                task.cancel()
+            with contextlib.suppress(Exception):
+                await asyncio.gather(*self._connections, return_exceptions=True)
+            await self._server.wait_closed()
+            self._server = None

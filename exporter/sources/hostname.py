@@ -1,0 +1,19 @@
+"""/proc/sys/kernel/hostname: the UTS hostname (Documentation/admin-guide/sysctl/kernel.rst, "hostname")."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from exporter.sources import SourceError
+
+
+def parse_hostname(text: str, path: str = "/proc/sys/kernel/hostname") -> str:
+    name = text.strip()
+    if not name or any(c.isspace() for c in name):
+        raise SourceError(path, f"not a hostname: {text[:60]!r}")
+    return name
+
+
+def read_hostname(procfs: Path) -> str:
+    path = procfs / "sys" / "kernel" / "hostname"
+    return parse_hostname(path.read_text(), str(path))

@@ -1,0 +1,107 @@
+"""mTLS with test CAs: TLS 1.3 only, and a client certificate signed by the client CA is required."""
+
+import asyncio
+import socket
+import ssl
+
+import grpc
+import pytest
+import trustme
+
+from exporter.config import ConfigError, GrpcConfig, TlsFiles
+from exporter.grpc_compat._generated import monitoring_pb2, monitoring_pb2_grpc
+from exporter.grpc_compat.server import start_server
+from exporter.grpc_compat.tls import server_context
+from tests.grpc_compat.agent import agent_status_poll, fixture_step
+
+
+class Pki:
+    """A server CA and a separate client CA, as ServiceRadar deployments have them."""
+
+    def __init__(self, tmp_path):
+        self.dir = tmp_path
+        self.server_ca = trustme.CA()
+        self.client_ca = trustme.CA()
+        self.other_ca = trustme.CA()
+        server = self.server_ca.issue_cert("localhost", "127.0.0.1")
+        server.cert_chain_pems[0].write_to_path(tmp_path / "server.pem")
+        server.private_key_pem.write_to_path(tmp_path / "server-key.pem")
+        self.client_ca.cert_pem.write_to_path(tmp_path / "client-ca.pem")
+        self.client = self.client_ca.issue_cert("agent.serviceradar")
+        self.stranger = self.other_ca.issue_cert("agent.serviceradar")
+        self.files = TlsFiles(tmp_path / "server.pem", tmp_path / "server-key.pem", tmp_path / "client-ca.pem")
+
+    def channel(self, port, leaf=None):
+        creds = grpc.ssl_channel_credentials(
+            root_certificates=self.server_ca.cert_pem.bytes(),
+            private_key=leaf.private_key_pem.bytes() if leaf else None,
+            certificate_chain=leaf.cert_chain_pems[0].bytes() if leaf else None,
+        )
+        options = [("grpc.ssl_target_name_override", "localhost")]
+        return grpc.aio.secure_channel(f"127.0.0.1:{port}", creds, options=options)
+
+    def ssl_client(self, maximum):
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        self.server_ca.configure_trust(ctx)
+        self.client.configure_cert(ctx)
+        ctx.maximum_version = maximum
+        ctx.set_alpn_protocols(["h2"])
+        return ctx
+
+
+@pytest.fixture
+async def mtls(tmp_path):
+    pki = Pki(tmp_path)
+    snap = fixture_step(None)
+    server = await start_server(GrpcConfig("127.0.0.1", 0, pki.files), lambda: snap)
+    yield pki, server.port
+    await server.stop()
+
+
+async def status(channel):
+    stub = monitoring_pb2_grpc.AgentServiceStub(channel)
+    return await stub.GetStatus(monitoring_pb2.StatusRequest(service_name="sysmon", service_type="grpc"), timeout=5)
+
+
+async def test_client_with_a_good_certificate_is_served(mtls):
+    pki, port = mtls
+    async with pki.channel(port, pki.client) as channel:
+        first, second = await agent_status_poll(channel, "sysmon")
+    assert first.service_name == second.service_name == "sysmon"
+
+
+@pytest.mark.parametrize("who", ["no-certificate", "other-ca"])
+async def test_client_without_an_accepted_certificate_is_refused(mtls, who):
+    pki, port = mtls
+    async with pki.channel(port, None if who == "no-certificate" else pki.stranger) as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await status(channel)
+    assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+def handshake(port, ctx):
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+        ctx.wrap_socket(raw, server_hostname="localhost") as tls,
+    ):
+        return tls.version(), tls.selected_alpn_protocol()
+
+
+async def test_tls_1_3_is_negotiated_and_1_2_is_refused(mtls):
+    pki, port = mtls
+    # The same client, certificate and CA: only the version bound differs.
+    version, alpn = await asyncio.to_thread(handshake, port, pki.ssl_client(ssl.TLSVersion.TLSv1_3))
+    assert (version, alpn) == ("TLSv1.3", "h2")
+    # The server aborts the handshake (OpenSSL: "unsupported protocol"); the client sees an alert or EOF.
+    with pytest.raises(ssl.SSLError):
+        await asyncio.to_thread(handshake, port, pki.ssl_client(ssl.TLSVersion.TLSv1_2))
+
+
+def test_bad_pem_names_the_file(tmp_path):
+    pki = Pki(tmp_path)
+    (tmp_path / "client-ca.pem").write_text("not a certificate\n")
+    with pytest.raises(ConfigError, match=r"client-ca\.pem"):
+        server_context(pki.files)
+    (tmp_path / "server-key.pem").write_text("not a key\n")
+    with pytest.raises(ConfigError, match=r"server-key\.pem: not a matching PEM certificate and key"):
+        server_context(pki.files)
