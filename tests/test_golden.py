@@ -7,11 +7,14 @@ and review the diff: it is exactly what users will see change.
 from __future__ import annotations
 
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from exporter.collector import Renderer, default_collectors
+from exporter.config import GuestConfig
+from exporter.guest.ingest import Ingest
 from exporter.snapshot import Readers, Snapshot, take_snapshot
 from tests.helpers import FIXTURES, GOLDEN, require_binary
 
@@ -34,15 +37,28 @@ def _snapshot(roots: list[Path]) -> Snapshot:
     return snap
 
 
+def _with_guests(snap: Snapshot) -> Snapshot:
+    """Feeds tests/fixtures/guests/*.jsonl through the ingest as if each came from a connection."""
+    ingest = Ingest(GuestConfig(), FixedClock())
+    for path in sorted((FIXTURES.parent / "guests").glob("*.jsonl")):
+        ingest.feed(path.stem, path.read_bytes())
+    ingest.feed("db-2", b"")  # connected, nothing sent yet
+    return replace(snap, guests=ingest.view())
+
+
 SCENARIOS = {
     "vm-2cpu": [FIXTURES / "vm-2cpu"],
+    "guests": [FIXTURES / "vm-2cpu"],
     "baremetal-8cpu": [FIXTURES / "baremetal-8cpu"],
     "hotplug": sorted((FIXTURES / "hotplug").glob("step*")),
 }
 
 
 def render(name: str) -> bytes:
-    return Renderer(default_collectors("golden"))(_snapshot(SCENARIOS[name])).body(False, False)[0]
+    snap = _snapshot(SCENARIOS[name])
+    if name == "guests":
+        snap = _with_guests(snap)
+    return Renderer(default_collectors("golden"))(snap).body(False, False)[0]
 
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))

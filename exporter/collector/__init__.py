@@ -21,6 +21,7 @@ from prometheus_client.openmetrics.exposition import (
 )
 
 from exporter.collector.cpu import collect_cpu, collect_frequency
+from exporter.collector.guest import collect_guest
 from exporter.collector.memory import collect_memory
 from exporter.collector.self import collect_self
 from exporter.snapshot import Snapshot
@@ -37,6 +38,7 @@ def default_collectors(version: str) -> list[SnapshotCollectorFn]:
         collect_cpu,
         collect_frequency,
         collect_memory,
+        collect_guest,
         lambda snap: collect_self(snap, version),
     ]
 

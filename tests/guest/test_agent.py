@@ -1,0 +1,45 @@
+"""The agent never blocks its sampling on the channel: a virtio-like FIFO the host does not read."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import time
+
+from tests.guest.support import agent_args, process
+from tests.helpers import wait_until
+
+F_SETPIPE_SZ = 1031  # fcntl(2), Linux 2.6.35
+
+
+def test_rows_dropped_while_the_host_does_not_read_are_reported_in_the_next_row(tmp_path):
+    # A FIFO behaves like a virtio-serial port: opening waits for the other side, and a
+    # full buffer blocks the writer.
+    port = tmp_path / "vport0p1"
+    os.mkfifo(port)
+    with process(agent_args(f"virtio:{port}", "50ms", "--agent.queue-size=4"), tmp_path / "agent.log") as agent:
+        fd = os.open(port, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            fcntl.fcntl(fd, F_SETPIPE_SZ, 4096)
+            time.sleep(3)  # the host is not reading: the pipe fills, then the queue
+            assert agent.poll() is None
+            buf = b""
+
+            def drained_a_drop() -> bool:
+                nonlocal buf
+                with contextlib.suppress(BlockingIOError):
+                    buf += os.read(fd, 65536)
+                return any(b'"dropped":0' not in line and b'"row"' in line for line in buf.split(b"\n")[:-1])
+
+            wait_until(drained_a_drop, what="a row that reports drops")
+        finally:
+            os.close(fd)
+    lines = [json.loads(line) for line in buf.split(b"\n")[:-1]]
+    assert lines[0]["type"] == "hello"
+    rows = [m for m in lines if m["type"] == "row"]
+    first_drop = next(r for r in rows if r["dropped"] > 0)
+    seen = {r["seq"] for r in rows if r["seq"] < first_drop["seq"]}
+    missing = first_drop["seq"] - len(seen)
+    assert first_drop["dropped"] == missing > 0
