@@ -289,7 +289,8 @@ class Ingest:
                 with self._lock:
                     self._vms.pop(vm, None)
         for vm, path in wanted.items():
-            if vm not in self._connectors:
+            running = self._connectors.get(vm)
+            if running is None or running.done():  # done: it gave up at --guest.max-vms; try again
                 self._connectors[vm] = self._spawn(self._connect_loop(vm, path))
 
     async def _rescan_loop(self) -> None:

@@ -4,10 +4,12 @@ On every (re)connect the agent sends a ``hello`` line, then one ``row`` per samp
 
     {"v":1,"type":"hello","agent_version":"0.1.0","boot_id":"…","hostname":"web-1","capabilities":["cpu","meminfo"]}
     {"v":1,"type":"row","seq":7,"boot_id":"…","wall_ns":1700000000000000000,"mono_ns":123000000000,
-     "dropped":0,"cpu":{"0":{"user":12.5,"idle":900.1}},"freq":{"0":2600000000.0},"mem":{"total_bytes":2147483648}}
+     "cpu":{"0":{"user":12.5,"idle":900.1}},"freq":{"0":2600000000.0},"freq_source":{"0":"cpuinfo"},
+     "mem":{"total_bytes":2147483648},"dropped":0}
 
 Counters stay raw (seconds since the guest booted); the host derives nothing but
-the clock offset. ``dropped`` is the number of rows the agent discarded since it
+the clock offset. ``freq_source`` says where each frequency came from (cpufreq,
+cpuinfo or perf); the host records it with the row. ``dropped`` is the number of rows the agent discarded since it
 started because the channel was not being read. ``seq`` counts rows per agent start.
 
 Everything the host accepts from a guest is checked here: the keys and label
@@ -86,6 +88,7 @@ def row_from_snapshot(snap: Snapshot, seq: int, boot_id: str) -> dict[str, Any]:
         "mono_ns": int(snap.monotonic_seconds * 1e9),
         "cpu": {str(c): dict(modes) for c, modes in snap.cpu_seconds.items()},
         "freq": {str(c): f.hertz for c, f in snap.frequency.items()},
+        "freq_source": {str(c): f.source for c, f in snap.frequency.items()},
         "mem": mem,
     }
 

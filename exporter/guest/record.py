@@ -15,6 +15,8 @@ import base64
 import contextlib
 import json
 import logging
+import queue
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -91,14 +93,41 @@ def verify_file(path: Path, public_key_pem: bytes) -> Verdict:
 
 
 class Recorder:
-    """Appends records per VM; one open file per VM (bounded by --guest.max-vms)."""
+    """Appends records per VM on its own thread, so the event loop never waits on the disk.
 
-    def __init__(self, directory: Path, max_bytes: int, keep: int = 5, signer: Signer | None = None) -> None:
+    Records wait in a bounded queue; when the disk cannot keep up the newest are
+    not recorded, counted in ``lost`` and logged once. One open file per VM
+    (bounded by --guest.max-vms).
+    """
+
+    def __init__(
+        self, directory: Path, max_bytes: int, keep: int = 5, signer: Signer | None = None, queue_size: int = 4096
+    ) -> None:
         self.directory, self.max_bytes, self.keep, self.signer = directory, max_bytes, keep, signer
+        self.lost = 0
         self._files: dict[str, IO[bytes]] = {}
         self._failing: set[str] = set()
+        self._queue: queue.Queue[tuple[str, dict[str, Any]] | None] = queue.Queue(queue_size)
+        self._thread = threading.Thread(target=self._run, name="guest-record", daemon=True)
+        self._thread.start()
 
     def __call__(self, vm: str, record: dict[str, Any]) -> None:
+        try:
+            self._queue.put_nowait((vm, record))
+        except queue.Full:
+            self.lost += 1
+            if self.lost == 1:
+                log.warning("recording in %s cannot keep up; rows are not being recorded", self.directory)
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            self._write(*item)
+        for f in self._files.values():
+            with contextlib.suppress(OSError):
+                f.close()
+        self._files.clear()
+
+    def _write(self, vm: str, record: dict[str, Any]) -> None:
         if self.signer is not None:
             record = {**record, "sig": base64.b64encode(self.signer.sign(canonical_json(record))).decode()}
         line = canonical_json(record) + b"\n"
@@ -111,6 +140,10 @@ class Recorder:
             f.write(line)
             f.flush()
         except OSError as e:
+            broken = self._files.pop(vm, None)
+            if broken is not None:
+                with contextlib.suppress(OSError):
+                    broken.close()
             if vm not in self._failing:
                 log.warning("cannot record vm %s in %s: %s", vm, self.directory, e.strerror)
                 self._failing.add(vm)
@@ -129,7 +162,6 @@ class Recorder:
         return new
 
     def close(self) -> None:
-        for f in self._files.values():
-            with contextlib.suppress(OSError):
-                f.close()
-        self._files.clear()
+        """Write what is queued, then close the files."""
+        self._queue.put(None)
+        self._thread.join()

@@ -43,3 +43,15 @@ def test_rows_dropped_while_the_host_does_not_read_are_reported_in_the_next_row(
     seen = {r["seq"] for r in rows if r["seq"] < first_drop["seq"]}
     missing = first_drop["seq"] - len(seen)
     assert first_drop["dropped"] == missing > 0
+
+
+def test_vsock_channel_without_a_host_keeps_retrying_and_stops_cleanly(tmp_path):
+    # This machine has no vsock loopback transport: connecting to the host CID fails,
+    # which is what an agent sees before the host listens.
+    log = tmp_path / "agent.log"
+    with process(agent_args("vsock:2:9", "50ms"), log) as agent:
+        wait_until(lambda: "cannot open vsock:2:9" in log.read_text(), what="the agent to report the channel")
+        assert agent.poll() is None
+        agent.terminate()
+        assert agent.wait(timeout=10) == 0
+    assert log.read_text().count("cannot open vsock:2:9") == 1
