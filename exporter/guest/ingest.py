@@ -28,7 +28,7 @@ import logging
 import re
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -93,47 +93,40 @@ class _Vm:
 Record = Callable[[str, dict[str, Any]], None]
 
 
-class _Connection:
-    """One connection's line splitting: a line over the limit is discarded up to its newline."""
+TOO_LONG = None  # what LineSplitter yields for a discarded line
 
-    def __init__(self, ingest: Ingest, st: _Vm) -> None:
-        self.ingest, self.st = ingest, st
+
+class LineSplitter:
+    """Splits a byte stream into lines; a line over ``limit`` is discarded up to its newline.
+
+    Holds at most ``limit`` bytes whatever arrives, so a guest that never sends a
+    newline costs nothing but reads.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
         self.buf = bytearray()
-        self.discarding = self.first = False
-        with ingest._lock:
-            st.connections += 1
-            st.events["connect"] = st.events.get("connect", 0) + 1
+        self.discarding = False
 
-    def data(self, chunk: bytes) -> None:
-        if not chunk:
-            return
-        if not self.first:
-            self.ingest._event(self.st, "first_byte")
-            self.first = True
-        limit = self.ingest.settings.max_line_bytes
+    def feed(self, chunk: bytes) -> Iterator[bytes | None]:
+        """Complete lines (without the newline), and ``TOO_LONG`` once per discarded line."""
         start = 0
         while True:
             nl = chunk.find(b"\n", start)
             piece = chunk[start:] if nl < 0 else chunk[start:nl]
-            if not self.discarding and len(self.buf) + len(piece) > limit:
-                with self.ingest._lock:
-                    self.st.malformed["too_long"] = self.st.malformed.get("too_long", 0) + 1
+            if not self.discarding and len(self.buf) + len(piece) > self.limit:
                 self.buf.clear()
                 self.discarding = True
+                yield TOO_LONG
             if nl < 0:
                 if not self.discarding:
                     self.buf += piece
                 return
             if not self.discarding:
-                self.ingest._line(self.st, bytes(self.buf) + piece)
+                yield bytes(self.buf) + piece
             self.buf.clear()
             self.discarding = False
             start = nl + 1
-
-    def close(self) -> None:
-        with self.ingest._lock:
-            self.st.connections -= 1
-            self.st.events["disconnect"] = self.st.events.get("disconnect", 0) + 1
 
 
 class Ingest:
@@ -179,21 +172,25 @@ class Ingest:
         st = self._vms[vm] = _Vm(vm, self.settings.rate_limit, self.clock.monotonic(), from_pattern)
         return st
 
+    @staticmethod
+    def _count(counter: dict[str, int], key: str) -> None:
+        counter[key] = counter.get(key, 0) + 1
+
     def _event(self, st: _Vm, event: str) -> None:
         with self._lock:
-            st.events[event] = st.events.get(event, 0) + 1
+            self._count(st.events, event)
 
     def _line(self, st: _Vm, line: bytes) -> None:
         if not line.strip():
             return
         with self._lock:
             if not st.bucket.take(self.clock.monotonic()):
-                self._malformed(st, "rate_limited")
+                self._count(st.malformed, "rate_limited")
                 return
             try:
                 msg = parse_line(line)
             except Malformed as e:
-                self._malformed(st, e.reason)
+                self._count(st.malformed, e.reason)
                 return
             if isinstance(msg, Hello):
                 st.view = replace(st.view, hostname=msg.hostname, agent_version=msg.agent_version, boot_id=msg.boot_id)
@@ -201,9 +198,6 @@ class Ingest:
             record = self._row(st, msg)
         if self.record is not None:
             self.record(st.view.vm, record)
-
-    def _malformed(self, st: _Vm, reason: str) -> None:
-        st.malformed[reason] = st.malformed.get(reason, 0) + 1
 
     def _row(self, st: _Vm, row: Row) -> dict[str, Any]:
         wall, mono = self.clock.wall(), self.clock.monotonic()
@@ -226,11 +220,25 @@ class Ingest:
 
     # --- connections ---
 
+    def _connected(self, st: _Vm, delta: int) -> None:
+        with self._lock:
+            st.connections += delta
+            self._count(st.events, "connect" if delta > 0 else "disconnect")
+
+    def _data(self, st: _Vm, lines: LineSplitter, chunk: bytes) -> None:
+        for line in lines.feed(chunk):
+            if line is TOO_LONG:
+                with self._lock:
+                    self._count(st.malformed, "too_long")
+            else:
+                self._line(st, line)
+
     async def _serve(self, st: _Vm, sock: socket.socket) -> None:
         """Read one connection until EOF, counting its lifecycle events."""
         loop = asyncio.get_running_loop()
-        conn = _Connection(self, st)
-        silent = False
+        lines = LineSplitter(self.settings.max_line_bytes)
+        first = silent = False
+        self._connected(st, +1)
         try:
             while True:
                 try:
@@ -245,18 +253,25 @@ class Ingest:
                 if not chunk:
                     break
                 silent = False
-                conn.data(chunk)
+                if not first:
+                    self._event(st, "first_byte")
+                    first = True
+                self._data(st, lines, chunk)
                 await asyncio.sleep(0)  # a flooding guest yields to the others after every read
         finally:
             sock.close()
-            conn.close()
+            self._connected(st, -1)
 
     def feed(self, vm: str, data: bytes) -> None:
         """Process ``data`` as the first bytes of a connection from ``vm`` that stays open."""
         with self._lock:
             st = self._state(vm, from_pattern=False)
-        if st is not None:
-            _Connection(self, st).data(data)
+        if st is None:
+            return
+        self._connected(st, +1)
+        if data:
+            self._event(st, "first_byte")
+            self._data(st, LineSplitter(self.settings.max_line_bytes), data)
 
     async def _connect_loop(self, vm: str, path: Path) -> None:
         loop = asyncio.get_running_loop()

@@ -6,6 +6,7 @@ import contextlib
 import fcntl
 import json
 import os
+import socket
 import time
 
 from tests.guest.support import agent_args, process
@@ -55,3 +56,41 @@ def test_vsock_channel_without_a_host_keeps_retrying_and_stops_cleanly(tmp_path)
         agent.terminate()
         assert agent.wait(timeout=10) == 0
     assert log.read_text().count("cannot open vsock:2:9") == 1
+
+
+def read_lines(conn: socket.socket, count: int) -> list[dict]:  # type: ignore[type-arg]
+    buf = b""
+    conn.settimeout(15)
+    while buf.count(b"\n") < count:
+        data = conn.recv(65536)
+        assert data, "the agent closed the channel"
+        buf += data
+    return [json.loads(line) for line in buf.split(b"\n")[:count]]
+
+
+def test_channel_that_goes_away_is_reopened_with_a_new_hello(tmp_path):
+    path = tmp_path / "host.sock"
+
+    def serve() -> socket.socket:
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        server.bind(str(path))
+        server.listen(1)
+        server.settimeout(15)
+        return server
+
+    server = serve()
+    with process(agent_args(f"unix:{path}", "50ms"), tmp_path / "agent.log"):
+        conn, _ = server.accept()
+        first = read_lines(conn, 3)
+        conn.close()
+        server.close()
+        path.unlink()
+        server = serve()  # the host side comes back
+        conn, _ = server.accept()
+        second = read_lines(conn, 3)
+        conn.close()
+        server.close()
+    assert [m["type"] for m in first] == ["hello", "row", "row"]
+    assert second[0]["type"] == "hello" and second[0]["boot_id"] == first[0]["boot_id"]
+    # The same agent process: its row numbering goes on.
+    assert second[1]["seq"] > first[2]["seq"]

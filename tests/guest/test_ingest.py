@@ -10,7 +10,7 @@ import socket
 import pytest
 
 from exporter.config import GuestConfig, parse_guest_listen
-from exporter.guest.ingest import Ingest
+from exporter.guest.ingest import TOO_LONG, Ingest, LineSplitter
 
 
 class StepClock:
@@ -100,3 +100,12 @@ async def test_vsock_listener_starts_and_stops():
         assert ingest.view() == {}
     finally:
         await ingest.stop()
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 7, 64, 10_000], ids=lambda n: f"chunk{n}")
+def test_line_splitter_is_independent_of_read_sizes(chunk):
+    data = b"a\n" + b"b" * 20 + b"\n\nccc\n" + b"d" * 17 + b"\n" + b"e" * 40 + b"\nf\npartial"
+    lines = LineSplitter(16)
+    out = [x for i in range(0, len(data), chunk) for x in lines.feed(data[i : i + chunk])]
+    assert out == [b"a", TOO_LONG, b"", b"ccc", TOO_LONG, TOO_LONG, b"f"]
+    assert bytes(lines.buf) == b"partial"
