@@ -80,7 +80,6 @@ async def start_ingest(ingest: Ingest) -> bool:
     try:
         await ingest.start()
     except OSError as e:
-        await ingest.stop()
         log.error("--guest.listen: cannot listen on %s: %s; check the path or port", e.filename or "", e.strerror)
         return False
     return True
@@ -93,9 +92,9 @@ async def serve(config: Config) -> int:
         loop.add_signal_handler(sig, stop.set)
     recorder = build_recorder(config.guest)  # a ConfigError stops start-up with one line
     ingest = build_ingest(config.guest, SystemClock(), recorder)
-    if ingest is not None and not await start_ingest(ingest):
-        return 1
     try:
+        if ingest is not None and not await start_ingest(ingest):
+            return 1
         return await _serve(config, stop, ingest)
     finally:
         if ingest is not None:

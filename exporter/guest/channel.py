@@ -92,15 +92,25 @@ def open_agent_channel(address: Address, sysfs: Path, dev: Path) -> Writer:
     return Writer(sock=sock)
 
 
+def _in_use(path: Path) -> bool:
+    """Whether something still accepts on a unix socket path (a stale one refuses)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return False
+    return True
+
+
 def listen_socket(address: Address, backlog: int = 64) -> socket.socket:
-    """A bound, listening, non-blocking socket; a stale unix socket file is replaced."""
+    """A bound, listening, non-blocking socket; a stale unix socket file (nobody accepting) is replaced."""
     if address.kind == "vsock":
         sock = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
         bind: tuple[int, int] | str = (address.cid, address.port)
     else:
         assert address.path is not None
         with contextlib.suppress(FileNotFoundError):
-            if stat.S_ISSOCK(address.path.lstat().st_mode):
+            if stat.S_ISSOCK(address.path.lstat().st_mode) and not _in_use(address.path):
                 address.path.unlink()
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         bind = str(address.path)

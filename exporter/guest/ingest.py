@@ -138,7 +138,7 @@ class Ingest:
         self._vms: dict[str, _Vm] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._connectors: dict[str, asyncio.Task[None]] = {}
-        self._servers: list[socket.socket] = []
+        self._servers: list[tuple[Address, socket.socket]] = []
         self._warned_full = False
 
     # --- read side (sampler thread) ---
@@ -340,7 +340,7 @@ class Ingest:
         """Open the listeners (OSError names what failed) and start the pattern scanner."""
         for address in self.settings.listens:
             server = listen_socket(address)
-            self._servers.append(server)
+            self._servers.append((address, server))
             self._spawn(self._accept_loop(address, server))
         if self.settings.patterns:
             self._spawn(self._rescan_loop())
@@ -350,10 +350,9 @@ class Ingest:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        for server in self._servers:
+        for address, server in self._servers:
             server.close()
-        for address in self.settings.listens:
-            if address.kind == "unix" and address.path is not None:
+            if address.kind == "unix" and address.path is not None:  # only sockets this ingest bound
                 with contextlib.suppress(OSError):
                     address.path.unlink()
         self._servers.clear()

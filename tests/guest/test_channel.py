@@ -68,12 +68,18 @@ def test_vsock_listener_binds_any_cid(tmp_path):
         sock.close()
 
 
-def test_unix_listener_replaces_a_stale_socket_but_not_a_file(tmp_path):
+def test_unix_listener_replaces_a_stale_socket_but_not_a_live_one_or_a_file(tmp_path):
     path = tmp_path / "fc.vsock_5000"
     stale = socket.socket(socket.AF_UNIX)
     stale.bind(str(path))
     stale.close()
     listen_socket(Address("unix", path)).close()
+    live = listen_socket(Address("unix", path))
+    try:
+        with pytest.raises(OSError):
+            listen_socket(Address("unix", path))  # in use: not taken over
+    finally:
+        live.close()
     other = tmp_path / "regular"
     other.write_text("keep me")
     with pytest.raises(OSError) as e:

@@ -27,15 +27,27 @@ def test_prometheus_scrapes_and_queries_guest_series(tmp_path):
             assert [(r["metric"]["vm"], r["value"][1]) for r in up] == [("db-9", "1")]
 
 
-def test_listener_that_cannot_be_opened_stops_start_up(tmp_path):
+def test_listener_that_cannot_be_opened_stops_start_up_and_touches_nothing(tmp_path):
     missing = tmp_path / "no-such-dir" / "g.sock"
-    result = subprocess.run(
-        [sys.executable, "-m", "exporter", "--web.listen-address=127.0.0.1:0", f"--guest.listen=unix:{missing}"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=30,
-    )
-    assert result.returncode == 1
-    errors = [line for line in result.stderr.splitlines() if "level=ERROR" in line]
-    assert len(errors) == 1 and f"--guest.listen: cannot listen on unix:{missing}" in errors[0], result.stderr
+    regular = tmp_path / "not-a-socket"
+    regular.write_text("keep")
+    for path in (missing, regular):
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "exporter",
+                "--web.listen-address=127.0.0.1:0",
+                f"--guest.listen=unix:{tmp_path / 'ok.sock'}",
+                f"--guest.listen=unix:{path}",
+            ],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=30,
+        )
+        assert result.returncode == 1
+        errors = [line for line in result.stderr.splitlines() if "level=ERROR" in line]
+        assert len(errors) == 1 and f"--guest.listen: cannot listen on unix:{path}" in errors[0], result.stderr
+    assert regular.read_text() == "keep"
+    assert not (tmp_path / "ok.sock").exists()
