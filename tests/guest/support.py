@@ -23,6 +23,13 @@ def process(args: Sequence[str], log: Path) -> Iterator[subprocess.Popen[bytes]]
         stop_process(proc)
 
 
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """``sysmon-exporter ARGS`` to completion (a command that exits by itself), output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "exporter", *args], capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
+
+
 def agent_args(channel: str, interval: str = "200ms", *extra: str) -> list[str]:
     return [
         sys.executable,

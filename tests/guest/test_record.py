@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from tests.guest.support import agent_args, process, value
-from tests.helpers import ROOT, run_exporter, wait_until
+from tests.guest.support import agent_args, process, run_cli, value
+from tests.helpers import run_exporter, wait_until
 
 
 def keypair(tmp_path: Path) -> tuple[Path, Path]:
@@ -27,12 +26,7 @@ def keypair(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def verify(path: Path, public: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "exporter", "verify-record", str(path), f"--public-key={public}"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
+    return run_cli("verify-record", str(path), f"--public-key={public}")
 
 
 def test_firecracker_socket_record_rotate_sign_verify_and_tamper(tmp_path):
@@ -82,19 +76,10 @@ def test_unusable_sign_key_stops_start_up_naming_the_flag(tmp_path):
     key = tmp_path / "not-a-key.pem"
     key.write_text("hello\n")
     (tmp_path / "rec").mkdir()
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "exporter",
-            f"--guest.listen=unix:{tmp_path / 'g.sock'}",
-            f"--guest.record={tmp_path / 'rec'}",
-            f"--guest.record.sign-key={key}",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=30,
+    result = run_cli(
+        f"--guest.listen=unix:{tmp_path / 'g.sock'}",
+        f"--guest.record={tmp_path / 'rec'}",
+        f"--guest.record.sign-key={key}",
     )
     assert result.returncode == 2
     assert result.stderr.strip().startswith("sysmon-exporter: --guest.record.sign-key:"), result.stderr

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
-from tests.guest.support import agent_args, process, value
-from tests.helpers import ROOT, promql, run_exporter, run_prometheus, wait_until
+from tests.guest.support import agent_args, process, run_cli, value
+from tests.helpers import promql, run_exporter, run_prometheus, wait_until
 
 
 def test_prometheus_scrapes_and_queries_guest_series(tmp_path):
@@ -32,19 +29,10 @@ def test_listener_that_cannot_be_opened_stops_start_up_and_touches_nothing(tmp_p
     regular = tmp_path / "not-a-socket"
     regular.write_text("keep")
     for path in (missing, regular):
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "exporter",
-                "--web.listen-address=127.0.0.1:0",
-                f"--guest.listen=unix:{tmp_path / 'ok.sock'}",
-                f"--guest.listen=unix:{path}",
-            ],
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-            timeout=30,
+        result = run_cli(
+            "--web.listen-address=127.0.0.1:0",
+            f"--guest.listen=unix:{tmp_path / 'ok.sock'}",
+            f"--guest.listen=unix:{path}",
         )
         assert result.returncode == 1
         errors = [line for line in result.stderr.splitlines() if "level=ERROR" in line]
