@@ -14,10 +14,12 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 
 from exporter import __version__
 from exporter.collector import Exposition, Renderer, default_collectors
-from exporter.config import Config, ConfigError
+from exporter.config import Config, ConfigError, GuestConfig
+from exporter.guest.ingest import Ingest
+from exporter.guest.record import Recorder, load_private_key
 from exporter.http import Published, make_app
 from exporter.sampler import Job, Sampler
-from exporter.snapshot import Readers, SystemClock, take_snapshot
+from exporter.snapshot import Clock, Readers, SystemClock, take_snapshot, with_guests
 from exporter.sources.perf import PerfCounters, PerfUnavailable
 from exporter.sources.stat import read_stat, user_hz
 
@@ -48,13 +50,39 @@ def open_perf(config: Config) -> Iterator[tuple[PerfCounters | None, str]]:
         counters.close()
 
 
-def build_sampler(config: Config, readers: Readers) -> Sampler[Exposition]:
+def build_recorder(guest: GuestConfig) -> Recorder | None:
+    """The row recorder for --guest.record; ConfigError when the signing key cannot be used."""
+    if guest.record_dir is None:
+        return None
+    signer = load_private_key(guest.sign_key) if guest.sign_key is not None else None
+    return Recorder(guest.record_dir, guest.record_max_bytes, signer=signer)
+
+
+def build_ingest(guest: GuestConfig, clock: Clock, recorder: Recorder | None) -> Ingest | None:
+    if not guest.enabled:
+        return None
+    return Ingest(guest, clock, recorder)
+
+
+def build_sampler(config: Config, readers: Readers, ingest: Ingest | None = None) -> Sampler[Exposition]:
     registry = CollectorRegistry(auto_describe=False)
     ProcessCollector(registry=registry)
     render = Renderer(default_collectors(__version__), registry)
     clock = SystemClock()
     jobs = [Job("cpu", config.sampler_interval, partial(take_snapshot, readers=readers, clock=clock))]
+    if ingest is not None:
+        # The ingest's state reaches HTTP only through the snapshot, like every other source.
+        jobs.append(Job("guest", config.sampler_interval, partial(with_guests, guests=ingest.view)))
     return Sampler(jobs, render)
+
+
+async def start_ingest(ingest: Ingest) -> bool:
+    try:
+        await ingest.start()
+    except OSError as e:
+        log.error("--guest.listen: cannot listen on %s: %s; check the path or port", e.filename or "", e.strerror)
+        return False
+    return True
 
 
 async def serve(config: Config) -> int:
@@ -62,6 +90,20 @@ async def serve(config: Config) -> int:
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    recorder = build_recorder(config.guest)  # a ConfigError stops start-up with one line
+    ingest = build_ingest(config.guest, SystemClock(), recorder)
+    try:
+        if ingest is not None and not await start_ingest(ingest):
+            return 1
+        return await _serve(config, stop, ingest)
+    finally:
+        if ingest is not None:
+            await ingest.stop()
+        if recorder is not None:
+            recorder.close()
+
+
+async def _serve(config: Config, stop: asyncio.Event, ingest: Ingest | None) -> int:
     with open_perf(config) as (perf, perf_error):
         readers = Readers(
             config.procfs,
@@ -73,7 +115,7 @@ async def serve(config: Config) -> int:
             host_identity=config.grpc is not None,
             rootfs=config.rootfs,
         )
-        sampler = build_sampler(config, readers)
+        sampler = build_sampler(config, readers, ingest)
         app = make_app(Published(sampler.latest, sampler.rendered), __version__)
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
         await runner.setup()

@@ -1,14 +1,18 @@
-"""Entry point: ``sysmon-exporter [flags]`` serves; ``main(argv)`` returns the exit code."""
+"""Entry point: ``sysmon-exporter [flags]`` serves; ``main(argv)`` returns the exit code.
+
+Subcommands: ``agent`` (inside a guest), ``diag`` (what works on this machine),
+``verify-record FILE --public-key=FILE`` (check signed guest records).
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from exporter import __version__
-from exporter.config import SERVE, ConfigError, load
+from exporter.config import SERVE, ConfigError, FlagSet, load
 
 _LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING, "error": logging.ERROR}
 
@@ -22,29 +26,15 @@ def setup_logging(level: str) -> None:
     logging.getLogger("aiohttp").setLevel(logging.WARNING)
 
 
-def main(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> int:
-    env = os.environ if environ is None else environ
-    if "-h" in argv or "--help" in argv:
-        print(SERVE.usage())
-        return 0
-    if "--version" in argv:
-        print(f"sysmon-exporter {__version__}")
-        return 0
-    try:
-        config = load(argv, env)
-    except ConfigError as e:
-        print(f"sysmon-exporter: {e}", file=sys.stderr)
-        return 2
+def _serve(argv: Sequence[str], env: Mapping[str, str]) -> int:
+    config = load(argv, env)
     if config.grpc is not None:
         try:
             import exporter.grpc_compat.server  # noqa: F401
         except ImportError as e:
-            print(
-                f"sysmon-exporter: --grpc.listen-address: the gRPC shim needs {e.name}; "
-                "pip install 'sysmon-exporter[grpc]'",
-                file=sys.stderr,
-            )
-            return 2
+            raise ConfigError(
+                "--grpc.listen-address", f"the gRPC shim needs {e.name}; pip install 'sysmon-exporter[grpc]'"
+            ) from None
     setup_logging(config.log_level)
     for warning in config.warnings:
         logging.getLogger("exporter").warning("%s", warning)
@@ -54,6 +44,50 @@ def main(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> int:
     from exporter.app import serve
 
     return uvloop.run(serve(config))
+
+
+def _agent(argv: Sequence[str], env: Mapping[str, str]) -> int:
+    from exporter.guest.run import run_agent
+
+    return run_agent(argv, env, setup_logging)
+
+
+def _diag(argv: Sequence[str], env: Mapping[str, str]) -> int:
+    from exporter.diag import run_diag
+
+    return run_diag(argv, env)
+
+
+def _verify(argv: Sequence[str], env: Mapping[str, str]) -> int:
+    from exporter.guest.run import run_verify
+
+    return run_verify(argv, env)
+
+
+def _flagsets() -> dict[str, tuple[FlagSet, Callable[[Sequence[str], Mapping[str, str]], int]]]:
+    from exporter.config import AGENT, DIAG, VERIFY
+
+    return {"agent": (AGENT, _agent), "diag": (DIAG, _diag), "verify-record": (VERIFY, _verify)}
+
+
+def main(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> int:
+    env = os.environ if environ is None else environ
+    commands = _flagsets()
+    flags, command = commands.get("", (SERVE, _serve))
+    if argv and argv[0] in commands:
+        flags, command = commands[argv[0]]
+        argv = argv[1:]
+    if "-h" in argv or "--help" in argv:
+        print(flags.usage())
+        return 0
+    if "--version" in argv:
+        print(f"sysmon-exporter {__version__}")
+        return 0
+    try:
+        return command(argv, env)
+    except ConfigError as e:
+        print(f"sysmon-exporter: {e}", file=sys.stderr)
+        return 2
 
 
 def console() -> None:

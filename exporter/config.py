@@ -90,6 +90,85 @@ def parse_listen_address(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def int_in(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise ValueError(f"{text!r} is not an integer") from None
+        if not low <= value <= high:
+            raise ValueError(f"{text} is outside {low}..{high}")
+        return value
+
+    return parse
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise ValueError(f"{text} must be above 0")
+    return value
+
+
+HOST_CID = 2  # VMADDR_CID_HOST, vsock(7)
+VMADDR_CID_ANY = 0xFFFFFFFF
+
+
+@dataclass(frozen=True)
+class Address:
+    """A guest channel end: ``virtio:[PATH]``, ``vsock:CID:PORT`` or ``unix:PATH``."""
+
+    kind: str  # "virtio" | "vsock" | "unix"
+    path: Path | None = None
+    cid: int = HOST_CID
+    port: int = 0
+
+    def __str__(self) -> str:
+        if self.kind == "vsock":
+            return f"vsock:{self.cid}:{self.port}"
+        return f"{self.kind}:{self.path or ''}"
+
+
+def _vsock_port(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 2**32:
+        raise ValueError(f"{text!r} is not a vsock port (1..4294967295)")
+    return int(text)
+
+
+def parse_agent_channel(text: str) -> Address:
+    """``virtio:[PATH]``, ``vsock:[CID:]PORT`` (host CID 2 by default) or ``unix:PATH``."""
+    kind, sep, rest = text.partition(":")
+    if kind == "virtio" and sep:
+        return Address("virtio", Path(rest) if rest else None)
+    if kind == "unix" and rest:
+        return Address("unix", Path(rest))
+    if kind == "vsock" and rest:
+        cid, sep2, port = rest.rpartition(":")
+        if sep2 and not cid.isdigit():
+            raise ValueError(f"{text!r}: {cid!r} is not a context id; pass vsock:CID:PORT, e.g. vsock:2:9477")
+        return Address("vsock", cid=int(cid) if sep2 else HOST_CID, port=_vsock_port(port))
+    raise ValueError(f"{text!r} is not virtio:[PATH], vsock:[CID:]PORT or unix:PATH")
+
+
+def parse_guest_listen(text: str) -> Address:
+    """``unix:PATH`` or ``vsock:PORT`` (any local CID)."""
+    kind, _, rest = text.partition(":")
+    if kind == "unix" and rest:
+        return Address("unix", Path(rest))
+    if kind == "vsock" and rest:
+        return Address("vsock", cid=VMADDR_CID_ANY, port=_vsock_port(rest))
+    raise ValueError(f"{text!r} is not unix:PATH or vsock:PORT")
+
+
+def parse_pattern(text: str) -> str:
+    if not text.strip():
+        raise ValueError("empty pattern; pass a socket path such as /run/vms/{vm}/agent.sock")
+    return text
+
+
 def parse_bool(text: str) -> bool:
     lowered = text.strip().lower()
     if lowered in ("1", "true", "yes", "on"):
@@ -256,7 +335,47 @@ SERVE_FLAGS: tuple[Flag, ...] = (
         Flag(f"collector.{name}", parse_bool, on, f"the {name} collector", boolean=True)
         for name, on in COLLECTORS.items()
     ),
+    Flag(
+        "guest.socket",
+        parse_pattern,
+        (),
+        "QEMU chardev socket of a guest's agent port; {vm} names the VM (repeatable)",
+        repeatable=True,
+    ),
+    Flag(
+        "guest.listen",
+        parse_guest_listen,
+        (),
+        "unix:PATH or vsock:PORT for agents to connect to (repeatable)",
+        repeatable=True,
+    ),
+    Flag("guest.max-line-bytes", int_in(1024, 16 << 20), 65536, "longer guest lines are discarded"),
+    Flag("guest.max-vms", int_in(1, 100_000), 256, "most VMs tracked at once"),
+    Flag("guest.rate-limit", positive_float, 10.0, "rows per second accepted from one VM (also the burst)"),
+    Flag("guest.silent-window", duration_in(0.05, 3600.0), 15.0, "a connection silent this long counts silent_window"),
+    Flag("guest.rescan-interval", duration_in(0.05, 60.0), 5.0, "how often --guest.socket is re-globbed and retried"),
+    Flag("guest.record", Path, None, "append every guest row to DIR/<vm>.jsonl"),
+    Flag("guest.record.max-bytes", int_in(4096, 1 << 40), 64 << 20, "rotate a record file at this size"),
+    Flag("guest.record.sign-key", Path, None, "Ed25519 PEM private key that signs each recorded line"),
 )
+
+
+@dataclass(frozen=True)
+class GuestConfig:
+    patterns: tuple[str, ...] = ()
+    listens: tuple[Address, ...] = ()
+    max_line_bytes: int = 65536
+    max_vms: int = 256
+    rate_limit: float = 10.0
+    silent_seconds: float = 15.0
+    rescan_seconds: float = 5.0
+    record_dir: Path | None = None
+    record_max_bytes: int = 64 << 20
+    sign_key: Path | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.patterns or self.listens)
 
 
 @dataclass(frozen=True)
@@ -271,6 +390,7 @@ class Config:
     collectors: frozenset[str] = field(default_factory=lambda: frozenset(n for n, on in COLLECTORS.items() if on))
     grpc: GrpcConfig | None = None
     warnings: tuple[str, ...] = ()  # logged once logging is set up
+    guest: GuestConfig = field(default_factory=GuestConfig)
 
 
 SERVE = FlagSet("sysmon-exporter", SERVE_FLAGS)
@@ -302,7 +422,67 @@ def load(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
         collectors=frozenset(n for n in COLLECTORS if v[f"collector_{n}"]),
         grpc=grpc,
         warnings=warnings,
+        guest=_guest_config(v),
     )
+
+
+def _guest_config(v: Mapping[str, Any]) -> GuestConfig:
+    guest = GuestConfig(
+        patterns=v["guest_socket"],
+        listens=v["guest_listen"],
+        max_line_bytes=v["guest_max_line_bytes"],
+        max_vms=v["guest_max_vms"],
+        rate_limit=v["guest_rate_limit"],
+        silent_seconds=v["guest_silent_window"],
+        rescan_seconds=v["guest_rescan_interval"],
+        record_dir=v["guest_record"],
+        record_max_bytes=v["guest_record_max_bytes"],
+        sign_key=v["guest_record_sign_key"],
+    )
+    if guest.record_dir is not None and not guest.enabled:
+        raise ConfigError("--guest.record", "records nothing without --guest.socket or --guest.listen")
+    if guest.sign_key is not None and guest.record_dir is None:
+        raise ConfigError("--guest.record.sign-key", "signs recorded lines; pass --guest.record=DIR as well")
+    if guest.record_dir is not None and not guest.record_dir.is_dir():
+        raise ConfigError("--guest.record", f"{guest.record_dir} is not a directory; create it first")
+    return guest
+
+
+AGENT_COLLECTORS = ("cpu", "cpufreq", "cpuinfo", "meminfo")
+_PATH_FLAGS = (
+    Flag("path.procfs", Path, Path("/proc"), "procfs mount point"),
+    Flag("path.sysfs", Path, Path("/sys"), "sysfs mount point"),
+    Flag("path.dev", Path, Path("/dev"), "device directory (virtio-serial ports, /dev/vsock)"),
+)
+AGENT = FlagSet(
+    "sysmon-exporter agent",
+    (
+        Flag("agent.channel", parse_agent_channel, Address("virtio"), "virtio:[PATH], vsock:[CID:]PORT or unix:PATH"),
+        Flag("agent.interval", duration_in(0.05, 3600.0), 5.0, "how often the guest is sampled"),
+        Flag("agent.queue-size", int_in(1, 100_000), 120, "rows kept while the host is not reading"),
+        *_PATH_FLAGS,
+        Flag("log.level", parse_choice(LOG_LEVELS), "info", "one of " + ", ".join(LOG_LEVELS)),
+        *(Flag(f"collector.{n}", parse_bool, True, f"the {n} collector", boolean=True) for n in AGENT_COLLECTORS),
+    ),
+)
+DIAG = FlagSet(
+    "sysmon-exporter diag",
+    (
+        Flag("agent.channel", parse_agent_channel, None, "the agent channel to check (default: look for virtio)"),
+        Flag("web.listen-address", parse_listen_address, ("", DEFAULT_PORT), "the exporter port to check"),
+        *_PATH_FLAGS,
+        Flag("json", parse_bool, False, "print the checks as JSON", boolean=True),
+        *(
+            Flag(f"collector.{n}", parse_bool, None, f"require the {n} collector to work", boolean=True)
+            for n in COLLECTORS
+        ),
+    ),
+)
+VERIFY = FlagSet(
+    "sysmon-exporter verify-record",
+    (Flag("public-key", Path, None, "Ed25519 PEM public key"),),
+    positional=("file",),
+)
 
 
 # ServiceRadar's sysmon-vm checker: its defaults and the interval bounds it clamps to.

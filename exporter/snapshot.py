@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol, TypeVar
 
+from exporter.guest.state import GuestVm
 from exporter.sources import SourceError
 from exporter.sources.cpufreq import read_cpufreq
 from exporter.sources.cpuinfo import read_cpuinfo
@@ -138,6 +139,7 @@ class Snapshot:
     host: HostIdentity | None = None
     filesystems: tuple[Filesystem, ...] = ()
     statuses: Mapping[str, SourceStatus] = field(default_factory=dict)
+    guests: Mapping[str, GuestVm] = field(default_factory=dict)  # by vm label, from the guest ingest
     # Carried from sample to sample; not exposed.
     cpu_counters: Monotonic = field(default_factory=Monotonic)
     perf_counters: Monotonic = field(default_factory=Monotonic)
@@ -357,6 +359,11 @@ def take_snapshot(previous: Snapshot | None, readers: Readers, clock: Clock) -> 
         filesystems=filesystems or (),
         statuses=dict(sorted(statuses.items())),
     )
+
+
+def with_guests(previous: Snapshot | None, guests: Callable[[], Mapping[str, GuestVm]]) -> Snapshot:
+    """The guest ingest's current state copied into the snapshot; everything else kept."""
+    return replace(previous or Snapshot(), guests=guests())
 
 
 _CPU_SOURCES = frozenset({"cpu", "cpufreq", "cpuinfo", "perf", "meminfo", "host", "filesystem"})

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from exporter.collector import Renderer, default_collectors
+from exporter.config import GuestConfig
+from exporter.guest.ingest import Ingest
 from exporter.snapshot import Readers, Snapshot, take_snapshot
 from tests.helpers import FIXTURES, GOLDEN, require_binary
 
@@ -41,17 +45,27 @@ def _snapshot(roots: list[Path], collectors: frozenset[str] = COLLECTORS) -> Sna
     return snap
 
 
-SCENARIOS = {
-    "vm-2cpu": ([FIXTURES / "vm-2cpu"], COLLECTORS),
-    "vm-2cpu-filesystem": ([FIXTURES / "vm-2cpu"], COLLECTORS | {"filesystem"}),
-    "baremetal-8cpu": ([FIXTURES / "baremetal-8cpu"], COLLECTORS),
-    "hotplug": (sorted((FIXTURES / "hotplug").glob("step*")), COLLECTORS),
+def _with_guests(snap: Snapshot) -> Snapshot:
+    """Feeds tests/fixtures/guests/*.jsonl through the ingest as if each came from a connection."""
+    ingest = Ingest(GuestConfig(), FixedClock())
+    for path in sorted((FIXTURES.parent / "guests").glob("*.jsonl")):
+        ingest.feed(path.stem, path.read_bytes())
+    ingest.feed("db-2", b"")  # connected, nothing sent yet
+    return replace(snap, guests=ingest.view())
+
+
+# name -> how its snapshot is made; each writes tests/golden/<name>.prom
+SCENARIOS: dict[str, Callable[[], Snapshot]] = {
+    "vm-2cpu": lambda: _snapshot([FIXTURES / "vm-2cpu"]),
+    "vm-2cpu-filesystem": lambda: _snapshot([FIXTURES / "vm-2cpu"], COLLECTORS | {"filesystem"}),
+    "baremetal-8cpu": lambda: _snapshot([FIXTURES / "baremetal-8cpu"]),
+    "hotplug": lambda: _snapshot(sorted((FIXTURES / "hotplug").glob("step*"))),
+    "guests": lambda: _with_guests(_snapshot([FIXTURES / "vm-2cpu"])),
 }
 
 
 def render(name: str) -> bytes:
-    roots, collectors = SCENARIOS[name]
-    return Renderer(default_collectors("golden"))(_snapshot(roots, collectors)).body(False, False)[0]
+    return Renderer(default_collectors("golden"))(SCENARIOS[name]()).body(False, False)[0]
 
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))

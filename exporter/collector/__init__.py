@@ -17,6 +17,7 @@ from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPEN
 from exporter.collector.cpu import collect_cpu, collect_frequency
 from exporter.collector.exposition import ExpositionWriter
 from exporter.collector.filesystem import collect_filesystem
+from exporter.collector.guest import collect_guest
 from exporter.collector.memory import collect_memory
 from exporter.collector.self import collect_self
 from exporter.snapshot import Snapshot
@@ -34,6 +35,7 @@ def default_collectors(version: str) -> list[SnapshotCollectorFn]:
         collect_frequency,
         collect_memory,
         collect_filesystem,
+        collect_guest,
         lambda snap: collect_self(snap, version),
     ]
 

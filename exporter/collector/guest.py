@@ -1,0 +1,90 @@
+"""Guest families from a Snapshot: what each VM's agent sent, as re-stamped by the host."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from exporter.snapshot import Snapshot
+
+_MEMORY = {
+    "total_bytes": ("sysmon_guest_memory_total_bytes", "Guest usable RAM (MemTotal)."),
+    "free_bytes": ("sysmon_guest_memory_free_bytes", "Guest unused RAM (MemFree)."),
+    "available_bytes": ("sysmon_guest_memory_available_bytes", "Guest RAM available without swapping."),
+    "buffers_bytes": ("sysmon_guest_memory_buffers_bytes", "Guest block device buffers (Buffers)."),
+    "cached_bytes": ("sysmon_guest_memory_cached_bytes", "Guest page cache (Cached)."),
+    "sreclaimable_bytes": ("sysmon_guest_memory_sreclaimable_bytes", "Guest reclaimable slab (SReclaimable)."),
+    "used_bytes": ("sysmon_guest_memory_used_bytes", "Guest used RAM: total - free - buffers - cached - sreclaimable."),
+    "swap_total_bytes": ("sysmon_guest_memory_swap_total_bytes", "Guest swap space (SwapTotal)."),
+    "swap_free_bytes": ("sysmon_guest_memory_swap_free_bytes", "Guest unused swap space (SwapFree)."),
+}
+
+
+def collect_guest(snap: Snapshot) -> Iterator[Metric]:
+    """sysmon_guest_up{vm="web-1"} 1 (and info, CPU, memory, clock offset, channel counters)."""
+    if not snap.guests:
+        return
+    up = GaugeMetricFamily("sysmon_guest_up", "1 while the guest's channel is connected, else 0.", labels=["vm"])
+    info = GaugeMetricFamily(
+        "sysmon_guest_info",
+        "What the guest agent says about itself (hostname is the guest's claim; vm is the host's name).",
+        labels=["vm", "hostname", "agent_version", "boot_id"],
+    )
+    cpu = CounterMetricFamily(
+        "sysmon_guest_cpu_seconds_total",
+        "Seconds each guest CPU spent in each mode, as the guest's /proc/stat counts them.",
+        labels=["vm", "cpu", "mode"],
+    )
+    freq = GaugeMetricFamily(
+        "sysmon_guest_cpu_frequency_hertz", "Guest CPU frequency as the guest sees it.", labels=["vm", "cpu"]
+    )
+    memory = {key: GaugeMetricFamily(name, help_text, labels=["vm"]) for key, (name, help_text) in _MEMORY.items()}
+    offset = GaugeMetricFamily(
+        "sysmon_guest_clock_offset_seconds",
+        "Guest wall clock minus host wall clock when the last row arrived (includes channel latency).",
+        labels=["vm"],
+    )
+    last = GaugeMetricFamily(
+        "sysmon_guest_last_row_timestamp_seconds", "Host Unix time when the last row arrived.", labels=["vm"]
+    )
+    rows = CounterMetricFamily("sysmon_guest_rows_total", "Rows accepted from the guest.", labels=["vm"])
+    malformed = CounterMetricFamily(
+        "sysmon_guest_malformed_rows_total",
+        "Guest lines discarded, by reason (too_long, invalid_utf8, invalid_json, too_deep, invalid_row, "
+        "unsupported_version, rate_limited).",
+        labels=["vm", "reason"],
+    )
+    dropped = CounterMetricFamily(
+        "sysmon_guest_dropped_rows_total",
+        "Rows the guest agent dropped because the channel was not read, as the agent reports.",
+        labels=["vm"],
+    )
+    events = CounterMetricFamily(
+        "sysmon_guest_channel_events_total",
+        "Channel lifecycle events: connect_failed, connect, first_byte, silent_window, disconnect.",
+        labels=["vm", "event"],
+    )
+    for vm, g in snap.guests.items():
+        up.add_metric([vm], 1.0 if g.up else 0.0)
+        if g.agent_version or g.hostname:
+            info.add_metric([vm, g.hostname, g.agent_version, g.boot_id], 1)
+        for c, modes in g.cpu_seconds.items():
+            for mode, value in modes.items():
+                cpu.add_metric([vm, str(c), mode], value)
+        for c, hertz in g.frequency_hertz.items():
+            freq.add_metric([vm, str(c)], hertz)
+        for key, value in g.memory_bytes.items():
+            memory[key].add_metric([vm], value)
+        if g.clock_offset_seconds is not None:
+            offset.add_metric([vm], g.clock_offset_seconds)
+        if g.last_row_timestamp_seconds is not None:
+            last.add_metric([vm], g.last_row_timestamp_seconds)
+        rows.add_metric([vm], g.rows_total)
+        for reason, n in g.malformed_rows_total.items():
+            malformed.add_metric([vm, reason], n)
+        dropped.add_metric([vm], g.dropped_rows_total)
+        for event, n in g.channel_events_total.items():
+            events.add_metric([vm, event], n)
+    families = (up, info, cpu, freq, *memory.values(), offset, last, rows, malformed, dropped, events)
+    yield from (m for m in families if m.samples)

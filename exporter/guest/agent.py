@@ -1,0 +1,150 @@
+"""``sysmon-exporter agent``: samples this guest with the exporter's own sources and
+writes protocol lines (see :mod:`exporter.guest.protocol`) to the host channel.
+
+Sampling never waits for the channel: rows go into a bounded queue that a writer
+thread drains. When the host is not reading (a virtio-serial port whose host
+side is closed blocks writes) the queue fills, the oldest rows are dropped, and
+the next row that gets through carries the number dropped so far. When the
+channel goes away the writer reopens it with exponential backoff and sends a
+new ``hello`` first.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from exporter.config import Address
+from exporter.guest.channel import Writer, open_agent_channel
+from exporter.guest.protocol import hello_line, row_from_snapshot
+from exporter.snapshot import Clock, Readers, Snapshot, take_snapshot
+
+log = logging.getLogger("exporter.agent")
+
+BACKOFF_MAX_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    channel: Address
+    interval_seconds: float
+    queue_size: int
+    readers: Readers
+    dev: Path
+    version: str
+
+
+class Outbox:
+    """A bounded queue of rows; a full queue drops its oldest row and counts it."""
+
+    def __init__(self, size: int) -> None:
+        self._rows: collections.deque[dict[str, Any]] = collections.deque()
+        self._size = size
+        self._cond = threading.Condition()
+        self.dropped = 0
+
+    def put(self, row: dict[str, Any]) -> None:
+        with self._cond:
+            if len(self._rows) >= self._size:
+                self._rows.popleft()
+                self.dropped += 1
+            self._rows.append(row)
+            self._cond.notify()
+
+    def get(self, timeout: float) -> bytes | None:
+        """The oldest row as a line, stamped with the drop count so far; None on timeout."""
+        with self._cond:
+            if not self._rows and not self._cond.wait_for(lambda: bool(self._rows), timeout):
+                return None
+            row = self._rows.popleft()
+            row["dropped"] = self.dropped
+        return json.dumps(row, separators=(",", ":")).encode() + b"\n"
+
+    def lost(self) -> None:
+        """A row that was taken but could not be written counts as dropped."""
+        with self._cond:
+            self.dropped += 1
+
+
+def _read_id(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return ""
+
+
+class Agent:
+    def __init__(self, settings: AgentSettings, clock: Clock, stop: threading.Event) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.stop = stop
+        self.outbox = Outbox(settings.queue_size)
+        procfs = settings.readers.procfs
+        self.boot_id = _read_id(procfs / "sys/kernel/random/boot_id")
+        self.hostname = _read_id(procfs / "sys/kernel/hostname")
+
+    def _open(self) -> Writer | None:
+        delay = min(self.settings.interval_seconds, 1.0)
+        failing = ""
+        while not self.stop.is_set():
+            try:
+                writer = open_agent_channel(self.settings.channel, self.settings.readers.sysfs, self.settings.dev)
+            except OSError as e:
+                reason = e.strerror or str(e)
+                if reason != failing:
+                    log.warning("cannot open %s: %s; retrying with backoff", self.settings.channel, reason)
+                    failing = reason
+                self.stop.wait(delay)
+                delay = min(delay * 2, BACKOFF_MAX_SECONDS)
+                continue
+            log.info("connected to %s", self.settings.channel)
+            return writer
+        return None
+
+    def write_loop(self) -> None:
+        capabilities = sorted(self.settings.readers.collectors)
+        hello = hello_line(self.settings.version, self.boot_id, self.hostname, capabilities)
+        while not self.stop.is_set():
+            writer = self._open()
+            if writer is None:
+                return
+            try:
+                writer.write(hello)
+                while not self.stop.is_set():
+                    line = self.outbox.get(timeout=0.2)
+                    if line is None:
+                        continue
+                    try:
+                        writer.write(line)
+                    except OSError:
+                        self.outbox.lost()
+                        raise
+            except OSError as e:
+                log.warning("lost %s: %s; reopening", self.settings.channel, e.strerror or e)
+            finally:
+                writer.close()
+
+    def sample_loop(self) -> None:
+        snap: Snapshot | None = None
+        seq = 0
+        start = self.clock.monotonic()
+        tick = 0
+        while not self.stop.is_set():
+            snap = take_snapshot(snap, self.settings.readers, self.clock)
+            self.outbox.put(row_from_snapshot(snap, seq, self.boot_id))
+            seq += 1
+            interval = self.settings.interval_seconds
+            tick = max(tick + 1, int((self.clock.monotonic() - start) / interval) + 1)
+            self.stop.wait(max(0.0, start + tick * interval - self.clock.monotonic()))
+
+    def run(self) -> int:
+        writer = threading.Thread(target=self.write_loop, name="agent-writer", daemon=True)
+        writer.start()
+        self.sample_loop()
+        writer.join(timeout=1.0)
+        return 0

@@ -1,0 +1,358 @@
+"""Host-side ingest: reads every guest's protocol lines and keeps bounded per-VM state.
+
+Two ways in. ``--guest.socket=PATTERN``: QEMU's chardev unix sockets (the host
+end of a virtio-serial port, ``-chardev socket,server=on``): QEMU listens, we
+connect. The pattern is re-globbed every ``--guest.rescan-interval``; ``{vm}``
+names the VM, and the VM exists while the path up to the component holding
+``{vm}`` exists (so ``/run/vms/{vm}/agent.sock`` counts ``connect_failed`` for a
+VM whose directory is there before QEMU has created the socket).
+``--guest.listen=unix:PATH|vsock:PORT``: agents connect in.
+
+The ``vm`` label always comes from this side (pattern capture, socket name or
+peer CID); what a guest says about itself only reaches ``sysmon_guest_info``.
+Each row is re-stamped with the host's clocks; the guest's wall clock is kept
+only as the offset. Bounds: a line longer than ``max_line_bytes`` is discarded
+up to its newline, a token bucket limits rows per VM, and at most ``max_vms``
+VMs are tracked, so memory does not grow with what guests send.
+
+State is written on the event loop and read by the sampler's worker thread
+through :meth:`Ingest.view`, under one lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import glob
+import logging
+import re
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from exporter.config import Address, GuestConfig
+from exporter.guest.channel import listen_socket, vm_label, vm_of_unix_listener
+from exporter.guest.protocol import Hello, Malformed, Row, parse_line
+from exporter.guest.state import GuestVm
+from exporter.snapshot import Clock
+
+log = logging.getLogger("exporter.guest")
+
+READ_BYTES = 65536
+
+
+def expand_pattern(pattern: str) -> dict[str, Path]:
+    """{vm: socket path} for the VMs a pattern names now (see the module docstring)."""
+    parts = Path(pattern).parts
+    index = next((i for i, p in enumerate(parts) if "{vm}" in p), None)
+    if index is None:
+        paths = [Path(p) for p in glob.glob(pattern)] if glob.has_magic(pattern) else [Path(pattern)]
+        return {vm_label(p.stem): p for p in paths}
+    before, _, after = parts[index].partition("{vm}")
+    capture = re.compile(re.escape(before) + "(.+)" + re.escape(after.replace("{vm}", "")))
+    prefix = str(Path(*parts[: index + 1])).replace("{vm}", "*")
+    rest = parts[index + 1 :]
+    out: dict[str, Path] = {}
+    for match in sorted(glob.glob(prefix)):
+        m = capture.fullmatch(Path(match).name)
+        if m:
+            out[vm_label(m.group(1))] = Path(match, *rest)
+    return out
+
+
+class _Bucket:
+    def __init__(self, rate: float, now: float) -> None:
+        self.rate, self.tokens, self.at = rate, rate, now
+
+    def take(self, now: float) -> bool:
+        self.tokens = min(self.rate, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens < 1.0:
+            return False
+        self.tokens -= 1.0
+        return True
+
+
+class _Vm:
+    """Mutable per-VM state, touched on the event loop under the ingest lock."""
+
+    def __init__(self, vm: str, rate: float, now: float, from_pattern: bool) -> None:
+        self.view = GuestVm(vm)
+        self.bucket = _Bucket(rate, now)
+        self.from_pattern = from_pattern
+        self.connections = 0
+        self.last_seq = -1
+        self.last_dropped = 0
+        self.events: dict[str, int] = {}
+        self.malformed: dict[str, int] = {}
+
+
+Record = Callable[[str, dict[str, Any]], None]
+
+
+TOO_LONG = None  # what LineSplitter yields for a discarded line
+
+
+class LineSplitter:
+    """Splits a byte stream into lines; a line over ``limit`` is discarded up to its newline.
+
+    Holds at most ``limit`` bytes whatever arrives, so a guest that never sends a
+    newline costs nothing but reads.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.buf = bytearray()
+        self.discarding = False
+
+    def feed(self, chunk: bytes) -> Iterator[bytes | None]:
+        """Complete lines (without the newline), and ``TOO_LONG`` once per discarded line."""
+        start = 0
+        while True:
+            nl = chunk.find(b"\n", start)
+            piece = chunk[start:] if nl < 0 else chunk[start:nl]
+            if not self.discarding and len(self.buf) + len(piece) > self.limit:
+                self.buf.clear()
+                self.discarding = True
+                yield TOO_LONG
+            if nl < 0:
+                if not self.discarding:
+                    self.buf += piece
+                return
+            if not self.discarding:
+                yield bytes(self.buf) + piece
+            self.buf.clear()
+            self.discarding = False
+            start = nl + 1
+
+
+class Ingest:
+    def __init__(self, settings: GuestConfig, clock: Clock, record: Record | None = None) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.record = record
+        self._lock = threading.Lock()
+        self._vms: dict[str, _Vm] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._connectors: dict[str, asyncio.Task[None]] = {}
+        self._servers: list[tuple[Address, socket.socket]] = []
+        self._warned_full = False
+
+    # --- read side (sampler thread) ---
+
+    def view(self) -> dict[str, GuestVm]:
+        with self._lock:
+            return {
+                name: replace(
+                    st.view,
+                    up=st.connections > 0,
+                    channel_events_total=dict(st.events),
+                    malformed_rows_total=dict(st.malformed),
+                )
+                for name, st in sorted(self._vms.items())
+            }
+
+    # --- state changes (event loop) ---
+
+    def _state(self, vm: str, from_pattern: bool) -> _Vm | None:
+        st = self._vms.get(vm)
+        if st is not None:
+            return st
+        if len(self._vms) >= self.settings.max_vms:
+            idle = [n for n, s in self._vms.items() if s.connections == 0 and not s.from_pattern]
+            if not idle:
+                if not self._warned_full:
+                    log.warning("--guest.max-vms=%d reached; ignoring vm %s and any further VM", len(self._vms), vm)
+                    self._warned_full = True
+                return None
+            del self._vms[idle[0]]
+        st = self._vms[vm] = _Vm(vm, self.settings.rate_limit, self.clock.monotonic(), from_pattern)
+        return st
+
+    @staticmethod
+    def _count(counter: dict[str, int], key: str) -> None:
+        counter[key] = counter.get(key, 0) + 1
+
+    def _event(self, st: _Vm, event: str) -> None:
+        with self._lock:
+            self._count(st.events, event)
+
+    def _line(self, st: _Vm, line: bytes) -> None:
+        if not line.strip():
+            return
+        with self._lock:
+            if not st.bucket.take(self.clock.monotonic()):
+                self._count(st.malformed, "rate_limited")
+                return
+            try:
+                msg = parse_line(line)
+            except Malformed as e:
+                self._count(st.malformed, e.reason)
+                return
+            if isinstance(msg, Hello):
+                st.view = replace(st.view, hostname=msg.hostname, agent_version=msg.agent_version, boot_id=msg.boot_id)
+                return
+            record = self._row(st, msg)
+        if self.record is not None:
+            self.record(st.view.vm, record)
+
+    def _row(self, st: _Vm, row: Row) -> dict[str, Any]:
+        wall, mono = self.clock.wall(), self.clock.monotonic()
+        if row.seq <= st.last_seq:  # the agent restarted: its drop count starts again
+            st.last_dropped = 0
+        dropped = max(0, row.dropped - st.last_dropped)
+        st.last_seq, st.last_dropped = row.seq, row.dropped
+        st.view = replace(
+            st.view,
+            boot_id=row.boot_id or st.view.boot_id,
+            cpu_seconds=row.cpu_seconds,
+            frequency_hertz=row.frequency_hertz,
+            memory_bytes=row.memory_bytes,
+            clock_offset_seconds=row.wall_seconds - wall,
+            last_row_timestamp_seconds=wall,
+            rows_total=st.view.rows_total + 1,
+            dropped_rows_total=st.view.dropped_rows_total + dropped,
+        )
+        return {"vm": st.view.vm, "host_wall_ns": int(wall * 1e9), "host_mono_ns": int(mono * 1e9), "row": row.raw}
+
+    # --- connections ---
+
+    def _connected(self, st: _Vm, delta: int) -> None:
+        with self._lock:
+            st.connections += delta
+            self._count(st.events, "connect" if delta > 0 else "disconnect")
+
+    def _data(self, st: _Vm, lines: LineSplitter, chunk: bytes) -> None:
+        for line in lines.feed(chunk):
+            if line is TOO_LONG:
+                with self._lock:
+                    self._count(st.malformed, "too_long")
+            else:
+                self._line(st, line)
+
+    async def _serve(self, st: _Vm, sock: socket.socket) -> None:
+        """Read one connection until EOF, counting its lifecycle events."""
+        loop = asyncio.get_running_loop()
+        lines = LineSplitter(self.settings.max_line_bytes)
+        first = silent = False
+        self._connected(st, +1)
+        try:
+            while True:
+                try:
+                    chunk = await asyncio.wait_for(loop.sock_recv(sock, READ_BYTES), self.settings.silent_seconds)
+                except TimeoutError:
+                    if not silent:
+                        self._event(st, "silent_window")
+                        silent = True
+                    continue
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                silent = False
+                if not first:
+                    self._event(st, "first_byte")
+                    first = True
+                self._data(st, lines, chunk)
+                await asyncio.sleep(0)  # a flooding guest yields to the others after every read
+        finally:
+            sock.close()
+            self._connected(st, -1)
+
+    def feed(self, vm: str, data: bytes) -> None:
+        """Process ``data`` as the first bytes of a connection from ``vm`` that stays open."""
+        with self._lock:
+            st = self._state(vm, from_pattern=False)
+        if st is None:
+            return
+        self._connected(st, +1)
+        if data:
+            self._event(st, "first_byte")
+            self._data(st, LineSplitter(self.settings.max_line_bytes), data)
+
+    async def _connect_loop(self, vm: str, path: Path) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            with self._lock:
+                st = self._state(vm, from_pattern=True)
+            if st is None:
+                return
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.setblocking(False)
+            try:
+                await loop.sock_connect(sock, str(path))
+            except OSError as e:
+                sock.close()
+                log.debug("vm %s: cannot connect to %s: %s", vm, path, e.strerror)
+                self._event(st, "connect_failed")
+            else:
+                await self._serve(st, sock)
+            await asyncio.sleep(self.settings.rescan_seconds)
+
+    def rescan(self) -> None:
+        """Start a connector for each VM the patterns name; forget VMs that went away."""
+        wanted: dict[str, Path] = {}
+        for pattern in self.settings.patterns:
+            wanted.update(expand_pattern(pattern))
+        for vm, task in list(self._connectors.items()):
+            if vm not in wanted:
+                task.cancel()
+                del self._connectors[vm]
+                with self._lock:
+                    self._vms.pop(vm, None)
+        for vm, path in wanted.items():
+            running = self._connectors.get(vm)
+            if running is None or running.done():  # done: it gave up at --guest.max-vms; try again
+                self._connectors[vm] = self._spawn(self._connect_loop(vm, path))
+
+    async def _rescan_loop(self) -> None:
+        while True:
+            self.rescan()
+            await asyncio.sleep(self.settings.rescan_seconds)
+
+    async def _accept_loop(self, address: Address, server: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            conn, peer = await loop.sock_accept(server)
+            conn.setblocking(False)
+            if address.kind == "vsock":
+                vm = vm_label(f"cid-{peer[0]}")
+            else:
+                assert address.path is not None
+                vm = vm_of_unix_listener(address.path)
+            with self._lock:
+                st = self._state(vm, from_pattern=False)
+            if st is None:
+                conn.close()
+                continue
+            self._spawn(self._serve(st, conn))
+
+    def _spawn(self, coro: Any) -> asyncio.Task[None]:
+        task: asyncio.Task[None] = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def start(self) -> None:
+        """Open the listeners (OSError names what failed) and start the pattern scanner."""
+        for address in self.settings.listens:
+            server = listen_socket(address)
+            self._servers.append((address, server))
+            self._spawn(self._accept_loop(address, server))
+        if self.settings.patterns:
+            self._spawn(self._rescan_loop())
+
+    async def stop(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for address, server in self._servers:
+            server.close()
+            if address.kind == "unix" and address.path is not None:  # only sockets this ingest bound
+                with contextlib.suppress(OSError):
+                    address.path.unlink()
+        self._servers.clear()

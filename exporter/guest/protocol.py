@@ -1,0 +1,191 @@
+"""The guest wire protocol: versioned JSON lines, one object per line, UTF-8.
+
+On every (re)connect the agent sends a ``hello`` line, then one ``row`` per sample::
+
+    {"v":1,"type":"hello","agent_version":"0.1.0","boot_id":"…","hostname":"web-1","capabilities":["cpu","meminfo"]}
+    {"v":1,"type":"row","seq":7,"boot_id":"…","wall_ns":1700000000000000000,"mono_ns":123000000000,
+     "cpu":{"0":{"user":12.5,"idle":900.1}},"freq":{"0":2600000000.0},"freq_source":{"0":"cpuinfo"},
+     "mem":{"total_bytes":2147483648},"dropped":0}
+
+Counters stay raw (seconds since the guest booted); the host derives nothing but
+the clock offset. ``freq_source`` says where each frequency came from (cpufreq,
+cpuinfo or perf); the host records it with the row. ``dropped`` is the number of rows the agent discarded since it
+started because the channel was not being read. ``seq`` counts rows per agent start.
+
+Everything the host accepts from a guest is checked here: the keys and label
+values that become series are bounded (known modes and memory fields, CPU
+numbers below :data:`MAX_CPUS`, strings cut to :data:`MAX_TEXT`), so a guest
+cannot create unbounded series whatever it sends.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from exporter.snapshot import Snapshot
+from exporter.sources.stat import MODES
+
+VERSION = 1
+MAX_CPUS = 4096
+MAX_TEXT = 128
+MEMORY_FIELDS = (
+    "total_bytes",
+    "free_bytes",
+    "available_bytes",
+    "buffers_bytes",
+    "cached_bytes",
+    "sreclaimable_bytes",
+    "used_bytes",
+    "swap_total_bytes",
+    "swap_free_bytes",
+)
+# Why a line was discarded: the values of sysmon_guest_malformed_rows_total{reason}.
+REASONS = (
+    "too_long",
+    "invalid_utf8",
+    "invalid_json",
+    "too_deep",
+    "invalid_row",
+    "unsupported_version",
+    "rate_limited",
+)
+
+
+def canonical_json(obj: Any) -> bytes:
+    """Sorted keys, compact separators, UTF-8: the bytes a signature covers."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def hello_line(agent_version: str, boot_id: str, hostname: str, capabilities: list[str]) -> bytes:
+    msg = {
+        "v": VERSION,
+        "type": "hello",
+        "agent_version": agent_version,
+        "boot_id": boot_id,
+        "hostname": hostname,
+        "capabilities": sorted(capabilities),
+    }
+    return canonical_json(msg) + b"\n"
+
+
+def row_from_snapshot(snap: Snapshot, seq: int, boot_id: str) -> dict[str, Any]:
+    """One sample as a row (without ``dropped``, which the writer adds when it sends it)."""
+    mem: dict[str, int] = {}
+    if snap.memory is not None:
+        for name in MEMORY_FIELDS:
+            value = getattr(snap.memory, name)
+            if value is not None:
+                mem[name] = value
+    return {
+        "v": VERSION,
+        "type": "row",
+        "seq": seq,
+        "boot_id": boot_id,
+        "wall_ns": int(snap.timestamp_seconds * 1e9),
+        "mono_ns": int(snap.monotonic_seconds * 1e9),
+        "cpu": {str(c): dict(modes) for c, modes in snap.cpu_seconds.items()},
+        "freq": {str(c): f.hertz for c, f in snap.frequency.items()},
+        "freq_source": {str(c): f.source for c, f in snap.frequency.items()},
+        "mem": mem,
+    }
+
+
+@dataclass(frozen=True)
+class Hello:
+    agent_version: str
+    boot_id: str
+    hostname: str
+
+
+@dataclass(frozen=True)
+class Row:
+    seq: int
+    boot_id: str
+    wall_seconds: float
+    dropped: int
+    cpu_seconds: Mapping[int, Mapping[str, float]] = field(default_factory=dict)
+    frequency_hertz: Mapping[int, float] = field(default_factory=dict)
+    memory_bytes: Mapping[str, float] = field(default_factory=dict)
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Malformed(ValueError):
+    """A line the host discards; ``reason`` is one of :data:`REASONS`."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+
+
+def _number(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value or value < 0:
+        raise Malformed("invalid_row", f"{what} is not a non-negative number")
+    return float(value)
+
+
+def _text(msg: Mapping[str, Any], key: str) -> str:
+    value = msg.get(key, "")
+    if not isinstance(value, str):
+        raise Malformed("invalid_row", f"{key} is not a string")
+    return value[:MAX_TEXT]
+
+
+def _cpu_number(key: str) -> int:
+    if not key.isdigit() or int(key) >= MAX_CPUS:
+        raise Malformed("invalid_row", f"cpu {key[:16]!r} is not a CPU number below {MAX_CPUS}")
+    return int(key)
+
+
+def _mapping(msg: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = msg.get(key, {})
+    if not isinstance(value, dict):
+        raise Malformed("invalid_row", f"{key} is not an object")
+    return value
+
+
+def parse_line(line: bytes) -> Hello | Row:
+    """Decode and check one line (without its newline); raise :class:`Malformed` with the reason."""
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise Malformed("invalid_utf8", f"byte {e.start}") from None
+    try:
+        msg = json.loads(text)
+    except RecursionError:
+        raise Malformed("too_deep") from None
+    except ValueError as e:
+        raise Malformed("invalid_json", str(e)[:80]) from None
+    if not isinstance(msg, dict):
+        raise Malformed("invalid_row", "not a JSON object")
+    if msg.get("v") != VERSION:
+        raise Malformed("unsupported_version", f"v={str(msg.get('v'))[:16]}")
+    kind = msg.get("type")
+    if kind == "hello":
+        return Hello(_text(msg, "agent_version"), _text(msg, "boot_id"), _text(msg, "hostname"))
+    if kind != "row":
+        raise Malformed("invalid_row", f"type {str(kind)[:16]!r}")
+    seq, wall_ns, dropped = msg.get("seq"), msg.get("wall_ns"), msg.get("dropped", 0)
+    cpu: dict[int, dict[str, float]] = {}
+    for key, modes in _mapping(msg, "cpu").items():
+        if not isinstance(modes, dict):
+            raise Malformed("invalid_row", "cpu modes are not an object")
+        cpu[_cpu_number(key)] = {
+            mode: _number(value, f"cpu {key} {mode}") for mode, value in modes.items() if mode in MODES
+        }
+    freq = {_cpu_number(k): _number(v, f"freq {k}") for k, v in _mapping(msg, "freq").items()}
+    mem = {k: _number(v, f"mem {k}") for k, v in _mapping(msg, "mem").items() if k in MEMORY_FIELDS}
+    if not isinstance(seq, int) or not isinstance(dropped, int):
+        raise Malformed("invalid_row", "seq and dropped must be integers")
+    return Row(
+        seq=seq,
+        boot_id=_text(msg, "boot_id"),
+        wall_seconds=_number(wall_ns, "wall_ns") / 1e9,
+        dropped=max(0, dropped),
+        cpu_seconds=cpu,
+        frequency_hertz=freq,
+        memory_bytes=mem,
+        raw=msg,
+    )

@@ -1,0 +1,167 @@
+"""Recording re-stamped guest rows to ``<dir>/<vm>.jsonl``, optionally signed, and checking them.
+
+Each line is one JSON object: ``vm``, ``host_wall_ns``, ``host_mono_ns``, the
+guest's ``row`` as received, and with a signing key ``sig``: the base64
+Ed25519 signature (RFC 8032) over the canonical JSON (sorted keys, compact
+separators, UTF-8) of the same object without ``sig``. A file that reaches
+``max_bytes`` is renamed to ``<vm>.jsonl.1`` (older ones shift up to ``.<keep>``)
+and a new one is started. Keys are PEM (``openssl genpkey -algorithm ed25519``).
+Signing needs the ``cryptography`` package (the ``sign`` extra).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import logging
+import queue
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+from exporter.config import ConfigError
+from exporter.guest.protocol import canonical_json
+
+log = logging.getLogger("exporter.guest.record")
+
+SIGN_KEY_FLAG = "--guest.record.sign-key"
+
+
+class Signer(Protocol):
+    def sign(self, data: bytes) -> bytes: ...
+
+
+def _crypto_missing(option: str) -> ConfigError:
+    return ConfigError(option, "needs the cryptography package; pip install 'sysmon-exporter[sign]'")
+
+
+def load_private_key(path: Path) -> Signer:
+    """An Ed25519 private key from a PEM file; ConfigError naming the flag when it cannot be used."""
+    try:
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+        from cryptography.hazmat.primitives.serialization import load_pem_private_key
+    except ImportError:
+        raise _crypto_missing(SIGN_KEY_FLAG) from None
+    try:
+        key = load_pem_private_key(path.read_bytes(), password=None)
+    except OSError as e:
+        raise ConfigError(SIGN_KEY_FLAG, f"{path}: {e.strerror}; pass a readable PEM file") from None
+    except (ValueError, TypeError) as e:
+        raise ConfigError(SIGN_KEY_FLAG, f"{path}: not an unencrypted PEM private key ({e})") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ConfigError(
+            SIGN_KEY_FLAG, f"{path}: not an Ed25519 key; make one with openssl genpkey -algorithm ed25519"
+        )
+    return key
+
+
+@dataclass(frozen=True)
+class Verdict:
+    lines: int
+    bad_line: int | None = None
+    reason: str = ""
+
+
+def verify_file(path: Path, public_key_pem: bytes) -> Verdict:
+    """Check every line's signature; the first bad line's number (1-based) and why."""
+    try:
+        from cryptography.exceptions import InvalidSignature
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+        from cryptography.hazmat.primitives.serialization import load_pem_public_key
+    except ImportError:
+        raise _crypto_missing("--public-key") from None
+    try:
+        key = load_pem_public_key(public_key_pem)
+    except ValueError as e:
+        raise ConfigError("--public-key", f"not a PEM public key ({e})") from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise ConfigError("--public-key", "not an Ed25519 public key")
+    count = 0
+    with path.open("rb") as f:
+        for count, raw in enumerate(f, 1):
+            try:
+                record = json.loads(raw)
+                sig = base64.b64decode(record.pop("sig"), validate=True)
+                key.verify(sig, canonical_json(record))
+            except InvalidSignature:
+                return Verdict(count, count, "signature does not match the line")
+            except (ValueError, KeyError, TypeError, AttributeError):
+                return Verdict(count, count, "not a signed record line")
+    return Verdict(count)
+
+
+class Recorder:
+    """Appends records per VM on its own thread, so the event loop never waits on the disk.
+
+    Records wait in a bounded queue; when the disk cannot keep up the newest are
+    not recorded, counted in ``lost`` and logged once. One open file per VM
+    (bounded by --guest.max-vms).
+    """
+
+    def __init__(
+        self, directory: Path, max_bytes: int, keep: int = 5, signer: Signer | None = None, queue_size: int = 4096
+    ) -> None:
+        self.directory, self.max_bytes, self.keep, self.signer = directory, max_bytes, keep, signer
+        self.lost = 0
+        self._files: dict[str, IO[bytes]] = {}
+        self._failing: set[str] = set()
+        self._queue: queue.Queue[tuple[str, dict[str, Any]] | None] = queue.Queue(queue_size)
+        self._thread = threading.Thread(target=self._run, name="guest-record", daemon=True)
+        self._thread.start()
+
+    def __call__(self, vm: str, record: dict[str, Any]) -> None:
+        try:
+            self._queue.put_nowait((vm, record))
+        except queue.Full:
+            self.lost += 1
+            if self.lost == 1:
+                log.warning("recording in %s cannot keep up; rows are not being recorded", self.directory)
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            self._write(*item)
+        for f in self._files.values():
+            with contextlib.suppress(OSError):
+                f.close()
+        self._files.clear()
+
+    def _write(self, vm: str, record: dict[str, Any]) -> None:
+        if self.signer is not None:
+            record = {**record, "sig": base64.b64encode(self.signer.sign(canonical_json(record))).decode()}
+        line = canonical_json(record) + b"\n"
+        try:
+            f = self._files.get(vm)
+            if f is None:
+                f = self._files[vm] = (self.directory / f"{vm}.jsonl").open("ab")
+            if f.tell() and f.tell() + len(line) > self.max_bytes:
+                f = self._rotate(vm, f)
+            f.write(line)
+            f.flush()
+        except OSError as e:
+            broken = self._files.pop(vm, None)
+            if broken is not None:
+                with contextlib.suppress(OSError):
+                    broken.close()
+            if vm not in self._failing:
+                log.warning("cannot record vm %s in %s: %s", vm, self.directory, e.strerror)
+                self._failing.add(vm)
+            return
+        self._failing.discard(vm)
+
+    def _rotate(self, vm: str, f: IO[bytes]) -> IO[bytes]:
+        f.close()
+        base = self.directory / f"{vm}.jsonl"
+        for n in range(self.keep - 1, 0, -1):
+            older = base.with_name(f"{base.name}.{n}")
+            if older.exists():
+                older.rename(base.with_name(f"{base.name}.{n + 1}"))
+        base.rename(base.with_name(f"{base.name}.1"))
+        new = self._files[vm] = base.open("ab")
+        return new
+
+    def close(self) -> None:
+        """Write what is queued, then close the files."""
+        self._queue.put(None)
+        self._thread.join()

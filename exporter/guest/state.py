@@ -1,0 +1,27 @@
+"""What the host knows about one guest, frozen for the snapshot (no I/O, no asyncio)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+# The values of sysmon_guest_channel_events_total{event}, in the order they happen.
+EVENTS = ("connect_failed", "connect", "first_byte", "silent_window", "disconnect")
+
+
+@dataclass(frozen=True)
+class GuestVm:
+    vm: str
+    up: bool = False
+    hostname: str = ""
+    agent_version: str = ""
+    boot_id: str = ""
+    cpu_seconds: Mapping[int, Mapping[str, float]] = field(default_factory=dict)
+    frequency_hertz: Mapping[int, float] = field(default_factory=dict)
+    memory_bytes: Mapping[str, float] = field(default_factory=dict)
+    clock_offset_seconds: float | None = None
+    last_row_timestamp_seconds: float | None = None
+    rows_total: int = 0
+    malformed_rows_total: Mapping[str, int] = field(default_factory=dict)
+    dropped_rows_total: int = 0
+    channel_events_total: Mapping[str, int] = field(default_factory=dict)

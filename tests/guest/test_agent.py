@@ -1,0 +1,96 @@
+"""The agent never blocks its sampling on the channel: a virtio-like FIFO the host does not read."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import socket
+import time
+
+from tests.guest.support import agent_args, process
+from tests.helpers import wait_until
+
+F_SETPIPE_SZ = 1031  # fcntl(2), Linux 2.6.35
+
+
+def test_rows_dropped_while_the_host_does_not_read_are_reported_in_the_next_row(tmp_path):
+    # A FIFO behaves like a virtio-serial port: opening waits for the other side, and a
+    # full buffer blocks the writer.
+    port = tmp_path / "vport0p1"
+    os.mkfifo(port)
+    with process(agent_args(f"virtio:{port}", "50ms", "--agent.queue-size=4"), tmp_path / "agent.log") as agent:
+        fd = os.open(port, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            fcntl.fcntl(fd, F_SETPIPE_SZ, 4096)
+            time.sleep(3)  # the host is not reading: the pipe fills, then the queue
+            assert agent.poll() is None
+            buf = b""
+
+            def drained_a_drop() -> bool:
+                nonlocal buf
+                with contextlib.suppress(BlockingIOError):
+                    buf += os.read(fd, 65536)
+                return any(b'"dropped":0' not in line and b'"row"' in line for line in buf.split(b"\n")[:-1])
+
+            wait_until(drained_a_drop, what="a row that reports drops")
+        finally:
+            os.close(fd)
+    lines = [json.loads(line) for line in buf.split(b"\n")[:-1]]
+    assert lines[0]["type"] == "hello"
+    rows = [m for m in lines if m["type"] == "row"]
+    first_drop = next(r for r in rows if r["dropped"] > 0)
+    seen = {r["seq"] for r in rows if r["seq"] < first_drop["seq"]}
+    missing = first_drop["seq"] - len(seen)
+    assert first_drop["dropped"] == missing > 0
+
+
+def test_vsock_channel_without_a_host_keeps_retrying_and_stops_cleanly(tmp_path):
+    # This machine has no vsock loopback transport: connecting to the host CID fails,
+    # which is what an agent sees before the host listens.
+    log = tmp_path / "agent.log"
+    with process(agent_args("vsock:2:9", "50ms"), log) as agent:
+        wait_until(lambda: "cannot open vsock:2:9" in log.read_text(), what="the agent to report the channel")
+        assert agent.poll() is None
+        agent.terminate()
+        assert agent.wait(timeout=10) == 0
+    assert log.read_text().count("cannot open vsock:2:9") == 1
+
+
+def read_lines(conn: socket.socket, count: int) -> list[dict]:  # type: ignore[type-arg]
+    buf = b""
+    conn.settimeout(15)
+    while buf.count(b"\n") < count:
+        data = conn.recv(65536)
+        assert data, "the agent closed the channel"
+        buf += data
+    return [json.loads(line) for line in buf.split(b"\n")[:count]]
+
+
+def test_channel_that_goes_away_is_reopened_with_a_new_hello(tmp_path):
+    path = tmp_path / "host.sock"
+
+    def serve() -> socket.socket:
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        server.bind(str(path))
+        server.listen(1)
+        server.settimeout(15)
+        return server
+
+    server = serve()
+    with process(agent_args(f"unix:{path}", "50ms"), tmp_path / "agent.log"):
+        conn, _ = server.accept()
+        first = read_lines(conn, 3)
+        conn.close()
+        server.close()
+        path.unlink()
+        server = serve()  # the host side comes back
+        conn, _ = server.accept()
+        second = read_lines(conn, 3)
+        conn.close()
+        server.close()
+    assert [m["type"] for m in first] == ["hello", "row", "row"]
+    assert second[0]["type"] == "hello" and second[0]["boot_id"] == first[0]["boot_id"]
+    # The same agent process: its row numbering goes on.
+    assert second[1]["seq"] > first[2]["seq"]

@@ -1,0 +1,111 @@
+"""The ingest in-process: line splitting across reads, bounds, the rate limit and listener set-up."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+
+import pytest
+
+from exporter.config import GuestConfig, parse_guest_listen
+from exporter.guest.ingest import TOO_LONG, Ingest, LineSplitter
+
+
+class StepClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def wall(self) -> float:
+        return 1_700_000_000.0 + self.now
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+def row(seq: int) -> bytes:
+    msg = {"v": 1, "type": "row", "seq": seq, "boot_id": "b", "wall_ns": 1, "cpu": {"0": {"user": float(seq)}}}
+    return json.dumps(msg).encode() + b"\n"
+
+
+def test_lines_split_across_reads_and_overlong_lines_discarded_to_their_newline():
+    ingest = Ingest(GuestConfig(max_line_bytes=1024, rate_limit=1000), StepClock())
+    data = row(0) + b"y" * 5000 + b"\n" + row(1) + b"z" * 3000
+    ingest.feed("a", data)
+    vm = ingest.view()["a"]
+    assert (vm.rows_total, dict(vm.malformed_rows_total)) == (2, {"too_long": 2})
+    assert vm.cpu_seconds == {0: {"user": 1.0}}
+
+
+def test_rate_limit_per_vm_refills_with_time():
+    clock = StepClock()
+    ingest = Ingest(GuestConfig(rate_limit=5), clock)
+    ingest.feed("a", b"".join(row(i) for i in range(20)))
+    ingest.feed("b", row(0))
+    view = ingest.view()
+    assert view["a"].rows_total == 5 and view["a"].malformed_rows_total == {"rate_limited": 15}
+    assert view["b"].rows_total == 1 and view["b"].malformed_rows_total == {}
+    clock.now += 1.0
+    ingest.feed("a", row(30))
+    assert ingest.view()["a"].rows_total == 6
+
+
+def test_dropped_rows_accumulate_across_agent_restarts():
+    ingest = Ingest(GuestConfig(rate_limit=100), StepClock())
+
+    def dropped_row(seq: int, dropped: int) -> bytes:
+        return json.dumps({"v": 1, "type": "row", "seq": seq, "wall_ns": 1, "dropped": dropped}).encode() + b"\n"
+
+    ingest.feed("a", dropped_row(10, 2) + dropped_row(11, 5) + dropped_row(0, 1) + dropped_row(1, 1))
+    assert ingest.view()["a"].dropped_rows_total == 6
+
+
+def test_max_vms_bounds_the_state():
+    ingest = Ingest(GuestConfig(max_vms=2), StepClock())
+    for vm in ("a", "b", "c"):
+        ingest.feed(vm, row(0))
+    assert set(ingest.view()) == {"a", "b"}
+
+
+async def test_unix_listener_accepts_and_names_the_vm_after_the_socket(tmp_path):
+    path = tmp_path / "fc-3.vsock_5000"
+    ingest = Ingest(GuestConfig(listens=(parse_guest_listen(f"unix:{path}"),), rate_limit=100), StepClock())
+    await ingest.start()
+    try:
+        _, writer = await asyncio.open_unix_connection(str(path))
+        writer.write(row(0))
+        await writer.drain()
+        for _ in range(200):
+            if ingest.view().get("fc-3") and ingest.view()["fc-3"].rows_total:
+                break
+            await asyncio.sleep(0.01)
+        assert ingest.view()["fc-3"].up and ingest.view()["fc-3"].rows_total == 1
+        writer.close()
+    finally:
+        await ingest.stop()
+    assert not path.exists()
+
+
+@pytest.mark.live
+async def test_vsock_listener_starts_and_stops():
+    try:
+        socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM).close()
+    except OSError as e:
+        pytest.skip(f"AF_VSOCK sockets unavailable: {e.strerror}")
+    port = 40000 + os.getpid() % 20000
+    ingest = Ingest(GuestConfig(listens=(parse_guest_listen(f"vsock:{port}"),)), StepClock())
+    await ingest.start()
+    try:
+        assert ingest.view() == {}
+    finally:
+        await ingest.stop()
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 7, 64, 10_000], ids=lambda n: f"chunk{n}")
+def test_line_splitter_is_independent_of_read_sizes(chunk):
+    data = b"a\n" + b"b" * 20 + b"\n\nccc\n" + b"d" * 17 + b"\n" + b"e" * 40 + b"\nf\npartial"
+    lines = LineSplitter(16)
+    out = [x for i in range(0, len(data), chunk) for x in lines.feed(data[i : i + chunk])]
+    assert out == [b"a", TOO_LONG, b"", b"ccc", TOO_LONG, TOO_LONG, b"f"]
+    assert bytes(lines.buf) == b"partial"

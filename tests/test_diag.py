@@ -1,0 +1,108 @@
+"""``sysmon-exporter diag`` on this machine and on fixture trees (explicit roots)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from exporter.diag import core_pmu, run_diag
+from tests.helpers import FIXTURES, ROOT, free_port
+
+GUEST = FIXTURES / "guest-virtio"
+
+
+def roots(root: Path) -> list[str]:
+    return [f"--path.procfs={root / 'proc'}", f"--path.sysfs={root / 'sys'}", f"--path.dev={root / 'dev'}"]
+
+
+def diag_json(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, dict]]:  # type: ignore[type-arg]
+    code = run_diag([*argv, "--json", f"--web.listen-address=127.0.0.1:{free_port()}"], {})
+    out = json.loads(capsys.readouterr().out)
+    return code, {c["name"].split(" (")[0]: c for c in out["checks"]}
+
+
+def test_fixture_guest(capsys):
+    code, checks = diag_json([*roots(GUEST), "--agent.channel=virtio:"], capsys)
+    assert code == 0
+    assert checks["virtio-ports"]["ok"] and "vport0p2=org.sysmon.agent" in checks["virtio-ports"]["detail"]
+    channel = checks["agent channel virtio:"]
+    assert channel["ok"] and channel["required"] and str(GUEST / "dev" / "vport0p2") in channel["detail"]
+    assert not checks["/dev/vsock"]["ok"] and checks["/dev/vsock"]["fix"]
+    assert checks["cpufreq"]["ok"]
+    perf = checks["perf"]
+    assert not perf["ok"] and "perf_event_paranoid=2, no CAP_PERFMON" in perf["detail"]
+    assert "CAP_PERFMON" in perf["fix"] and not perf["required"]
+    assert checks["cgroups"]["detail"].startswith("unified (cgroup2)")
+    assert checks["tracefs"]["ok"]
+
+
+def test_requested_collector_or_channel_that_cannot_work_fails(capsys):
+    code, checks = diag_json([*roots(GUEST), "--collector.perf"], capsys)
+    assert code == 1 and checks["perf"]["required"]
+    code, checks = diag_json([*roots(GUEST), "--agent.channel=vsock:2:9477"], capsys)
+    assert code == 1 and "missing" in checks["agent channel vsock:2:9477"]["detail"]
+
+
+def test_text_output_names_the_fix(tmp_path, capsys):
+    (tmp_path / "proc").mkdir()
+    code = run_diag([*roots(tmp_path), f"--agent.channel=unix:{tmp_path / 'none.sock'}"], {})
+    text = capsys.readouterr().out
+    assert code == 1
+    assert f"[FAIL] agent channel unix:{tmp_path / 'none.sock'}: {tmp_path / 'none.sock'}: missing" in text
+    assert "[warn] tracefs: not mounted\n       fix: mount -t tracefs nodev /sys/kernel/tracing" in text
+    assert "[warn] cgroups: no cgroup filesystem mounted" in text
+
+
+def test_perf_permitted_with_cap_perfmon_and_a_core_pmu(tmp_path, capsys):
+    (tmp_path / "proc" / "self").mkdir(parents=True)
+    (tmp_path / "proc" / "self" / "status").write_text(f"CapEff:\t{1 << 38:016x}\n")
+    (tmp_path / "sys" / "bus" / "event_source" / "devices" / "cpu").mkdir(parents=True)
+    code, checks = diag_json([*roots(tmp_path), "--collector.perf"], capsys)
+    assert code == 0 and checks["perf"]["ok"] and "core PMU cpu" in checks["perf"]["detail"]
+
+
+def test_busy_port_is_reported(tmp_path, capsys):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        run_diag([*roots(GUEST), f"--web.listen-address=127.0.0.1:{port}", "--json"], {})
+    out = json.loads(capsys.readouterr().out)
+    check = next(c for c in out["checks"] if c["name"] == f"port 127.0.0.1:{port}")
+    assert not check["ok"] and "--web.listen-address" in check["fix"]
+
+
+@pytest.mark.live
+def test_this_machine_as_a_process():
+    result = subprocess.run(
+        [sys.executable, "-m", "exporter", "diag", "--json", "--collector.meminfo"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    out = json.loads(result.stdout)
+    checks = {c["name"].split(" (")[0]: c for c in out["checks"]}
+    assert result.returncode == 0, result.stdout
+    assert checks["meminfo"]["ok"] and checks["cpu"]["ok"]
+    has_cpufreq = any(Path("/sys/devices/system/cpu").glob("cpu[0-9]*/cpufreq/scaling_cur_freq"))
+    assert checks["cpufreq"]["ok"] == has_cpufreq
+    assert checks["/dev/vsock"]["ok"] == Path("/dev/vsock").exists()
+    pmu = core_pmu(Path("/sys"))
+    if pmu is None:  # this machine: a Firecracker guest without a virtual PMU
+        assert "no core PMU" in checks["perf"]["detail"] and not checks["perf"]["ok"]
+    else:
+        assert f"core PMU {pmu}" in checks["perf"]["detail"] or "not permitted" in checks["perf"]["detail"]
+    mounts = Path("/proc/self/mounts").read_text()
+    assert checks["tracefs"]["ok"] == (" tracefs " in mounts)
+    assert checks["cgroups"]["ok"] == (" cgroup" in mounts)
+    if not has_cpufreq:
+        requested = subprocess.run(
+            [sys.executable, "-m", "exporter", "diag", "--collector.cpufreq"], capture_output=True, text=True, cwd=ROOT
+        )
+        assert requested.returncode == 1
+        assert "[FAIL] cpufreq:" in requested.stdout
