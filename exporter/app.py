@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import platform
 import signal
 from collections.abc import Iterator
 from functools import partial
@@ -17,9 +19,12 @@ from exporter.collector import Exposition, Renderer, default_collectors
 from exporter.config import Config
 from exporter.http import Published, make_app
 from exporter.sampler import Job, Sampler
-from exporter.snapshot import Readers, SystemClock, take_snapshot
+from exporter.snapshot import Readers, SyscallReaders, SystemClock, describe, take_snapshot, take_syscalls
+from exporter.sources import SourceError
+from exporter.sources.bpf import BpfUnavailable
 from exporter.sources.perf import PerfCounters, PerfUnavailable
 from exporter.sources.stat import read_stat, user_hz
+from exporter.sources.syscalls import Filter, SyscallCounter
 
 log = logging.getLogger("exporter")
 
@@ -48,12 +53,38 @@ def open_perf(config: Config) -> Iterator[tuple[PerfCounters | None, str]]:
         counters.close()
 
 
-def build_sampler(config: Config, readers: Readers) -> Sampler[Exposition]:
+@contextlib.contextmanager
+def open_syscalls(config: Config) -> Iterator[SyscallReaders | None]:
+    """The syscall counters attached with the configured filters (or the reason they are not); closed on exit."""
+    if "syscalls" not in config.collectors:
+        yield None
+        return
+    machine = platform.machine()
+    filt = Filter(
+        pid=config.syscalls_pid,
+        cgroup=config.syscalls_cgroup,
+        exclude_tgid=None if config.syscalls_include_self else os.getpid(),
+    )
+    try:
+        counter = SyscallCounter(config.procfs, config.sysfs, filt)
+    except (BpfUnavailable, SourceError, OSError, ValueError) as e:
+        reason = e.strerror if isinstance(e, BpfUnavailable) and e.strerror else describe(e)
+        yield SyscallReaders(None, reason, machine)
+        return
+    try:
+        yield SyscallReaders(counter, "", machine)
+    finally:
+        counter.close()
+
+
+def build_sampler(config: Config, readers: Readers, syscalls: SyscallReaders | None = None) -> Sampler[Exposition]:
     registry = CollectorRegistry(auto_describe=False)
     ProcessCollector(registry=registry)
     render = Renderer(default_collectors(__version__), registry)
     clock = SystemClock()
     jobs = [Job("cpu", config.sampler_interval, partial(take_snapshot, readers=readers, clock=clock))]
+    if syscalls is not None:
+        jobs.append(Job("syscalls", config.sampler_interval, partial(take_syscalls, readers=syscalls, clock=clock)))
     return Sampler(jobs, render)
 
 
@@ -62,9 +93,9 @@ async def serve(config: Config) -> int:
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    with open_perf(config) as (perf, perf_error):
+    with open_perf(config) as (perf, perf_error), open_syscalls(config) as syscalls:
         readers = Readers(config.procfs, config.sysfs, user_hz(), config.collectors, perf, perf_error)
-        sampler = build_sampler(config, readers)
+        sampler = build_sampler(config, readers, syscalls)
         app = make_app(Published(sampler.latest, sampler.rendered), __version__)
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
         await runner.setup()

@@ -1,4 +1,5 @@
-"""Entry point: ``sysmon-exporter [flags]`` serves; ``main(argv)`` returns the exit code."""
+"""Entry point: ``sysmon-exporter [flags]`` serves, ``sysmon-exporter syscalls ...`` counts syscalls ad hoc;
+``main(argv)`` returns the exit code."""
 
 from __future__ import annotations
 
@@ -24,6 +25,10 @@ def setup_logging(level: str) -> None:
 
 def main(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> int:
     env = os.environ if environ is None else environ
+    if argv[:1] == ["syscalls"]:
+        from exporter.syscalls_cmd import main as syscalls_main
+
+        return syscalls_main(argv[1:])
     if "-h" in argv or "--help" in argv:
         print(SERVE.usage())
         return 0

@@ -26,6 +26,7 @@ COLLECTORS: dict[str, bool] = {
     "cpuinfo": True,
     "perf": True,
     "meminfo": True,
+    "syscalls": False,  # eBPF: needs root or CAP_BPF + CAP_PERFMON
 }
 
 
@@ -103,6 +104,12 @@ def parse_choice(choices: Sequence[str]) -> Callable[[str], str]:
         return text
 
     return parse
+
+
+def parse_pid(text: str) -> int:
+    if not text.strip().isdigit() or int(text) <= 0:
+        raise ValueError(f"{text!r} is not a process id; pass a positive integer")
+    return int(text)
 
 
 @dataclass(frozen=True)
@@ -234,6 +241,9 @@ SERVE_FLAGS: tuple[Flag, ...] = (
         Flag(f"collector.{name}", parse_bool, on, f"the {name} collector", boolean=True)
         for name, on in COLLECTORS.items()
     ),
+    Flag("syscalls.pid", parse_pid, None, "count only this process and its descendants (syscalls collector)"),
+    Flag("syscalls.cgroup", Path, None, "count only this cgroup v2 directory and below (syscalls collector)"),
+    Flag("syscalls.include-self", parse_bool, False, "count the exporter's own syscalls too", boolean=True),
 )
 
 
@@ -246,6 +256,9 @@ class Config:
     sampler_interval: float = 1.0
     log_level: str = "info"
     collectors: frozenset[str] = field(default_factory=lambda: frozenset(n for n, on in COLLECTORS.items() if on))
+    syscalls_pid: int | None = None
+    syscalls_cgroup: Path | None = None
+    syscalls_include_self: bool = False
 
 
 SERVE = FlagSet("sysmon-exporter", SERVE_FLAGS)
@@ -255,6 +268,11 @@ def load(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
     """The serving command's Config from flags and SYSMON_* variables."""
     v = SERVE.parse(argv, environ)
     host, port = v["web_listen_address"]
+    collectors = frozenset(n for n in COLLECTORS if v[f"collector_{n}"])
+    if "syscalls" not in collectors:
+        for name in ("syscalls.pid", "syscalls.cgroup", "syscalls.include-self"):
+            if v[name.replace(".", "_").replace("-", "_")] not in (None, False):
+                raise ConfigError(f"--{name}", "only applies to the syscalls collector; add --collector.syscalls")
     return Config(
         listen_host=host,
         listen_port=port,
@@ -262,5 +280,8 @@ def load(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
         sysfs=v["path_sysfs"],
         sampler_interval=v["sampler_interval"],
         log_level=v["log_level"],
-        collectors=frozenset(n for n in COLLECTORS if v[f"collector_{n}"]),
+        collectors=collectors,
+        syscalls_pid=v["syscalls_pid"],
+        syscalls_cgroup=v["syscalls_cgroup"],
+        syscalls_include_self=v["syscalls_include_self"],
     )

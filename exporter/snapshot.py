@@ -29,6 +29,7 @@ from exporter.sources.cpuinfo import read_cpuinfo
 from exporter.sources.meminfo import MemInfo, read_meminfo
 from exporter.sources.perf import PerfReading
 from exporter.sources.stat import MODES, CpuTimes, read_stat
+from exporter.sources.syscalls import syscall_name
 
 log = logging.getLogger("exporter.snapshot")
 
@@ -52,6 +53,21 @@ class SystemClock:
 
     def monotonic(self) -> float:
         return time.monotonic()
+
+
+class SyscallSource(Protocol):
+    """What the snapshot needs of the syscall counters (sources.syscalls.SyscallCounter, or a test double)."""
+
+    def read(self) -> dict[int, int]: ...
+
+
+@dataclass(frozen=True)
+class SyscallReaders:
+    """The attached syscall counters, or None and why not; ``machine`` picks the name table."""
+
+    source: SyscallSource | None
+    error: str
+    machine: str
 
 
 class PerfSource(Protocol):
@@ -122,6 +138,7 @@ class Snapshot:
     cycles: Mapping[int, float] = field(default_factory=dict)
     ref_cycles: Mapping[int, float] = field(default_factory=dict)
     memory: MemInfo | None = None
+    syscalls: Mapping[str, float] = field(default_factory=dict)
     statuses: Mapping[str, SourceStatus] = field(default_factory=dict)
     # Carried from sample to sample; not exposed.
     cpu_counters: Monotonic = field(default_factory=Monotonic)
@@ -332,6 +349,26 @@ def take_snapshot(previous: Snapshot | None, readers: Readers, clock: Clock) -> 
         ref_cycles=perf.ref_cycles if perf else {},
         perf_counters=perf.counters if perf else prev.perf_counters,
         memory=memory,
+        statuses=dict(sorted(statuses.items())),
+    )
+
+
+def take_syscalls(previous: Snapshot | None, readers: SyscallReaders, clock: Clock) -> Snapshot:
+    """Sum the per-CPU syscall counts (kept since attach, so already monotonic); keep everything else."""
+    prev = previous or Snapshot()
+    run = _Run(clock)
+    counts: dict[int, int] | None = None
+    source = readers.source
+    if source is None:
+        run.fail("syscalls", readers.error or "syscall counters are not attached")
+    else:
+        counts = run("syscalls", source.read)
+    named = {syscall_name(nr, readers.machine): float(n) for nr, n in (counts or {}).items()}
+    statuses = {**prev.statuses, **run.statuses}
+    log_transitions(prev.statuses, run.statuses)
+    return replace(
+        prev,
+        syscalls=dict(sorted(named.items())),
         statuses=dict(sorted(statuses.items())),
     )
 

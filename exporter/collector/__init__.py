@@ -23,6 +23,7 @@ from prometheus_client.openmetrics.exposition import (
 from exporter.collector.cpu import collect_cpu, collect_frequency
 from exporter.collector.memory import collect_memory
 from exporter.collector.self import collect_self
+from exporter.collector.syscalls import collect_syscalls
 from exporter.snapshot import Snapshot
 
 # The classic text format Prometheus 2.x asks for; all our names are legacy-valid,
@@ -37,6 +38,7 @@ def default_collectors(version: str) -> list[SnapshotCollectorFn]:
         collect_cpu,
         collect_frequency,
         collect_memory,
+        collect_syscalls,
         lambda snap: collect_self(snap, version),
     ]
 
