@@ -6,14 +6,15 @@ and review the diff: it is exactly what users will see change.
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from exporter.collector import Renderer, default_collectors
-from exporter.snapshot import Readers, Snapshot, take_snapshot
-from tests.helpers import FIXTURES, GOLDEN, require_binary
+from exporter.snapshot import Readers, Snapshot, SyscallReaders, take_snapshot, take_syscalls
+from tests.helpers import FIXTURES, GOLDEN, ROOT, require_binary
 
 COLLECTORS = frozenset({"cpu", "cpufreq", "cpuinfo", "meminfo"})
 
@@ -26,10 +27,22 @@ class FixedClock:
         return 100.0
 
 
-def _snapshot(roots: list[Path]) -> Snapshot:
+class RecordedSyscalls:
+    """Syscall counts recorded on a real machine (tests/fixtures/syscalls/README.md)."""
+
+    def __init__(self, path: Path) -> None:
+        self.counts = {int(nr): n for nr, n in json.loads(path.read_text()).items()}
+
+    def read(self) -> dict[int, int]:
+        return dict(self.counts)
+
+
+def _snapshot(roots: list[Path], syscalls: Path | None = None) -> Snapshot:
     snap = None
     for root in roots:
         snap = take_snapshot(snap, Readers(root / "proc", root / "sys", 100, COLLECTORS), FixedClock())
+    if syscalls is not None:
+        snap = take_syscalls(snap, SyscallReaders(RecordedSyscalls(syscalls), "", "x86_64"), FixedClock())
     assert snap is not None
     return snap
 
@@ -38,11 +51,14 @@ SCENARIOS = {
     "vm-2cpu": [FIXTURES / "vm-2cpu"],
     "baremetal-8cpu": [FIXTURES / "baremetal-8cpu"],
     "hotplug": sorted((FIXTURES / "hotplug").glob("step*")),
+    "vm-2cpu-syscalls": [FIXTURES / "vm-2cpu"],
 }
+SYSCALL_COUNTS = {"vm-2cpu-syscalls": ROOT / "tests" / "fixtures" / "syscalls" / "x86_64-1s.json"}
 
 
 def render(name: str) -> bytes:
-    return Renderer(default_collectors("golden"))(_snapshot(SCENARIOS[name])).body(False, False)[0]
+    snap = _snapshot(SCENARIOS[name], SYSCALL_COUNTS.get(name))
+    return Renderer(default_collectors("golden"))(snap).body(False, False)[0]
 
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
