@@ -64,15 +64,16 @@ def open_syscalls(config: Config) -> Iterator[SyscallReaders | None]:
         pid=config.syscalls_pid,
         cgroup=config.syscalls_cgroup,
         exclude_tgid=None if config.syscalls_include_self else os.getpid(),
+        by=config.syscalls_by,
     )
     try:
         counter = SyscallCounter(config.procfs, config.sysfs, filt)
     except (BpfUnavailable, SourceError, OSError, ValueError) as e:
         reason = e.strerror if isinstance(e, BpfUnavailable) and e.strerror else describe(e)
-        yield SyscallReaders(None, reason, machine)
+        yield SyscallReaders(None, reason, machine, config.syscalls_by, config.syscalls_top)
         return
     try:
-        yield SyscallReaders(counter, "", machine)
+        yield SyscallReaders(counter, "", machine, config.syscalls_by, config.syscalls_top)
     finally:
         counter.close()
 

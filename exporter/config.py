@@ -18,6 +18,7 @@ from typing import Any
 
 DEFAULT_PORT = 9477
 LOG_LEVELS = ("debug", "info", "warn", "error")
+SYSCALLS_BY = ("comm", "cgroup")
 
 # Collectors that exist, and whether each is on by default.
 COLLECTORS: dict[str, bool] = {
@@ -102,6 +103,15 @@ def parse_choice(choices: Sequence[str]) -> Callable[[str], str]:
         if text not in choices:
             raise ValueError(f"{text!r} is not one of {', '.join(choices)}")
         return text
+
+    return parse
+
+
+def int_in(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        if not text.strip().lstrip("-").isdigit() or not low <= int(text) <= high:
+            raise ValueError(f"{text!r} is not a whole number in {low}..{high}")
+        return int(text)
 
     return parse
 
@@ -244,6 +254,8 @@ SERVE_FLAGS: tuple[Flag, ...] = (
     Flag("syscalls.pid", parse_pid, None, "count only this process and its descendants (syscalls collector)"),
     Flag("syscalls.cgroup", Path, None, "count only this cgroup v2 directory and below (syscalls collector)"),
     Flag("syscalls.include-self", parse_bool, False, "count the exporter's own syscalls too", boolean=True),
+    Flag("syscalls.by", parse_choice(SYSCALLS_BY), None, "add a label: " + " or ".join(SYSCALLS_BY)),
+    Flag("syscalls.top", int_in(1, 1000), 10, "with --syscalls.by, label values kept; the rest count as other"),
 )
 
 
@@ -259,6 +271,8 @@ class Config:
     syscalls_pid: int | None = None
     syscalls_cgroup: Path | None = None
     syscalls_include_self: bool = False
+    syscalls_by: str | None = None
+    syscalls_top: int = 10
 
 
 SERVE = FlagSet("sysmon-exporter", SERVE_FLAGS)
@@ -270,7 +284,7 @@ def load(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
     host, port = v["web_listen_address"]
     collectors = frozenset(n for n in COLLECTORS if v[f"collector_{n}"])
     if "syscalls" not in collectors:
-        for name in ("syscalls.pid", "syscalls.cgroup", "syscalls.include-self"):
+        for name in ("syscalls.pid", "syscalls.cgroup", "syscalls.include-self", "syscalls.by"):
             if v[name.replace(".", "_").replace("-", "_")] not in (None, False):
                 raise ConfigError(f"--{name}", "only applies to the syscalls collector; add --collector.syscalls")
     return Config(
@@ -284,4 +298,6 @@ def load(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
         syscalls_pid=v["syscalls_pid"],
         syscalls_cgroup=v["syscalls_cgroup"],
         syscalls_include_self=v["syscalls_include_self"],
+        syscalls_by=v["syscalls_by"],
+        syscalls_top=v["syscalls_top"],
     )

@@ -7,7 +7,14 @@ import pytest
 
 from exporter.collector.syscalls import collect_syscalls
 from exporter.config import ConfigError, load
-from exporter.snapshot import Snapshot, SourceStatus, SyscallReaders, take_syscalls
+from exporter.snapshot import (
+    BREAKDOWN_IDLE_SAMPLES,
+    Breakdown,
+    Snapshot,
+    SourceStatus,
+    SyscallReaders,
+    take_syscalls,
+)
 from exporter.syscalls_cmd import delta, format_table, parse_args
 
 
@@ -20,14 +27,18 @@ class FixedClock:
 
 
 class Counts:
-    def __init__(self, *reads: dict[int, int] | Exception) -> None:
+    def __init__(self, *reads: dict[int, int] | Exception, by: list[dict[tuple[str, int], int]] | None = None) -> None:
         self.reads = list(reads)
+        self.by = list(by or [])
 
     def read(self) -> dict[int, int]:
         value = self.reads.pop(0)
         if isinstance(value, Exception):
             raise value
         return value
+
+    def read_by(self) -> dict[tuple[str, int], int]:
+        return self.by.pop(0)
 
 
 def test_flags():
@@ -102,3 +113,51 @@ def test_command_options_and_interval_output():
     assert lines[0].endswith("12 syscalls in 2.0s")
     assert lines[2].split() == ["read", "6", "3.0"] and lines[3].split() == ["close", "5", "2.5"]
     assert lines[4].split() == ["(1", "more)", "1"]
+
+
+def test_flags_for_the_breakdown():
+    c = load(["--collector.syscalls", "--syscalls.by=cgroup", "--syscalls.top=3"], {})
+    assert (c.syscalls_by, c.syscalls_top) == ("cgroup", 3)
+    with pytest.raises(ConfigError, match="not one of comm, cgroup"):
+        load(["--collector.syscalls", "--syscalls.by=pid"], {})
+    with pytest.raises(ConfigError, match=r"1\.\.1000"):
+        load(["--collector.syscalls", "--syscalls.top=0"], {})
+
+
+def test_breakdown_keeps_the_top_labels_and_sums_to_the_totals():
+    b = Breakdown().advance({0: 100, 1: 10}, {("a", 0): 50, ("b", 0): 30, ("c", 0): 15, ("a", 1): 10}, top=2)
+    assert b.exposed == {("a", 0): 50, ("a", 1): 10, ("b", 0): 30, ("other", 0): 20}
+    # "c" became busier, but slots are kept while their labels are active: counters never go backwards.
+    b2 = b.advance({0: 200, 1: 10}, {("a", 0): 1, ("b", 0): 1, ("c", 0): 90}, top=2)
+    assert b2.exposed == {("a", 0): 51, ("a", 1): 10, ("b", 0): 31, ("other", 0): 118}
+    assert sum(b2.exposed.values()) == 210
+
+
+def test_breakdown_increments_ahead_of_the_totals_are_not_counted_twice():
+    # The per-label read saw 5 calls that the totals read (just before) had not.
+    b = Breakdown().advance({0: 10}, {("a", 0): 15}, top=5)
+    assert b.exposed == {("a", 0): 15} and b.debt == {0: 5}
+    b2 = b.advance({0: 30}, {("a", 0): 3}, top=5)
+    assert b2.exposed == {("a", 0): 18, ("other", 0): 12}
+    assert sum(b2.exposed.values()) == 30
+
+
+def test_breakdown_frees_the_slot_of_an_idle_label():
+    b = Breakdown().advance({0: 1}, {("gone", 0): 1}, top=1)
+    for _ in range(BREAKDOWN_IDLE_SAMPLES - 1):
+        b = b.advance({0: 1}, {}, top=1)
+    assert "gone" in b.idle
+    b = b.advance({0: 2}, {("new", 0): 1}, top=1)
+    assert b.idle == {"new": 0} and ("gone", 0) not in b.exposed and b.exposed[("new", 0)] == 1
+
+
+def test_step_with_a_breakdown_labels_the_family():
+    readers = SyscallReaders(Counts({110: 7, 0: 3}, by=[{("sh", 110): 7, ("cat", 0): 1}]), "", "x86_64", "comm", 1)
+    snap = take_syscalls(None, readers, FixedClock())
+    assert snap.syscalls_by == {("other", "read"): 3.0, ("sh", "getppid"): 7.0}
+    [family] = collect_syscalls(snap)
+    samples = {tuple(sorted(s.labels.items())): s.value for s in family.samples if s.name == "sysmon_syscalls_total"}
+    assert samples == {
+        (("comm", "other"), ("syscall", "read")): 3.0,
+        (("comm", "sh"), ("syscall", "getppid")): 7.0,
+    }

@@ -32,7 +32,9 @@ DECOY_CALLS = 500
 CGROUP2 = Path("/sys/fs/cgroup/unified")
 
 WORKER = f"""
-import os, sys
+import ctypes, os, sys
+prctl = ctypes.CDLL(None).prctl
+prctl(15, b"sysmon-worker", 0, 0, 0)  # PR_SET_NAME: the comm label
 sys.stdin.readline()
 for _ in range({CHEAP_CALLS}):
     os.getppid()
@@ -40,6 +42,7 @@ for _ in range({RARE_CALLS}):
     os.sched_getscheduler(0)
 pid = os.fork()
 if pid == 0:
+    prctl(15, b"sysmon-child", 0, 0, 0)
     for _ in range({CHILD_RARE_CALLS}):
         os.sched_getscheduler(0)
     os._exit(0)
@@ -61,9 +64,14 @@ def require_bpf() -> None:
         pytest.skip("the process-tree filter needs kernel BTF (CONFIG_DEBUG_INFO_BTF)")
 
 
-def syscalls_of(metrics: str) -> dict[str, float]:
-    series = parse_exposition(metrics).get("sysmon_syscalls_total", {})
-    return {dict(labels)["syscall"]: value for labels, value in series.items()}
+def syscalls_of(metrics: str | dict) -> dict[str, float]:  # type: ignore[type-arg]
+    """{syscall: count} summed over any extra label."""
+    series = parse_exposition(metrics).get("sysmon_syscalls_total", {}) if isinstance(metrics, str) else metrics
+    out: dict[str, float] = {}
+    for labels, value in series.items():
+        name = dict(labels)["syscall"]
+        out[name] = out.get(name, 0.0) + value
+    return out
 
 
 def source_success(exp) -> float:  # type: ignore[no-untyped-def]
@@ -136,15 +144,16 @@ def join_cgroup(path: Path):  # type: ignore[no-untyped-def]
     return preexec
 
 
-def count_worker(tmp_path: Path, filter_flag: str, preexec=None) -> dict[str, float]:  # type: ignore[no-untyped-def]
+def count_worker(tmp_path: Path, filter_flag: str, preexec=None, extra=()) -> dict[str, float]:  # type: ignore[no-untyped-def]
     """The exporter's counts for the worker (and its child) under ``filter_flag``, with the decoy running."""
     worker = start_worker(preexec)
     try:
-        args = ["--collector.syscalls", filter_flag.format(pid=worker.pid), "--sampler.interval=100ms"]
+        args = ["--collector.syscalls", filter_flag.format(pid=worker.pid), "--sampler.interval=100ms", *extra]
         with run_exporter(args, tmp_path) as exp:
             assert source_success(exp) == 1.0, exp.stderr()
             release_and_run_decoy(worker)
-            return settled(exp, RARE_CALLS + CHILD_RARE_CALLS)
+            settled(exp, RARE_CALLS + CHILD_RARE_CALLS)
+            return dict(parse_exposition(exp.metrics()).get("sysmon_syscalls_total", {}))
     finally:
         worker.kill()
         worker.wait()
@@ -152,14 +161,36 @@ def count_worker(tmp_path: Path, filter_flag: str, preexec=None) -> dict[str, fl
 
 def test_pid_filter_counts_the_tree_exactly_and_nothing_else(tmp_path):
     require_bpf()
-    assert_only_the_worker(count_worker(tmp_path, "--syscalls.pid={pid}"))
+    series = count_worker(tmp_path, "--syscalls.pid={pid}")
+    assert {tuple(dict(k)) for k in series} == {("syscall",)}
+    assert_only_the_worker(syscalls_of(series))
 
 
 def test_cgroup_filter_counts_the_subtree_exactly_and_nothing_else(tmp_path):
     require_bpf()
     with cgroup2("sysmon-syscalls") as cg:
-        counts = count_worker(tmp_path, f"--syscalls.cgroup={cg}", join_cgroup(cg))
-    assert_only_the_worker(counts)
+        series = count_worker(tmp_path, f"--syscalls.cgroup={cg}", join_cgroup(cg))
+    assert_only_the_worker(syscalls_of(series))
+
+
+def test_by_comm_labels_the_busiest_commands(tmp_path):
+    require_bpf()
+    series = count_worker(tmp_path, "--syscalls.pid={pid}", extra=["--syscalls.by=comm", "--syscalls.top=5"])
+    by = {(dict(k)["comm"], dict(k)["syscall"]): v for k, v in series.items()}
+    assert by[("sysmon-worker", "sched_getscheduler")] == RARE_CALLS
+    assert by[("sysmon-child", "sched_getscheduler")] == CHILD_RARE_CALLS
+    assert by[("sysmon-worker", "getppid")] >= CHEAP_CALLS
+    assert_only_the_worker(syscalls_of(series))
+
+
+def test_by_cgroup_labels_with_the_cgroup_path(tmp_path):
+    require_bpf()
+    with cgroup2("sysmon-by") as cg:
+        series = count_worker(tmp_path, f"--syscalls.cgroup={cg}", join_cgroup(cg), extra=["--syscalls.by=cgroup"])
+    by = {(dict(k)["cgroup"], dict(k)["syscall"]): v for k, v in series.items()}
+    assert by[(f"/{cg.name}", "sched_getscheduler")] == RARE_CALLS + CHILD_RARE_CALLS
+    assert {label for label, _ in by} <= {f"/{cg.name}", "other"}
+    assert_only_the_worker(syscalls_of(series))
 
 
 @pytest.mark.parametrize("include_self", [False, True], ids=["self-excluded", "self-included"])

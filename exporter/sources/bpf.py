@@ -37,6 +37,7 @@ BPF_MAP_DELETE_ELEM = 3
 BPF_MAP_GET_NEXT_KEY = 4
 BPF_PROG_LOAD = 5
 BPF_RAW_TRACEPOINT_OPEN = 17
+BPF_MAP_LOOKUP_AND_DELETE_BATCH = 25  # Linux 5.6
 
 # map and program types
 BPF_MAP_TYPE_HASH = 1
@@ -50,6 +51,7 @@ FN_MAP_UPDATE_ELEM = 2
 FN_MAP_DELETE_ELEM = 3
 FN_GET_CURRENT_PID_TGID = 14
 FN_GET_CURRENT_COMM = 16
+FN_GET_CURRENT_CGROUP_ID = 80
 FN_PROBE_READ_KERNEL = 113
 FN_GET_CURRENT_ANCESTOR_CGROUP_ID = 123
 
@@ -61,6 +63,7 @@ _K, _X = 0x00, 0x08
 _ADD, _RSH, _MOV = 0x00, 0x70, 0xB0
 _JA, _JEQ, _JGE, _JNE, _CALL, _EXIT = 0x00, 0x10, 0x30, 0x50, 0x80, 0x90
 BPF_PSEUDO_MAP_FD = 1
+BPF_NOEXIST = 1
 _SIZE = {4: _W, 8: _DW}
 
 _SYSCALL_NR = {"x86_64": 321, "aarch64": 280}
@@ -138,6 +141,10 @@ class Asm:
 
     def exit(self) -> Asm:
         return self.raw(insn(_JMP | _EXIT))
+
+    def ja(self, label: str) -> Asm:
+        self._items.append(Jump(_JMP | _JA, 0, 0, label))
+        return self
 
     def jeq_imm(self, dst: int, imm: int, label: str) -> Asm:
         self._items.append(Jump(_JMP | _JEQ | _K, dst, imm, label))
@@ -260,6 +267,51 @@ class Bpf:
                 raise
             out.append(nxt.raw)
             key = nxt
+
+    def lookup_and_delete_all(
+        self, fd: int, key_size: int, value_size: int, max_entries: int
+    ) -> list[tuple[bytes, bytes]]:
+        """Every (key, value) of a hash map, deleting each (BPF_MAP_LOOKUP_AND_DELETE_BATCH).
+
+        ``value_size`` is what one element holds in userspace (for per-CPU maps,
+        8-byte-rounded value size x possible CPUs).
+        """
+        keys = ctypes.create_string_buffer(key_size * max_entries)
+        values = ctypes.create_string_buffer(value_size * max_entries)
+        token_in, token_out = ctypes.create_string_buffer(8), ctypes.create_string_buffer(8)
+        out: list[tuple[bytes, bytes]] = []
+        first = True
+        while True:
+            attr = ctypes.create_string_buffer(56)
+            struct.pack_into(
+                "=QQQQIIQQ",
+                attr,
+                0,
+                0 if first else ctypes.addressof(token_in),
+                ctypes.addressof(token_out),
+                ctypes.addressof(keys),
+                ctypes.addressof(values),
+                max_entries,
+                fd,
+                0,
+                0,
+            )
+            done = False
+            try:
+                self.call(BPF_MAP_LOOKUP_AND_DELETE_BATCH, attr)
+            except OSError as e:
+                if e.errno != errno.ENOENT:
+                    raise
+                done = True  # no more elements; count still says how many came back
+            count = struct.unpack_from("=I", attr, 32)[0]
+            for i in range(count):
+                out.append(
+                    (keys.raw[i * key_size : (i + 1) * key_size], values.raw[i * value_size : (i + 1) * value_size])
+                )
+            if done or count == 0:
+                return out
+            ctypes.memmove(token_in, token_out, 8)
+            first = False
 
     def prog_load(self, prog_type: int, code: bytes, name: str) -> int:
         """Loads a GPL program; on failure the OSError's message carries the verifier log."""

@@ -47,8 +47,12 @@ from exporter.sources import SourceError
 from exporter.sources.bpf import (
     BPF_MAP_TYPE_HASH,
     BPF_MAP_TYPE_PERCPU_ARRAY,
+    BPF_MAP_TYPE_PERCPU_HASH,
+    BPF_NOEXIST,
     BPF_PROG_TYPE_RAW_TRACEPOINT,
     FN_GET_CURRENT_ANCESTOR_CGROUP_ID,
+    FN_GET_CURRENT_CGROUP_ID,
+    FN_GET_CURRENT_COMM,
     FN_GET_CURRENT_PID_TGID,
     FN_MAP_DELETE_ELEM,
     FN_MAP_LOOKUP_ELEM,
@@ -81,6 +85,7 @@ class Filter:
     pid: int | None = None
     cgroup: Path | None = None
     exclude_tgid: int | None = None  # the exporter itself, unless asked to include it
+    by: str | None = None  # "comm" | "cgroup": also count per command name or per cgroup v2
 
 
 @dataclass(frozen=True)
@@ -89,8 +94,35 @@ class CgroupTarget:
     level: int
 
 
-def count_program(counts_fd: int, exclude_tgid: int | None, pids_fd: int | None, cgroup: CgroupTarget | None) -> bytes:
-    """``sys_enter``: skip unless the filters match, then add 1 to this CPU's slot for the syscall number."""
+@dataclass(frozen=True)
+class Breakdown:
+    """A per-CPU hash counting (comm or cgroup id, syscall number) next to the totals."""
+
+    fd: int
+    by: str  # "comm" | "cgroup"
+
+    @property
+    def label_size(self) -> int:
+        return BY_LABEL_SIZE[self.by]
+
+
+BY_LABEL_SIZE = {"comm": 16, "cgroup": 8}  # TASK_COMM_LEN; u64 cgroup id
+MAX_BREAKDOWN_ENTRIES = 4096
+
+
+def count_program(
+    counts_fd: int,
+    exclude_tgid: int | None,
+    pids_fd: int | None,
+    cgroup: CgroupTarget | None,
+    breakdown: Breakdown | None = None,
+) -> bytes:
+    """``sys_enter``: skip unless the filters match, then add 1 to this CPU's slot for the syscall number.
+
+    With a breakdown, also add 1 to this CPU's value for (comm or cgroup id, number); a
+    full hash drops the increment (the totals still have it, and userspace puts it under
+    ``other``).
+    """
     a = Asm().mov(R6, R1)
     if exclude_tgid is not None or pids_fd is not None:
         a.call(FN_GET_CURRENT_PID_TGID).rsh_imm(R0, 32)
@@ -102,11 +134,25 @@ def count_program(counts_fd: int, exclude_tgid: int | None, pids_fd: int | None,
     if cgroup is not None:
         a.mov_imm(R1, cgroup.level).call(FN_GET_CURRENT_ANCESTOR_CGROUP_ID)
         a.ld_imm64(R1, cgroup.id).jne_reg(R0, R1, "out")
-    a.load(R1, R6, 8)  # args[1]: the syscall number
-    a.jge_imm(R1, MAX_SYSCALLS, "out")
-    a.store(R10, -4, R1, size=4).ld_map(R1, counts_fd).mov(R2, R10).add_imm(R2, -4)
+    a.load(R7, R6, 8)  # args[1]: the syscall number
+    a.jge_imm(R7, MAX_SYSCALLS, "out")
+    a.store(R10, -4, R7, size=4).ld_map(R1, counts_fd).mov(R2, R10).add_imm(R2, -4)
     a.call(FN_MAP_LOOKUP_ELEM).jeq_imm(R0, 0, "out")
     a.load(R1, R0, 0).add_imm(R1, 1).store(R0, 0, R1)  # per-CPU slot: no atomic needed
+    if breakdown is not None:
+        size = breakdown.label_size
+        key = -8 - size - 8  # label, then u32 number and u32 padding
+        if breakdown.by == "comm":
+            a.mov(R1, R10).add_imm(R1, key).mov_imm(R2, size).call(FN_GET_CURRENT_COMM)
+        else:
+            a.call(FN_GET_CURRENT_CGROUP_ID).store(R10, key, R0)
+        a.store(R10, key + size, R7, size=4).store_imm(R10, key + size + 4, 0, size=4)
+        a.ld_map(R1, breakdown.fd).mov(R2, R10).add_imm(R2, key).call(FN_MAP_LOOKUP_ELEM)
+        a.jeq_imm(R0, 0, "insert")
+        a.load(R1, R0, 0).add_imm(R1, 1).store(R0, 0, R1).ja("out")
+        a.label("insert").store_imm(R10, key - 8, 1)
+        a.ld_map(R1, breakdown.fd).mov(R2, R10).add_imm(R2, key).mov(R3, R10).add_imm(R3, key - 8)
+        a.mov_imm(R4, BPF_NOEXIST).call(FN_MAP_UPDATE_ELEM)
     a.label("out").mov_imm(R0, 0).exit()
     return bytes(a)
 
@@ -197,6 +243,19 @@ def _cgroup2_mounts(mountinfo: str) -> list[str]:
     return [ln.split()[4] for ln in mountinfo.splitlines() if " - cgroup2 " in ln]
 
 
+def read_cgroup2_paths(procfs: Path) -> dict[int, str]:
+    """{cgroup id: path below the cgroup2 root ("/" for the root)} for every directory of the first cgroup2 mount."""
+    mounts = _cgroup2_mounts((procfs / "self" / "mountinfo").read_text())
+    if not mounts:
+        return {}
+    top = Path(mounts[0])
+    out: dict[int, str] = {}
+    for dirpath, _dirs, _files in os.walk(top):
+        with contextlib.suppress(OSError):  # removed while walking
+            out[os.stat(dirpath).st_ino] = "/" + Path(dirpath).relative_to(top).as_posix().removeprefix(".")
+    return out
+
+
 def read_cgroup_target(procfs: Path, path: Path) -> CgroupTarget:
     resolved = path.resolve()
     st = os.stat(resolved)  # FileNotFoundError names the path
@@ -276,8 +335,23 @@ class SyscallCounter:
             for child in read_descendants(self._procfs, filt.pid):
                 bpf.update(pids, struct.pack("=I", child), struct.pack("=I", 1))
         self._pids = pids
-        prog = self._load("sysmon_sc_enter", count_program(self._counts, filt.exclude_tgid, pids, cgroup))
-        self._attach("sys_enter", prog)
+        self._breakdown: Breakdown | None = None
+        if filt.by is not None:
+            if filt.by not in BY_LABEL_SIZE:
+                raise ValueError(f"cannot break syscalls down by {filt.by!r}")
+            fd = self._privileged(
+                "breakdown map",
+                bpf.map_create,
+                BPF_MAP_TYPE_PERCPU_HASH,
+                BY_LABEL_SIZE[filt.by] + 8,
+                8,
+                MAX_BREAKDOWN_ENTRIES,
+                "sysmon_sc_by",
+            )
+            self._breakdown = Breakdown(fd, filt.by)
+        self._cgroup_paths: dict[int, str] = {}
+        code = count_program(self._counts, filt.exclude_tgid, pids, cgroup, self._breakdown)
+        self._attach("sys_enter", self._load("sysmon_sc_enter", code))
 
     def tracked_processes(self) -> set[int]:
         """The tgids the process-tree filter currently counts (empty without one)."""
@@ -297,6 +371,31 @@ class SyscallCounter:
             if total:
                 out[nr] = total
         return out
+
+    def read_by(self) -> dict[tuple[str, int], int]:
+        """{(comm or cgroup path, syscall number): count since the last call}; empty without a breakdown.
+
+        Entries are read and deleted in one batch, so the hash only holds what
+        happened since the previous read.
+        """
+        b = self._breakdown
+        if b is None:
+            return {}
+        entries = self._bpf.lookup_and_delete_all(b.fd, b.label_size + 8, 8 * self._ncpus, MAX_BREAKDOWN_ENTRIES)
+        out: dict[tuple[str, int], int] = {}
+        for key, value in entries:
+            label = self._label(b.by, key[: b.label_size])
+            nr = struct.unpack_from("=I", key, b.label_size)[0]
+            out[(label, nr)] = out.get((label, nr), 0) + sum(struct.unpack(f"={self._ncpus}Q", value))
+        return out
+
+    def _label(self, by: str, raw: bytes) -> str:
+        if by == "comm":
+            return raw.split(b"\0", 1)[0].decode(errors="replace")
+        cgroup_id = struct.unpack("=Q", raw)[0]
+        if cgroup_id not in self._cgroup_paths:
+            self._cgroup_paths = read_cgroup2_paths(self._procfs)
+        return self._cgroup_paths.get(cgroup_id, f"id:{cgroup_id}")
 
     def close(self) -> None:
         for fd in reversed(self._fds):

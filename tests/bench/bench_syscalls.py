@@ -10,7 +10,8 @@ C loop, reporting microseconds per call. Each round measures, in turn:
   exporter's own tgid excluded, as by default);
 - ``pid-other``: filtered to a process tree that is not the workload (a
   sleeping child), so the workload's calls pay the filter and are dropped;
-- ``cgroup-other``: filtered to an empty cgroup v2 directory.
+- ``cgroup-other``: filtered to an empty cgroup v2 directory;
+- ``by-comm``, ``by-cgroup``: unfiltered with the per-label breakdown.
 
 Rounds interleave the modes so drift (other tenants of the VM) spreads evenly;
 the table shows the median and minimum per mode and the median minus the
@@ -74,6 +75,8 @@ def main() -> int:
         "unfiltered": Filter(exclude_tgid=os.getpid()),
         "pid-other": Filter(pid=other.pid, exclude_tgid=os.getpid()),
         "cgroup-other": Filter(cgroup=cgroup, exclude_tgid=os.getpid()),
+        "by-comm": Filter(exclude_tgid=os.getpid(), by="comm"),
+        "by-cgroup": Filter(exclude_tgid=os.getpid(), by="cgroup"),
     }
     results: dict[str, list[float]] = {name: [] for name in modes}
     try:

@@ -5,8 +5,16 @@ from pathlib import Path
 import pytest
 
 from exporter.sources import SourceError
-from exporter.sources.bpf import BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_PERCPU_ARRAY, BPF_PROG_TYPE_RAW_TRACEPOINT, Bpf, insn
+from exporter.sources.bpf import (
+    BPF_MAP_TYPE_HASH,
+    BPF_MAP_TYPE_PERCPU_ARRAY,
+    BPF_MAP_TYPE_PERCPU_HASH,
+    BPF_PROG_TYPE_RAW_TRACEPOINT,
+    Bpf,
+    insn,
+)
 from exporter.sources.syscalls import (
+    Breakdown,
     CgroupTarget,
     count_program,
     fork_program,
@@ -106,11 +114,15 @@ def test_every_program_variant_passes_the_verifier():
     bpf = Bpf()
     fds = [bpf.map_create(BPF_MAP_TYPE_PERCPU_ARRAY, 4, 8, 1024, "t_counts")]
     fds.append(bpf.map_create(BPF_MAP_TYPE_HASH, 4, 4, 16, "t_pids"))
-    counts, pids = fds
+    fds.append(bpf.map_create(BPF_MAP_TYPE_PERCPU_HASH, 24, 8, 16, "t_by_comm"))
+    fds.append(bpf.map_create(BPF_MAP_TYPE_PERCPU_HASH, 16, 8, 16, "t_by_cgroup"))
+    counts, pids, by_comm, by_cgroup = fds
     try:
         for code in (
             count_program(counts, None, None, None),
             count_program(counts, os.getpid(), pids, CgroupTarget(1, 0)),
+            count_program(counts, None, None, None, Breakdown(by_comm, "comm")),
+            count_program(counts, os.getpid(), None, None, Breakdown(by_cgroup, "cgroup")),
             fork_program(pids, 100),
             free_program(pids, 100, 104),
         ):
