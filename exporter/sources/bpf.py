@@ -37,7 +37,8 @@ BPF_MAP_DELETE_ELEM = 3
 BPF_MAP_GET_NEXT_KEY = 4
 BPF_PROG_LOAD = 5
 BPF_RAW_TRACEPOINT_OPEN = 17
-BPF_MAP_LOOKUP_AND_DELETE_BATCH = 25  # Linux 5.6
+BPF_MAP_LOOKUP_BATCH = 24  # Linux 5.6
+BPF_MAP_LOOKUP_AND_DELETE_BATCH = 25
 
 # map and program types
 BPF_MAP_TYPE_HASH = 1
@@ -227,17 +228,6 @@ class Bpf:
         struct.pack_into("=IIQQQ", attr, 0, fd, 0, ctypes.addressof(key), value_addr, flags)
         return self.call(cmd, attr)
 
-    def lookup(self, fd: int, key: bytes, value_size: int) -> bytes | None:
-        k = ctypes.create_string_buffer(key, len(key))
-        v = ctypes.create_string_buffer(value_size)
-        try:
-            self._elem(BPF_MAP_LOOKUP_ELEM, fd, k, v)
-        except OSError as e:
-            if e.errno == errno.ENOENT:
-                return None
-            raise
-        return v.raw
-
     def update(self, fd: int, key: bytes, value: bytes) -> None:
         self._elem(
             BPF_MAP_UPDATE_ELEM,
@@ -268,14 +258,23 @@ class Bpf:
             out.append(nxt.raw)
             key = nxt
 
-    def lookup_and_delete_all(
-        self, fd: int, key_size: int, value_size: int, max_entries: int
-    ) -> list[tuple[bytes, bytes]]:
-        """Every (key, value) of a hash map, deleting each (BPF_MAP_LOOKUP_AND_DELETE_BATCH).
+    def lookup_all(self, fd: int, key_size: int, value_size: int, max_entries: int) -> list[tuple[bytes, bytes]]:
+        """Every (key, value) of a map in as few calls as possible (BPF_MAP_LOOKUP_BATCH, 5.6).
 
         ``value_size`` is what one element holds in userspace (for per-CPU maps,
         8-byte-rounded value size x possible CPUs).
         """
+        return self._batch(BPF_MAP_LOOKUP_BATCH, fd, key_size, value_size, max_entries)
+
+    def lookup_and_delete_all(
+        self, fd: int, key_size: int, value_size: int, max_entries: int
+    ) -> list[tuple[bytes, bytes]]:
+        """Like :meth:`lookup_all`, deleting each element read (hash maps; BPF_MAP_LOOKUP_AND_DELETE_BATCH)."""
+        return self._batch(BPF_MAP_LOOKUP_AND_DELETE_BATCH, fd, key_size, value_size, max_entries)
+
+    def _batch(
+        self, cmd: int, fd: int, key_size: int, value_size: int, max_entries: int
+    ) -> list[tuple[bytes, bytes]]:
         keys = ctypes.create_string_buffer(key_size * max_entries)
         values = ctypes.create_string_buffer(value_size * max_entries)
         token_in, token_out = ctypes.create_string_buffer(8), ctypes.create_string_buffer(8)
@@ -298,7 +297,7 @@ class Bpf:
             )
             done = False
             try:
-                self.call(BPF_MAP_LOOKUP_AND_DELETE_BATCH, attr)
+                self.call(cmd, attr)
             except OSError as e:
                 if e.errno != errno.ENOENT:
                     raise

@@ -14,6 +14,11 @@ numbers, bogus ids such as -1 from ptrace) are not counted. On x86_64, 32-bit
 (ia32) processes enter with their own numbering; they are counted under the
 64-bit names of those numbers.
 
+Optionally (``by``) a BPF_MAP_TYPE_PERCPU_HASH also counts per (comm or
+cgroup v2 id, syscall number); userspace drains it each read with
+BPF_MAP_LOOKUP_AND_DELETE_BATCH (5.6), so it holds one interval's keys. When it
+is full the kernel drops the labelled increment; the totals still have it.
+
 Filters run in the kernel, before the count, so filtered-out events cost a
 helper call or two:
 
@@ -304,7 +309,7 @@ class SyscallCounter:
         except OSError as e:
             if e.errno in (errno.EPERM, errno.EACCES, errno.ENOSYS):
                 raise BpfUnavailable(e.errno, unavailable_reason(e, self._sysfs)) from None
-            raise OSError(e.errno, f"{what}: {e.strerror}") from None
+            raise OSError(e.errno, e.strerror, what) from None
 
     def _load(self, name: str, code: bytes) -> int:
         return self._privileged(f"loading {name}", self._bpf.prog_load, BPF_PROG_TYPE_RAW_TRACEPOINT, code, name)
@@ -322,7 +327,13 @@ class SyscallCounter:
         if filt.pid is not None:
             if not (self._procfs / str(filt.pid)).is_dir():
                 raise SourceError(str(self._procfs / str(filt.pid)), f"no process {filt.pid}")
-            offsets = read_btf_struct_offsets(self._sysfs, "task_struct", ("pid", "tgid"))
+            try:
+                offsets = read_btf_struct_offsets(self._sysfs, "task_struct", ("pid", "tgid"))
+            except FileNotFoundError as e:
+                raise SourceError(
+                    str(e.filename),
+                    "missing: following forks for --syscalls.pid needs kernel BTF (CONFIG_DEBUG_INFO_BTF=y)",
+                ) from None
             pids = self._privileged(
                 "pid map", bpf.map_create, BPF_MAP_TYPE_HASH, 4, 4, MAX_TRACKED_PROCESSES, "sysmon_sc_pids"
             )
@@ -361,15 +372,11 @@ class SyscallCounter:
 
     def read(self) -> dict[int, int]:
         """{syscall number: count since attach, summed over CPUs} for every number seen at least once."""
-        size = 8 * self._ncpus
         out: dict[int, int] = {}
-        for nr in range(MAX_SYSCALLS):
-            value = self._bpf.lookup(self._counts, struct.pack("=I", nr), size)
-            if value is None:
-                continue
+        for key, value in self._bpf.lookup_all(self._counts, 4, 8 * self._ncpus, MAX_SYSCALLS):
             total = sum(struct.unpack(f"={self._ncpus}Q", value))
             if total:
-                out[nr] = total
+                out[struct.unpack("=I", key)[0]] = total
         return out
 
     def read_by(self) -> dict[tuple[str, int], int]:

@@ -1,4 +1,7 @@
+import ctypes
+import errno
 import os
+import struct
 import textwrap
 from pathlib import Path
 
@@ -16,6 +19,8 @@ from exporter.sources.bpf import (
 from exporter.sources.syscalls import (
     Breakdown,
     CgroupTarget,
+    Filter,
+    SyscallCounter,
     count_program,
     fork_program,
     free_program,
@@ -24,7 +29,7 @@ from exporter.sources.syscalls import (
     read_descendants,
     syscall_name,
 )
-from tests.helpers import require_root
+from tests.helpers import require_root, wait_until
 
 
 @pytest.mark.parametrize(
@@ -130,3 +135,45 @@ def test_every_program_variant_passes_the_verifier():
     finally:
         for fd in fds:
             os.close(fd)
+
+
+BPF_PROG_GET_NEXT_ID, BPF_PROG_GET_FD_BY_ID, BPF_OBJ_GET_INFO_BY_FD = 11, 13, 15
+
+
+def loaded_programs(bpf: Bpf) -> dict[int, str]:
+    """{id: name} of every BPF program loaded on this machine."""
+    out: dict[int, str] = {}
+    prog_id = 0
+    while True:
+        attr = ctypes.create_string_buffer(12)
+        struct.pack_into("=I", attr, 0, prog_id)
+        try:
+            bpf.call(BPF_PROG_GET_NEXT_ID, attr)
+        except OSError as e:
+            assert e.errno == errno.ENOENT
+            return out
+        prog_id = struct.unpack_from("=I", attr, 4)[0]
+        try:
+            fd = bpf.call(BPF_PROG_GET_FD_BY_ID, ctypes.create_string_buffer(struct.pack("=I", prog_id), 12))
+        except OSError:
+            continue  # unloaded meanwhile
+        try:
+            info = ctypes.create_string_buffer(80)
+            query = ctypes.create_string_buffer(16)
+            struct.pack_into("=IIQ", query, 0, fd, len(info), ctypes.addressof(info))
+            bpf.call(BPF_OBJ_GET_INFO_BY_FD, query)
+            out[prog_id] = info.raw[64:80].split(b"\0", 1)[0].decode()
+        finally:
+            os.close(fd)
+
+
+@pytest.mark.live
+def test_close_unloads_every_program(tmp_path):
+    require_root()
+    bpf = Bpf()
+    before = loaded_programs(bpf)
+    counter = SyscallCounter(Path("/proc"), Path("/sys"), Filter(pid=os.getpid(), by="comm"))
+    ours = {i: n for i, n in loaded_programs(bpf).items() if i not in before and n.startswith("sysmon_sc_")}
+    counter.close()
+    assert sorted(ours.values()) == ["sysmon_sc_enter", "sysmon_sc_fork", "sysmon_sc_free"]
+    wait_until(lambda: not ours.keys() & loaded_programs(bpf).keys(), what="the programs to be unloaded")
