@@ -148,6 +148,9 @@ def run(opts: Options, out: TextIO, err: TextIO) -> int:
 
 
 def main(argv: Sequence[str]) -> int:
+    if "-h" in argv or "--help" in argv:
+        print(parser().format_help(), end="")
+        return 0
     try:
         opts = parse_args(argv)
     except ConfigError as e:

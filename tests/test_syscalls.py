@@ -161,3 +161,13 @@ def test_step_with_a_breakdown_labels_the_family():
         (("comm", "other"), ("syscall", "read")): 3.0,
         (("comm", "sh"), ("syscall", "getppid")): 7.0,
     }
+
+
+def test_command_help_lists_the_flags(capsys):
+    from exporter.cli import main
+
+    assert main(["syscalls", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: sysmon-exporter syscalls")
+    for flag in ("-p PID", "--cgroup CGROUP", "-i INTERVAL", "-d DURATION", "--json"):
+        assert flag in out

@@ -28,6 +28,7 @@ from exporter.sources.syscalls import (
     parse_ppid,
     read_descendants,
     syscall_name,
+    unavailable_reason,
 )
 from tests.helpers import require_root, wait_until
 
@@ -177,3 +178,19 @@ def test_close_unloads_every_program(tmp_path):
     counter.close()
     assert sorted(ours.values()) == ["sysmon_sc_enter", "sysmon_sc_fork", "sysmon_sc_free"]
     wait_until(lambda: not ours.keys() & loaded_programs(bpf).keys(), what="the programs to be unloaded")
+
+
+@pytest.mark.parametrize(
+    ("err", "lockdown", "needle"),
+    [
+        (errno.EPERM, "[none] integrity confidentiality\n", "run as root or grant CAP_BPF and CAP_PERFMON"),
+        (errno.EPERM, "none integrity [confidentiality]\n", "kernel lockdown (confidentiality)"),
+        (errno.ENOSYS, None, "CONFIG_BPF_SYSCALL"),
+    ],
+    ids=["not-permitted", "lockdown", "no-bpf-syscall"],
+)
+def test_unavailable_reason_says_how_to_fix(tmp_path, err, lockdown, needle):
+    if lockdown is not None:
+        (tmp_path / "kernel" / "security").mkdir(parents=True)
+        (tmp_path / "kernel" / "security" / "lockdown").write_text(lockdown)
+    assert needle in unavailable_reason(OSError(err, os.strerror(err)), tmp_path)
