@@ -123,7 +123,7 @@ class Monotonic:
 
 
 @dataclass(frozen=True)
-class Breakdown:
+class SyscallBreakdown:
     """Per-label syscall counters kept monotonic while labels come and go (carried between samples).
 
     The kernel hands over per-(label, syscall) increments since the last read and
@@ -138,7 +138,9 @@ class Breakdown:
     totals: Mapping[int, int] = field(default_factory=dict)
     debt: Mapping[int, int] = field(default_factory=dict)  # labelled increments not yet in the totals
 
-    def advance(self, totals: Mapping[int, int], increments: Mapping[tuple[str, int], int], top: int) -> Breakdown:
+    def advance(
+        self, totals: Mapping[int, int], increments: Mapping[tuple[str, int], int], top: int
+    ) -> SyscallBreakdown:
         activity: dict[str, int] = {}
         for (label, _), n in increments.items():
             activity[label] = activity.get(label, 0) + n
@@ -165,7 +167,7 @@ class Breakdown:
                 exposed[(OTHER_LABEL, nr)] = exposed.get((OTHER_LABEL, nr), 0.0) + rest
             elif rest < 0:
                 debt[nr] = -rest
-        return Breakdown(exposed, idle, dict(totals), debt)
+        return SyscallBreakdown(exposed, idle, dict(totals), debt)
 
 
 @dataclass(frozen=True)
@@ -199,7 +201,7 @@ class Snapshot:
     # Carried from sample to sample; not exposed.
     cpu_counters: Monotonic = field(default_factory=Monotonic)
     perf_counters: Monotonic = field(default_factory=Monotonic)
-    syscall_breakdown: Breakdown = field(default_factory=lambda: Breakdown())
+    syscall_breakdown: SyscallBreakdown = field(default_factory=SyscallBreakdown)
 
 
 def describe(exc: BaseException) -> str:

@@ -9,9 +9,9 @@ from exporter.collector.syscalls import collect_syscalls
 from exporter.config import ConfigError, load
 from exporter.snapshot import (
     BREAKDOWN_IDLE_SAMPLES,
-    Breakdown,
     Snapshot,
     SourceStatus,
+    SyscallBreakdown,
     SyscallReaders,
     take_syscalls,
 )
@@ -125,7 +125,7 @@ def test_flags_for_the_breakdown():
 
 
 def test_breakdown_keeps_the_top_labels_and_sums_to_the_totals():
-    b = Breakdown().advance({0: 100, 1: 10}, {("a", 0): 50, ("b", 0): 30, ("c", 0): 15, ("a", 1): 10}, top=2)
+    b = SyscallBreakdown().advance({0: 100, 1: 10}, {("a", 0): 50, ("b", 0): 30, ("c", 0): 15, ("a", 1): 10}, top=2)
     assert b.exposed == {("a", 0): 50, ("a", 1): 10, ("b", 0): 30, ("other", 0): 20}
     # "c" became busier, but slots are kept while their labels are active: counters never go backwards.
     b2 = b.advance({0: 200, 1: 10}, {("a", 0): 1, ("b", 0): 1, ("c", 0): 90}, top=2)
@@ -135,7 +135,7 @@ def test_breakdown_keeps_the_top_labels_and_sums_to_the_totals():
 
 def test_breakdown_increments_ahead_of_the_totals_are_not_counted_twice():
     # The per-label read saw 5 calls that the totals read (just before) had not.
-    b = Breakdown().advance({0: 10}, {("a", 0): 15}, top=5)
+    b = SyscallBreakdown().advance({0: 10}, {("a", 0): 15}, top=5)
     assert b.exposed == {("a", 0): 15} and b.debt == {0: 5}
     b2 = b.advance({0: 30}, {("a", 0): 3}, top=5)
     assert b2.exposed == {("a", 0): 18, ("other", 0): 12}
@@ -143,7 +143,7 @@ def test_breakdown_increments_ahead_of_the_totals_are_not_counted_twice():
 
 
 def test_breakdown_frees_the_slot_of_an_idle_label():
-    b = Breakdown().advance({0: 1}, {("gone", 0): 1}, top=1)
+    b = SyscallBreakdown().advance({0: 1}, {("gone", 0): 1}, top=1)
     for _ in range(BREAKDOWN_IDLE_SAMPLES - 1):
         b = b.advance({0: 1}, {}, top=1)
     assert "gone" in b.idle

@@ -100,7 +100,7 @@ class CgroupTarget:
 
 
 @dataclass(frozen=True)
-class Breakdown:
+class BreakdownMap:
     """A per-CPU hash counting (comm or cgroup id, syscall number) next to the totals."""
 
     fd: int
@@ -120,7 +120,7 @@ def count_program(
     exclude_tgid: int | None,
     pids_fd: int | None,
     cgroup: CgroupTarget | None,
-    breakdown: Breakdown | None = None,
+    breakdown: BreakdownMap | None = None,
 ) -> bytes:
     """``sys_enter``: skip unless the filters match, then add 1 to this CPU's slot for the syscall number.
 
@@ -346,7 +346,7 @@ class SyscallCounter:
             for child in read_descendants(self._procfs, filt.pid):
                 bpf.update(pids, struct.pack("=I", child), struct.pack("=I", 1))
         self._pids = pids
-        self._breakdown: Breakdown | None = None
+        self._breakdown: BreakdownMap | None = None
         if filt.by is not None:
             if filt.by not in BY_LABEL_SIZE:
                 raise ValueError(f"cannot break syscalls down by {filt.by!r}")
@@ -359,7 +359,7 @@ class SyscallCounter:
                 MAX_BREAKDOWN_ENTRIES,
                 "sysmon_sc_by",
             )
-            self._breakdown = Breakdown(fd, filt.by)
+            self._breakdown = BreakdownMap(fd, filt.by)
         self._cgroup_paths: dict[int, str] = {}
         code = count_program(self._counts, filt.exclude_tgid, pids, cgroup, self._breakdown)
         self._attach("sys_enter", self._load("sysmon_sc_enter", code))

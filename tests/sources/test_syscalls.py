@@ -17,7 +17,7 @@ from exporter.sources.bpf import (
     insn,
 )
 from exporter.sources.syscalls import (
-    Breakdown,
+    BreakdownMap,
     CgroupTarget,
     Filter,
     SyscallCounter,
@@ -127,8 +127,8 @@ def test_every_program_variant_passes_the_verifier():
         for code in (
             count_program(counts, None, None, None),
             count_program(counts, os.getpid(), pids, CgroupTarget(1, 0)),
-            count_program(counts, None, None, None, Breakdown(by_comm, "comm")),
-            count_program(counts, os.getpid(), None, None, Breakdown(by_cgroup, "cgroup")),
+            count_program(counts, None, None, None, BreakdownMap(by_comm, "comm")),
+            count_program(counts, os.getpid(), None, None, BreakdownMap(by_cgroup, "cgroup")),
             fork_program(pids, 100),
             free_program(pids, 100, 104),
         ):
