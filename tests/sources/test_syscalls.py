@@ -2,6 +2,8 @@ import ctypes
 import errno
 import os
 import struct
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -194,3 +196,37 @@ def test_unavailable_reason_says_how_to_fix(tmp_path, err, lockdown, needle):
         (tmp_path / "kernel" / "security").mkdir(parents=True)
         (tmp_path / "kernel" / "security" / "lockdown").write_text(lockdown)
     assert needle in unavailable_reason(OSError(err, os.strerror(err)), tmp_path)
+
+
+@pytest.mark.live
+def test_tree_follows_forks_and_forgets_released_processes():
+    require_root()
+    code = textwrap.dedent(
+        """\
+        import os, sys
+        sys.stdin.readline()
+        pid = os.fork()
+        if pid == 0:
+            sys.stdin.readline()
+            os._exit(0)
+        print(pid, flush=True)
+        os.waitpid(pid, 0)
+        """
+    )
+    worker = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    counter = SyscallCounter(Path("/proc"), Path("/sys"), Filter(pid=worker.pid))
+    try:
+        assert counter.tracked_processes() == {worker.pid}
+        assert worker.stdin is not None and worker.stdout is not None
+        worker.stdin.write(b"fork\n")
+        worker.stdin.flush()
+        child = int(worker.stdout.readline())
+        assert counter.tracked_processes() == {worker.pid, child}
+        worker.stdin.write(b"exit\n")
+        worker.stdin.close()
+        assert worker.wait(timeout=30) == 0
+        wait_until(lambda: counter.tracked_processes() == set(), what="both processes to be released")
+    finally:
+        counter.close()
+        worker.kill()
+        worker.wait()
