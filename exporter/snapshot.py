@@ -29,7 +29,7 @@ from exporter.sources.cpuinfo import read_cpuinfo
 from exporter.sources.meminfo import MemInfo, read_meminfo
 from exporter.sources.perf import PerfReading
 from exporter.sources.stat import MODES, CpuTimes, read_stat
-from exporter.sources.syscalls import syscall_name
+from exporter.sources.syscalls import names, syscall_name
 
 log = logging.getLogger("exporter.snapshot")
 
@@ -432,7 +432,7 @@ def take_syscalls(previous: Snapshot | None, readers: SyscallReaders, clock: Clo
     if readers.by:
         breakdown = breakdown.advance(counts, increments, readers.top)
         by = {(label, syscall_name(nr, readers.machine)): v for (label, nr), v in breakdown.exposed.items()}
-    named = {syscall_name(nr, readers.machine): float(n) for nr, n in counts.items()}
+    named = {name: float(n) for name, n in names(counts, readers.machine).items()}
     return replace(
         prev,
         syscalls=dict(sorted(named.items())),
