@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import platform
 import signal
 from collections.abc import Iterator
 from functools import partial
@@ -19,9 +21,21 @@ from exporter.guest.ingest import Ingest
 from exporter.guest.record import Recorder, load_private_key
 from exporter.http import Published, make_app
 from exporter.sampler import Job, Sampler
-from exporter.snapshot import Clock, Readers, SystemClock, take_snapshot, with_guests
+from exporter.snapshot import (
+    Clock,
+    Readers,
+    SyscallReaders,
+    SystemClock,
+    describe,
+    take_snapshot,
+    take_syscalls,
+    with_guests,
+)
+from exporter.sources import SourceError
+from exporter.sources.bpf import BpfUnavailable
 from exporter.sources.perf import PerfCounters, PerfUnavailable
 from exporter.sources.stat import read_stat, user_hz
+from exporter.sources.syscalls import Filter, SyscallCounter
 
 log = logging.getLogger("exporter")
 
@@ -64,7 +78,37 @@ def build_ingest(guest: GuestConfig, clock: Clock, recorder: Recorder | None) ->
     return Ingest(guest, clock, recorder)
 
 
-def build_sampler(config: Config, readers: Readers, ingest: Ingest | None = None) -> Sampler[Exposition]:
+@contextlib.contextmanager
+def open_syscalls(config: Config) -> Iterator[SyscallReaders | None]:
+    """The syscall counters attached with the configured filters (or the reason they are not); closed on exit."""
+    if "syscalls" not in config.collectors:
+        yield None
+        return
+    machine = platform.machine()
+    filt = Filter(
+        pid=config.syscalls_pid,
+        cgroup=config.syscalls_cgroup,
+        exclude_tgid=None if config.syscalls_include_self else os.getpid(),
+        by=config.syscalls_by,
+    )
+    try:
+        counter = SyscallCounter(config.procfs, config.sysfs, filt)
+    except (BpfUnavailable, SourceError, OSError, ValueError) as e:
+        reason = e.strerror if isinstance(e, BpfUnavailable) and e.strerror else describe(e)
+        yield SyscallReaders(None, reason, machine, config.syscalls_by, config.syscalls_top)
+        return
+    try:
+        yield SyscallReaders(counter, "", machine, config.syscalls_by, config.syscalls_top)
+    finally:
+        counter.close()
+
+
+def build_sampler(
+    config: Config,
+    readers: Readers,
+    ingest: Ingest | None = None,
+    syscalls: SyscallReaders | None = None,
+) -> Sampler[Exposition]:
     registry = CollectorRegistry(auto_describe=False)
     ProcessCollector(registry=registry)
     render = Renderer(default_collectors(__version__), registry)
@@ -73,6 +117,8 @@ def build_sampler(config: Config, readers: Readers, ingest: Ingest | None = None
     if ingest is not None:
         # The ingest's state reaches HTTP only through the snapshot, like every other source.
         jobs.append(Job("guest", config.sampler_interval, partial(with_guests, guests=ingest.view)))
+    if syscalls is not None:
+        jobs.append(Job("syscalls", config.sampler_interval, partial(take_syscalls, readers=syscalls, clock=clock)))
     return Sampler(jobs, render)
 
 
@@ -104,7 +150,7 @@ async def serve(config: Config) -> int:
 
 
 async def _serve(config: Config, stop: asyncio.Event, ingest: Ingest | None) -> int:
-    with open_perf(config) as (perf, perf_error):
+    with open_perf(config) as (perf, perf_error), open_syscalls(config) as syscalls:
         readers = Readers(
             config.procfs,
             config.sysfs,
@@ -115,7 +161,7 @@ async def _serve(config: Config, stop: asyncio.Event, ingest: Ingest | None) -> 
             host_identity=config.grpc is not None,
             rootfs=config.rootfs,
         )
-        sampler = build_sampler(config, readers, ingest)
+        sampler = build_sampler(config, readers, ingest, syscalls)
         app = make_app(Published(sampler.latest, sampler.rendered), __version__)
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
         await runner.setup()

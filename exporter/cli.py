@@ -1,7 +1,8 @@
 """Entry point: ``sysmon-exporter [flags]`` serves; ``main(argv)`` returns the exit code.
 
 Subcommands: ``agent`` (inside a guest), ``diag`` (what works on this machine),
-``verify-record FILE --public-key=FILE`` (check signed guest records).
+``verify-record FILE --public-key=FILE`` (check signed guest records),
+``syscalls [-p PID] [--cgroup PATH] [-i 5s] [-d 1m]`` (syscall counts ad hoc).
 """
 
 from __future__ import annotations
@@ -72,6 +73,10 @@ def _flagsets() -> dict[str, tuple[FlagSet, Callable[[Sequence[str], Mapping[str
 
 def main(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> int:
     env = os.environ if environ is None else environ
+    if argv[:1] == ["syscalls"]:  # short flags in the spirit of the tools it replaces; its own parser
+        from exporter.syscalls_cmd import main as syscalls_main
+
+        return syscalls_main(argv[1:])
     commands = _flagsets()
     flags, command = commands.get("", (SERVE, _serve))
     if argv and argv[0] in commands:

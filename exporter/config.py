@@ -20,6 +20,7 @@ from typing import Any
 
 DEFAULT_PORT = 9477
 LOG_LEVELS = ("debug", "info", "warn", "error")
+SYSCALLS_BY = ("comm", "cgroup")
 
 # Collectors that exist, and whether each is on by default.
 COLLECTORS: dict[str, bool] = {
@@ -29,6 +30,7 @@ COLLECTORS: dict[str, bool] = {
     "perf": True,
     "meminfo": True,
     "filesystem": True,
+    "syscalls": False,  # eBPF: needs root or CAP_BPF + CAP_PERFMON
 }
 
 
@@ -185,6 +187,12 @@ def parse_choice(choices: Sequence[str]) -> Callable[[str], str]:
         return text
 
     return parse
+
+
+def parse_pid(text: str) -> int:
+    if not text.strip().isdigit() or int(text) <= 0:
+        raise ValueError(f"{text!r} is not a process id; pass a positive integer")
+    return int(text)
 
 
 @dataclass(frozen=True)
@@ -357,6 +365,11 @@ SERVE_FLAGS: tuple[Flag, ...] = (
     Flag("guest.record", Path, None, "append every guest row to DIR/<vm>.jsonl"),
     Flag("guest.record.max-bytes", int_in(4096, 1 << 40), 64 << 20, "rotate a record file at this size"),
     Flag("guest.record.sign-key", Path, None, "Ed25519 PEM private key that signs each recorded line"),
+    Flag("syscalls.pid", parse_pid, None, "count only this process and its descendants (syscalls collector)"),
+    Flag("syscalls.cgroup", Path, None, "count only this cgroup v2 directory and below (syscalls collector)"),
+    Flag("syscalls.include-self", parse_bool, False, "count the exporter's own syscalls too", boolean=True),
+    Flag("syscalls.by", parse_choice(SYSCALLS_BY), None, "add a label: " + " or ".join(SYSCALLS_BY)),
+    Flag("syscalls.top", int_in(1, 1000), 10, "with --syscalls.by, label values kept; the rest count as other"),
 )
 
 
@@ -391,6 +404,11 @@ class Config:
     grpc: GrpcConfig | None = None
     warnings: tuple[str, ...] = ()  # logged once logging is set up
     guest: GuestConfig = field(default_factory=GuestConfig)
+    syscalls_pid: int | None = None
+    syscalls_cgroup: Path | None = None
+    syscalls_include_self: bool = False
+    syscalls_by: str | None = None
+    syscalls_top: int = 10
 
 
 SERVE = FlagSet("sysmon-exporter", SERVE_FLAGS)
@@ -411,6 +429,11 @@ def load(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
     if v["grpc_listen_address"] is not None:
         grpc_host, grpc_port = v["grpc_listen_address"]
         grpc = replace(grpc or GrpcConfig(), host=grpc_host, port=grpc_port)
+    collectors = frozenset(n for n in COLLECTORS if v[f"collector_{n}"])
+    if "syscalls" not in collectors:
+        for name in ("syscalls.pid", "syscalls.cgroup", "syscalls.include-self", "syscalls.by"):
+            if v[name.replace(".", "_").replace("-", "_")] not in (None, False):
+                raise ConfigError(f"--{name}", "only applies to the syscalls collector; add --collector.syscalls")
     return Config(
         listen_host=host,
         listen_port=port,
@@ -419,10 +442,15 @@ def load(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
         rootfs=v["path_rootfs"],
         sampler_interval=interval,
         log_level=v["log_level"],
-        collectors=frozenset(n for n in COLLECTORS if v[f"collector_{n}"]),
+        collectors=collectors,
         grpc=grpc,
         warnings=warnings,
         guest=_guest_config(v),
+        syscalls_pid=v["syscalls_pid"],
+        syscalls_cgroup=v["syscalls_cgroup"],
+        syscalls_include_self=v["syscalls_include_self"],
+        syscalls_by=v["syscalls_by"],
+        syscalls_top=v["syscalls_top"],
     )
 
 

@@ -34,6 +34,7 @@ from exporter.sources.mounts import Filesystem, StatVfs, read_filesystems
 from exporter.sources.netdevice import read_host_ipv4
 from exporter.sources.perf import PerfReading
 from exporter.sources.stat import MODES, CpuTimes, read_stat
+from exporter.sources.syscalls import names, syscall_name
 
 log = logging.getLogger("exporter.snapshot")
 
@@ -57,6 +58,29 @@ class SystemClock:
 
     def monotonic(self) -> float:
         return time.monotonic()
+
+
+class SyscallSource(Protocol):
+    """What the snapshot needs of the syscall counters (sources.syscalls.SyscallCounter, or a test double)."""
+
+    def read(self) -> dict[int, int]: ...
+
+    def read_by(self) -> dict[tuple[str, int], int]: ...
+
+
+@dataclass(frozen=True)
+class SyscallReaders:
+    """The attached syscall counters, or None and why not; ``machine`` picks the name table.
+
+    ``by`` ("comm" or "cgroup") adds that label to the counts for the ``top`` busiest
+    values; the rest are summed under ``other``.
+    """
+
+    source: SyscallSource | None
+    error: str
+    machine: str
+    by: str | None = None
+    top: int = 10
 
 
 class PerfSource(Protocol):
@@ -104,6 +128,54 @@ class Monotonic:
 
 
 @dataclass(frozen=True)
+class SyscallBreakdown:
+    """Per-label syscall counters kept monotonic while labels come and go (carried between samples).
+
+    The kernel hands over per-(label, syscall) increments since the last read and
+    the exact totals per syscall. Up to ``top`` labels hold a slot, first come by
+    activity, until idle for ``BREAKDOWN_IDLE_SAMPLES`` samples; everything else
+    (and increments the kernel's bounded hash dropped) goes to ``other``, as
+    total minus the labelled part, so the labelled series always sum to the totals.
+    """
+
+    exposed: Mapping[tuple[str, int], float] = field(default_factory=dict)
+    idle: Mapping[str, int] = field(default_factory=dict)  # label holding a slot -> samples without activity
+    totals: Mapping[int, int] = field(default_factory=dict)
+    debt: Mapping[int, int] = field(default_factory=dict)  # labelled increments not yet in the totals
+
+    def advance(
+        self, totals: Mapping[int, int], increments: Mapping[tuple[str, int], int], top: int
+    ) -> SyscallBreakdown:
+        activity: dict[str, int] = {}
+        for (label, _), n in increments.items():
+            activity[label] = activity.get(label, 0) + n
+        idle = {
+            label: 0 if activity.get(label) else count + 1
+            for label, count in self.idle.items()
+            if activity.get(label) or count + 1 < BREAKDOWN_IDLE_SAMPLES
+        }
+        for label in sorted(activity, key=lambda lb: (-activity[lb], lb)):
+            if len(idle) >= top:
+                break
+            if label != OTHER_LABEL:
+                idle.setdefault(label, 0)
+        exposed = {k: v for k, v in self.exposed.items() if k[0] in idle or k[0] == OTHER_LABEL}
+        labelled: dict[int, int] = {}
+        for (label, nr), n in increments.items():
+            if label in idle:
+                exposed[(label, nr)] = exposed.get((label, nr), 0.0) + n
+                labelled[nr] = labelled.get(nr, 0) + n
+        debt: dict[int, int] = {}
+        for nr in totals.keys() | labelled.keys() | self.debt.keys():
+            rest = totals.get(nr, 0) - self.totals.get(nr, 0) - labelled.get(nr, 0) - self.debt.get(nr, 0)
+            if rest > 0:
+                exposed[(OTHER_LABEL, nr)] = exposed.get((OTHER_LABEL, nr), 0.0) + rest
+            elif rest < 0:
+                debt[nr] = -rest
+        return SyscallBreakdown(exposed, idle, dict(totals), debt)
+
+
+@dataclass(frozen=True)
 class Readers:
     """Where and what the CPU/memory sampling step reads. Roots are explicit; nothing is global."""
 
@@ -138,11 +210,15 @@ class Snapshot:
     memory: MemInfo | None = None
     host: HostIdentity | None = None
     filesystems: tuple[Filesystem, ...] = ()
+    syscalls: Mapping[str, float] = field(default_factory=dict)
+    syscalls_by_label: str = ""  # "comm" | "cgroup" when the counts carry that label
+    syscalls_by: Mapping[tuple[str, str], float] = field(default_factory=dict)  # (label value, syscall)
     statuses: Mapping[str, SourceStatus] = field(default_factory=dict)
     guests: Mapping[str, GuestVm] = field(default_factory=dict)  # by vm label, from the guest ingest
     # Carried from sample to sample; not exposed.
     cpu_counters: Monotonic = field(default_factory=Monotonic)
     perf_counters: Monotonic = field(default_factory=Monotonic)
+    syscall_breakdown: SyscallBreakdown = field(default_factory=SyscallBreakdown)
 
 
 def describe(exc: BaseException) -> str:
@@ -366,5 +442,38 @@ def with_guests(previous: Snapshot | None, guests: Callable[[], Mapping[str, Gue
     return replace(previous or Snapshot(), guests=guests())
 
 
+def take_syscalls(previous: Snapshot | None, readers: SyscallReaders, clock: Clock) -> Snapshot:
+    """Sum the per-CPU syscall counts (kept since attach, so already monotonic); keep everything else."""
+    prev = previous or Snapshot()
+    run = _Run(clock)
+    read: tuple[dict[int, int], dict[tuple[str, int], int]] | None = None
+    source = readers.source
+    if source is None:
+        run.fail("syscalls", readers.error or "syscall counters are not attached")
+    else:
+        read = run("syscalls", lambda: (source.read(), source.read_by() if readers.by else {}))
+    statuses = {**prev.statuses, **run.statuses}
+    log_transitions(prev.statuses, run.statuses)
+    if read is None:
+        return replace(prev, syscalls={}, syscalls_by={}, statuses=dict(sorted(statuses.items())))
+    counts, increments = read
+    breakdown = prev.syscall_breakdown
+    by: dict[tuple[str, str], float] = {}
+    if readers.by:
+        breakdown = breakdown.advance(counts, increments, readers.top)
+        by = {(label, syscall_name(nr, readers.machine)): v for (label, nr), v in breakdown.exposed.items()}
+    named = {name: float(n) for name, n in names(counts, readers.machine).items()}
+    return replace(
+        prev,
+        syscalls=dict(sorted(named.items())),
+        syscalls_by_label=readers.by or "",
+        syscalls_by=dict(sorted(by.items())),
+        syscall_breakdown=breakdown,
+        statuses=dict(sorted(statuses.items())),
+    )
+
+
+BREAKDOWN_IDLE_SAMPLES = 300  # a label's slot is freed after this many samples without a syscall
+OTHER_LABEL = "other"
 _CPU_SOURCES = frozenset({"cpu", "cpufreq", "cpuinfo", "perf", "meminfo", "host", "filesystem"})
 _GUEST = "guest:"

@@ -6,6 +6,7 @@ and review the diff: it is exactly what users will see change.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from collections.abc import Callable
@@ -17,8 +18,8 @@ import pytest
 from exporter.collector import Renderer, default_collectors
 from exporter.config import GuestConfig
 from exporter.guest.ingest import Ingest
-from exporter.snapshot import Readers, Snapshot, take_snapshot
-from tests.helpers import FIXTURES, GOLDEN, require_binary
+from exporter.snapshot import Readers, Snapshot, SyscallReaders, take_snapshot, take_syscalls
+from tests.helpers import FIXTURES, GOLDEN, ROOT, require_binary
 
 COLLECTORS = frozenset({"cpu", "cpufreq", "cpuinfo", "meminfo"})
 
@@ -29,6 +30,16 @@ class FixedClock:
 
     def monotonic(self) -> float:
         return 100.0
+
+
+class RecordedSyscalls:
+    """Syscall counts recorded on a real machine (tests/fixtures/syscalls/README.md)."""
+
+    def __init__(self, path: Path) -> None:
+        self.counts = {int(nr): n for nr, n in json.loads(path.read_text()).items()}
+
+    def read(self) -> dict[int, int]:
+        return dict(self.counts)
 
 
 def fixed_statvfs(path: str) -> os.statvfs_result:
@@ -54,6 +65,10 @@ def _with_guests(snap: Snapshot) -> Snapshot:
     return replace(snap, guests=ingest.view())
 
 
+def _with_syscalls(snap: Snapshot, counts: Path) -> Snapshot:
+    return take_syscalls(snap, SyscallReaders(RecordedSyscalls(counts), "", "x86_64"), FixedClock())
+
+
 # name -> how its snapshot is made; each writes tests/golden/<name>.prom
 SCENARIOS: dict[str, Callable[[], Snapshot]] = {
     "vm-2cpu": lambda: _snapshot([FIXTURES / "vm-2cpu"]),
@@ -61,6 +76,9 @@ SCENARIOS: dict[str, Callable[[], Snapshot]] = {
     "baremetal-8cpu": lambda: _snapshot([FIXTURES / "baremetal-8cpu"]),
     "hotplug": lambda: _snapshot(sorted((FIXTURES / "hotplug").glob("step*"))),
     "guests": lambda: _with_guests(_snapshot([FIXTURES / "vm-2cpu"])),
+    "vm-2cpu-syscalls": lambda: _with_syscalls(
+        _snapshot([FIXTURES / "vm-2cpu"]), ROOT / "tests" / "fixtures" / "syscalls" / "x86_64-1s.json"
+    ),
 }
 
 

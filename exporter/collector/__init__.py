@@ -20,6 +20,7 @@ from exporter.collector.filesystem import collect_filesystem
 from exporter.collector.guest import collect_guest
 from exporter.collector.memory import collect_memory
 from exporter.collector.self import collect_self
+from exporter.collector.syscalls import collect_syscalls
 from exporter.snapshot import Snapshot
 
 # The classic text format Prometheus 2.x asks for; all our names are legacy-valid,
@@ -36,6 +37,7 @@ def default_collectors(version: str) -> list[SnapshotCollectorFn]:
         collect_memory,
         collect_filesystem,
         collect_guest,
+        collect_syscalls,
         lambda snap: collect_self(snap, version),
     ]
 

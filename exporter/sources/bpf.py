@@ -1,0 +1,454 @@
+"""A minimal eBPF toolkit over bpf(2) with ctypes: instructions, maps, programs, raw tracepoints, BTF.
+
+Interfaces: bpf(2) (include/uapi/linux/bpf.h, Documentation/bpf/), the
+instruction set (Documentation/bpf/standardization/instruction-set.rst) and
+the BTF format of /sys/kernel/btf/vmlinux (Documentation/bpf/btf.rst).
+
+Why hand-assembled instructions rather than a compiled object: the programs
+the exporter needs are a few dozen instructions, so assembling them here keeps
+a plain ``pip install`` (and a slim container) enough to run them: no clang,
+no BCC, no kernel headers, no ELF/relocation loader and no build step that
+could drift from the Python that reads the maps. The constants that would
+otherwise come from the compiler (the syscall number's offset in the raw
+tracepoint context, task_struct field offsets) are either fixed ABI or read
+from the running kernel's BTF.
+
+Only little-endian 64-bit machines (x86_64, aarch64) are supported: the
+instruction encoding below packs the register nibbles in little-endian order.
+Raw tracepoints need Linux 4.17; the syscall programs need 5.8+ for CAP_BPF.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import platform
+import struct
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+# bpf(2) commands
+BPF_MAP_CREATE = 0
+BPF_MAP_LOOKUP_ELEM = 1
+BPF_MAP_UPDATE_ELEM = 2
+BPF_MAP_DELETE_ELEM = 3
+BPF_MAP_GET_NEXT_KEY = 4
+BPF_PROG_LOAD = 5
+BPF_RAW_TRACEPOINT_OPEN = 17
+BPF_MAP_LOOKUP_BATCH = 24  # Linux 5.6
+BPF_MAP_LOOKUP_AND_DELETE_BATCH = 25
+
+# map and program types
+BPF_MAP_TYPE_HASH = 1
+BPF_MAP_TYPE_PERCPU_HASH = 5
+BPF_MAP_TYPE_PERCPU_ARRAY = 6
+BPF_PROG_TYPE_RAW_TRACEPOINT = 17
+
+# helper ids (enum bpf_func_id)
+FN_MAP_LOOKUP_ELEM = 1
+FN_MAP_UPDATE_ELEM = 2
+FN_MAP_DELETE_ELEM = 3
+FN_GET_CURRENT_PID_TGID = 14
+FN_GET_CURRENT_COMM = 16
+FN_GET_CURRENT_CGROUP_ID = 80
+FN_PROBE_READ_KERNEL = 113
+FN_GET_CURRENT_ANCESTOR_CGROUP_ID = 123
+
+# instruction classes, sizes, modes, operations
+_LD, _LDX, _ST, _STX, _JMP, _ALU64 = 0x00, 0x01, 0x02, 0x03, 0x05, 0x07
+_W, _DW = 0x00, 0x18
+_IMM, _MEM = 0x00, 0x60
+_K, _X = 0x00, 0x08
+_ADD, _RSH, _MOV = 0x00, 0x70, 0xB0
+_JA, _JEQ, _JGE, _JNE, _CALL, _EXIT = 0x00, 0x10, 0x30, 0x50, 0x80, 0x90
+BPF_PSEUDO_MAP_FD = 1
+BPF_NOEXIST = 1
+_SIZE = {4: _W, 8: _DW}
+
+_SYSCALL_NR = {"x86_64": 321, "aarch64": 280}
+
+
+class BpfUnavailable(OSError):
+    """eBPF cannot be used here; the message says why and how to fix it."""
+
+
+def insn(code: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> bytes:
+    """One 8-byte instruction: opcode, dst/src register nibbles (little-endian), offset, immediate."""
+    return struct.pack("<BBhi", code, (src << 4) | dst, off, imm)
+
+
+@dataclass(frozen=True)
+class Jump:
+    """A conditional or unconditional jump to a label, resolved by :class:`Asm`."""
+
+    code: int
+    dst: int
+    imm: int
+    label: str
+    src: int = 0
+
+
+class Asm:
+    """A tiny assembler: instructions, labels and jumps to labels; ``bytes()`` resolves them."""
+
+    def __init__(self) -> None:
+        self._items: list[bytes | Jump | str] = []
+
+    def __len__(self) -> int:
+        return sum(len(i) // 8 if isinstance(i, bytes) else 1 for i in self._items if not isinstance(i, str))
+
+    def label(self, name: str) -> Asm:
+        self._items.append(name)
+        return self
+
+    def raw(self, code: bytes) -> Asm:
+        self._items.append(code)
+        return self
+
+    def mov(self, dst: int, src: int) -> Asm:
+        return self.raw(insn(_ALU64 | _MOV | _X, dst, src))
+
+    def mov_imm(self, dst: int, imm: int) -> Asm:
+        return self.raw(insn(_ALU64 | _MOV | _K, dst, imm=imm))
+
+    def add_imm(self, dst: int, imm: int) -> Asm:
+        return self.raw(insn(_ALU64 | _ADD | _K, dst, imm=imm))
+
+    def rsh_imm(self, dst: int, imm: int) -> Asm:
+        return self.raw(insn(_ALU64 | _RSH | _K, dst, imm=imm))
+
+    def load(self, dst: int, src: int, off: int, size: int = 8) -> Asm:
+        return self.raw(insn(_LDX | _MEM | _SIZE[size], dst, src, off))
+
+    def store(self, dst: int, off: int, src: int, size: int = 8) -> Asm:
+        return self.raw(insn(_STX | _MEM | _SIZE[size], dst, src, off))
+
+    def store_imm(self, dst: int, off: int, imm: int, size: int = 8) -> Asm:
+        return self.raw(insn(_ST | _MEM | _SIZE[size], dst, off=off, imm=imm))
+
+    def ld_imm64(self, dst: int, value: int, src: int = 0) -> Asm:
+        lo, hi = value & 0xFFFFFFFF, (value >> 32) & 0xFFFFFFFF
+        lo_s = lo - (1 << 32) if lo >= 1 << 31 else lo
+        hi_s = hi - (1 << 32) if hi >= 1 << 31 else hi
+        return self.raw(insn(_LD | _IMM | _DW, dst, src, imm=lo_s) + insn(0, imm=hi_s))
+
+    def ld_map(self, dst: int, map_fd: int) -> Asm:
+        return self.ld_imm64(dst, map_fd, src=BPF_PSEUDO_MAP_FD)
+
+    def call(self, helper: int) -> Asm:
+        return self.raw(insn(_JMP | _CALL, imm=helper))
+
+    def exit(self) -> Asm:
+        return self.raw(insn(_JMP | _EXIT))
+
+    def ja(self, label: str) -> Asm:
+        self._items.append(Jump(_JMP | _JA, 0, 0, label))
+        return self
+
+    def jeq_imm(self, dst: int, imm: int, label: str) -> Asm:
+        self._items.append(Jump(_JMP | _JEQ | _K, dst, imm, label))
+        return self
+
+    def jne_imm(self, dst: int, imm: int, label: str) -> Asm:
+        self._items.append(Jump(_JMP | _JNE | _K, dst, imm, label))
+        return self
+
+    def jge_imm(self, dst: int, imm: int, label: str) -> Asm:
+        """Unsigned ``dst >= imm``."""
+        self._items.append(Jump(_JMP | _JGE | _K, dst, imm, label))
+        return self
+
+    def jne_reg(self, dst: int, src: int, label: str) -> Asm:
+        self._items.append(Jump(_JMP | _JNE | _X, dst, 0, label, src))
+        return self
+
+    def __bytes__(self) -> bytes:
+        where: dict[str, int] = {}
+        pc = 0
+        for item in self._items:
+            if isinstance(item, str):
+                if item in where:
+                    raise ValueError(f"label {item!r} defined twice")
+                where[item] = pc
+            else:
+                pc += len(item) // 8 if isinstance(item, bytes) else 1
+        out = bytearray()
+        pc = 0
+        for item in self._items:
+            if isinstance(item, str):
+                continue
+            if isinstance(item, bytes):
+                out += item
+                pc += len(item) // 8
+                continue
+            if item.label not in where:
+                raise ValueError(f"jump to undefined label {item.label!r}")
+            out += insn(item.code, item.dst, item.src, where[item.label] - pc - 1, item.imm)
+            pc += 1
+        return bytes(out)
+
+
+class Bpf:
+    """The bpf(2) syscall; every call raises OSError with the kernel's errno (and the verifier log)."""
+
+    def __init__(self) -> None:
+        nr = _SYSCALL_NR.get(platform.machine())
+        if nr is None:
+            raise BpfUnavailable(errno.ENOSYS, f"bpf(2): unsupported architecture {platform.machine()}")
+        self._nr = nr
+        self._libc = ctypes.CDLL(None, use_errno=True)
+        self._libc.syscall.restype = ctypes.c_long
+        self._libc.syscall.argtypes = [ctypes.c_long, ctypes.c_int, ctypes.c_void_p, ctypes.c_uint]
+
+    def call(self, cmd: int, attr: ctypes.Array[ctypes.c_char]) -> int:
+        ret = self._libc.syscall(self._nr, cmd, ctypes.addressof(attr), len(attr))
+        if ret < 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err))
+        return int(ret)
+
+    def map_create(self, map_type: int, key_size: int, value_size: int, max_entries: int, name: str) -> int:
+        attr = ctypes.create_string_buffer(72)
+        struct.pack_into("=IIIII", attr, 0, map_type, key_size, value_size, max_entries, 0)
+        struct.pack_into("16s", attr, 28, name.encode()[:15])
+        return self.call(BPF_MAP_CREATE, attr)
+
+    def _elem(
+        self,
+        cmd: int,
+        fd: int,
+        key: ctypes.Array[ctypes.c_char],
+        value: ctypes.Array[ctypes.c_char] | None,
+        flags: int = 0,
+    ) -> int:
+        attr = ctypes.create_string_buffer(32)
+        value_addr = 0 if value is None else ctypes.addressof(value)
+        struct.pack_into("=IIQQQ", attr, 0, fd, 0, ctypes.addressof(key), value_addr, flags)
+        return self.call(cmd, attr)
+
+    def update(self, fd: int, key: bytes, value: bytes) -> None:
+        self._elem(
+            BPF_MAP_UPDATE_ELEM,
+            fd,
+            ctypes.create_string_buffer(key, len(key)),
+            ctypes.create_string_buffer(value, len(value)),
+        )
+
+    def delete(self, fd: int, key: bytes) -> None:
+        self._elem(BPF_MAP_DELETE_ELEM, fd, ctypes.create_string_buffer(key, len(key)), None)
+
+    def keys(self, fd: int, key_size: int) -> list[bytes]:
+        """Every key of a hash map (BPF_MAP_GET_NEXT_KEY from no key)."""
+        out: list[bytes] = []
+        key: ctypes.Array[ctypes.c_char] | None = None
+        while True:
+            nxt = ctypes.create_string_buffer(key_size)
+            attr = ctypes.create_string_buffer(32)
+            struct.pack_into(
+                "=IIQQ", attr, 0, fd, 0, 0 if key is None else ctypes.addressof(key), ctypes.addressof(nxt)
+            )
+            try:
+                self.call(BPF_MAP_GET_NEXT_KEY, attr)
+            except OSError as e:
+                if e.errno == errno.ENOENT:
+                    return out
+                raise
+            out.append(nxt.raw)
+            key = nxt
+
+    def lookup_all(self, fd: int, key_size: int, value_size: int, max_entries: int) -> list[tuple[bytes, bytes]]:
+        """Every (key, value) of a map in as few calls as possible (BPF_MAP_LOOKUP_BATCH, 5.6).
+
+        ``value_size`` is what one element holds in userspace (for per-CPU maps,
+        8-byte-rounded value size x possible CPUs).
+        """
+        return self._batch(BPF_MAP_LOOKUP_BATCH, fd, key_size, value_size, max_entries)
+
+    def lookup_and_delete_all(
+        self, fd: int, key_size: int, value_size: int, max_entries: int
+    ) -> list[tuple[bytes, bytes]]:
+        """Like :meth:`lookup_all`, deleting each element read (hash maps; BPF_MAP_LOOKUP_AND_DELETE_BATCH)."""
+        return self._batch(BPF_MAP_LOOKUP_AND_DELETE_BATCH, fd, key_size, value_size, max_entries)
+
+    def _batch(
+        self, cmd: int, fd: int, key_size: int, value_size: int, max_entries: int
+    ) -> list[tuple[bytes, bytes]]:
+        keys = ctypes.create_string_buffer(key_size * max_entries)
+        values = ctypes.create_string_buffer(value_size * max_entries)
+        token_in, token_out = ctypes.create_string_buffer(8), ctypes.create_string_buffer(8)
+        out: list[tuple[bytes, bytes]] = []
+        first = True
+        while True:
+            attr = ctypes.create_string_buffer(56)
+            struct.pack_into(
+                "=QQQQIIQQ",
+                attr,
+                0,
+                0 if first else ctypes.addressof(token_in),
+                ctypes.addressof(token_out),
+                ctypes.addressof(keys),
+                ctypes.addressof(values),
+                max_entries,
+                fd,
+                0,
+                0,
+            )
+            done = False
+            try:
+                self.call(cmd, attr)
+            except OSError as e:
+                if e.errno != errno.ENOENT:
+                    raise
+                done = True  # no more elements; count still says how many came back
+            count = struct.unpack_from("=I", attr, 32)[0]
+            for i in range(count):
+                out.append(
+                    (keys.raw[i * key_size : (i + 1) * key_size], values.raw[i * value_size : (i + 1) * value_size])
+                )
+            if done or count == 0:
+                return out
+            ctypes.memmove(token_in, token_out, 8)
+            first = False
+
+    def prog_load(self, prog_type: int, code: bytes, name: str) -> int:
+        """Loads a GPL program; on failure the OSError's message carries the verifier log."""
+        license_ = ctypes.create_string_buffer(b"GPL")
+        insns = ctypes.create_string_buffer(code, len(code))
+        log = ctypes.create_string_buffer(1 << 16)
+        attr = ctypes.create_string_buffer(128)
+        struct.pack_into(
+            "=IIQQIIQII16s",
+            attr,
+            0,
+            prog_type,
+            len(code) // 8,
+            ctypes.addressof(insns),
+            ctypes.addressof(license_),
+            0,
+            0,
+            0,
+            0,
+            0,
+            name.encode()[:15],
+        )
+        try:
+            return self.call(BPF_PROG_LOAD, attr)
+        except OSError as e:
+            if e.errno != errno.EINVAL:
+                raise
+        # Again with the verifier log: only needed to explain a rejection.
+        struct.pack_into("=IIQ", attr, 24, 1, len(log), ctypes.addressof(log))
+        try:
+            return self.call(BPF_PROG_LOAD, attr)
+        except OSError as e:
+            text = log.value.decode(errors="replace").strip().splitlines()
+            raise OSError(e.errno, f"{e.strerror}; verifier: {' | '.join(text[-4:])}") from None
+
+    def raw_tracepoint_open(self, name: str, prog_fd: int) -> int:
+        tp = ctypes.create_string_buffer(name.encode())
+        attr = ctypes.create_string_buffer(16)
+        struct.pack_into("=QI", attr, 0, ctypes.addressof(tp), prog_fd)
+        return self.call(BPF_RAW_TRACEPOINT_OPEN, attr)
+
+
+def possible_cpus(sysfs: Path) -> int:
+    """How many values a per-CPU map holds: highest possible CPU + 1 (devices/system/cpu/possible)."""
+    text = (sysfs / "devices" / "system" / "cpu" / "possible").read_text().strip()
+    return max(int(part.split("-")[-1]) for part in text.split(",")) + 1
+
+
+# --- BTF -------------------------------------------------------------------
+
+_BTF_MAGIC = 0xEB9F
+_KIND_STRUCT = 4
+_COMPOSITE = frozenset({4, 5})  # struct, union
+# Bytes following the 12-byte type header, per kind: fixed, and per vlen entry.
+_BTF_TRAILER = {
+    1: (4, 0),
+    2: (0, 0),
+    3: (12, 0),
+    4: (0, 12),
+    5: (0, 12),
+    6: (0, 8),
+    7: (0, 0),
+    8: (0, 0),
+    9: (0, 0),
+    10: (0, 0),
+    11: (0, 0),
+    12: (0, 0),
+    13: (0, 8),
+    14: (4, 0),
+    15: (0, 12),
+    16: (0, 0),
+    17: (4, 0),
+    18: (0, 0),
+    19: (0, 12),
+}
+
+
+def parse_btf_struct_offsets(data: bytes, struct_name: str, members: Iterable[str]) -> dict[str, int]:
+    """Byte offsets of ``members`` in the struct named ``struct_name`` of a raw BTF blob.
+
+    Members inside anonymous structs and unions (as CONFIG_RANDSTRUCT lays out
+    task_struct) are found too, at their offset from the outer struct.
+    """
+    magic, _version, _flags, hdr_len = struct.unpack_from("<HBBI", data, 0)
+    if magic != _BTF_MAGIC:
+        raise ValueError("not BTF (bad magic)")
+    type_off, type_len, str_off, _str_len = struct.unpack_from("<IIII", data, 8)
+    types = hdr_len + type_off
+    strings = hdr_len + str_off
+
+    def name_at(off: int) -> str:
+        end = data.index(b"\0", strings + off)
+        return data[strings + off : end].decode()
+
+    # Type ids start at 1; for structs and unions keep (member name offset, type id, byte offset).
+    composite: dict[int, list[tuple[int, int, int]]] = {}
+    named: list[int] = []
+    pos, end, type_id = types, types + type_len, 0
+    while pos < end:
+        type_id += 1
+        name_off, info, _size = struct.unpack_from("<III", data, pos)
+        kind, vlen, kind_flag = (info >> 24) & 0x1F, info & 0xFFFF, info >> 31
+        if kind not in _BTF_TRAILER:
+            raise ValueError(f"unknown BTF kind {kind}")
+        fixed, each = _BTF_TRAILER[kind]
+        body = pos + 12
+        if kind in _COMPOSITE:
+            entries = []
+            for i in range(vlen):
+                m_name, m_type, m_off = struct.unpack_from("<III", data, body + 12 * i)
+                entries.append((m_name, m_type, (m_off & 0xFFFFFF if kind_flag else m_off) // 8))
+            composite[type_id] = entries
+            if kind == _KIND_STRUCT and name_off and name_at(name_off) == struct_name:
+                named.append(type_id)
+        pos = body + fixed + each * vlen
+    if not named:
+        raise ValueError(f"no struct {struct_name} in BTF")
+
+    def walk(tid: int, base: int, out: dict[str, int]) -> None:
+        for m_name, m_type, off in composite[tid]:
+            if m_name:
+                out.setdefault(name_at(m_name), base + off)
+            elif m_type in composite:
+                walk(m_type, base + off, out)
+
+    found: dict[str, int] = {}
+    walk(named[0], 0, found)
+    wanted = list(members)
+    missing = [m for m in wanted if m not in found]
+    if missing:
+        raise ValueError(f"struct {struct_name} has no member {', '.join(missing)}")
+    return {m: found[m] for m in wanted}
+
+
+def read_btf_struct_offsets(sysfs: Path, struct_name: str, members: Sequence[str]) -> dict[str, int]:
+    """Member offsets from the running kernel's BTF (``kernel/btf/vmlinux``, CONFIG_DEBUG_INFO_BTF)."""
+    path = sysfs / "kernel" / "btf" / "vmlinux"
+    try:
+        return parse_btf_struct_offsets(path.read_bytes(), struct_name, members)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None

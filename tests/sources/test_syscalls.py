@@ -1,0 +1,232 @@
+import ctypes
+import errno
+import os
+import struct
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from exporter.sources import SourceError
+from exporter.sources.bpf import (
+    BPF_MAP_TYPE_HASH,
+    BPF_MAP_TYPE_PERCPU_ARRAY,
+    BPF_MAP_TYPE_PERCPU_HASH,
+    BPF_PROG_TYPE_RAW_TRACEPOINT,
+    Bpf,
+    insn,
+)
+from exporter.sources.syscalls import (
+    BreakdownMap,
+    CgroupTarget,
+    Filter,
+    SyscallCounter,
+    count_program,
+    fork_program,
+    free_program,
+    parse_cgroup2_level,
+    parse_ppid,
+    read_descendants,
+    syscall_name,
+    unavailable_reason,
+)
+from tests.helpers import require_root, wait_until
+
+
+@pytest.mark.parametrize(
+    ("text", "ppid"),
+    [
+        ("1234 (bash) S 1 1234 1234 0 -1 4194560 1 0 0 0\n", 1),
+        ("77 (a) b (c)) R 42 77 77 0 -1\n", 42),
+        ("9 (kworker/0:1-events) I 2 0 0 0 -1\n", 2),
+    ],
+    ids=["plain", "parens-and-spaces-in-comm", "kernel-thread"],
+)
+def test_parse_ppid(text, ppid):
+    assert parse_ppid(text) == ppid
+
+
+def test_descendants_follow_the_tree_and_skip_other_branches(tmp_path):
+    tree = {1: 0, 10: 1, 11: 10, 12: 11, 13: 10, 20: 1, 21: 20}
+    for pid, ppid in tree.items():
+        (tmp_path / str(pid)).mkdir()
+        (tmp_path / str(pid) / "stat").write_text(f"{pid} (p{pid}) S {ppid} 0 0\n")
+    (tmp_path / "30").mkdir()  # exited between listing and reading: no stat
+    (tmp_path / "self").mkdir()
+    assert read_descendants(tmp_path, 10) == {11, 12, 13}
+    assert read_descendants(tmp_path, 12) == set()
+
+
+HYBRID = textwrap.dedent(
+    """\
+    25 1 254:1 / / rw,relatime shared:1 - ext4 /dev/vda rw
+    31 25 0:26 / /sys/fs/cgroup ro,nosuid shared:9 - tmpfs tmpfs ro,mode=755
+    41 31 0:38 / /sys/fs/cgroup/unified rw,relatime shared:10 - cgroup2 cgroup2 rw
+    42 31 0:39 / /sys/fs/cgroup/memory rw,relatime shared:11 - cgroup cgroup rw,memory
+    """
+)
+PURE_V2_IN_CGROUPNS = "30 25 0:27 /kubepods/pod1 /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n"
+
+
+@pytest.mark.parametrize(
+    ("mountinfo", "path", "level"),
+    [
+        (HYBRID, "/sys/fs/cgroup/unified", 0),
+        (HYBRID, "/sys/fs/cgroup/unified/a", 1),
+        (HYBRID, "/sys/fs/cgroup/unified/a/b/c", 3),
+        (PURE_V2_IN_CGROUPNS, "/sys/fs/cgroup/app", 3),
+    ],
+    ids=["root", "child", "grandchild", "mount-root-below-hierarchy-root"],
+)
+def test_cgroup2_level(mountinfo, path, level):
+    assert parse_cgroup2_level(mountinfo, Path(path)) == level
+
+
+def test_cgroup_v1_path_is_refused_naming_the_v2_mount():
+    with pytest.raises(SourceError, match=r"not in a cgroup v2 hierarchy.*/sys/fs/cgroup/unified"):
+        parse_cgroup2_level(HYBRID, Path("/sys/fs/cgroup/memory/app"))
+
+
+@pytest.mark.parametrize(
+    ("nr", "machine", "name"),
+    [(0, "x86_64", "read"), (110, "x86_64", "getppid"), (173, "aarch64", "getppid"), (63, "aarch64", "read")],
+)
+def test_syscall_names(nr, machine, name):
+    assert syscall_name(nr, machine) == name
+
+
+def test_numbers_without_a_name_stay_distinct():
+    assert syscall_name(1000, "x86_64") == "unknown_1000"
+    assert syscall_name(0, "riscv64") == "unknown_0"
+
+
+def _insns(code: bytes) -> list[bytes]:
+    return [code[i : i + 8] for i in range(0, len(code), 8)]
+
+
+def test_count_program_filters_only_what_is_asked():
+    plain = _insns(count_program(3, None, None, None))
+    assert insn(0x85, imm=14) not in plain  # no bpf_get_current_pid_tgid without a pid test
+    self_excluded = _insns(count_program(3, 4242, None, None))
+    out = len(self_excluded) - 2  # r0 = 0; exit
+    assert self_excluded[3] == insn(0x15, 0, 0, out - 3 - 1, 4242)  # if tgid == 4242 goto out
+    cgroup = _insns(count_program(3, None, None, CgroupTarget(id=99, level=2)))
+    assert insn(0xB7, 1, imm=2) in cgroup and insn(0x85, imm=123) in cgroup
+
+
+@pytest.mark.live
+def test_every_program_variant_passes_the_verifier():
+    require_root()
+    bpf = Bpf()
+    fds = [bpf.map_create(BPF_MAP_TYPE_PERCPU_ARRAY, 4, 8, 1024, "t_counts")]
+    fds.append(bpf.map_create(BPF_MAP_TYPE_HASH, 4, 4, 16, "t_pids"))
+    fds.append(bpf.map_create(BPF_MAP_TYPE_PERCPU_HASH, 24, 8, 16, "t_by_comm"))
+    fds.append(bpf.map_create(BPF_MAP_TYPE_PERCPU_HASH, 16, 8, 16, "t_by_cgroup"))
+    counts, pids, by_comm, by_cgroup = fds
+    try:
+        for code in (
+            count_program(counts, None, None, None),
+            count_program(counts, os.getpid(), pids, CgroupTarget(1, 0)),
+            count_program(counts, None, None, None, BreakdownMap(by_comm, "comm")),
+            count_program(counts, os.getpid(), None, None, BreakdownMap(by_cgroup, "cgroup")),
+            fork_program(pids, 100),
+            free_program(pids, 100, 104),
+        ):
+            fds.append(bpf.prog_load(BPF_PROG_TYPE_RAW_TRACEPOINT, code, "t_prog"))
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+BPF_PROG_GET_NEXT_ID, BPF_PROG_GET_FD_BY_ID, BPF_OBJ_GET_INFO_BY_FD = 11, 13, 15
+
+
+def loaded_programs(bpf: Bpf) -> dict[int, str]:
+    """{id: name} of every BPF program loaded on this machine."""
+    out: dict[int, str] = {}
+    prog_id = 0
+    while True:
+        attr = ctypes.create_string_buffer(12)
+        struct.pack_into("=I", attr, 0, prog_id)
+        try:
+            bpf.call(BPF_PROG_GET_NEXT_ID, attr)
+        except OSError as e:
+            assert e.errno == errno.ENOENT
+            return out
+        prog_id = struct.unpack_from("=I", attr, 4)[0]
+        try:
+            fd = bpf.call(BPF_PROG_GET_FD_BY_ID, ctypes.create_string_buffer(struct.pack("=I", prog_id), 12))
+        except OSError:
+            continue  # unloaded meanwhile
+        try:
+            info = ctypes.create_string_buffer(80)
+            query = ctypes.create_string_buffer(16)
+            struct.pack_into("=IIQ", query, 0, fd, len(info), ctypes.addressof(info))
+            bpf.call(BPF_OBJ_GET_INFO_BY_FD, query)
+            out[prog_id] = info.raw[64:80].split(b"\0", 1)[0].decode()
+        finally:
+            os.close(fd)
+
+
+@pytest.mark.live
+def test_close_unloads_every_program(tmp_path):
+    require_root()
+    bpf = Bpf()
+    before = loaded_programs(bpf)
+    counter = SyscallCounter(Path("/proc"), Path("/sys"), Filter(pid=os.getpid(), by="comm"))
+    ours = {i: n for i, n in loaded_programs(bpf).items() if i not in before and n.startswith("sysmon_sc_")}
+    counter.close()
+    assert sorted(ours.values()) == ["sysmon_sc_enter", "sysmon_sc_fork", "sysmon_sc_free"]
+    wait_until(lambda: not ours.keys() & loaded_programs(bpf).keys(), what="the programs to be unloaded")
+
+
+@pytest.mark.parametrize(
+    ("err", "lockdown", "needle"),
+    [
+        (errno.EPERM, "[none] integrity confidentiality\n", "run as root or grant CAP_BPF and CAP_PERFMON"),
+        (errno.EPERM, "none integrity [confidentiality]\n", "kernel lockdown (confidentiality)"),
+        (errno.ENOSYS, None, "CONFIG_BPF_SYSCALL"),
+    ],
+    ids=["not-permitted", "lockdown", "no-bpf-syscall"],
+)
+def test_unavailable_reason_says_how_to_fix(tmp_path, err, lockdown, needle):
+    if lockdown is not None:
+        (tmp_path / "kernel" / "security").mkdir(parents=True)
+        (tmp_path / "kernel" / "security" / "lockdown").write_text(lockdown)
+    assert needle in unavailable_reason(OSError(err, os.strerror(err)), tmp_path)
+
+
+@pytest.mark.live
+def test_tree_follows_forks_and_forgets_released_processes():
+    require_root()
+    code = textwrap.dedent(
+        """\
+        import os, sys
+        sys.stdin.readline()
+        pid = os.fork()
+        if pid == 0:
+            sys.stdin.readline()
+            os._exit(0)
+        print(pid, flush=True)
+        os.waitpid(pid, 0)
+        """
+    )
+    worker = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    counter = SyscallCounter(Path("/proc"), Path("/sys"), Filter(pid=worker.pid))
+    try:
+        assert counter.tracked_processes() == {worker.pid}
+        assert worker.stdin is not None and worker.stdout is not None
+        worker.stdin.write(b"fork\n")
+        worker.stdin.flush()
+        child = int(worker.stdout.readline())
+        assert counter.tracked_processes() == {worker.pid, child}
+        worker.stdin.write(b"exit\n")
+        worker.stdin.close()
+        assert worker.wait(timeout=30) == 0
+        wait_until(lambda: counter.tracked_processes() == set(), what="both processes to be released")
+    finally:
+        counter.close()
+        worker.kill()
+        worker.wait()

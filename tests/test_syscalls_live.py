@@ -1,0 +1,298 @@
+"""Syscall counts from this machine's kernel: the real exporter and the real ``syscalls`` command.
+
+A worker process waits on stdin until the counters are attached, then calls
+getppid(2) 100,000 times and sched_getscheduler(2) an exact number of times,
+and forks a child that calls sched_getscheduler(2) again a known number of
+times. A decoy outside the filter makes the same calls and sched_getparam(2),
+which nothing in the filtered set makes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import ROOT, free_port, http_get, parse_exposition, require_root, run_exporter, wait_until
+
+pytestmark = pytest.mark.live
+
+CHEAP_CALLS = 100_000
+RARE_CALLS = 37
+CHILD_RARE_CALLS = 11
+DECOY_CALLS = 500
+CGROUP2 = Path("/sys/fs/cgroup/unified")
+
+WORKER = f"""
+import ctypes, os, sys
+prctl = ctypes.CDLL(None).prctl
+prctl(15, b"sysmon-worker", 0, 0, 0)  # PR_SET_NAME: the comm label
+sys.stdin.readline()
+for _ in range({CHEAP_CALLS}):
+    os.getppid()
+for _ in range({RARE_CALLS}):
+    os.sched_getscheduler(0)
+pid = os.fork()
+if pid == 0:
+    prctl(15, b"sysmon-child", 0, 0, 0)
+    for _ in range({CHILD_RARE_CALLS}):
+        os.sched_getscheduler(0)
+    os._exit(0)
+os.waitpid(pid, 0)
+"""
+
+DECOY = f"""
+import os
+for _ in range({DECOY_CALLS}):
+    os.getppid()
+    os.sched_getscheduler(0)
+    os.sched_getparam(0)
+"""
+
+
+def require_bpf() -> None:
+    require_root()
+    if not Path("/sys/kernel/btf/vmlinux").exists():
+        pytest.skip("the process-tree filter needs kernel BTF (CONFIG_DEBUG_INFO_BTF)")
+
+
+def syscalls_of(metrics: str | dict) -> dict[str, float]:  # type: ignore[type-arg]
+    """{syscall: count} summed over any extra label."""
+    series = parse_exposition(metrics).get("sysmon_syscalls_total", {}) if isinstance(metrics, str) else metrics
+    out: dict[str, float] = {}
+    for labels, value in series.items():
+        name = dict(labels)["syscall"]
+        out[name] = out.get(name, 0.0) + value
+    return out
+
+
+def source_success(exp) -> float:  # type: ignore[no-untyped-def]
+    """sysmon_source_success{source="syscalls"} once the syscalls step has run."""
+    key = (("source", "syscalls"),)
+    wait_until(lambda: key in parse_exposition(exp.metrics())["sysmon_source_success"], what="the syscalls step")
+    return parse_exposition(exp.metrics())["sysmon_source_success"][key]
+
+
+def start_worker(preexec=None) -> subprocess.Popen[bytes]:  # type: ignore[no-untyped-def]
+    return subprocess.Popen([sys.executable, "-c", WORKER], stdin=subprocess.PIPE, preexec_fn=preexec)
+
+
+def release_and_run_decoy(worker: subprocess.Popen[bytes]) -> None:
+    """Lets the worker go, runs the decoy alongside, and waits for both."""
+    assert worker.stdin is not None
+    worker.stdin.write(b"go\n")
+    worker.stdin.close()
+    decoy = subprocess.run([sys.executable, "-c", DECOY], timeout=60)
+    assert decoy.returncode == 0
+    assert worker.wait(timeout=60) == 0
+
+
+def next_sample(metrics: Callable[[], str]) -> str:
+    """The exposition of a sample taken after this call."""
+
+    def stamp() -> float:
+        return parse_exposition(metrics())["sysmon_last_sample_timestamp_seconds"][()]
+
+    first = stamp()
+    wait_until(lambda: stamp() > first, what="one more sample")
+    return metrics()
+
+
+def settled(exp, expected_rare: int) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    """The counts once the worker's calls are in, read from one more sample after that."""
+    wait_until(
+        lambda: syscalls_of(exp.metrics()).get("sched_getscheduler", 0) >= expected_rare,
+        what="the worker's syscalls to be counted",
+    )
+    return syscalls_of(next_sample(exp.metrics))
+
+
+def assert_only_the_worker(counts: dict[str, float]) -> None:
+    assert counts["getppid"] >= CHEAP_CALLS
+    assert counts["sched_getscheduler"] == RARE_CALLS + CHILD_RARE_CALLS  # the decoy's 500 are not there
+    assert "sched_getparam" not in counts  # only the decoy makes it
+
+
+@contextlib.contextmanager
+def cgroup2(name: str) -> Iterator[Path]:
+    if not (CGROUP2 / "cgroup.procs").exists():
+        pytest.skip(f"no cgroup2 hierarchy at {CGROUP2}")
+    path = CGROUP2 / f"{name}-{os.getpid()}"
+    path.mkdir()
+    try:
+        yield path
+    finally:
+        with contextlib.suppress(OSError):
+            for pid in (path / "cgroup.procs").read_text().split():
+                (CGROUP2 / "cgroup.procs").write_text(pid)
+        wait_until(lambda: not (path / "cgroup.procs").read_text().strip(), what=f"{path} to empty")
+        path.rmdir()
+
+
+def join_cgroup(path: Path):  # type: ignore[no-untyped-def]
+    def preexec() -> None:
+        (path / "cgroup.procs").write_text("0")
+
+    return preexec
+
+
+def count_worker(tmp_path: Path, filter_flag: str, preexec=None, extra=()) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    """The exporter's counts for the worker (and its child) under ``filter_flag``, with the decoy running."""
+    worker = start_worker(preexec)
+    try:
+        args = ["--collector.syscalls", filter_flag.format(pid=worker.pid), "--sampler.interval=100ms", *extra]
+        with run_exporter(args, tmp_path) as exp:
+            assert source_success(exp) == 1.0, exp.stderr()
+            release_and_run_decoy(worker)
+            settled(exp, RARE_CALLS + CHILD_RARE_CALLS)
+            return dict(parse_exposition(exp.metrics()).get("sysmon_syscalls_total", {}))
+    finally:
+        worker.kill()
+        worker.wait()
+
+
+def test_pid_filter_counts_the_tree_exactly_and_nothing_else(tmp_path):
+    require_bpf()
+    series = count_worker(tmp_path, "--syscalls.pid={pid}")
+    assert {tuple(dict(k)) for k in series} == {("syscall",)}
+    assert_only_the_worker(syscalls_of(series))
+
+
+def test_cgroup_filter_counts_the_subtree_exactly_and_nothing_else(tmp_path):
+    require_bpf()
+    with cgroup2("sysmon-syscalls") as cg:
+        series = count_worker(tmp_path, f"--syscalls.cgroup={cg}", join_cgroup(cg))
+    assert_only_the_worker(syscalls_of(series))
+
+
+def test_by_comm_labels_the_busiest_commands(tmp_path):
+    require_bpf()
+    series = count_worker(tmp_path, "--syscalls.pid={pid}", extra=["--syscalls.by=comm", "--syscalls.top=5"])
+    by = {(dict(k)["comm"], dict(k)["syscall"]): v for k, v in series.items()}
+    assert by[("sysmon-worker", "sched_getscheduler")] == RARE_CALLS
+    assert by[("sysmon-child", "sched_getscheduler")] == CHILD_RARE_CALLS
+    assert by[("sysmon-worker", "getppid")] >= CHEAP_CALLS
+    assert_only_the_worker(syscalls_of(series))
+
+
+def test_by_cgroup_labels_with_the_cgroup_path(tmp_path):
+    require_bpf()
+    with cgroup2("sysmon-by") as cg:
+        series = count_worker(tmp_path, f"--syscalls.cgroup={cg}", join_cgroup(cg), extra=["--syscalls.by=cgroup"])
+    by = {(dict(k)["cgroup"], dict(k)["syscall"]): v for k, v in series.items()}
+    assert by[(f"/{cg.name}", "sched_getscheduler")] == RARE_CALLS + CHILD_RARE_CALLS
+    assert {label for label, _ in by} <= {f"/{cg.name}", "other"}
+    assert_only_the_worker(syscalls_of(series))
+
+
+@pytest.mark.parametrize("include_self", [False, True], ids=["self-excluded", "self-included"])
+def test_own_calls_are_counted_only_when_asked(tmp_path, include_self):
+    """The exporter alone in a cgroup: it reads its maps with bpf(2) every sample."""
+    require_bpf()
+    with cgroup2("sysmon-self") as cg:
+        args = ["--collector.syscalls", f"--syscalls.cgroup={cg}", "--sampler.interval=100ms"]
+        if include_self:
+            args.append("--syscalls.include-self")
+        with run_exporter(args, tmp_path, preexec=join_cgroup(cg)) as exp:
+            assert source_success(exp) == 1.0, exp.stderr()
+            for _ in range(3):
+                counts = syscalls_of(next_sample(exp.metrics))
+    if include_self:
+        assert counts.get("bpf", 0) > 0
+    else:
+        assert counts == {}
+
+
+def test_unavailable_without_privileges_reports_why_and_keeps_serving(tmp_path):
+    require_root()  # to drop to nobody without capabilities
+    port = free_port()
+    log = tmp_path / "nobody.log"
+    flags = ("--sampler.interval=100ms", "--collector.syscalls", "--no-collector.perf")
+    drop = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all"]
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [*drop, sys.executable, "-m", "exporter", f"--web.listen-address=127.0.0.1:{port}", *flags],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            cwd="/",
+        )
+    try:
+        wait_until(lambda: http_get(f"http://127.0.0.1:{port}/-/ready")[0] == 200, what="ready as nobody")
+        first = parse_exposition(http_get(f"http://127.0.0.1:{port}/metrics")[1].decode())
+        stamp = first["sysmon_last_sample_timestamp_seconds"][()]
+        wait_until(
+            lambda: (
+                parse_exposition(http_get(f"http://127.0.0.1:{port}/metrics")[1].decode())[
+                    "sysmon_last_sample_timestamp_seconds"
+                ][()]
+                > stamp
+            ),
+            what="a second sample",
+        )
+        body = http_get(f"http://127.0.0.1:{port}/metrics")[1].decode()
+    finally:
+        proc.terminate()
+        proc.wait(5)
+    m = parse_exposition(body)
+    assert m["sysmon_source_success"][(("source", "syscalls"),)] == 0.0
+    assert m["sysmon_source_success"][(("source", "cpu"),)] == 1.0
+    assert "sysmon_syscalls_total" not in m
+    text = log.read_text()
+    assert text.count("source syscalls failed") == 1, text
+    assert "CAP_BPF" in text and "CAP_PERFMON" in text and "run as root" in text
+
+
+def test_syscalls_command_prints_the_tree_per_interval_as_json(tmp_path):
+    require_bpf()
+    worker = start_worker()
+    err = tmp_path / "command.err"
+    try:
+        with open(err, "wb") as err_file:
+            cmd = subprocess.Popen(
+                [sys.executable, "-m", "exporter", "syscalls", "-p", str(worker.pid), "-i", "200ms", "--json"],
+                stdout=subprocess.PIPE,
+                stderr=err_file,
+                cwd=ROOT,
+            )
+        try:
+            wait_until(lambda: "counting syscalls of pid" in err.read_text(), what="the command to attach")
+            release_and_run_decoy(worker)
+            time.sleep(0.3)  # lets the worker's exit land in an interval; the final read takes the rest
+            cmd.send_signal(signal.SIGINT)
+            out, _ = cmd.communicate(timeout=30)
+        finally:
+            if cmd.poll() is None:
+                cmd.kill()
+                cmd.wait()
+    finally:
+        worker.kill()
+        worker.wait()
+    assert cmd.returncode == 0, err.read_text()
+    records = [json.loads(line) for line in out.decode().splitlines()]
+    assert len(records) >= 2
+    total: dict[str, int] = {}
+    for record in records:
+        assert record["interval_seconds"] > 0
+        for name, n in record["syscalls"].items():
+            total[name] = total.get(name, 0) + n
+    assert_only_the_worker({k: float(v) for k, v in total.items()})
+
+
+def test_syscalls_command_bad_flag_is_one_line():
+    result = subprocess.run(
+        [sys.executable, "-m", "exporter", "syscalls", "-p", "abc"], capture_output=True, text=True, cwd=ROOT
+    )
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "sysmon-exporter syscalls: argument -p/--pid: 'abc' is not a process id; pass a positive integer; "
+        "see sysmon-exporter syscalls --help"
+    ]
