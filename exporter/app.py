@@ -17,7 +17,8 @@ from exporter.collector import Exposition, Renderer, default_collectors
 from exporter.config import Config
 from exporter.http import Published, make_app
 from exporter.sampler import Job, Sampler
-from exporter.snapshot import Readers, SystemClock, take_snapshot
+from exporter.snapshot import CgroupReaders, Readers, SystemClock, take_cgroup_snapshot, take_snapshot
+from exporter.sources.cgroup import CgroupLimits
 from exporter.sources.perf import PerfCounters, PerfUnavailable
 from exporter.sources.stat import read_stat, user_hz
 
@@ -54,6 +55,12 @@ def build_sampler(config: Config, readers: Readers) -> Sampler[Exposition]:
     render = Renderer(default_collectors(__version__), registry)
     clock = SystemClock()
     jobs = [Job("cpu", config.sampler_interval, partial(take_snapshot, readers=readers, clock=clock))]
+    if "cgroup" in config.collectors:
+        limits = CgroupLimits(
+            config.cgroup_max_depth, config.cgroup_include, config.cgroup_exclude, config.cgroup_max_count
+        )
+        cgroups = CgroupReaders(config.cgroupfs, limits, readers.hz)
+        jobs.append(Job("cgroup", config.cgroup_interval, partial(take_cgroup_snapshot, readers=cgroups, clock=clock)))
     return Sampler(jobs, render)
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Protocol, TypeVar
 
 from exporter.sources import SourceError
+from exporter.sources.cgroup import CgroupLimits, CgroupTree, read_cgroups
 from exporter.sources.cpufreq import read_cpufreq
 from exporter.sources.cpuinfo import read_cpuinfo
 from exporter.sources.meminfo import MemInfo, read_meminfo
@@ -111,6 +112,15 @@ class Readers:
 
 
 @dataclass(frozen=True)
+class CgroupReaders:
+    """Where and how the cgroup sampling step walks: an explicit cgroupfs root and the walk's bounds."""
+
+    cgroupfs: Path
+    limits: CgroupLimits
+    hz: int
+
+
+@dataclass(frozen=True)
 class Snapshot:
     timestamp_seconds: float = 0.0
     monotonic_seconds: float = 0.0
@@ -122,6 +132,7 @@ class Snapshot:
     cycles: Mapping[int, float] = field(default_factory=dict)
     ref_cycles: Mapping[int, float] = field(default_factory=dict)
     memory: MemInfo | None = None
+    cgroups: CgroupTree | None = None
     statuses: Mapping[str, SourceStatus] = field(default_factory=dict)
     # Carried from sample to sample; not exposed.
     cpu_counters: Monotonic = field(default_factory=Monotonic)
@@ -334,6 +345,45 @@ def take_snapshot(previous: Snapshot | None, readers: Readers, clock: Clock) -> 
         memory=memory,
         statuses=dict(sorted(statuses.items())),
     )
+
+
+def take_cgroup_snapshot(previous: Snapshot | None, readers: CgroupReaders, clock: Clock) -> Snapshot:
+    """Walk and read every cgroup within the bounds; keep what the CPU step owns.
+
+    A cgroup that vanished during the walk is left out silently. A file that
+    cannot be read or parsed is logged once (while it keeps failing) and turns
+    ``cgroup`` to failed, naming the first such file; every other file and
+    cgroup still counts.
+    """
+    prev = previous or Snapshot()
+    run = _Run(clock)
+    tree = run("cgroup", lambda: read_cgroups(readers.cgroupfs, readers.limits, readers.hz))
+    if tree is not None and tree.errors:
+        before = prev.cgroups.errors if prev.cgroups is not None else {}
+        for path, error in tree.errors.items():
+            if before.get(path) != error:
+                log.warning("cgroup file failed: %s", error)
+        first = next(iter(tree.errors.values()))
+        more = f" (and {len(tree.errors) - 1} more)" if len(tree.errors) > 1 else ""
+        run.fail("cgroup", first + more, run.statuses["cgroup"].duration_seconds)
+    else:
+        log_transitions(prev.statuses, run.statuses)
+    if tree is not None:
+        _log_dropped(prev.cgroups.dropped if prev.cgroups is not None else 0, tree.dropped, readers.limits)
+    statuses = {**prev.statuses, **run.statuses}
+    return replace(prev, cgroups=tree, statuses=dict(sorted(statuses.items())))
+
+
+def _log_dropped(before: int, now: int, limits: CgroupLimits) -> None:
+    if now and not before:
+        log.warning(
+            "%d cgroups beyond --cgroup.max-count=%d are not exported (the deepest first); "
+            "raise --cgroup.max-count or narrow --cgroup.include",
+            now,
+            limits.max_count,
+        )
+    elif before and not now:
+        log.info("every cgroup is exported again (within --cgroup.max-count=%d)", limits.max_count)
 
 
 _CPU_SOURCES = frozenset({"cpu", "cpufreq", "cpuinfo", "perf", "meminfo"})
