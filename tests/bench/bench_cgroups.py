@@ -1,17 +1,24 @@
 """One cgroup cycle (walk + read + parse + render) over a synthetic cgroup v2 tree of 1000 cgroups.
 
-Run: ``python tests/bench/bench_cgroups.py [--count N] [--runs N]``. Builds the tree in a
-temporary directory laid out like a Kubernetes node on the systemd driver
-(kubepods.slice / QoS slices / pod slices / container scopes) with the files a
-6.x kernel writes, then times ``take_cgroup_snapshot`` plus rendering both
-exposition formats, as the sampler does each cgroup interval. Prints the
-median and the series count.
+Run: ``python tests/bench/bench_cgroups.py [--count N] [--runs N] [--scrapes N]``. Builds the
+tree in a temporary directory laid out like a Kubernetes node on the systemd
+driver (kubepods.slice / QoS slices / pod slices / container scopes) with the
+files a 6.x kernel writes, then times ``take_cgroup_snapshot`` plus rendering
+both exposition formats, as the sampler does each cgroup interval, and prints
+the median and the series count. Then it starts the real exporter on the same
+tree and times sequential scrapes of /metrics with those series present
+(``--scrapes 0`` skips that).
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
+import os
+import signal
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -84,10 +91,69 @@ def build_tree(root: Path, count: int) -> int:
     return made
 
 
+def scrape_latency(root: Path, scrapes: int) -> None:
+    """p50/p99 of sequential keep-alive scrapes of the real exporter reading ``root`` as its cgroupfs."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "exporter",
+            f"--web.listen-address=127.0.0.1:{port}",
+            f"--path.cgroupfs={root}",
+            "--no-collector.perf",
+            "--log.level=warn",
+        ],
+        cwd=repo,
+    )
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                conn.request("GET", "/metrics")
+                body = conn.getresponse().read()
+                if b"sysmon_cgroup_dropped" in body:
+                    break
+            except OSError:
+                conn.close()
+            if time.monotonic() > deadline:
+                raise SystemExit("the exporter did not serve cgroup series within 30 s")
+            time.sleep(0.2)
+        prometheus = {
+            "Accept": "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
+            "Accept-Encoding": "gzip",
+        }
+        for label, headers in (("text, identity", {}), ("OpenMetrics, gzip (as Prometheus asks)", prometheus)):
+            times = []
+            size = 0
+            for _ in range(scrapes):
+                start = time.perf_counter()
+                conn.request("GET", "/metrics", headers=headers)
+                size = len(conn.getresponse().read())
+                times.append(time.perf_counter() - start)
+            times.sort()
+            p99 = times[min(len(times) - 1, int(len(times) * 0.99))]
+            print(
+                f"scrape {label}: p50 {statistics.median(times) * 1000:.2f} ms, p99 {p99 * 1000:.2f} ms,"
+                f" {size} bytes, {scrapes} scrapes"
+            )
+        with open(f"/proc/{proc.pid}/status") as status:
+            rss = next(line.split()[1] for line in status if line.startswith("VmRSS:"))
+        print(f"exporter RSS with these series: {int(rss) / 1024:.1f} MiB")
+    finally:
+        os.kill(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=10)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--scrapes", type=int, default=300)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="sysmon-bench-cgroup-") as tmp:
         root = Path(tmp)
@@ -119,6 +185,8 @@ def main() -> int:
             take_cgroup_snapshot(snap, readers, clock)
         step[0] = (time.perf_counter() - start) / args.runs
         print(f"of which walk + read + parse (mean): {step[0] * 1000:.1f} ms")
+        if args.scrapes:
+            scrape_latency(root, args.scrapes)
     return 0
 
 
