@@ -144,3 +144,17 @@ def test_unreadable_file_fails_that_file_only():
     assert result["status"] == [False, f"{pids_max}: Permission denied (and 1 more)"]
     assert len(result["cgroups"]) == 13 and APP in result["cgroups"]
     assert result["app_pids_current"] == 27
+
+
+def test_directory_names_that_are_not_utf8_are_rendered_not_fatal(tmp_path):
+    root = tmp_path / "cg"
+    shutil.copytree(V2, root)
+    odd = os.path.join(os.fsencode(root / "system.slice"), b"bad\xff\"name")
+    os.mkdir(odd)
+    with open(os.path.join(odd, b"pids.current"), "w") as f:
+        f.write("4\n")
+    snap = take_cgroup_snapshot(None, cgroups(root), FixedClock())
+    exposition = Renderer(default_collectors("t"))(snap)
+    m = parse_exposition(exposition.body(False, False)[0].decode())
+    assert m["sysmon_cgroup_pids_current"][(("cgroup", '/system.slice/bad\ufffd"name'),)] == 4.0
+    assert snap.statuses["cgroup"].success

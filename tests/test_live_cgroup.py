@@ -140,7 +140,7 @@ def test_cgroup_removed_during_the_walk_is_skipped_and_the_others_report():
         finally:
             gone.rmdir()
         errors: dict[str, str] = {}
-        stats = read_found(walked.found, layout, 100, errors)
+        stats = read_found(walked.found, 100, errors)
     assert sorted(f.path for f in walked.found) == [f"/{TAG}-gone", f"/{TAG}-stays"]
     assert errors == {}
     assert list(stats) == [f"/{TAG}-stays"] and stats[f"/{TAG}-stays"].pids_current == 0

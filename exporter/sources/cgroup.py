@@ -101,8 +101,7 @@ class Found:
     """A cgroup seen by the walk: its directories in each hierarchy and the files of interest in each."""
 
     path: str
-    depth: int
-    dirs: tuple[tuple[str, tuple[str, ...]], ...]  # (directory, file names), v1 hierarchies first
+    dirs: tuple[tuple[str, int, tuple[str, ...]], ...]  # (directory, cgroup version, file names), v1 first
 
 
 @dataclass(frozen=True)
@@ -315,6 +314,11 @@ def detect_layout(root: Path) -> Layout:
     return Layout("v1", tuple(v1))
 
 
+def _label(name: str) -> str:
+    """A directory name fit for a label value: bytes that are not UTF-8 become U+FFFD."""
+    return name if name.isascii() else name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def _walk_hierarchy(
     hierarchy: Hierarchy, max_depth: int, errors: dict[str, str]
 ) -> Iterable[tuple[str, int, str, tuple[str, ...]]]:
@@ -340,23 +344,23 @@ def _walk_hierarchy(
         yield cgroup, depth, directory, tuple(sorted(files))
         prefix = "/" if cgroup == "/" else cgroup + "/"
         for child in sorted(children, reverse=True):
-            stack.append((prefix + child, depth + 1, directory + "/" + child))
+            stack.append((prefix + _label(child), depth + 1, directory + "/" + child))
 
 
 def walk(layout: Layout, limits: CgroupLimits) -> Walk:
     """Every cgroup path within the bounds, with its directories; the deepest beyond max_count are dropped."""
     errors: dict[str, str] = {}
-    by_path: dict[str, tuple[int, list[tuple[str, tuple[str, ...]]]]] = {}
+    by_path: dict[str, tuple[int, list[tuple[str, int, tuple[str, ...]]]]] = {}
     for hierarchy in layout.hierarchies:
         for cgroup, depth, directory, files in _walk_hierarchy(hierarchy, limits.max_depth, errors):
             if limits.include is not None and not limits.include.search(cgroup):
                 continue
             if limits.exclude is not None and limits.exclude.search(cgroup):
                 continue
-            by_path.setdefault(cgroup, (depth, []))[1].append((directory, files))
+            by_path.setdefault(cgroup, (depth, []))[1].append((directory, hierarchy.version, files))
     ordered = sorted(by_path.items(), key=lambda item: (item[1][0], item[0]))
     kept = ordered[: limits.max_count]
-    found = tuple(Found(path, depth, tuple(dirs)) for path, (depth, dirs) in sorted(kept))
+    found = tuple(Found(path, tuple(dirs)) for path, (_, dirs) in sorted(kept))
     return Walk(found, len(ordered) - len(kept), errors)
 
 
@@ -371,16 +375,15 @@ def _read(path: str) -> str:
     return b"".join(chunks).decode("ascii", "replace")
 
 
-def read_found(found: Iterable[Found], layout: Layout, hz: int, errors: dict[str, str]) -> dict[str, CgroupStats]:
+def read_found(found: Iterable[Found], hz: int, errors: dict[str, str]) -> dict[str, CgroupStats]:
     """Reads and parses each found cgroup's files. A cgroup whose directory is gone is skipped;
     a file that cannot be read or parsed is recorded in ``errors`` and the rest still count."""
-    v2_dirs = {str(h.path) for h in layout.hierarchies if h.version == 2}
     stats: dict[str, CgroupStats] = {}
     for cgroup in found:
         parts: list[Fields] = []
         vanished = False
-        for directory, files in cgroup.dirs:
-            table = V2_FILES if _in_v2(directory, v2_dirs) else V1_FILES
+        for directory, version, files in cgroup.dirs:
+            table = V2_FILES if version == 2 else V1_FILES
             for name in files:
                 path = directory + "/" + name
                 try:
@@ -399,15 +402,11 @@ def read_found(found: Iterable[Found], layout: Layout, hz: int, errors: dict[str
     return stats
 
 
-def _in_v2(directory: str, v2_roots: set[str]) -> bool:
-    return any(directory == r or directory.startswith(r + "/") for r in v2_roots)
-
-
 def read_cgroups(root: Path, limits: CgroupLimits, hz: int) -> CgroupTree:
     layout = detect_layout(root)
     walked = walk(layout, limits)
     errors = dict(walked.errors)
-    stats = read_found(walked.found, layout, hz, errors)
+    stats = read_found(walked.found, hz, errors)
     return CgroupTree(layout.name, stats, walked.dropped, dict(sorted(errors.items())))
 
 

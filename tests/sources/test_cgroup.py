@@ -322,7 +322,7 @@ def test_cgroup_removed_between_walk_and_read_is_skipped_silently(tmp_path):
     walked = walk(layout, CgroupLimits())
     shutil.rmtree(root / "system.slice" / "kubelet.service")
     errors: dict[str, str] = {}
-    stats = read_found(walked.found, layout, 100, errors)
+    stats = read_found(walked.found, 100, errors)
     assert errors == {}
     assert "/system.slice/kubelet.service" not in stats
     assert len(stats) == 13 and stats["/system.slice/containerd.service"].pids_limit == 19083
