@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 from exporter.collector import CachedFamilies, Renderer, default_collectors
+from exporter.collector.text import Piece
 from exporter.snapshot import CgroupReaders, Readers, Snapshot, take_cgroup_snapshot, take_snapshot
 from exporter.sources.cgroup import CgroupLimits
 from tests.helpers import FIXTURES, ROOT, parse_exposition
@@ -96,9 +97,9 @@ def test_dropped_cgroups_counted_and_logged_once(caplog):
 def test_cpu_steps_reuse_the_cgroup_bytes():
     calls = []
 
-    def render(snap: Snapshot) -> tuple[bytes, bytes]:
+    def render(snap: Snapshot) -> list[Piece]:
         calls.append(snap.cgroups)
-        return b"# cgroups\n", b"# cgroups\n"
+        return [Piece(b"# HELP x text\n", b"# HELP x om\n", b"x 1.0\n")]
 
     renderer = Renderer([], cached=[CachedFamilies(lambda s: s.cgroups, render)])
     cpu = Readers(FIXTURES / "vm-2cpu" / "proc", FIXTURES / "vm-2cpu" / "sys", 100, frozenset({"cpu"}))
@@ -107,7 +108,8 @@ def test_cpu_steps_reuse_the_cgroup_bytes():
     s2 = take_snapshot(s1, cpu, FixedClock())
     exposition = renderer(s2)
     assert calls == [s1.cgroups]
-    assert exposition.body(True, False)[0] == b"# cgroups\n# EOF\n"
+    assert exposition.body(True, False)[0] == b"# HELP x om\nx 1.0\n# EOF\n"
+    assert exposition.body(False, False)[0] == b"# HELP x text\nx 1.0\n"
     renderer(take_cgroup_snapshot(s2, cgroups(V2), FixedClock()))
     assert len(calls) == 2
 

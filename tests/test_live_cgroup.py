@@ -18,7 +18,16 @@ from pathlib import Path
 import pytest
 
 from exporter.sources.cgroup import CgroupLimits, detect_layout, read_found, walk
-from tests.helpers import FIXTURES, ROOT, parse_exposition, require_root, run_exporter, wait_until
+from tests.helpers import (
+    FIXTURES,
+    ROOT,
+    parse_exposition,
+    promql,
+    require_root,
+    run_exporter,
+    run_prometheus,
+    wait_until,
+)
 
 pytestmark = pytest.mark.live
 
@@ -124,7 +133,11 @@ def test_v2_cpu_burned_in_unified_is_counted(tmp_path):
             usage = scrape_until(exp, "sysmon_cgroup_cpu_usage_seconds_total", path)
             m = parse_exposition(exp.metrics())
     assert usage > 0.5
-    assert m["sysmon_cgroup_cpu_user_seconds_total"][path] > 0.3
+    # cpu.stat user/system are scaled so that they add up to usage (kernel/sched/cputime.c cputime_adjust)
+    user_and_system = (
+        m["sysmon_cgroup_cpu_user_seconds_total"][path] + m["sysmon_cgroup_cpu_system_seconds_total"][path]
+    )
+    assert user_and_system == pytest.approx(usage, rel=0.05)
     assert ("cgroup", f"/{TAG}-cpu") in {k[0] for k in m["sysmon_cgroup_pressure_cpu_seconds_total"]}
 
 
@@ -184,3 +197,20 @@ def test_garbage_and_unreadable_files_fail_alone_in_the_running_exporter(tmp_pat
     assert m["sysmon_cgroup_pids_current"][(("cgroup", "/system.slice/kubelet.service"),)] == 17
     assert log.count(f"cgroup file failed: {unreadable}: Permission denied") == 1
     assert log.count(f"cgroup file failed: {garbage}:1: expected '<key> <integer>'") == 1
+
+
+def test_prometheus_scrapes_the_cgroup_series_and_joins_on_info(tmp_path):
+    """Real Prometheus (gzip, OpenMetrics) over the v2 node fixture: the README's join gives the pod UID."""
+    args = ["--cgroup.interval=1s", f"--path.cgroupfs={FIXTURES / 'k8s-node-v2' / 'sys' / 'fs' / 'cgroup'}"]
+    query = (
+        '(sysmon_cgroup_memory_events_total{event="oom_kill"} > 0)'
+        ' * on (instance, cgroup) group_left (pod_uid) sysmon_cgroup_info{container_id!=""}'
+    )
+    with (
+        run_exporter([*args, "--no-collector.perf"], tmp_path) as exp,
+        run_prometheus([f"127.0.0.1:{exp.port}"], tmp_path) as prom,
+    ):
+        result = wait_until(lambda: promql(prom, query), timeout=30, what=query)
+        up = promql(prom, "up")
+    assert [(r["metric"]["pod_uid"], r["value"][1]) for r in result] == [("5f0d3c7e-8a6b-4c1e-9d2f-1b3a4c5d6e7f", "2")]
+    assert [r["value"][1] for r in up] == ["1"]

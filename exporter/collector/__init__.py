@@ -7,7 +7,6 @@ bytes (text 0.0.4 or OpenMetrics, gzipped on first demand).
 
 from __future__ import annotations
 
-import gzip
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -23,8 +22,10 @@ from prometheus_client.openmetrics.exposition import (
 
 from exporter.collector.cgroup import render_cgroup
 from exporter.collector.cpu import collect_cpu, collect_frequency
+from exporter.collector.gzipped import EMPTY, Deflated, deflate_pieces, gzip_body
 from exporter.collector.memory import collect_memory
 from exporter.collector.self import collect_self
+from exporter.collector.text import Piece
 from exporter.snapshot import Snapshot
 
 # The classic text format Prometheus 2.x asks for; all our names are legacy-valid,
@@ -48,11 +49,13 @@ class CachedFamilies:
     """Families written straight to text (collector/text.py) and rewritten only when ``key(snapshot)`` changes.
 
     For parts of the snapshot that are large and sampled on their own, slower
-    interval (cgroups): the CPU step, every second, reuses their bytes.
+    interval (cgroups): the CPU step, every second, reuses their bytes and
+    their compressed form. They come first in the exposition, ahead of the
+    families from the registry (family order carries no meaning).
     """
 
     key: Callable[[Snapshot], object]
-    render: Callable[[Snapshot], tuple[bytes, bytes]]
+    render: Callable[[Snapshot], list[Piece]]
 
 
 def _cgroups(snap: Snapshot) -> object:
@@ -61,24 +64,27 @@ def _cgroups(snap: Snapshot) -> object:
 
 CACHED_FAMILIES: tuple[CachedFamilies, ...] = (CachedFamilies(_cgroups, render_cgroup),)
 
-_EOF = b"# EOF\n"
-
 
 class Exposition:
-    """Rendered bytes of one snapshot; gzip happens once, on the first scrape that asks for it."""
+    """Rendered bytes of one snapshot, each format a pre-compressed prefix (the cached families) and a tail.
 
-    def __init__(self, text: bytes, openmetrics: bytes) -> None:
-        self._plain = {False: text, True: openmetrics}
+    The plain body is joined and the gzip body built once each, on the first
+    scrape that asks for them; the gzip body only compresses the tail.
+    """
+
+    def __init__(self, text: tuple[Deflated, bytes], openmetrics: tuple[Deflated, bytes]) -> None:
+        self._parts = {False: text, True: openmetrics}
+        self._plain: dict[bool, bytes] = {}
         self._gzipped: dict[bool, bytes] = {}
 
     def body(self, openmetrics: bool, gzipped: bool) -> tuple[bytes, str]:
         content_type = OPENMETRICS_CONTENT_TYPE if openmetrics else TEXT_CONTENT_TYPE
-        if not gzipped:
-            return self._plain[openmetrics], content_type
-        data = self._gzipped.get(openmetrics)
+        cache = self._gzipped if gzipped else self._plain
+        data = cache.get(openmetrics)
         if data is None:
-            data = gzip.compress(self._plain[openmetrics], compresslevel=6, mtime=0)
-            self._gzipped[openmetrics] = data
+            prefix, tail = self._parts[openmetrics]
+            data = gzip_body(prefix, tail) if gzipped else prefix.data + tail
+            cache[openmetrics] = data
         return data, content_type
 
 
@@ -107,19 +113,21 @@ class Renderer:
         self._collector = _SnapshotCollector(collectors)
         self.registry.register(self._collector)
         self._cached = tuple(cached)
-        self._cache: list[tuple[object, tuple[bytes, bytes]] | None] = [None] * len(self._cached)
+        self._keys: list[object] = [object()] * len(self._cached)
+        self._rendered: list[list[Piece]] = [[] for _ in self._cached]
+        self._prefix = (EMPTY, EMPTY)
 
-    def _cached_bytes(self, snap: Snapshot) -> tuple[bytes, bytes]:
-        texts, oms = [], []
+    def _cached_prefix(self, snap: Snapshot) -> tuple[Deflated, Deflated]:
+        """The cached families' bytes, deflated again only when one of them changed."""
+        changed = False
         for i, part in enumerate(self._cached):
             key = part.key(snap)
-            entry = self._cache[i]
-            if entry is None or entry[0] is not key:
-                entry = (key, part.render(snap))
-                self._cache[i] = entry
-            texts.append(entry[1][0])
-            oms.append(entry[1][1])
-        return b"".join(texts), b"".join(oms)
+            if key is not self._keys[i]:
+                self._keys[i], self._rendered[i] = key, part.render(snap)
+                changed = True
+        if changed:
+            self._prefix = deflate_pieces([piece for pieces in self._rendered for piece in pieces])
+        return self._prefix
 
     def __call__(self, snap: Snapshot) -> Exposition:
         self._collector.snapshot = snap
@@ -128,5 +136,5 @@ class Renderer:
             openmetrics = generate_openmetrics(self.registry)  # type: ignore[no-untyped-call]
         finally:
             self._collector.snapshot = None
-        extra_text, extra_om = self._cached_bytes(snap)
-        return Exposition(text + extra_text, openmetrics.removesuffix(_EOF) + extra_om + _EOF)
+        text_prefix, openmetrics_prefix = self._cached_prefix(snap)
+        return Exposition((text_prefix, text), (openmetrics_prefix, openmetrics))

@@ -6,7 +6,7 @@ are twenty thousand samples, rendered once per cgroup interval.
 
 from __future__ import annotations
 
-from exporter.collector.text import Family, escape_label_value, format_families, format_value
+from exporter.collector.text import Family, Piece, escape_label_value, format_families, format_value
 from exporter.snapshot import Snapshot
 from exporter.sources.cgroup import PRESSURE_RESOURCES, container_identity
 
@@ -65,11 +65,11 @@ _SCALARS = (
 )
 
 
-def render_cgroup(snap: Snapshot) -> tuple[bytes, bytes]:
+def render_cgroup(snap: Snapshot) -> list[Piece]:
     """sysmon_cgroup_memory_events_total{cgroup="/kubepods.slice",event="oom_kill"} 1 (and cpu, pids, pressure)."""
     tree = snap.cgroups
     if tree is None:
-        return b"", b""
+        return []
     dropped = Family(
         "sysmon_cgroup_dropped",
         "gauge",

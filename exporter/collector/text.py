@@ -5,7 +5,8 @@ samples, which prometheus-client 0.26 takes about 330 ms to write in both
 formats. These families are simple (counters and gauges, no timestamps, no
 exemplars), so each sample line is written once and shared by the two
 formats, which differ only in the HELP/TYPE header (OpenMetrics names a
-counter family without ``_total``) and the final ``# EOF``. The bytes equal
+counter family without ``_total``) and the final ``# EOF``; the shared lines
+are also compressed once for both (collector/gzipped.py). The bytes equal
 what prometheus_client writes for the same families (tests/collector/test_text.py).
 """
 
@@ -36,18 +37,37 @@ class Family:
     lines: list[str] = field(default_factory=list)
 
 
-def format_families(families: Iterable[Family]) -> tuple[bytes, bytes]:
-    """(text 0.0.4, OpenMetrics without ``# EOF``) for the families that have samples."""
-    text: list[str] = []
-    om: list[str] = []
+@dataclass(frozen=True)
+class Piece:
+    """One written family: its HELP/TYPE header in each format and the sample lines both formats share."""
+
+    text_header: bytes
+    openmetrics_header: bytes
+    samples: bytes
+
+
+def format_families(families: Iterable[Family]) -> list[Piece]:
+    """The families that have samples, each as its two headers and its sample lines."""
+    pieces = []
     for f in families:
         if not f.lines:
             continue
         om_name = f.name.removesuffix("_total") if f.type == "counter" else f.name
         text_help = f.help.replace("\\", r"\\").replace("\n", r"\n")
-        text.append(f"# HELP {f.name} {text_help}\n# TYPE {f.name} {f.type}\n")
-        om.append(f"# HELP {om_name} {escape_label_value(f.help)}\n# TYPE {om_name} {f.type}\n")
-        body = "".join(f.lines)
-        text.append(body)
-        om.append(body)
-    return "".join(text).encode(), "".join(om).encode()
+        pieces.append(
+            Piece(
+                f"# HELP {f.name} {text_help}\n# TYPE {f.name} {f.type}\n".encode(),
+                f"# HELP {om_name} {escape_label_value(f.help)}\n# TYPE {om_name} {f.type}\n".encode(),
+                "".join(f.lines).encode(),
+            )
+        )
+    return pieces
+
+
+def join_pieces(pieces: Iterable[Piece]) -> tuple[bytes, bytes]:
+    """(text 0.0.4, OpenMetrics without ``# EOF``)."""
+    pieces = list(pieces)
+    return (
+        b"".join(p.text_header + p.samples for p in pieces),
+        b"".join(p.openmetrics_header + p.samples for p in pieces),
+    )

@@ -156,18 +156,24 @@ def parse_single(text: str, path: str) -> int | None:
         raise SourceError(path, f"{value[:30]!r} is not an integer or 'max'") from None
 
 
+_PSI_KEYS = ["avg10", "avg60", "avg300", "total"]
+
+
 def parse_pressure(text: str, path: str) -> dict[str, float]:
     """PSI lines ``some avg10=.. avg60=.. avg300=.. total=<usec>`` -> {kind: stall seconds}."""
     out: dict[str, float] = {}
     for lineno, line in _lines(text, path):
-        kind, *pairs = line.split() or [""]
-        values = dict(p.partition("=")[::2] for p in pairs)
-        if kind not in ("some", "full") or sorted(values) != ["avg10", "avg300", "avg60", "total"]:
+        fields = line.split()
+        if (
+            len(fields) != 5
+            or fields[0] not in ("some", "full")
+            or [f.partition("=")[0] for f in fields[1:]] != _PSI_KEYS
+        ):
             raise SourceError(path, f"expected 'some|full avg10= avg60= avg300= total=', got {line[:60]!r}", lineno)
         try:
-            out[kind] = int(values["total"]) / 1e6
+            out[fields[0]] = int(fields[4][6:]) / 1e6
         except ValueError:
-            raise SourceError(path, f"total={values['total'][:30]!r} is not an integer", lineno) from None
+            raise SourceError(path, f"{fields[4][:30]!r} is not total=<integer>", lineno) from None
     if "some" not in out:
         raise SourceError(path, "no 'some' line")
     return out
@@ -364,15 +370,24 @@ def walk(layout: Layout, limits: CgroupLimits) -> Walk:
     return Walk(found, len(ordered) - len(kept), errors)
 
 
+_READ_SIZE = 65536
+
+
 def _read(path: str) -> str:
+    # One read() returns a whole kernfs (seq_file) file that fits the buffer; every file read here
+    # is far smaller. A short read means the end: the empty read that would confirm it is skipped
+    # (a tenth of the syscalls of a cgroup cycle).
     fd = os.open(path, os.O_RDONLY)
     try:
-        chunks = []
-        while chunk := os.read(fd, 65536):
-            chunks.append(chunk)
+        data = os.read(fd, _READ_SIZE)
+        if len(data) == _READ_SIZE:
+            chunks = [data]
+            while chunk := os.read(fd, _READ_SIZE):
+                chunks.append(chunk)
+            data = b"".join(chunks)
     finally:
         os.close(fd)
-    return b"".join(chunks).decode("ascii", "replace")
+    return data.decode("ascii", "replace")
 
 
 def read_found(found: Iterable[Found], hz: int, errors: dict[str, str]) -> dict[str, CgroupStats]:

@@ -9,7 +9,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
-from exporter.collector.text import Family, escape_label_value, format_families, format_value
+from exporter.collector.text import Family, escape_label_value, format_families, format_value, join_pieces
 
 label_values = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12)
 values = st.one_of(
@@ -51,6 +51,6 @@ def test_same_bytes_as_prometheus_client(specs):
         ours.append(family)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Static([m for m in theirs if m.samples]))
-    text, openmetrics = format_families(ours)
+    text, openmetrics = join_pieces(format_families(ours))
     assert text == generate_latest(registry)
     assert openmetrics + b"# EOF\n" == generate_openmetrics(registry)

@@ -105,7 +105,7 @@ def test_pressure_total_in_seconds():
     [
         ("", "no 'some' line"),
         ("some avg10=1.00 avg60=0.00 avg300=0.00\n", "expected 'some|full"),
-        ("some avg10=1.00 avg60=0.00 avg300=0.00 total=x\n", "total='x' is not an integer"),
+        ("some avg10=1.00 avg60=0.00 avg300=0.00 total=x\n", "'total=x' is not total=<integer>"),
         ("partial avg10=0 avg60=0 avg300=0 total=1\n", "expected 'some|full"),
         (PSI[:-10], "truncated"),
         ("\n", "expected 'some|full"),
