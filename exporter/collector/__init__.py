@@ -22,7 +22,7 @@ from prometheus_client.openmetrics.exposition import (
 
 from exporter.collector.cgroup import render_cgroup
 from exporter.collector.cpu import collect_cpu, collect_frequency
-from exporter.collector.gzipped import EMPTY, Deflated, deflate_pieces, gzip_body
+from exporter.collector.gzipped import EMPTY, Deflated, concat, deflate_pieces, gzip_body
 from exporter.collector.memory import collect_memory
 from exporter.collector.self import collect_self
 from exporter.collector.text import Piece
@@ -114,7 +114,7 @@ class Renderer:
         self.registry.register(self._collector)
         self._cached = tuple(cached)
         self._keys: list[object] = [object()] * len(self._cached)
-        self._rendered: list[list[Piece]] = [[] for _ in self._cached]
+        self._deflated: list[tuple[Deflated, Deflated]] = [(EMPTY, EMPTY)] * len(self._cached)
         self._prefix = (EMPTY, EMPTY)
 
     def _cached_prefix(self, snap: Snapshot) -> tuple[Deflated, Deflated]:
@@ -123,10 +123,10 @@ class Renderer:
         for i, part in enumerate(self._cached):
             key = part.key(snap)
             if key is not self._keys[i]:
-                self._keys[i], self._rendered[i] = key, part.render(snap)
+                self._keys[i], self._deflated[i] = key, deflate_pieces(part.render(snap))
                 changed = True
         if changed:
-            self._prefix = deflate_pieces([piece for pieces in self._rendered for piece in pieces])
+            self._prefix = (concat([t for t, _ in self._deflated]), concat([om for _, om in self._deflated]))
         return self._prefix
 
     def __call__(self, snap: Snapshot) -> Exposition:

@@ -64,6 +64,14 @@ def deflate_pieces(pieces: Sequence[Piece]) -> tuple[Deflated, Deflated]:
     )
 
 
+def concat(parts: Sequence[Deflated]) -> Deflated:
+    """One prefix from several, in order (segments concatenate; the CRC is recomputed over the whole text)."""
+    if len(parts) == 1:
+        return parts[0]
+    data = b"".join(p.data for p in parts)
+    return Deflated(data, b"".join(p.segment for p in parts), zlib.crc32(data)) if data else EMPTY
+
+
 def gzip_body(prefix: Deflated, tail: bytes) -> bytes:
     """gzip of ``prefix.data + tail``, compressing only ``tail``."""
     trailer = struct.pack("<II", zlib.crc32(tail, prefix.crc), (len(prefix.data) + len(tail)) & 0xFFFFFFFF)

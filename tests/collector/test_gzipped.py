@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from exporter.collector import Renderer, default_collectors
-from exporter.collector.gzipped import EMPTY, deflate_pieces, gzip_body
+from exporter.collector.gzipped import EMPTY, concat, deflate_pieces, gzip_body
 from exporter.collector.text import Piece, join_pieces
 from exporter.snapshot import CgroupReaders, Readers, take_cgroup_snapshot, take_snapshot
 from exporter.sources.cgroup import CgroupLimits
@@ -35,8 +35,17 @@ def test_pieces_and_tail_make_one_valid_gzip_member_per_format(prefix_pieces, ta
     assert gzip.decompress(gzip_body(openmetrics, tail)) == expected_openmetrics + tail
 
 
+@settings(max_examples=100, deadline=None)
+@given(st.lists(pieces, max_size=3), data)
+def test_prefixes_of_several_parts_concatenate(parts, tail):
+    texts = [deflate_pieces(p)[0] for p in parts]
+    expected = b"".join(join_pieces(p)[0] for p in parts)
+    assert single_member(gzip_body(concat(texts), tail)) == expected + tail
+
+
 def test_empty_prefix():
     assert deflate_pieces([]) == (EMPTY, EMPTY)
+    assert concat([]) == EMPTY
     assert single_member(gzip_body(EMPTY, b"# EOF\n")) == b"# EOF\n"
     assert single_member(gzip_body(EMPTY, b"")) == b""
 
