@@ -22,17 +22,20 @@ from exporter.guest.record import Recorder, load_private_key
 from exporter.http import Published, make_app
 from exporter.sampler import Job, Sampler
 from exporter.snapshot import (
+    CgroupReaders,
     Clock,
     Readers,
     SyscallReaders,
     SystemClock,
     describe,
+    take_cgroup_snapshot,
     take_snapshot,
     take_syscalls,
     with_guests,
 )
 from exporter.sources import SourceError
 from exporter.sources.bpf import BpfUnavailable
+from exporter.sources.cgroup import CgroupLimits
 from exporter.sources.perf import PerfCounters, PerfUnavailable
 from exporter.sources.stat import read_stat, user_hz
 from exporter.sources.syscalls import Filter, SyscallCounter
@@ -119,6 +122,12 @@ def build_sampler(
         jobs.append(Job("guest", config.sampler_interval, partial(with_guests, guests=ingest.view)))
     if syscalls is not None:
         jobs.append(Job("syscalls", config.sampler_interval, partial(take_syscalls, readers=syscalls, clock=clock)))
+    if "cgroup" in config.collectors:
+        limits = CgroupLimits(
+            config.cgroup_max_depth, config.cgroup_include, config.cgroup_exclude, config.cgroup_max_count
+        )
+        cgroups = CgroupReaders(config.cgroupfs, limits, readers.hz)
+        jobs.append(Job("cgroup", config.cgroup_interval, partial(take_cgroup_snapshot, readers=cgroups, clock=clock)))
     return Sampler(jobs, render)
 
 

@@ -31,6 +31,7 @@ COLLECTORS: dict[str, bool] = {
     "meminfo": True,
     "filesystem": True,
     "syscalls": False,  # eBPF: needs root or CAP_BPF + CAP_PERFMON
+    "cgroup": True,
 }
 
 
@@ -90,19 +91,6 @@ def parse_listen_address(text: str) -> tuple[str, int]:
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     return host, int(port)
-
-
-def int_in(low: int, high: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise ValueError(f"{text!r} is not an integer") from None
-        if not low <= value <= high:
-            raise ValueError(f"{text} is outside {low}..{high}")
-        return value
-
-    return parse
 
 
 def positive_float(text: str) -> float:
@@ -178,6 +166,29 @@ def parse_bool(text: str) -> bool:
     if lowered in ("0", "false", "no", "off"):
         return False
     raise ValueError(f"{text!r} is not a boolean; pass true or false")
+
+
+def parse_regex(text: str) -> re.Pattern[str] | None:
+    """A Python regular expression searched in each cgroup path; empty means none."""
+    if not text:
+        return None
+    try:
+        return re.compile(text)
+    except re.error as e:
+        raise ValueError(f"{text!r} is not a regular expression ({e}); pass e.g. '^/kubepods'") from None
+
+
+def int_in(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise ValueError(f"{text!r} is not an integer; pass one between {low} and {high}") from None
+        if not low <= value <= high:
+            raise ValueError(f"{value} is outside {low}..{high}; pass an integer between {low} and {high}")
+        return value
+
+    return parse
 
 
 def parse_choice(choices: Sequence[str]) -> Callable[[str], str]:
@@ -337,7 +348,13 @@ SERVE_FLAGS: tuple[Flag, ...] = (
     Flag("path.procfs", Path, Path("/proc"), "procfs mount point (e.g. /host/proc in a container)"),
     Flag("path.sysfs", Path, Path("/sys"), "sysfs mount point (e.g. /host/sys in a container)"),
     Flag("path.rootfs", Path, Path("/"), "root of the filesystems to measure (e.g. /host/root in a container)"),
+    Flag("path.cgroupfs", Path, Path("/sys/fs/cgroup"), "cgroupfs mount point (e.g. /host/sys/fs/cgroup)"),
     Flag("sampler.interval", duration_in(0.05, 5.0), 1.0, "how often CPU and memory are sampled"),
+    Flag("cgroup.interval", duration_in(0.1, 300.0), 5.0, "how often cgroups are sampled"),
+    Flag("cgroup.max-depth", int_in(0, 64), 6, "deepest cgroup level walked below each hierarchy root"),
+    Flag("cgroup.include", parse_regex, None, "export only cgroups whose path matches this regex"),
+    Flag("cgroup.exclude", parse_regex, None, "leave out cgroups whose path matches this regex"),
+    Flag("cgroup.max-count", int_in(1, 1_000_000), 1000, "most cgroups exported; the deepest beyond it are dropped"),
     Flag("log.level", parse_choice(LOG_LEVELS), "info", "one of " + ", ".join(LOG_LEVELS)),
     *(
         Flag(f"collector.{name}", parse_bool, on, f"the {name} collector", boolean=True)
@@ -398,7 +415,13 @@ class Config:
     procfs: Path = Path("/proc")
     sysfs: Path = Path("/sys")
     rootfs: Path = Path("/")
+    cgroupfs: Path = Path("/sys/fs/cgroup")
     sampler_interval: float = 1.0
+    cgroup_interval: float = 5.0
+    cgroup_max_depth: int = 6
+    cgroup_include: re.Pattern[str] | None = None
+    cgroup_exclude: re.Pattern[str] | None = None
+    cgroup_max_count: int = 1000
     log_level: str = "info"
     collectors: frozenset[str] = field(default_factory=lambda: frozenset(n for n, on in COLLECTORS.items() if on))
     grpc: GrpcConfig | None = None
@@ -441,6 +464,12 @@ def load(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
         sysfs=v["path_sysfs"],
         rootfs=v["path_rootfs"],
         sampler_interval=interval,
+        cgroupfs=v["path_cgroupfs"],
+        cgroup_interval=v["cgroup_interval"],
+        cgroup_max_depth=v["cgroup_max_depth"],
+        cgroup_include=v["cgroup_include"],
+        cgroup_exclude=v["cgroup_exclude"],
+        cgroup_max_count=v["cgroup_max_count"],
         log_level=v["log_level"],
         collectors=collectors,
         grpc=grpc,

@@ -26,6 +26,7 @@ from typing import Protocol, TypeVar
 
 from exporter.guest.state import GuestVm
 from exporter.sources import SourceError
+from exporter.sources.cgroup import CgroupLimits, CgroupTree, read_cgroups
 from exporter.sources.cpufreq import read_cpufreq
 from exporter.sources.cpuinfo import read_cpuinfo
 from exporter.sources.hostname import read_hostname
@@ -197,6 +198,15 @@ class HostIdentity:
 
 
 @dataclass(frozen=True)
+class CgroupReaders:
+    """Where and how the cgroup sampling step walks: an explicit cgroupfs root and the walk's bounds."""
+
+    cgroupfs: Path
+    limits: CgroupLimits
+    hz: int
+
+
+@dataclass(frozen=True)
 class Snapshot:
     timestamp_seconds: float = 0.0
     monotonic_seconds: float = 0.0
@@ -213,6 +223,7 @@ class Snapshot:
     syscalls: Mapping[str, float] = field(default_factory=dict)
     syscalls_by_label: str = ""  # "comm" | "cgroup" when the counts carry that label
     syscalls_by: Mapping[tuple[str, str], float] = field(default_factory=dict)  # (label value, syscall)
+    cgroups: CgroupTree | None = None
     statuses: Mapping[str, SourceStatus] = field(default_factory=dict)
     guests: Mapping[str, GuestVm] = field(default_factory=dict)  # by vm label, from the guest ingest
     # Carried from sample to sample; not exposed.
@@ -471,6 +482,45 @@ def take_syscalls(previous: Snapshot | None, readers: SyscallReaders, clock: Clo
         syscall_breakdown=breakdown,
         statuses=dict(sorted(statuses.items())),
     )
+
+
+def take_cgroup_snapshot(previous: Snapshot | None, readers: CgroupReaders, clock: Clock) -> Snapshot:
+    """Walk and read every cgroup within the bounds; keep what the CPU step owns.
+
+    A cgroup that vanished during the walk is left out silently. A file that
+    cannot be read or parsed is logged once (while it keeps failing) and turns
+    ``cgroup`` to failed, naming the first such file; every other file and
+    cgroup still counts.
+    """
+    prev = previous or Snapshot()
+    run = _Run(clock)
+    tree = run("cgroup", lambda: read_cgroups(readers.cgroupfs, readers.limits, readers.hz))
+    if tree is not None and tree.errors:
+        before = prev.cgroups.errors if prev.cgroups is not None else {}
+        for path, error in tree.errors.items():
+            if before.get(path) != error:
+                log.warning("cgroup file failed: %s", error)
+        first = next(iter(tree.errors.values()))
+        more = f" (and {len(tree.errors) - 1} more)" if len(tree.errors) > 1 else ""
+        run.fail("cgroup", first + more, run.statuses["cgroup"].duration_seconds)
+    else:
+        log_transitions(prev.statuses, run.statuses)
+    if tree is not None:
+        _log_dropped(prev.cgroups.dropped if prev.cgroups is not None else 0, tree.dropped, readers.limits)
+    statuses = {**prev.statuses, **run.statuses}
+    return replace(prev, cgroups=tree, statuses=dict(sorted(statuses.items())))
+
+
+def _log_dropped(before: int, now: int, limits: CgroupLimits) -> None:
+    if now and not before:
+        log.warning(
+            "%d cgroups beyond --cgroup.max-count=%d are not exported (the deepest first); "
+            "raise --cgroup.max-count or narrow --cgroup.include",
+            now,
+            limits.max_count,
+        )
+    elif before and not now:
+        log.info("every cgroup is exported again (within --cgroup.max-count=%d)", limits.max_count)
 
 
 BREAKDOWN_IDLE_SAMPLES = 300  # a label's slot is freed after this many samples without a syscall

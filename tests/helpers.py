@@ -80,15 +80,23 @@ class Exporter:
 
 @contextlib.contextmanager
 def run_exporter(
-    args: Sequence[str], tmp_path: Path, ready: bool = True, env: dict[str, str] | None = None, preexec=None
+    args: Sequence[str],
+    tmp_path: Path,
+    ready: bool = True,
+    env: dict[str, str] | None = None,
+    preexec=None,
+    wrapper: Sequence[str] = (),
 ) -> Iterator[Exporter]:  # type: ignore[no-untyped-def]
-    """The real sysmon-exporter process on a free loopback port; stopped with SIGTERM."""
+    """The real sysmon-exporter process on a free loopback port; stopped with SIGTERM.
+
+    ``wrapper`` is a command that execs the rest, e.g. ``setpriv --reuid=65534 ...`` to run it unprivileged.
+    """
     port = free_port()
     log = tmp_path / f"exporter-{port}.log"
     full_env = {**os.environ, **(env or {})}
     with open(log, "wb") as err:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "exporter", f"--web.listen-address=127.0.0.1:{port}", *args],
+            [*wrapper, sys.executable, "-m", "exporter", f"--web.listen-address=127.0.0.1:{port}", *args],
             stdout=err,
             stderr=subprocess.STDOUT,
             env=full_env,

@@ -15,8 +15,38 @@ def test_defaults():
         Path("/sys"),
         1.0,
     )
-    assert c.collectors == {"cpu", "cpufreq", "cpuinfo", "perf", "meminfo", "filesystem"}
+    assert c.collectors == {"cpu", "cpufreq", "cpuinfo", "perf", "meminfo", "filesystem", "cgroup"}
     assert (c.rootfs, c.grpc) == (Path("/"), None)
+    assert (c.cgroupfs, c.cgroup_interval, c.cgroup_max_depth, c.cgroup_max_count) == (
+        Path("/sys/fs/cgroup"),
+        5.0,
+        6,
+        1000,
+    )
+    assert c.cgroup_include is None and c.cgroup_exclude is None
+
+
+def test_cgroup_flags():
+    c = load(
+        [
+            "--path.cgroupfs=/host/sys/fs/cgroup",
+            "--cgroup.interval=30s",
+            "--cgroup.max-depth=3",
+            "--cgroup.include=^/kubepods",
+            "--cgroup.max-count=50",
+            "--no-collector.cgroup",
+        ],
+        {"SYSMON_CGROUP_EXCLUDE": r"\.mount$"},
+    )
+    assert (c.cgroupfs, c.cgroup_interval, c.cgroup_max_depth, c.cgroup_max_count) == (
+        Path("/host/sys/fs/cgroup"),
+        30.0,
+        3,
+        50,
+    )
+    assert c.cgroup_include is not None and c.cgroup_include.search("/kubepods.slice/x")
+    assert c.cgroup_exclude is not None and c.cgroup_exclude.search("/sys-kernel-debug.mount")
+    assert "cgroup" not in c.collectors
 
 
 def test_flags_both_spellings_and_collector_toggles():
@@ -68,6 +98,11 @@ def test_ipv6_listen_address():
         ([], {"SYSMON_SAMPLER_INTERVAL": "9s"}, "$SYSMON_SAMPLER_INTERVAL", "between 50ms and 5s"),
         ([], {"SYSMON_COLLECTOR_CPU": "maybe"}, "$SYSMON_COLLECTOR_CPU", "true or false"),
         (["extra"], {}, "extra", "unexpected argument"),
+        (["--cgroup.include=(kubepods"], {}, "--cgroup.include", "is not a regular expression"),
+        ([], {"SYSMON_CGROUP_EXCLUDE": "*.scope"}, "$SYSMON_CGROUP_EXCLUDE", "is not a regular expression"),
+        (["--cgroup.max-count=0"], {}, "--cgroup.max-count", "between 1 and 1000000"),
+        (["--cgroup.max-depth=deep"], {}, "--cgroup.max-depth", "is not an integer"),
+        (["--cgroup.interval=10ms"], {}, "--cgroup.interval", "between 100ms and 300s"),
     ],
     ids=[
         "interval-high",
@@ -82,6 +117,11 @@ def test_ipv6_listen_address():
         "env-interval",
         "env-bool",
         "positional",
+        "include-regex",
+        "env-exclude-regex",
+        "max-count",
+        "max-depth",
+        "cgroup-interval",
     ],
 )
 def test_bad_input_names_the_option_and_the_fix(argv, env, option, fix):

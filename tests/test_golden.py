@@ -18,7 +18,16 @@ import pytest
 from exporter.collector import Renderer, default_collectors
 from exporter.config import GuestConfig
 from exporter.guest.ingest import Ingest
-from exporter.snapshot import Readers, Snapshot, SyscallReaders, take_snapshot, take_syscalls
+from exporter.snapshot import (
+    CgroupReaders,
+    Readers,
+    Snapshot,
+    SyscallReaders,
+    take_cgroup_snapshot,
+    take_snapshot,
+    take_syscalls,
+)
+from exporter.sources.cgroup import CgroupLimits
 from tests.helpers import FIXTURES, GOLDEN, ROOT, require_binary
 
 COLLECTORS = frozenset({"cpu", "cpufreq", "cpuinfo", "meminfo"})
@@ -69,6 +78,10 @@ def _with_syscalls(snap: Snapshot, counts: Path) -> Snapshot:
     return take_syscalls(snap, SyscallReaders(RecordedSyscalls(counts), "", "x86_64"), FixedClock())
 
 
+def _cgroup_snapshot(root: Path) -> Snapshot:
+    return take_cgroup_snapshot(None, CgroupReaders(root / "sys" / "fs" / "cgroup", CgroupLimits(), 100), FixedClock())
+
+
 # name -> how its snapshot is made; each writes tests/golden/<name>.prom
 SCENARIOS: dict[str, Callable[[], Snapshot]] = {
     "vm-2cpu": lambda: _snapshot([FIXTURES / "vm-2cpu"]),
@@ -79,11 +92,13 @@ SCENARIOS: dict[str, Callable[[], Snapshot]] = {
     "vm-2cpu-syscalls": lambda: _with_syscalls(
         _snapshot([FIXTURES / "vm-2cpu"]), ROOT / "tests" / "fixtures" / "syscalls" / "x86_64-1s.json"
     ),
+    "k8s-node-v2": lambda: _cgroup_snapshot(FIXTURES / "k8s-node-v2"),
+    "legacy-v1": lambda: _cgroup_snapshot(FIXTURES / "legacy-v1"),
 }
 
 
-def render(name: str) -> bytes:
-    return Renderer(default_collectors("golden"))(SCENARIOS[name]()).body(False, False)[0]
+def render(name: str, openmetrics: bool = False) -> bytes:
+    return Renderer(default_collectors("golden"))(SCENARIOS[name]()).body(openmetrics, False)[0]
 
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
@@ -93,6 +108,19 @@ def test_golden(name, request):
     if request.config.getoption("--update-golden"):
         path.write_bytes(text)
     assert text.decode() == path.read_text(), f"exposition changed; review and run make golden ({path})"
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_openmetrics_has_the_same_samples_and_one_eof(name):
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
+    from prometheus_client.parser import text_string_to_metric_families as parse_text
+
+    def samples(families):  # type: ignore[no-untyped-def]
+        return sorted((s.name, tuple(sorted(s.labels.items())), s.value) for f in families for s in f.samples)
+
+    om = render(name, openmetrics=True).decode()
+    assert om.endswith("# EOF\n") and om.count("# EOF") == 1
+    assert samples(parse_openmetrics(om)) == samples(parse_text(render(name).decode()))
 
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))

@@ -7,20 +7,23 @@ bytes (text 0.0.4 or OpenMetrics, gzipped on first demand).
 
 from __future__ import annotations
 
-import gzip
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import Metric
 from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS_CONTENT_TYPE
 
+from exporter.collector.cgroup import render_cgroup
 from exporter.collector.cpu import collect_cpu, collect_frequency
 from exporter.collector.exposition import ExpositionWriter
 from exporter.collector.filesystem import collect_filesystem
 from exporter.collector.guest import collect_guest
+from exporter.collector.gzipped import EMPTY, Deflated, concat, deflate_pieces, gzip_body
 from exporter.collector.memory import collect_memory
 from exporter.collector.self import collect_self
 from exporter.collector.syscalls import collect_syscalls
+from exporter.collector.text import Piece
 from exporter.snapshot import Snapshot
 
 # The classic text format Prometheus 2.x asks for; all our names are legacy-valid,
@@ -42,21 +45,47 @@ def default_collectors(version: str) -> list[SnapshotCollectorFn]:
     ]
 
 
-class Exposition:
-    """Rendered bytes of one snapshot; gzip happens once, on the first scrape that asks for it."""
+@dataclass(frozen=True)
+class CachedFamilies:
+    """Families written straight to text (collector/text.py) and rewritten only when ``key(snapshot)`` changes.
 
-    def __init__(self, text: bytes, openmetrics: bytes) -> None:
-        self._plain = {False: text, True: openmetrics}
+    For parts of the snapshot that are large and sampled on their own, slower
+    interval (cgroups): the CPU step, every second, reuses their bytes and
+    their compressed form. They come first in the exposition, ahead of the
+    families from the registry (family order carries no meaning).
+    """
+
+    key: Callable[[Snapshot], object]
+    render: Callable[[Snapshot], list[Piece]]
+
+
+def _cgroups(snap: Snapshot) -> object:
+    return snap.cgroups
+
+
+CACHED_FAMILIES: tuple[CachedFamilies, ...] = (CachedFamilies(_cgroups, render_cgroup),)
+
+
+class Exposition:
+    """Rendered bytes of one snapshot, each format a pre-compressed prefix (the cached families) and a tail.
+
+    The plain body is joined and the gzip body built once each, on the first
+    scrape that asks for them; the gzip body only compresses the tail.
+    """
+
+    def __init__(self, text: tuple[Deflated, bytes], openmetrics: tuple[Deflated, bytes]) -> None:
+        self._parts = {False: text, True: openmetrics}
+        self._plain: dict[bool, bytes] = {}
         self._gzipped: dict[bool, bytes] = {}
 
     def body(self, openmetrics: bool, gzipped: bool) -> tuple[bytes, str]:
         content_type = OPENMETRICS_CONTENT_TYPE if openmetrics else TEXT_CONTENT_TYPE
-        if not gzipped:
-            return self._plain[openmetrics], content_type
-        data = self._gzipped.get(openmetrics)
+        cache = self._gzipped if gzipped else self._plain
+        data = cache.get(openmetrics)
         if data is None:
-            data = gzip.compress(self._plain[openmetrics], compresslevel=6, mtime=0)
-            self._gzipped[openmetrics] = data
+            prefix, tail = self._parts[openmetrics]
+            data = gzip_body(prefix, tail) if gzipped else prefix.data + tail
+            cache[openmetrics] = data
         return data, content_type
 
 
@@ -75,15 +104,38 @@ class _SnapshotCollector:
 class Renderer:
     """Renders snapshots through a private registry; call from one thread at a time (the sampler)."""
 
-    def __init__(self, collectors: list[SnapshotCollectorFn], registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self,
+        collectors: list[SnapshotCollectorFn],
+        registry: CollectorRegistry | None = None,
+        cached: Sequence[CachedFamilies] = CACHED_FAMILIES,
+    ) -> None:
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=False)
         self._collector = _SnapshotCollector(collectors)
         self.registry.register(self._collector)
         self._writer = ExpositionWriter()
+        self._cached = tuple(cached)
+        self._keys: list[object] = [object()] * len(self._cached)
+        self._deflated: list[tuple[Deflated, Deflated]] = [(EMPTY, EMPTY)] * len(self._cached)
+        self._prefix = (EMPTY, EMPTY)
+
+    def _cached_prefix(self, snap: Snapshot) -> tuple[Deflated, Deflated]:
+        """The cached families' bytes, deflated again only when one of them changed."""
+        changed = False
+        for i, part in enumerate(self._cached):
+            key = part.key(snap)
+            if key is not self._keys[i]:
+                self._keys[i], self._deflated[i] = key, deflate_pieces(part.render(snap))
+                changed = True
+        if changed:
+            self._prefix = (concat([t for t, _ in self._deflated]), concat([om for _, om in self._deflated]))
+        return self._prefix
 
     def __call__(self, snap: Snapshot) -> Exposition:
         self._collector.snapshot = snap
         try:
-            return Exposition(*self._writer.render(self.registry.collect()))
+            text, openmetrics = self._writer.render(self.registry.collect())
         finally:
             self._collector.snapshot = None
+        text_prefix, openmetrics_prefix = self._cached_prefix(snap)
+        return Exposition((text_prefix, text), (openmetrics_prefix, openmetrics))

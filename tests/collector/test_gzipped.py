@@ -1,0 +1,74 @@
+import gzip
+import shutil
+import subprocess
+import zlib
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from exporter.collector import Renderer, default_collectors
+from exporter.collector.gzipped import EMPTY, concat, deflate_pieces, gzip_body
+from exporter.collector.text import Piece, join_pieces
+from exporter.snapshot import CgroupReaders, Readers, take_cgroup_snapshot, take_snapshot
+from exporter.sources.cgroup import CgroupLimits
+from tests.helpers import FIXTURES
+
+data = st.binary(max_size=2048) | st.text(alphabet="# sysmon_{}=\"/.\n0123456789", max_size=20000).map(str.encode)
+pieces = st.lists(st.builds(Piece, data, data, data), max_size=4)
+
+
+def single_member(body: bytes) -> bytes:
+    """Decompress strictly: exactly one gzip member, nothing after it."""
+    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    out = d.decompress(body)
+    assert d.eof and d.unused_data == b""
+    return out
+
+
+@settings(max_examples=200, deadline=None)
+@given(pieces, data)
+def test_pieces_and_tail_make_one_valid_gzip_member_per_format(prefix_pieces, tail):
+    text, openmetrics = deflate_pieces(prefix_pieces)
+    expected_text, expected_openmetrics = join_pieces(prefix_pieces)
+    assert (text.data, openmetrics.data) == (expected_text, expected_openmetrics)
+    assert single_member(gzip_body(text, tail)) == expected_text + tail
+    assert gzip.decompress(gzip_body(openmetrics, tail)) == expected_openmetrics + tail
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(pieces, max_size=3), data)
+def test_prefixes_of_several_parts_concatenate(parts, tail):
+    texts = [deflate_pieces(p)[0] for p in parts]
+    expected = b"".join(join_pieces(p)[0] for p in parts)
+    assert single_member(gzip_body(concat(texts), tail)) == expected + tail
+
+
+def test_empty_prefix():
+    assert deflate_pieces([]) == (EMPTY, EMPTY)
+    assert concat([]) == EMPTY
+    assert single_member(gzip_body(EMPTY, b"# EOF\n")) == b"# EOF\n"
+    assert single_member(gzip_body(EMPTY, b"")) == b""
+
+
+class Clock:
+    def wall(self) -> float:
+        return 1.0
+
+    def monotonic(self) -> float:
+        return 1.0
+
+
+def test_exposition_gzip_is_what_gunzip_reads():
+    cpu = Readers(FIXTURES / "vm-2cpu" / "proc", FIXTURES / "vm-2cpu" / "sys", 100, frozenset({"cpu", "meminfo"}))
+    cgroups = CgroupReaders(FIXTURES / "k8s-node-v2" / "sys" / "fs" / "cgroup", CgroupLimits(), 100)
+    snap = take_snapshot(take_cgroup_snapshot(None, cgroups, Clock()), cpu, Clock())
+    exposition = Renderer(default_collectors("t"))(snap)
+    gunzip = shutil.which("gzip")
+    assert gunzip is not None
+    for openmetrics in (False, True):
+        plain = exposition.body(openmetrics, False)[0]
+        assert b"sysmon_cgroup_memory_events_total" in plain and b"sysmon_cpu_seconds_total" in plain
+        zipped = exposition.body(openmetrics, True)[0]
+        assert single_member(zipped) == plain
+        out = subprocess.run([gunzip, "-d", "-c"], input=zipped, capture_output=True, check=True)
+        assert out.stdout == plain

@@ -1,0 +1,339 @@
+import re
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from exporter.sources import SourceError
+from exporter.sources.cgroup import (
+    V1_FILES,
+    V2_FILES,
+    CgroupLimits,
+    container_identity,
+    detect_layout,
+    merge_fields,
+    parse_flat_keyed,
+    parse_pressure,
+    parse_single,
+    read_cgroups,
+    read_found,
+    walk,
+)
+from tests.helpers import FIXTURES
+
+V2_ROOT = FIXTURES / "k8s-node-v2" / "sys" / "fs" / "cgroup"
+V1_ROOT = FIXTURES / "legacy-v1" / "sys" / "fs" / "cgroup"
+POD = "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod5f0d3c7e_8a6b_4c1e_9d2f_1b3a4c5d6e7f.slice"
+APP = POD + "/cri-containerd-0d6a51c2e7b94f0a8c3d2b1e4f5a6978c0b1d2e3f4a5b6c7d8e9f0a1b2c3d4e5.scope"
+DOCKER = "/docker/4f3e2d1c0b9a88776655443322110fedcba98765432100112233445566778899"
+
+# ---- parsers ----
+
+MEMORY_EVENTS = textwrap.dedent("""\
+    low 0
+    high 12
+    max 3
+    oom 2
+    oom_kill 2
+    oom_group_kill 0
+""")
+
+
+def test_flat_keyed():
+    assert parse_flat_keyed(MEMORY_EVENTS, "memory.events") == {
+        "low": 0,
+        "high": 12,
+        "max": 3,
+        "oom": 2,
+        "oom_kill": 2,
+        "oom_group_kill": 0,
+    }
+    assert parse_flat_keyed("", "pids.events") == {}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("max 1\nfoo\n", "memory.events:2: expected '<key> <integer>', got 'foo'"),
+        ("max 1 2\n", "memory.events:1: expected '<key> <integer>'"),
+        ("max one\n", "memory.events:1: max: 'one' is not an integer"),
+        ("max 1\noom 2", "memory.events: truncated"),
+        ("max 1.5\n", "not an integer"),
+    ],
+    ids=["no-value", "extra-column", "not-integer", "truncated", "float"],
+)
+def test_flat_keyed_is_strict(text, message):
+    with pytest.raises(SourceError, match=re.escape(message)):
+        parse_flat_keyed(text, "memory.events")
+
+
+def test_single_value_and_max():
+    assert parse_single("536870912\n", "memory.max") == 536870912
+    assert parse_single("max\n", "memory.max") is None
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "expected one value and a newline"),
+        ("5368", "expected one value and a newline"),
+        ("1\n2\n", "expected one value and a newline"),
+        ("lots\n", "'lots' is not an integer or 'max'"),
+    ],
+    ids=["empty", "truncated", "two-values", "garbage"],
+)
+def test_single_value_is_strict(text, message):
+    with pytest.raises(SourceError, match=re.escape(message)):
+        parse_single(text, "memory.max")
+
+
+PSI = textwrap.dedent("""\
+    some avg10=6.50 avg60=1.40 avg300=0.41 total=5935503
+    full avg10=0.00 avg60=0.00 avg300=0.00 total=120
+""")
+
+
+def test_pressure_total_in_seconds():
+    assert parse_pressure(PSI, "cpu.pressure") == {"some": 5.935503, "full": 0.00012}
+    # cpu.pressure before 5.13 has no "full" line
+    assert parse_pressure(PSI.splitlines(keepends=True)[0], "cpu.pressure") == {"some": 5.935503}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "no 'some' line"),
+        ("some avg10=1.00 avg60=0.00 avg300=0.00\n", "expected 'some|full"),
+        ("some avg10=1.00 avg60=0.00 avg300=0.00 total=x\n", "'total=x' is not total=<integer>"),
+        ("partial avg10=0 avg60=0 avg300=0 total=1\n", "expected 'some|full"),
+        (PSI[:-10], "truncated"),
+        ("\n", "expected 'some|full"),
+    ],
+    ids=["empty", "no-total", "bad-total", "bad-kind", "truncated", "blank-line"],
+)
+def test_pressure_is_strict(text, message):
+    with pytest.raises(SourceError, match=re.escape(message)):
+        parse_pressure(text, "cpu.pressure")
+
+
+def test_v2_cpu_stat_in_seconds_with_and_without_bandwidth_fields():
+    plain = "usage_usec 73225583\nuser_usec 55040063\nsystem_usec 18185520\nnice_usec 0\n"
+    assert V2_FILES["cpu.stat"](plain, "cpu.stat", 100) == {
+        "cpu_usage_seconds": 73.225583,
+        "cpu_user_seconds": 55.040063,
+        "cpu_system_seconds": 18.18552,
+    }
+    throttled = plain + "nr_periods 120\nnr_throttled 40\nthrottled_usec 19233711\nnr_bursts 0\nburst_usec 0\n"
+    fields = V2_FILES["cpu.stat"](throttled, "cpu.stat", 100)
+    assert fields["cpu_periods"] == 120 and fields["cpu_throttled_periods"] == 40
+    assert fields["cpu_throttled_seconds"] == pytest.approx(19.233711)
+
+
+def test_v1_files_in_base_units():
+    v1_cpu = "nr_periods 38\nnr_throttled 36\nthrottled_time 2804558138\nnr_bursts 0\nburst_time 0\n"
+    fields = V1_FILES["cpu.stat"](v1_cpu, "cpu.stat", 100)
+    assert fields == {"cpu_periods": 38, "cpu_throttled_periods": 36, "cpu_throttled_seconds": 2.804558138}
+    assert V1_FILES["cpuacct.usage"]("730452917\n", "cpuacct.usage", 100) == {"cpu_usage_seconds": 0.730452917}
+    assert V1_FILES["cpuacct.stat"]("user 30\nsystem 42\n", "cpuacct.stat", 100) == {
+        "cpu_user_seconds": 0.3,
+        "cpu_system_seconds": 0.42,
+    }
+    assert V1_FILES["cpuacct.stat"]("user 30\nsystem 42\n", "cpuacct.stat", 250)["cpu_user_seconds"] == 0.12
+    oom = "oom_kill_disable 0\nunder_oom 0\noom_kill 3\n"
+    assert V1_FILES["memory.oom_control"](oom, "memory.oom_control", 100) == {"memory_events": {"oom_kill": 3}}
+    # before 4.13 memory.oom_control has no oom_kill line: no event rather than a made-up zero
+    assert V1_FILES["memory.oom_control"]("oom_kill_disable 0\nunder_oom 0\n", "memory.oom_control", 100) == {}
+    assert V1_FILES["memory.failcnt"]("7\n", "memory.failcnt", 100) == {"memory_events": {"max": 7}}
+
+
+@pytest.mark.parametrize(
+    ("text", "limit"),
+    [
+        ("9223372036854771712\n", None),  # PAGE_COUNTER_MAX with 4 KiB pages
+        ("9223372036854710272\n", None),  # with 64 KiB pages
+        ("268435456\n", 268435456),
+    ],
+    ids=["unlimited-4k", "unlimited-64k", "256MiB"],
+)
+def test_v1_memory_limit_sentinel_is_no_limit(text, limit):
+    assert V1_FILES["memory.limit_in_bytes"](text, "memory.limit_in_bytes", 100) == {"memory_limit_bytes": limit}
+
+
+def test_merge_first_hierarchy_wins_and_events_union():
+    stats = merge_fields(
+        [
+            {"cpu_usage_seconds": 1.0, "memory_events": {"max": 4}},
+            {"memory_events": {"oom_kill": 1, "max": 9}},
+            {"cpu_usage_seconds": 2.0, "cpu_user_seconds": 0.5},
+        ]
+    )
+    assert stats.cpu_usage_seconds == 1.0 and stats.cpu_user_seconds == 0.5
+    assert stats.memory_events == {"max": 4, "oom_kill": 1}
+
+
+# ---- identity ----
+
+
+@pytest.mark.parametrize(
+    ("path", "identity"),
+    [
+        (POD, ("5f0d3c7e-8a6b-4c1e-9d2f-1b3a4c5d6e7f", "")),
+        (
+            APP,
+            (
+                "5f0d3c7e-8a6b-4c1e-9d2f-1b3a4c5d6e7f",
+                "0d6a51c2e7b94f0a8c3d2b1e4f5a6978c0b1d2e3f4a5b6c7d8e9f0a1b2c3d4e5",
+            ),
+        ),
+        (
+            "/kubepods/burstable/pod5f0d3c7e-8a6b-4c1e-9d2f-1b3a4c5d6e7f/" + "ab" * 32,
+            ("5f0d3c7e-8a6b-4c1e-9d2f-1b3a4c5d6e7f", "ab" * 32),
+        ),
+        (
+            "/kubepods.slice/kubepods-pod5f0d3c7e_8a6b_4c1e_9d2f_1b3a4c5d6e7f.slice",
+            ("5f0d3c7e-8a6b-4c1e-9d2f-1b3a4c5d6e7f", ""),
+        ),
+        ("/system.slice/docker-" + "cd" * 32 + ".scope", ("", "cd" * 32)),
+        ("/machine.slice/crio-" + "ef" * 32 + ".scope", ("", "ef" * 32)),
+        ("/docker/" + "01" * 32, ("", "01" * 32)),
+        ("/system.slice/docker.service", None),
+        ("/process_api/47716c87ab91aada2af0317b546635c8", None),  # 32 hex: not a container ID
+        ("/", None),
+    ],
+    ids=[
+        "systemd-pod",
+        "systemd-container",
+        "cgroupfs",
+        "guaranteed",
+        "docker",
+        "crio",
+        "docker-cgroupfs",
+        "service",
+        "short-hex",
+        "root",
+    ],
+)
+def test_container_identity(path, identity):
+    assert container_identity(path) == identity
+
+
+# ---- layout and walk ----
+
+
+def test_layouts(tmp_path):
+    assert detect_layout(V2_ROOT).name == "v2"
+    v1 = detect_layout(V1_ROOT)
+    assert v1.name == "v1"
+    # cpu and cpuacct are symlinks to cpu,cpuacct; systemd has no controller we read
+    assert [h.path.name for h in v1.hierarchies] == ["cpu,cpuacct", "memory", "pids"]
+    hybrid = tmp_path / "hybrid"
+    shutil.copytree(V1_ROOT, hybrid, symlinks=True)
+    shutil.copytree(V2_ROOT, hybrid / "unified")
+    layout = detect_layout(hybrid)
+    assert layout.name == "hybrid"
+    assert [(h.version, h.path.name) for h in layout.hierarchies][-1] == (2, "unified")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SourceError, match="no cgroup2 mount and no v1"):
+        detect_layout(tmp_path / "empty")
+    with pytest.raises(FileNotFoundError):
+        detect_layout(tmp_path / "absent")
+
+
+def test_v2_tree_is_read_in_base_units():
+    tree = read_cgroups(V2_ROOT, CgroupLimits(), 100)
+    assert tree.layout == "v2" and tree.errors == {} and tree.dropped == 0
+    assert len(tree.stats) == 14
+    app = tree.stats[APP]
+    assert app.memory_events["oom_kill"] == 2 and app.memory_limit_bytes == 536870912
+    assert app.cpu_throttled_seconds == pytest.approx(19.233711)
+    assert app.pressure_seconds["memory"] == {"some": 0.901992, "full": 0.450996}
+    root = tree.stats["/"]
+    assert root.memory_usage_bytes is None and root.pids_current is None and root.cpu_usage_seconds == 861.523417
+    assert tree.stats["/init.scope"].memory_limit_bytes is None  # memory.max "max"
+
+
+def test_v1_tree_is_the_union_of_its_hierarchies():
+    tree = read_cgroups(V1_ROOT, CgroupLimits(), 100)
+    assert tree.layout == "v1" and tree.errors == {}
+    c = tree.stats[DOCKER]
+    assert c.memory_limit_bytes == 268435456 and c.memory_events == {"max": 0, "oom_kill": 0}
+    assert c.cpu_usage_seconds == 0.730452917 and c.cpu_user_seconds == 0.3 and c.cpu_throttled_periods == 36
+    assert c.pids_limit == 64
+    assert tree.stats["/"].memory_limit_bytes is None  # the unlimited sentinel
+
+
+def test_hybrid_v1_wins_and_v2_fills_in(tmp_path):
+    root = tmp_path / "cg"
+    shutil.copytree(V1_ROOT, root, symlinks=True)
+    unified = root / "unified"
+    (unified / "docker" / DOCKER.rsplit("/", 1)[1]).mkdir(parents=True)
+    (unified / "cgroup.controllers").write_text("hugetlb\n")
+    (unified / DOCKER.lstrip("/") / "cpu.stat").write_text("usage_usec 9000000\nuser_usec 1\nsystem_usec 2\n")
+    (unified / DOCKER.lstrip("/") / "io.pressure").write_text(PSI)
+    (unified / "only-v2").mkdir()
+    (unified / "only-v2" / "cpu.stat").write_text("usage_usec 1500000\nuser_usec 1000000\nsystem_usec 500000\n")
+    tree = read_cgroups(root, CgroupLimits(), 100)
+    assert tree.layout == "hybrid"
+    c = tree.stats[DOCKER]
+    assert c.cpu_usage_seconds == 0.730452917  # cpuacct, not the v2 core stats
+    assert c.pressure_seconds["io"]["some"] == 5.935503  # only v2 has it
+    assert tree.stats["/only-v2"].cpu_usage_seconds == 1.5
+
+
+def paths(limits: CgroupLimits, root: Path = V2_ROOT) -> list[str]:
+    return [f.path for f in walk(detect_layout(root), limits).found]
+
+
+def test_max_depth_include_exclude():
+    assert paths(CgroupLimits(max_depth=0)) == ["/"]
+    assert paths(CgroupLimits(max_depth=1)) == ["/", "/init.scope", "/kubepods.slice", "/system.slice"]
+    assert paths(CgroupLimits(include=re.compile(r"\.service$"))) == [
+        "/system.slice/containerd.service",
+        "/system.slice/kubelet.service",
+    ]
+    kept = paths(CgroupLimits(exclude=re.compile(r"^/kubepods")))
+    assert kept == [
+        "/",
+        "/init.scope",
+        "/system.slice",
+        "/system.slice/containerd.service",
+        "/system.slice/kubelet.service",
+    ]
+
+
+def test_max_count_drops_the_deepest():
+    walked = walk(detect_layout(V2_ROOT), CgroupLimits(max_count=6))
+    assert walked.dropped == 14 - 6
+    assert [f.path for f in walked.found] == [
+        "/",
+        "/init.scope",
+        "/kubepods.slice",
+        "/kubepods.slice/kubepods-besteffort.slice",
+        "/kubepods.slice/kubepods-burstable.slice",
+        "/system.slice",
+    ]
+
+
+def test_cgroup_removed_between_walk_and_read_is_skipped_silently(tmp_path):
+    root = tmp_path / "cg"
+    shutil.copytree(V2_ROOT, root)
+    layout = detect_layout(root)
+    walked = walk(layout, CgroupLimits())
+    shutil.rmtree(root / "system.slice" / "kubelet.service")
+    errors: dict[str, str] = {}
+    stats = read_found(walked.found, 100, errors)
+    assert errors == {}
+    assert "/system.slice/kubelet.service" not in stats
+    assert len(stats) == 13 and stats["/system.slice/containerd.service"].pids_limit == 19083
+
+
+def test_garbage_file_fails_that_file_only(tmp_path):
+    root = tmp_path / "cg"
+    shutil.copytree(V2_ROOT, root)
+    (root / APP.lstrip("/") / "memory.events").write_text("oom_kill lots\n")
+    tree = read_cgroups(root, CgroupLimits(), 100)
+    bad = f"{root}{APP}/memory.events"
+    assert tree.errors == {bad: f"{bad}:1: oom_kill: 'lots' is not an integer"}
+    assert tree.stats[APP].memory_events == {} and tree.stats[APP].memory_usage_bytes == 528482304
+    assert tree.stats[POD].memory_events["oom_kill"] == 2 and len(tree.stats) == 14

@@ -1,0 +1,216 @@
+"""cgroups on this machine's kernel (hybrid: v1 controllers and cgroup2 at unified/), read by the real exporter.
+
+Each test makes its own cgroups, named with this process's pid, and removes them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from exporter.sources.cgroup import CgroupLimits, detect_layout, read_found, walk
+from tests.helpers import (
+    FIXTURES,
+    ROOT,
+    parse_exposition,
+    promql,
+    require_root,
+    run_exporter,
+    run_prometheus,
+    wait_until,
+)
+
+pytestmark = pytest.mark.live
+
+CGROUPFS = Path("/sys/fs/cgroup")
+TAG = f"sysmon-test-{os.getpid()}"
+
+
+def require_hierarchy(path: Path) -> None:
+    require_root()
+    if not (path / "cgroup.procs").exists():
+        pytest.skip(f"{path} is not a mounted cgroup hierarchy on this machine")
+
+
+@contextlib.contextmanager
+def cgroup(path: Path) -> Iterator[Path]:
+    """A fresh cgroup directory; on exit its processes go back to the parent and it is removed."""
+    path.mkdir()
+    try:
+        yield path
+    finally:
+        for pid in (path / "cgroup.procs").read_text().split():
+            with contextlib.suppress(ProcessLookupError, OSError):
+                (path.parent / "cgroup.procs").write_text(pid)
+        path.rmdir()
+
+
+def run_in(cg: Path, code: str) -> subprocess.CompletedProcess[str]:
+    """Runs Python ``code`` in a child that first moves itself into ``cg``."""
+    prelude = f"import os; open({str(cg / 'cgroup.procs')!r}, 'w').write(str(os.getpid()))\n"
+    return subprocess.run([sys.executable, "-c", prelude + code], capture_output=True, text=True, timeout=120)
+
+
+def scrape_until(exp, name: str, labels: tuple[tuple[str, str], ...]) -> float:  # type: ignore[no-untyped-def]
+    def value() -> float | None:
+        return parse_exposition(exp.metrics()).get(name, {}).get(labels)
+
+    wait_until(lambda: value() is not None, what=f"{name}{dict(labels)}")
+    result = value()
+    assert result is not None
+    return result
+
+
+def exporter_args(include: str) -> list[str]:
+    return ["--cgroup.interval=100ms", f"--cgroup.include={include}", "--no-collector.perf"]
+
+
+def test_v1_memory_limit_oom_kill_is_counted(tmp_path):
+    require_hierarchy(CGROUPFS / "memory")
+    with cgroup(CGROUPFS / "memory" / f"{TAG}-oom") as cg:
+        (cg / "memory.limit_in_bytes").write_text(str(32 << 20))
+        child = run_in(cg, "b = b'x' * (256 << 20)\n")  # touches every page: far past the limit
+        assert child.returncode == -9, child.stderr
+        with run_exporter(exporter_args(f"^/{TAG}-oom$"), tmp_path) as exp:
+            path = (("cgroup", f"/{TAG}-oom"),)
+            assert scrape_until(exp, "sysmon_cgroup_memory_events_total", (*path, ("event", "oom_kill"))) >= 1
+            m = parse_exposition(exp.metrics())
+    assert m["sysmon_cgroup_memory_limit_bytes"][path] == 32 << 20
+    assert m["sysmon_cgroup_memory_events_total"][(*path, ("event", "max"))] >= 1  # memory.failcnt
+    assert m["sysmon_source_success"][(("source", "cgroup"),)] == 1.0
+
+
+def test_v1_pids_max_refused_forks_are_counted(tmp_path):
+    require_hierarchy(CGROUPFS / "pids")
+    with cgroup(CGROUPFS / "pids" / f"{TAG}-pids") as cg:
+        (cg / "pids.max").write_text("3")
+        child = run_in(
+            cg,
+            "import time\n"
+            "refused = 0\n"
+            "kids = []\n"
+            "for _ in range(5):\n"
+            "    try:\n"
+            "        pid = os.fork()\n"
+            "    except BlockingIOError:\n"
+            "        refused += 1\n"
+            "        continue\n"
+            "    if pid == 0:\n"
+            "        time.sleep(0.5)\n"
+            "        os._exit(0)\n"
+            "    kids.append(pid)\n"
+            "for pid in kids:\n"
+            "    os.waitpid(pid, 0)\n"
+            "print(refused)\n",
+        )
+        assert child.returncode == 0, child.stderr
+        refused = int(child.stdout)
+        assert refused >= 1
+        with run_exporter(exporter_args(f"^/{TAG}-pids$"), tmp_path) as exp:
+            path = (("cgroup", f"/{TAG}-pids"),)
+            events = scrape_until(exp, "sysmon_cgroup_pids_events_total", (*path, ("event", "max")))
+            m = parse_exposition(exp.metrics())
+    assert events == refused
+    assert m["sysmon_cgroup_pids_limit"][path] == 3
+
+
+def test_v2_cpu_burned_in_unified_is_counted(tmp_path):
+    require_hierarchy(CGROUPFS / "unified")
+    with cgroup(CGROUPFS / "unified" / f"{TAG}-cpu") as cg:
+        child = run_in(cg, "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.8:\n    pass\n")
+        assert child.returncode == 0, child.stderr
+        with run_exporter(exporter_args(f"^/{TAG}-cpu$"), tmp_path) as exp:
+            path = (("cgroup", f"/{TAG}-cpu"),)
+            usage = scrape_until(exp, "sysmon_cgroup_cpu_usage_seconds_total", path)
+            m = parse_exposition(exp.metrics())
+    assert usage > 0.5
+    # cpu.stat user/system are scaled so that they add up to usage (kernel/sched/cputime.c cputime_adjust)
+    user_and_system = (
+        m["sysmon_cgroup_cpu_user_seconds_total"][path] + m["sysmon_cgroup_cpu_system_seconds_total"][path]
+    )
+    assert user_and_system == pytest.approx(usage, rel=0.05)
+    assert ("cgroup", f"/{TAG}-cpu") in {k[0] for k in m["sysmon_cgroup_pressure_cpu_seconds_total"]}
+
+
+def test_cgroup_removed_during_the_walk_is_skipped_and_the_others_report():
+    require_hierarchy(CGROUPFS / "pids")
+    layout = detect_layout(CGROUPFS)
+    limits = CgroupLimits(include=re.compile(f"^/{TAG}-(gone|stays)$"))
+    with cgroup(CGROUPFS / "pids" / f"{TAG}-stays"):
+        gone = CGROUPFS / "pids" / f"{TAG}-gone"
+        gone.mkdir()
+        try:
+            walked = walk(layout, limits)
+        finally:
+            gone.rmdir()
+        errors: dict[str, str] = {}
+        stats = read_found(walked.found, 100, errors)
+    assert sorted(f.path for f in walked.found) == [f"/{TAG}-gone", f"/{TAG}-stays"]
+    assert errors == {}
+    assert list(stats) == [f"/{TAG}-stays"] and stats[f"/{TAG}-stays"].pids_current == 0
+
+
+def test_garbage_and_unreadable_files_fail_alone_in_the_running_exporter(tmp_path):
+    """The real exporter, as nobody (EACCES needs a non-root reader), on a copy of the v2 node with two bad files."""
+    require_root()
+    base = Path(tempfile.mkdtemp(prefix="sysmon-cgroup-live-"))
+    try:
+        base.chmod(0o755)
+        root = base / "cg"
+        shutil.copytree(FIXTURES / "k8s-node-v2" / "sys" / "fs" / "cgroup", root)
+        garbage = root / "system.slice" / "kubelet.service" / "memory.events"
+        garbage.write_text("\x00\x01garbage\n")
+        unreadable = root / "init.scope" / "cpu.stat"
+        unreadable.chmod(0)
+        args = ["--cgroup.interval=100ms", f"--path.cgroupfs={root}", "--no-collector.perf"]
+        nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        with run_exporter(args, tmp_path, env={"PYTHONPATH": str(ROOT)}, wrapper=nobody) as exp:
+            scrape_until(exp, "sysmon_cgroup_dropped", ())
+            wait_until(lambda: exp.stderr().count("cgroup file failed") == 2, what="two failure lines")
+            first = parse_exposition(exp.metrics())
+            wait_until(
+                lambda: (
+                    parse_exposition(exp.metrics())["sysmon_source_duration_seconds"]
+                    != first["sysmon_source_duration_seconds"]
+                ),
+                what="another cgroup sample",
+            )
+            m = parse_exposition(exp.metrics())
+            log = exp.stderr()
+            assert exp.proc.poll() is None
+    finally:
+        shutil.rmtree(base)
+    assert m["sysmon_source_success"][(("source", "cgroup"),)] == 0.0
+    assert m["sysmon_source_success"][(("source", "cpu"),)] == 1.0
+    assert len(m["sysmon_cgroup_memory_usage_bytes"]) == 13  # every cgroup but the root
+    assert (("cgroup", "/init.scope"),) not in m["sysmon_cgroup_cpu_usage_seconds_total"]
+    assert m["sysmon_cgroup_memory_usage_bytes"][(("cgroup", "/init.scope"),)] == 11771904
+    assert m["sysmon_cgroup_pids_current"][(("cgroup", "/system.slice/kubelet.service"),)] == 17
+    assert log.count(f"cgroup file failed: {unreadable}: Permission denied") == 1
+    assert log.count(f"cgroup file failed: {garbage}:1: expected '<key> <integer>'") == 1
+
+
+def test_prometheus_scrapes_the_cgroup_series_and_joins_on_info(tmp_path):
+    """Real Prometheus (gzip, OpenMetrics) over the v2 node fixture: the README's join gives the pod UID."""
+    args = ["--cgroup.interval=1s", f"--path.cgroupfs={FIXTURES / 'k8s-node-v2' / 'sys' / 'fs' / 'cgroup'}"]
+    query = (
+        '(sysmon_cgroup_memory_events_total{event="oom_kill"} > 0)'
+        ' * on (instance, cgroup) group_left (pod_uid) sysmon_cgroup_info{container_id!=""}'
+    )
+    with (
+        run_exporter([*args, "--no-collector.perf"], tmp_path) as exp,
+        run_prometheus([f"127.0.0.1:{exp.port}"], tmp_path) as prom,
+    ):
+        result = wait_until(lambda: promql(prom, query), timeout=30, what=query)
+        up = promql(prom, "up")
+    assert [(r["metric"]["pod_uid"], r["value"][1]) for r in result] == [("5f0d3c7e-8a6b-4c1e-9d2f-1b3a4c5d6e7f", "2")]
+    assert [r["value"][1] for r in up] == ["1"]
