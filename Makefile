@@ -8,8 +8,10 @@ ARGS   ?=
 # Debian packages the tests and the benchmark drive as real peers.
 DEB_TEST  := prometheus prometheus-node-exporter
 DEB_BENCH := prometheus-node-exporter wrk
+# Building and running the container image with no registry (docker/image-test.sh).
+DEB_IMAGE := podman runc mmdebstrap
 
-.PHONY: run test bench lint deps-test deps-bench golden clean
+.PHONY: run test bench lint deps-test deps-bench deps-image image-test golden clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +29,9 @@ deps-test:
 deps-bench:
 	@./tests/install-debs.sh $(DEB_BENCH)
 
+deps-image:
+	@./tests/install-debs.sh $(DEB_IMAGE)
+
 test: $(STAMP) deps-test
 	$(BIN)/ruff check exporter tests
 	$(BIN)/mypy
@@ -34,6 +39,10 @@ test: $(STAMP) deps-test
 
 golden: $(STAMP) deps-test
 	$(BIN)/pytest -q tests/test_golden.py --update-golden
+
+# Builds the image offline and runs it against this host's /proc and /sys (slow; not in `make test`).
+image-test: $(STAMP) deps-image
+	PYTHON=$(BIN)/python ./docker/image-test.sh
 
 bench: $(STAMP) deps-bench
 	$(BIN)/python tests/bench/run.py
