@@ -11,7 +11,7 @@ DEB_BENCH := prometheus-node-exporter wrk
 # Building and running the container image with no registry (docker/image-test.sh).
 DEB_IMAGE := podman runc mmdebstrap
 
-.PHONY: run test bench lint deps-test deps-bench deps-image image-test golden clean
+.PHONY: run test bench lint deps-test deps-bench deps-image image-test dashboards golden clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,12 +33,16 @@ deps-image:
 	@./tests/install-debs.sh $(DEB_IMAGE)
 
 test: $(STAMP) deps-test
-	$(BIN)/ruff check exporter tests
+	$(BIN)/ruff check exporter tests dashboards
 	$(BIN)/mypy
 	$(BIN)/pytest -q
 
 golden: $(STAMP) deps-test
 	$(BIN)/pytest -q tests/test_golden.py --update-golden
+
+# Rewrites dashboards/*.json and the chart's copies from dashboards/generate.py.
+dashboards: $(STAMP)
+	$(BIN)/python dashboards/generate.py
 
 # Builds the image offline and runs it against this host's /proc and /sys (slow; not in `make test`).
 image-test: $(STAMP) deps-image
