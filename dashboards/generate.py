@@ -92,7 +92,7 @@ def label_values(name: str, label: str, expr: str) -> db.QueryVariable:
     )
 
 
-def base(uid: str, title: str, description: str, *extra: db.QueryVariable) -> db.Dashboard:
+def base(uid: str, title: str, description: str, *extra: db.QueryVariable | db.CustomVariable) -> db.Dashboard:
     """A dashboard with the datasource, job and instance variables, then ``extra`` ones."""
     d = (
         db.Dashboard(title)
@@ -299,8 +299,215 @@ def cpu_frequency() -> db.Dashboard:
     return d
 
 
+def against_limit(title: str, description: str, unit: str, usage: str, limit: str) -> timeseries.Panel:
+    """Usage per cgroup with its limit as a dashed line."""
+    dashed = [model.DynamicConfigValue(id_val="custom.lineStyle", value={"fill": "dash"})]
+    return (
+        ts(
+            title,
+            description,
+            unit,
+            query(usage, "{{instance}} {{cgroup}}", "A"),
+            query(limit, "{{instance}} {{cgroup}} limit", "B"),
+        )
+        .override_by_query("B", dashed)
+        .span(12)
+        .height(9)
+    )
+
+
+def event_bars(title: str, description: str, counter: str) -> timeseries.Panel:
+    """Bars of how many times each cgroup's event counter went up in each interval."""
+    return (
+        ts(
+            title,
+            description,
+            "short",
+            query(f"increase({counter}[$__rate_interval])", "{{instance}} {{cgroup}} {{event}}"),
+        )
+        .draw_style(common.GraphDrawStyle.BARS)
+        .span(12)
+        .height(9)
+    )
+
+
+OOM_EVENTS = ', event=~"oom_kill|oom_group_kill"'
+HIGH_MAX_EVENTS = ', event=~"high|max"'
+OOM_KILL = ', event="oom_kill"'
+MAX_EVENT = ', event="max"'
+
+
+def cgroups() -> db.Dashboard:
+    sel = SEL + ', cgroup=~"$cgroup"'
+    rate_window = "[$__rate_interval]"
+
+    def m(name: str, extra: str = "") -> str:
+        return f"{name}{{{sel}{extra}}}"
+
+    top = "topk($topn, "
+    d = base(
+        "sysmon-cgroups",
+        "sysmon / cgroups",
+        "Memory against limit, OOM kills and memory events, CPU use and throttling, pids against limit, per "
+        "cgroup, with the top cgroups by each and pod / container ids where the path carries them.",
+        label_values("cgroup", "cgroup", f"label_values(sysmon_cgroup_memory_usage_bytes{{{SEL}}}, cgroup)"),
+        db.CustomVariable("topn")
+        .label("Top N")
+        .values("5,10,20,50")
+        .current(model.VariableOption(selected=True, text="10", value="10")),
+    )
+    d = d.with_row(db.Row("Memory"))
+    d = d.with_panel(
+        against_limit(
+            "Memory usage against limit",
+            "memory.current (v2) / memory.usage_in_bytes (v1), dashed: the limit (memory.max / "
+            "memory.limit_in_bytes; no line when unlimited).",
+            "bytes",
+            m("sysmon_cgroup_memory_usage_bytes"),
+            m("sysmon_cgroup_memory_limit_bytes"),
+        )
+    )
+    d = d.with_panel(
+        ts(
+            "Memory usage / limit, top $topn",
+            "Cgroups closest to their memory limit (only cgroups that have one).",
+            "percentunit",
+            query(
+                f"{top}{m('sysmon_cgroup_memory_usage_bytes')}\n  / {m('sysmon_cgroup_memory_limit_bytes')})",
+                "{{instance}} {{cgroup}}",
+            ),
+        )
+        .span(12)
+        .height(9)
+    )
+    d = d.with_panel(
+        event_bars(
+            "OOM kills",
+            "Processes killed by the OOM killer in each cgroup (memory.events oom_kill, oom_group_kill; "
+            "v1 memory.oom_control oom_kill).",
+            m("sysmon_cgroup_memory_events_total", OOM_EVENTS),
+        )
+    )
+    d = d.with_panel(
+        event_bars(
+            "Memory events: high and max",
+            "memory.events high (throttled over memory.high) and max (hit memory.max; v1 memory.failcnt).",
+            m("sysmon_cgroup_memory_events_total", HIGH_MAX_EVENTS),
+        )
+    )
+    d = d.with_panel(
+        table.Panel()
+        .title("Top $topn cgroups by OOM kills in the time range")
+        .datasource(DS)
+        .with_target(
+            query(
+                f"{top}sum by (instance, cgroup) (increase("
+                f"{m('sysmon_cgroup_memory_events_total', OOM_KILL)}[$__range])))",
+                instant=True,
+            )
+        )
+        .span(12)
+        .height(8)
+    )
+    d = d.with_panel(
+        table.Panel()
+        .title("Top $topn containers by memory (pod UID, container ID)")
+        .description("Joined to sysmon_cgroup_info, which exists for cgroups whose path names a pod or container.")
+        .datasource(DS)
+        .with_target(
+            query(
+                f"{top}{m('sysmon_cgroup_memory_usage_bytes')}\n"
+                f"  * on (job, instance, cgroup) group_left (pod_uid, container_id)\n"
+                f"  {m('sysmon_cgroup_info')})",
+                instant=True,
+            )
+        )
+        .unit("bytes")
+        .span(12)
+        .height(8)
+    )
+    throttled = (
+        f"rate({m('sysmon_cgroup_cpu_throttled_periods_total')}{rate_window})\n"
+        f"  / (rate({m('sysmon_cgroup_cpu_periods_total')}{rate_window}) > 0)"
+    )
+    d = d.with_row(db.Row("CPU"))
+    d = d.with_panel(
+        ts(
+            "CPU usage, top $topn",
+            "CPU seconds per second (cores) used by each cgroup (cpu.stat usage_usec; v1 cpuacct.usage).",
+            "short",
+            query(f"{top}rate({m('sysmon_cgroup_cpu_usage_seconds_total')}{rate_window}))", "{{instance}} {{cgroup}}"),
+        )
+        .span(12)
+        .height(9)
+    )
+    d = d.with_panel(
+        ts(
+            "CPU throttled ratio, top $topn",
+            "Share of CFS periods in which the cgroup was throttled by its CPU quota (cpu.stat nr_throttled / "
+            "nr_periods); only cgroups with a quota.",
+            "percentunit",
+            query(f"{top}{throttled})", "{{instance}} {{cgroup}}"),
+        )
+        .min(0)
+        .max(1)
+        .span(12)
+        .height(9)
+    )
+    d = d.with_panel(
+        ts(
+            "Throttled time",
+            "Seconds per second the cgroup's tasks were held back by the quota (cpu.stat throttled_usec).",
+            "short",
+            query(
+                f"{top}rate({m('sysmon_cgroup_cpu_throttled_seconds_total')}{rate_window}))",
+                "{{instance}} {{cgroup}}",
+            ),
+        )
+        .span(24)
+        .height(8)
+    )
+    d = d.with_row(db.Row("Pids"))
+    d = d.with_panel(
+        against_limit(
+            "Pids against limit",
+            "pids.current, dashed: pids.max (no line when unlimited).",
+            "short",
+            m("sysmon_cgroup_pids_current"),
+            m("sysmon_cgroup_pids_limit"),
+        )
+    )
+    d = d.with_panel(
+        event_bars(
+            "Forks refused at the pids limit",
+            "pids.events max: fork() and clone() that failed because the cgroup was at pids.max.",
+            m("sysmon_cgroup_pids_events_total", MAX_EVENT),
+        )
+    )
+    d = d.with_panel(
+        bargauge.Panel()
+        .title("Pids / limit, top $topn")
+        .datasource(DS)
+        .with_target(
+            query(
+                f"{top}{m('sysmon_cgroup_pids_current')} / {m('sysmon_cgroup_pids_limit')})",
+                "{{instance}} {{cgroup}}",
+                instant=True,
+            )
+        )
+        .unit("percentunit")
+        .min(0)
+        .max(1)
+        .orientation(common.VizOrientation.HORIZONTAL)
+        .span(24)
+        .height(8)
+    )
+    return d
+
+
 DASHBOARDS: dict[str, Callable[[], db.Dashboard]] = {
     "sysmon-cpu-frequency": cpu_frequency,
+    "sysmon-cgroups": cgroups,
 }
 
 

@@ -89,6 +89,8 @@ def test_host_filesystems_are_mounted_read_only_where_the_flags_point(values):
         assert mount["readOnly"] is True, mount
         assert volumes[mount["name"]]["hostPath"]["path"] == host_path
     assert all(m["readOnly"] for m in c["volumeMounts"]), "every mount is read-only"
+    # cgroupfs is read through the sysfs mount (/sys/fs/cgroup on the host).
+    assert Path(args["path.cgroupfs"]).relative_to(args["path.sysfs"]) == Path("fs/cgroup")
 
 
 @pytest.mark.parametrize("values", CASES)
