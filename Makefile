@@ -8,8 +8,10 @@ ARGS   ?=
 # Debian packages the tests and the benchmark drive as real peers.
 DEB_TEST  := prometheus prometheus-node-exporter
 DEB_BENCH := prometheus-node-exporter wrk
+# Building and running the container image with no registry (docker/image-test.sh).
+DEB_IMAGE := podman runc mmdebstrap
 
-.PHONY: run test bench lint deps-test deps-bench golden proto clean
+.PHONY: run test bench lint deps-test deps-bench deps-image image-test dashboards golden proto clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,8 +29,11 @@ deps-test:
 deps-bench:
 	@./tests/install-debs.sh $(DEB_BENCH)
 
+deps-image:
+	@./tests/install-debs.sh $(DEB_IMAGE)
+
 test: $(STAMP) deps-test
-	$(BIN)/ruff check exporter tests
+	$(BIN)/ruff check exporter tests dashboards
 	$(BIN)/mypy
 	$(BIN)/pytest -q
 
@@ -41,6 +46,14 @@ PROTO_CMD := $(BIN)/python -m grpc_tools.protoc -Iexporter/grpc_compat/_generate
 
 proto: $(STAMP)
 	$(PROTO_CMD)
+
+# Rewrites dashboards/*.json and the chart's copies from dashboards/generate.py.
+dashboards: $(STAMP)
+	$(BIN)/python dashboards/generate.py
+
+# Builds the image offline and runs it against this host's /proc and /sys (slow; not in `make test`).
+image-test: $(STAMP) deps-image
+	PYTHON=$(BIN)/python ./docker/image-test.sh
 
 bench: $(STAMP) deps-bench
 	$(BIN)/python tests/bench/run.py

@@ -28,9 +28,27 @@ from exporter.snapshot import (
     take_syscalls,
 )
 from exporter.sources.cgroup import CgroupLimits
+from exporter.sources.perf import PerfReading
 from tests.helpers import FIXTURES, GOLDEN, ROOT, require_binary
 
 COLLECTORS = frozenset({"cpu", "cpufreq", "cpuinfo", "meminfo"})
+
+
+class RecordedPerf:
+    """Perf counters as ``PerfCounters.read`` returns them: cycles and reference cycles per CPU.
+
+    perf_event_open cannot be replayed from a file, so the counts are written here: about
+    2.6e9 cycles per busy second, reference cycles a little behind (turbo).
+    """
+
+    def __init__(self, readings: dict[int, PerfReading]) -> None:
+        self.readings = readings
+
+    def open_cpu(self, cpu: int) -> None:
+        assert cpu in self.readings
+
+    def read(self) -> dict[int, PerfReading]:
+        return self.readings
 
 
 class FixedClock:
@@ -56,10 +74,14 @@ def fixed_statvfs(path: str) -> os.statvfs_result:
     return os.statvfs_result((4096, 4096, 1000, 400, 300, 100, 50, 50, 0, 255))
 
 
-def _snapshot(roots: list[Path], collectors: frozenset[str] = COLLECTORS) -> Snapshot:
+def _snapshot(
+    roots: list[Path], collectors: frozenset[str] = COLLECTORS, perf: RecordedPerf | None = None
+) -> Snapshot:
     snap = None
     for root in roots:
-        readers = Readers(root / "proc", root / "sys", 100, collectors, rootfs=root, statvfs=fixed_statvfs)
+        readers = Readers(
+            root / "proc", root / "sys", 100, collectors, perf, rootfs=root, statvfs=fixed_statvfs
+        )
         snap = take_snapshot(snap, readers, FixedClock())
     assert snap is not None
     return snap
@@ -91,6 +113,11 @@ SCENARIOS: dict[str, Callable[[], Snapshot]] = {
     "guests": lambda: _with_guests(_snapshot([FIXTURES / "vm-2cpu"])),
     "vm-2cpu-syscalls": lambda: _with_syscalls(
         _snapshot([FIXTURES / "vm-2cpu"]), ROOT / "tests" / "fixtures" / "syscalls" / "x86_64-1s.json"
+    ),
+    "vm-2cpu-perf": lambda: _snapshot(
+        [FIXTURES / "vm-2cpu"],
+        COLLECTORS | {"perf"},
+        RecordedPerf({0: PerfReading(4.3e10, 4.1e10), 1: PerfReading(8.9e10, 8.6e10)}),
     ),
     "k8s-node-v2": lambda: _cgroup_snapshot(FIXTURES / "k8s-node-v2"),
     "legacy-v1": lambda: _cgroup_snapshot(FIXTURES / "legacy-v1"),
