@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 
 from exporter.collector import CachedFamilies, Renderer, default_collectors
-from exporter.collector.text import Piece
+from exporter.collector.exposition import Piece
 from exporter.snapshot import CgroupReaders, Readers, Snapshot, take_cgroup_snapshot, take_snapshot
 from exporter.sources.cgroup import CgroupLimits
 from tests.helpers import FIXTURES, ROOT, parse_exposition

@@ -16,14 +16,13 @@ from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPEN
 
 from exporter.collector.cgroup import render_cgroup
 from exporter.collector.cpu import collect_cpu, collect_frequency
-from exporter.collector.exposition import ExpositionWriter
+from exporter.collector.exposition import ExpositionWriter, Piece
 from exporter.collector.filesystem import collect_filesystem
 from exporter.collector.guest import collect_guest
 from exporter.collector.gzipped import EMPTY, Deflated, concat, deflate_pieces, gzip_body
 from exporter.collector.memory import collect_memory
 from exporter.collector.self import collect_self
 from exporter.collector.syscalls import collect_syscalls
-from exporter.collector.text import Piece
 from exporter.snapshot import Snapshot
 
 # The classic text format Prometheus 2.x asks for; all our names are legacy-valid,
@@ -47,7 +46,7 @@ def default_collectors(version: str) -> list[SnapshotCollectorFn]:
 
 @dataclass(frozen=True)
 class CachedFamilies:
-    """Families written straight to text (collector/text.py) and rewritten only when ``key(snapshot)`` changes.
+    """Families written straight to text (collector/exposition.py) and rewritten only when ``key(snapshot)`` changes.
 
     For parts of the snapshot that are large and sampled on their own, slower
     interval (cgroups): the CPU step, every second, reuses their bytes and

@@ -1,12 +1,12 @@
 """cgroup memory, cpu, pids and pressure families from a Snapshot (v2 and v1 files, one set of names).
 
-Written straight to exposition text (collector/text.py): a thousand cgroups
+Written straight to exposition text (collector/exposition.py): a thousand cgroups
 are twenty thousand samples, rendered once per cgroup interval.
 """
 
 from __future__ import annotations
 
-from exporter.collector.text import Family, Piece, escape_label_value, format_families, format_value
+from exporter.collector.exposition import Family, Piece, escape_label_value, format_families, format_value
 from exporter.snapshot import Snapshot
 from exporter.sources.cgroup import PRESSURE_RESOURCES, container_identity
 

@@ -21,7 +21,7 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from exporter.collector.text import Piece, join_pieces
+from exporter.collector.exposition import Piece, join_pieces
 
 _LEVEL = 6
 # ID1 ID2, CM=deflate, no flags, MTIME 0, XFL 0, OS unknown (255)

@@ -7,13 +7,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from exporter.collector import Renderer, default_collectors
+from exporter.collector.exposition import Piece, join_pieces
 from exporter.collector.gzipped import EMPTY, concat, deflate_pieces, gzip_body
-from exporter.collector.text import Piece, join_pieces
 from exporter.snapshot import CgroupReaders, Readers, take_cgroup_snapshot, take_snapshot
 from exporter.sources.cgroup import CgroupLimits
 from tests.helpers import FIXTURES
 
-data = st.binary(max_size=2048) | st.text(alphabet="# sysmon_{}=\"/.\n0123456789", max_size=20000).map(str.encode)
+data = st.binary(max_size=2048) | st.text(alphabet='# sysmon_{}="/.\n0123456789', max_size=20000).map(str.encode)
 pieces = st.lists(st.builds(Piece, data, data, data), max_size=4)
 
 
