@@ -7,7 +7,7 @@ ARGS   ?=
 
 # Debian packages the tests and the benchmark drive as real peers.
 DEB_TEST  := prometheus prometheus-node-exporter
-DEB_BENCH := prometheus-node-exporter wrk
+DEB_BENCH := prometheus-node-exporter wrk linux-perf
 # Building and running the container image with no registry (docker/image-test.sh).
 DEB_IMAGE := podman runc mmdebstrap
 

@@ -22,9 +22,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.bench.bench_cgroups import build_tree  # noqa: E402
 from tests.bench.synthetic import make_cpufreq_host  # noqa: E402
 from tests.helpers import free_port, wait_until  # noqa: E402
 
@@ -106,6 +108,7 @@ class RawClient:
         headers = "".join(f"{k}: {v}\r\n" for k, v in PROMETHEUS_HEADERS.items())
         self.request = f"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{headers}\r\n".encode()
         self.buf = b""
+        self.last = b""
 
     def _fill(self) -> None:
         chunk = self.sock.recv(262144)
@@ -125,9 +128,21 @@ class RawClient:
         line, self.buf = self.buf.split(b"\r\n", 1)
         return line
 
+    def body(self) -> bytes:
+        """One plain scrape's body (for readiness checks)."""
+        self.sock.sendall(self.request.replace(b"Accept-Encoding: gzip", b"Accept-Encoding: identity"))
+        size = self._read_response()
+        body, self.last = self.last, b""
+        assert len(body) == size
+        self.close()
+        return body
+
     def get(self) -> int:
         """One scrape; returns the body size."""
         self.sock.sendall(self.request)
+        return self._read_response()
+
+    def _read_response(self) -> int:
         while b"\r\n\r\n" not in self.buf:
             self._fill()
         head, self.buf = self.buf.split(b"\r\n\r\n", 1)
@@ -135,7 +150,8 @@ class RawClient:
         assert lines[0].split()[1] == b"200", lines[0]
         fields = {k.strip().lower(): v.strip() for k, _, v in (x.partition(b":") for x in lines[1:])}
         if b"content-length" in fields:
-            return len(self._take(int(fields[b"content-length"])))
+            self.last = self._take(int(fields[b"content-length"]))
+            return len(self.last)
         assert fields.get(b"transfer-encoding") == b"chunked", fields
         size = 0
         while True:
@@ -192,6 +208,26 @@ def wrk_rps(port: int, seconds: int) -> float:
     return float(m.group(1))
 
 
+def _wrk_ms(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
+
+
+def wrk_latency(port: int, seconds: int) -> tuple[float, float]:
+    """p50 and p99 in ms of sequential scrapes from one connection of a C client (wrk -t1 -c1)."""
+    headers = [x for k, v in PROMETHEUS_HEADERS.items() for x in ("-H", f"{k}: {v}")]
+    out = subprocess.run(
+        ["wrk", "-t1", "-c1", f"-d{seconds}s", "--latency", *headers, f"http://127.0.0.1:{port}/metrics"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    p50 = re.search(r"\s50%\s+(\S+)", out)
+    p99 = re.search(r"\s99%\s+(\S+)", out)
+    assert p50 and p99, out
+    return _wrk_ms(p50.group(1)), _wrk_ms(p99.group(1))
+
+
 def idle_cpu(proc: Proc, seconds: float) -> float:
     c0, t0 = proc.cpu_seconds(), time.monotonic()
     time.sleep(seconds)
@@ -240,7 +276,9 @@ def row(name: str, unit: str, ours: float, same: float, shipped: float | None = 
         return f"{ours / theirs:9.3f}" if theirs else f"{'n/a':>9}"
 
     third = f"{shipped:>12.3f}" if shipped is not None else f"{'':>12}"
-    print(f"{name:<46} {unit:<7} {ours:>10.3f} {same:>12.3f} {third} {ratio(same)} {ratio(shipped)}  {note}")
+    print(
+        f"{name:<46} {unit:<7} {ours:>10.3f} {same:>12.3f} {third} {ratio(same)} {ratio(shipped)}  {note}", flush=True
+    )
 
 
 def main() -> None:
@@ -249,6 +287,7 @@ def main() -> None:
     ap.add_argument("--wrk-seconds", type=int, default=10)
     ap.add_argument("--idle-seconds", type=float, default=60.0)
     ap.add_argument("--cpus", type=int, default=256, help="CPUs in the synthetic cpufreq host")
+    ap.add_argument("--cgroups", type=int, default=1000, help="cgroups in the synthetic v2 tree")
     args = ap.parse_args()
 
     print(
@@ -263,9 +302,17 @@ def main() -> None:
         lat = scrape_latencies(procs, args.rounds)
         for q in (50, 99):
             row(
-                f"scrape latency p{q} ({args.rounds} interleaved)",
+                f"scrape latency p{q} ({args.rounds} interleaved, Python client)",
                 "ms",
                 *(pct(x, q) * 1e3 for x in lat),
+                note="lower is better",
+            )
+        seq = [wrk_latency(p.port, args.wrk_seconds) for p in procs]
+        for i, q in enumerate((50, 99)):
+            row(
+                f"scrape latency p{q} (wrk -c1 -d{args.wrk_seconds}s, C client)",
+                "ms",
+                *(x[i] for x in seq),
                 note="lower is better",
             )
         rps = [wrk_rps(p.port, args.wrk_seconds) for p in procs]
@@ -291,6 +338,49 @@ def main() -> None:
             node_scrape_ms(root, 50),
             note="node(same): one scrape of the same tree",
         )
+
+    with tempfile.TemporaryDirectory(prefix="sysmon-bench-cgroup-") as tmp:
+        build_tree(Path(tmp), args.cgroups)
+        with trio((f"--path.cgroupfs={tmp}",)) as procs:
+            wait_until(
+                lambda: b"sysmon_cgroup_dropped" in RawClient(procs[0].port).body(), timeout=30, what="cgroup series"
+            )
+            lat = scrape_latencies(procs, args.rounds)
+            for q in (50, 99):
+                row(
+                    f"scrape p{q}, sysmon with {args.cgroups} cgroups",
+                    "ms",
+                    *(pct(x, q) * 1e3 for x in lat),
+                    note="the core goal with those series present",
+                )
+            seq = [wrk_latency(p.port, args.wrk_seconds) for p in procs]
+            for i, q in enumerate((50, 99)):
+                row(
+                    f"scrape p{q} (wrk -c1), sysmon with {args.cgroups} cgroups",
+                    "ms",
+                    *(x[i] for x in seq),
+                    note="C client",
+                )
+            row(
+                f"RSS with {args.cgroups} cgroups",
+                "MiB",
+                *(p.rss_bytes() / 2**20 for p in procs),
+                note="lower is better",
+            )
+    extra = [
+        (
+            "cgroup cycle (tests/bench/bench_cgroups.py)",
+            [sys.executable, str(HERE / "bench_cgroups.py"), f"--count={args.cgroups}", "--scrapes=0"],
+        ),
+        ("gRPC GetStatus (tests/bench/grpc_latency.py)", [sys.executable, str(HERE / "grpc_latency.py"), "100"]),
+        (
+            "syscall counter cost (tests/bench/bench_syscalls.py)",
+            [sys.executable, str(HERE / "bench_syscalls.py"), "--rounds=5"],
+        ),
+    ]
+    for title, argv in extra:
+        print(f"\n## {title}", flush=True)
+        subprocess.run(argv, check=False, cwd=ROOT)
 
 
 if __name__ == "__main__":
