@@ -281,6 +281,25 @@ def row(name: str, unit: str, ours: float, same: float, shipped: float | None = 
     )
 
 
+def latency_rows(procs: tuple[Proc, ...], args: argparse.Namespace, what: str) -> None:
+    """p50 and p99 scrape latency: interleaved from a Python client, then sequential from wrk (C)."""
+    lat = scrape_latencies(procs, args.rounds)
+    seq = [wrk_latency(p.port, args.wrk_seconds) for p in procs]
+    for i, q in enumerate((50, 99)):
+        row(
+            f"scrape p{q}{what} ({args.rounds} interleaved, Python client)",
+            "ms",
+            *(pct(x, q) * 1e3 for x in lat),
+            note="lower is better",
+        )
+        row(
+            f"scrape p{q}{what} (wrk -c1 -d{args.wrk_seconds}s, C client)",
+            "ms",
+            *(x[i] for x in seq),
+            note="lower is better",
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--rounds", type=int, default=400, help="sequential scrapes per exporter")
@@ -299,22 +318,7 @@ def main() -> None:
         f"{'/same':>9} {'/shipped':>9}"
     )
     with trio() as procs:
-        lat = scrape_latencies(procs, args.rounds)
-        for q in (50, 99):
-            row(
-                f"scrape latency p{q} ({args.rounds} interleaved, Python client)",
-                "ms",
-                *(pct(x, q) * 1e3 for x in lat),
-                note="lower is better",
-            )
-        seq = [wrk_latency(p.port, args.wrk_seconds) for p in procs]
-        for i, q in enumerate((50, 99)):
-            row(
-                f"scrape latency p{q} (wrk -c1 -d{args.wrk_seconds}s, C client)",
-                "ms",
-                *(x[i] for x in seq),
-                note="lower is better",
-            )
+        latency_rows(procs, args, "")
         rps = [wrk_rps(p.port, args.wrk_seconds) for p in procs]
         row(f"scrapes/s (wrk -t2 -c4 -d{args.wrk_seconds}s)", "req/s", *rps, note="higher is better")
         time.sleep(2)
@@ -345,22 +349,7 @@ def main() -> None:
             wait_until(
                 lambda: b"sysmon_cgroup_dropped" in RawClient(procs[0].port).body(), timeout=30, what="cgroup series"
             )
-            lat = scrape_latencies(procs, args.rounds)
-            for q in (50, 99):
-                row(
-                    f"scrape p{q}, sysmon with {args.cgroups} cgroups",
-                    "ms",
-                    *(pct(x, q) * 1e3 for x in lat),
-                    note="the core goal with those series present",
-                )
-            seq = [wrk_latency(p.port, args.wrk_seconds) for p in procs]
-            for i, q in enumerate((50, 99)):
-                row(
-                    f"scrape p{q} (wrk -c1), sysmon with {args.cgroups} cgroups",
-                    "ms",
-                    *(x[i] for x in seq),
-                    note="C client",
-                )
+            latency_rows(procs, args, f", sysmon with {args.cgroups} cgroups")
             row(
                 f"RSS with {args.cgroups} cgroups",
                 "MiB",
