@@ -47,13 +47,15 @@ _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
-def parse_duration(text: str) -> float:
-    """A Go duration ("250ms", "1m30s", "1.5s") in seconds. A bare number is seconds."""
+def parse_duration(text: str, *, bare_seconds: bool = True) -> float:
+    """A Go duration ("250ms", "1m30s", "1.5s") in seconds. A bare number is seconds, unless
+    ``bare_seconds`` is False: then, as Go's time.ParseDuration, only "0" may go without a unit."""
     text = text.strip()
-    try:
-        return float(text)
-    except ValueError:
-        pass
+    if bare_seconds or text == "0":
+        try:
+            return float(text)
+        except ValueError:
+            pass
     pos, total = 0, 0.0
     while pos < len(text):
         m = _DURATION_PART.match(text, pos)
@@ -609,7 +611,7 @@ def parse_sysmon_vm(raw: Mapping[str, Any], where: str) -> SysmonVmConfig:
     text = _field(raw, "sample_interval", where)
     if text:
         try:
-            interval = parse_duration(text)
+            interval = parse_duration(text, bare_seconds=False)  # the Go checker's time.ParseDuration
         except ValueError as e:
             raise ConfigError(option, f"{where}: sample_interval: {e}") from None
         clamped = min(high, max(low, interval))
