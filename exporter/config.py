@@ -455,6 +455,14 @@ def load(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
         grpc_host, grpc_port = v["grpc_listen_address"]
         grpc = replace(grpc or GrpcConfig(), host=grpc_host, port=grpc_port)
     collectors = frozenset(n for n in COLLECTORS if v[f"collector_{n}"])
+    if grpc is not None:
+        for name in GRPC_NEEDS:
+            if name not in collectors:
+                raise ConfigError(
+                    f"--no-collector.{name}",
+                    f"ServiceRadar's payload needs the {name} collector; keep it on, "
+                    "or leave out --grpc.listen-address and --sysmon-vm.config",
+                )
     if "syscalls" not in collectors:
         for name in ("syscalls.pid", "syscalls.cgroup", "syscalls.include-self", "syscalls.by"):
             if v[name.replace(".", "_").replace("-", "_")] not in (None, False):
@@ -549,6 +557,7 @@ SYSMON_VM_LISTEN = ("0.0.0.0", 50110)
 SYSMON_VM_INTERVAL_BOUNDS = (0.05, 5.0)
 SECURITY_MODES = ("none", "mtls")
 SYSMON_VM_OPTION = "--sysmon-vm.config"
+GRPC_NEEDS = ("cpu", "meminfo")  # per-core usage and memory: ServiceRadar drops a payload without them
 
 
 @dataclass(frozen=True)

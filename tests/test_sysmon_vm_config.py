@@ -142,3 +142,13 @@ def test_unreadable_or_malformed_file(tmp_path):
     (tmp_path / "bad.json").write_text("{")
     with pytest.raises(ConfigError, match=r"bad\.json is not JSON"):
         load([f"--sysmon-vm.config={tmp_path / 'bad.json'}"], {})
+
+
+@pytest.mark.parametrize("name", ["cpu", "meminfo"])
+def test_grpc_needs_the_cpu_and_meminfo_collectors(tmp_path, name):
+    with pytest.raises(ConfigError) as info:
+        load(["--grpc.listen-address=:50110", f"--no-collector.{name}"], {})
+    assert info.value.option == f"--no-collector.{name}"
+    with pytest.raises(ConfigError, match=f"--no-collector.{name}: ServiceRadar's payload needs the {name} collector"):
+        load([f"--sysmon-vm.config={write(tmp_path, {})}"], {f"SYSMON_COLLECTOR_{name.upper()}": "false"})
+    assert load([f"--no-collector.{name}"], {}).grpc is None  # without gRPC the collector may be off
