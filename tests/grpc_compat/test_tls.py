@@ -5,6 +5,7 @@ import logging
 import os
 import socket
 import ssl
+import tempfile
 from pathlib import Path
 
 import grpc
@@ -173,3 +174,11 @@ async def test_stop_ends_every_connection_quietly(tmp_path, caplog):
         assert await asyncio.to_thread(read_to_eof, idle)
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
     assert upstream_sockets() == 0
+
+
+async def test_busy_port_is_an_oserror_and_leaves_nothing_behind(mtls):
+    pki, port = mtls
+    with pytest.raises(OSError):
+        await start_server(GrpcConfig("127.0.0.1", port, pki.files), lambda: None)
+    assert upstream_sockets() == 1  # only the first server's listener
+    assert len(list(Path(tempfile.gettempdir()).glob(f"sysmon-grpc-{os.getpid()}-*"))) == 1
