@@ -47,13 +47,15 @@ _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
-def parse_duration(text: str) -> float:
-    """A Go duration ("250ms", "1m30s", "1.5s") in seconds. A bare number is seconds."""
+def parse_duration(text: str, *, bare_seconds: bool = True) -> float:
+    """A Go duration ("250ms", "1m30s", "1.5s") in seconds. A bare number is seconds, unless
+    ``bare_seconds`` is False: then, as Go's time.ParseDuration, only "0" may go without a unit."""
     text = text.strip()
-    try:
-        return float(text)
-    except ValueError:
-        pass
+    if bare_seconds or text == "0":
+        try:
+            return float(text)
+        except ValueError:
+            pass
     pos, total = 0, 0.0
     while pos < len(text):
         m = _DURATION_PART.match(text, pos)
@@ -453,6 +455,14 @@ def load(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
         grpc_host, grpc_port = v["grpc_listen_address"]
         grpc = replace(grpc or GrpcConfig(), host=grpc_host, port=grpc_port)
     collectors = frozenset(n for n in COLLECTORS if v[f"collector_{n}"])
+    if grpc is not None:
+        for name in GRPC_NEEDS:
+            if name not in collectors:
+                raise ConfigError(
+                    f"--no-collector.{name}",
+                    f"ServiceRadar's payload needs the {name} collector; keep it on, "
+                    "or leave out --grpc.listen-address and --sysmon-vm.config",
+                )
     if "syscalls" not in collectors:
         for name in ("syscalls.pid", "syscalls.cgroup", "syscalls.include-self", "syscalls.by"):
             if v[name.replace(".", "_").replace("-", "_")] not in (None, False):
@@ -547,6 +557,7 @@ SYSMON_VM_LISTEN = ("0.0.0.0", 50110)
 SYSMON_VM_INTERVAL_BOUNDS = (0.05, 5.0)
 SECURITY_MODES = ("none", "mtls")
 SYSMON_VM_OPTION = "--sysmon-vm.config"
+GRPC_NEEDS = ("cpu", "meminfo")  # per-core usage and memory: ServiceRadar drops a payload without them
 
 
 @dataclass(frozen=True)
@@ -609,7 +620,7 @@ def parse_sysmon_vm(raw: Mapping[str, Any], where: str) -> SysmonVmConfig:
     text = _field(raw, "sample_interval", where)
     if text:
         try:
-            interval = parse_duration(text)
+            interval = parse_duration(text, bare_seconds=False)  # the Go checker's time.ParseDuration
         except ValueError as e:
             raise ConfigError(option, f"{where}: sample_interval: {e}") from None
         clamped = min(high, max(low, interval))

@@ -69,8 +69,15 @@ def test_defaults_flag_override_and_client_ca(tmp_path):
 
 @pytest.mark.parametrize(
     ("text", "seconds", "warned"),
-    [("10ms", 0.05, True), ("1m", 5.0, True), ("50ms", 0.05, False), ("5s", 5.0, False), ("1.5s", 1.5, False)],
-    ids=["below", "above", "low-edge", "high-edge", "inside"],
+    [
+        ("10ms", 0.05, True),
+        ("0", 0.05, True),
+        ("1m", 5.0, True),
+        ("50ms", 0.05, False),
+        ("5s", 5.0, False),
+        ("1.5s", 1.5, False),
+    ],
+    ids=["below", "zero", "above", "low-edge", "high-edge", "inside"],
 )
 def test_sample_interval_is_clamped_with_a_warning(tmp_path, text, seconds, warned):
     config = load([f"--sysmon-vm.config={write(tmp_path, {'sample_interval': text})}"], {})
@@ -91,13 +98,25 @@ def test_sampler_interval_flag_wins_over_the_file(tmp_path):
     [
         ({"sample_interval": "soon"}, "sample_interval: 'soon' is not a duration"),
         ({"sample_interval": 250}, "sample_interval must be a string"),
+        ({"sample_interval": "250"}, "sample_interval: '250' is not a duration"),
+        ({"sample_interval": "nan"}, "sample_interval: 'nan' is not a duration"),
         ({"listen_addr": "nowhere"}, "listen_addr: 'nowhere' is not HOST:PORT"),
         ({"security": {"mode": "spiffe"}}, "security mode spiffe is not supported"),
         ({"security": {"mode": "tls-ish"}}, "'tls-ish' is not one of none, mtls"),
         ({"security": {"mode": "mtls", "tls": {}}}, "security.tls.cert_file is required"),
         ([1, 2], "expected a JSON object"),
     ],
-    ids=["bad-duration", "number-duration", "bad-address", "spiffe", "unknown-mode", "no-cert", "not-object"],
+    ids=[
+        "bad-duration",
+        "number-duration",
+        "no-unit",
+        "nan",
+        "bad-address",
+        "spiffe",
+        "unknown-mode",
+        "no-cert",
+        "not-object",
+    ],
 )
 def test_bad_file_names_the_option_and_the_problem(tmp_path, doc, message):
     with pytest.raises(ConfigError) as info:
@@ -123,3 +142,13 @@ def test_unreadable_or_malformed_file(tmp_path):
     (tmp_path / "bad.json").write_text("{")
     with pytest.raises(ConfigError, match=r"bad\.json is not JSON"):
         load([f"--sysmon-vm.config={tmp_path / 'bad.json'}"], {})
+
+
+@pytest.mark.parametrize("name", ["cpu", "meminfo"])
+def test_grpc_needs_the_cpu_and_meminfo_collectors(tmp_path, name):
+    with pytest.raises(ConfigError) as info:
+        load(["--grpc.listen-address=:50110", f"--no-collector.{name}"], {})
+    assert info.value.option == f"--no-collector.{name}"
+    with pytest.raises(ConfigError, match=f"--no-collector.{name}: ServiceRadar's payload needs the {name} collector"):
+        load([f"--sysmon-vm.config={write(tmp_path, {})}"], {f"SYSMON_COLLECTOR_{name.upper()}": "false"})
+    assert load([f"--no-collector.{name}"], {}).grpc is None  # without gRPC the collector may be off

@@ -73,6 +73,11 @@ class TlsTerminator:
                 client_writer.close()
                 return
             await asyncio.gather(_pipe(client_reader, up_writer), _pipe(up_reader, client_writer))
+        except asyncio.CancelledError:
+            # stop() ended the connection. Returning, not re-raising: before Python 3.13 the
+            # start_server done-callback calls task.exception() on a cancelled task, which logs
+            # "Exception in callback ..." with a traceback for every connection open at shutdown.
+            pass
         finally:
             self._connections.discard(task)
 

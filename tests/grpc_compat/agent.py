@@ -94,7 +94,10 @@ def check_payload(raw: bytes, host: HostIdentity | None = None) -> dict[str, Any
     check_timestamp(memory["timestamp"])
     assert (memory["host_id"], memory["host_ip"]) == (status["host_id"], status["host_ip"])
     for disk in status["disks"]:
-        assert isinstance(disk["mount_point"], str)
+        assert isinstance(disk["mount_point"], str) and disk["mount_point"].startswith("/")
         assert is_int(disk["used_bytes"]) and is_int(disk["total_bytes"])
+        assert 0 <= disk["used_bytes"] <= disk["total_bytes"]
+        check_timestamp(disk["timestamp"])
+        assert (disk["host_id"], disk["host_ip"]) == (status["host_id"], status["host_ip"])
     assert status["processes"] == []
     return doc  # type: ignore[no-any-return]

@@ -1,8 +1,12 @@
 """mTLS with test CAs: TLS 1.3 only, and a client certificate signed by the client CA is required."""
 
 import asyncio
+import logging
+import os
 import socket
 import ssl
+import tempfile
+from pathlib import Path
 
 import grpc
 import pytest
@@ -49,11 +53,15 @@ class Pki:
         return ctx
 
 
+async def start(pki):
+    snap = fixture_step(None)
+    return await start_server(GrpcConfig("127.0.0.1", 0, pki.files), lambda: snap)
+
+
 @pytest.fixture
 async def mtls(tmp_path):
     pki = Pki(tmp_path)
-    snap = fixture_step(None)
-    server = await start_server(GrpcConfig("127.0.0.1", 0, pki.files), lambda: snap)
+    server = await start(pki)
     yield pki, server.port
     await server.stop()
 
@@ -105,3 +113,72 @@ def test_bad_pem_names_the_file(tmp_path):
     (tmp_path / "server-key.pem").write_text("not a key\n")
     with pytest.raises(ConfigError, match=r"server-key\.pem: not a matching PEM certificate and key"):
         server_context(pki.files)
+
+
+def silent_client(port):
+    """Connects and never sends a ClientHello."""
+    return socket.create_connection(("127.0.0.1", port), timeout=30)
+
+
+def idle_client(pki, port):
+    """Handshakes with a good certificate, sends the HTTP/2 preface, then neither sends nor reads."""
+    tls = pki.ssl_client(ssl.TLSVersion.TLSv1_3).wrap_socket(silent_client(port), server_hostname="localhost")
+    tls.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+    return tls
+
+
+def read_to_eof(sock):
+    """True once the server has closed its side (the socket timeout turns a hang into a failure)."""
+    while sock.recv(4096):
+        pass
+    return True
+
+
+async def test_stalled_clients_do_not_hold_up_others(mtls):
+    pki, port = mtls
+    with silent_client(port), await asyncio.to_thread(idle_client, pki, port):
+        async with pki.channel(port, pki.client) as channel:
+            first, second = await agent_status_poll(channel, "sysmon")
+    assert first.service_name == second.service_name == "sysmon"
+
+
+def upstream_sockets():
+    """This process's gRPC unix sockets (the listener and one per spliced connection), from /proc/net/unix."""
+    prefix = f"sysmon-grpc-{os.getpid()}-"
+    return sum(prefix in line for line in Path("/proc/net/unix").read_text().splitlines())
+
+
+async def test_each_spliced_connection_ends_with_its_client(mtls):
+    pki, port = mtls
+    assert upstream_sockets() == 1  # the listener
+    for _ in range(5):
+        async with pki.channel(port, pki.client) as channel:
+            await status(channel)
+    for _ in range(600):
+        if upstream_sockets() == 1:
+            break
+        await asyncio.sleep(0.05)
+    assert upstream_sockets() == 1
+
+
+async def test_stop_ends_every_connection_quietly(tmp_path, caplog):
+    pki = Pki(tmp_path)
+    server = await start(pki)
+    with silent_client(server.port), await asyncio.to_thread(idle_client, pki, server.port) as idle:
+        async with pki.channel(server.port, pki.client) as channel:
+            await status(channel)  # a live agent connection, still open at stop
+            with caplog.at_level(logging.WARNING):
+                await server.stop()
+                for _ in range(5):  # done-callbacks of the ended connections run on the next iterations
+                    await asyncio.sleep(0)
+        assert await asyncio.to_thread(read_to_eof, idle)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert upstream_sockets() == 0
+
+
+async def test_busy_port_is_an_oserror_and_leaves_nothing_behind(mtls):
+    pki, port = mtls
+    with pytest.raises(OSError):
+        await start_server(GrpcConfig("127.0.0.1", port, pki.files), lambda: None)
+    assert upstream_sockets() == 1  # only the first server's listener
+    assert len(list(Path(tempfile.gettempdir()).glob(f"sysmon-grpc-{os.getpid()}-*"))) == 1
