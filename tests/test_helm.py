@@ -5,6 +5,7 @@ and the properties that matter checked on what it renders."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -91,23 +92,27 @@ def test_host_filesystems_are_mounted_read_only_where_the_flags_point(values):
     assert all(m["readOnly"] for m in c["volumeMounts"]), "every mount is read-only"
     # cgroupfs is read through the sysfs mount (/sys/fs/cgroup on the host).
     assert Path(args["path.cgroupfs"]).relative_to(args["path.sysfs"]) == Path("fs/cgroup")
+    # Filesystems are measured below the host's / (or, without it, not at all).
+    if "path.rootfs" in args:
+        mount = mounts[args["path.rootfs"]]
+        assert volumes[mount["name"]]["hostPath"]["path"] == "/"
+    else:
+        assert "--no-collector.filesystem" in c["args"], "without path.rootfs the container's own mounts are measured"
+        assert not any(v["hostPath"]["path"] == "/" for v in volumes.values())
 
 
 @pytest.mark.parametrize("values", CASES)
 def test_the_exporter_accepts_every_flag_the_chart_passes(values):
     args = container(render(values))["args"]
     known = {f.name for f in SERVE.flags}
-    # Flags of parts this build may not contain: accepted by name only until it does.
-    optional = {"grpc.listen-address"}
 
     def name(arg: str) -> str:
         return arg.removeprefix("--").split("=", 1)[0].removeprefix("no-")
 
-    passed = [a for a in args if name(a) in known]
     unknown = {name(a) for a in args} - known
-    assert unknown <= optional, f"flags the exporter does not have: {unknown - optional}"
+    assert not unknown, f"flags the exporter does not have: {unknown}"
     try:
-        config = load(passed, {})
+        config = load(args, {})
     except ConfigError as e:
         pytest.fail(f"the exporter rejects the chart's flags: {e}")
     assert config.procfs == Path(values.get("path", {}).get("procfs", "/host/proc"))
@@ -159,6 +164,17 @@ def test_security_context_non_root_read_only_no_capabilities(values):
     else:
         assert "add" not in sc["capabilities"]
         assert "runAsUser" not in sc and "runAsNonRoot" not in sc
+
+
+def test_the_image_installs_the_grpc_extra_the_chart_can_switch_on():
+    """grpc.listenAddress needs the grpc extra at run time; without it start-up fails."""
+    dockerfile = (ROOT / "docker" / "Dockerfile").read_text()
+    extras = re.search(r"^ARG EXTRAS=(\S*)$", dockerfile, re.M)
+    assert extras, "docker/Dockerfile has no ARG EXTRAS"
+    assert "grpc" in extras.group(1).split(",")
+    assert "${EXTRAS:+[$EXTRAS]}" in dockerfile
+    c = container(render({"grpc": {"listenAddress": ":50051"}}))
+    assert "--grpc.listen-address=:50051" in c["args"]
 
 
 def test_values_map_to_flags():
