@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from grafana_foundation_sdk.builders import bargauge, heatmap, prometheus, table, timeseries
+from grafana_foundation_sdk.builders import bargauge, heatmap, prometheus, stat, table, timeseries
 from grafana_foundation_sdk.builders import common as common_builders
 from grafana_foundation_sdk.builders import dashboard as db
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
@@ -528,7 +528,27 @@ def cgroups() -> db.Dashboard:
         .min(0)
         .max(1)
         .orientation(common.VizOrientation.HORIZONTAL)
-        .span(24)
+        .span(16)
+        .height(8)
+    )
+    d = d.with_panel(
+        stat.Panel()
+        .title("Cgroups not exported")
+        .description(
+            "Cgroups left out because there were more than --cgroup.max-count (the deepest go first): "
+            "while this is above 0 the panels above miss them. Raise the flag or narrow --cgroup.include."
+        )
+        .datasource(DS)
+        .with_target(query(f"sysmon_cgroup_dropped{{{SEL}}}", "{{instance}}"))
+        .unit("short")
+        .reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]))
+        .color_mode(common.BigValueColorMode.BACKGROUND)
+        .thresholds(
+            db.ThresholdsConfig()
+            .mode(model.ThresholdsMode.ABSOLUTE)
+            .steps([model.Threshold(value=None, color="green"), model.Threshold(value=1, color="red")])
+        )
+        .span(8)
         .height(8)
     )
     return d
