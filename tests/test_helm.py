@@ -102,8 +102,9 @@ def test_host_filesystems_are_mounted_read_only_where_the_flags_point(values):
 
 
 @pytest.mark.parametrize("values", CASES)
-def test_the_exporter_accepts_every_flag_the_chart_passes(values):
-    args = container(render(values))["args"]
+def test_the_exporter_accepts_every_flag_the_chart_passes(values, tmp_path):
+    objects = render(values)
+    args = container(objects)["args"]
     known = {f.name for f in SERVE.flags}
 
     def name(arg: str) -> str:
@@ -111,11 +112,24 @@ def test_the_exporter_accepts_every_flag_the_chart_passes(values):
 
     unknown = {name(a) for a in args} - known
     assert not unknown, f"flags the exporter does not have: {unknown}"
+    # The checker's JSON is in the Secret mounted where the flag points; here a file stands in for it.
+    sysmon_vm = [a for a in args if a.startswith("--sysmon-vm.config=")]
+    if sysmon_vm:
+        path = Path(sysmon_vm[0].split("=", 1)[1])
+        pod = one(objects, "DaemonSet")["spec"]["template"]["spec"]
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        mount = next(m for m in container(objects)["volumeMounts"] if path.parent == Path(m["mountPath"]))
+        assert volumes[mount["name"]]["secret"]["secretName"] == values["grpc"]["configSecret"]
+        standin = tmp_path / path.name
+        standin.write_text('{"listen_addr": ":50110", "security": {"mode": "none"}}')
+        args = [f"--sysmon-vm.config={standin}" if a in sysmon_vm else a for a in args]
     try:
         config = load(args, {})
     except ConfigError as e:
         pytest.fail(f"the exporter rejects the chart's flags: {e}")
     assert config.procfs == Path(values.get("path", {}).get("procfs", "/host/proc"))
+    listen = values.get("grpc", {}).get("listenAddress")
+    assert (config.grpc.port if config.grpc else None) == (int(listen.rsplit(":", 1)[1]) if listen else None)
 
 
 @pytest.mark.parametrize("values", CASES)
@@ -200,6 +214,11 @@ def test_values_map_to_flags():
 def test_a_listen_address_without_port_fails_rendering():
     with pytest.raises(helm.HelmError, match="has no port"):
         render({"web": {"listenAddress": "localhost"}})
+
+
+def test_a_grpc_config_secret_without_a_grpc_port_fails_rendering():
+    with pytest.raises(helm.HelmError, match=re.escape("grpc.configSecret needs grpc.listenAddress")):
+        render({"grpc": {"configSecret": "sysmon-vm-mtls"}})
 
 
 def test_optional_objects_are_off_by_default():
