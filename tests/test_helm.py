@@ -170,10 +170,15 @@ def test_security_context_non_root_read_only_no_capabilities(values):
     assert sc["readOnlyRootFilesystem"] is True
     assert sc["allowPrivilegeEscalation"] is False
     assert sc["capabilities"]["drop"] == ["ALL"]
-    assert "privileged" not in sc and pod["hostNetwork"] is False
+    assert "privileged" not in sc and pod["hostNetwork"] is False and pod["hostPID"] is False
+    added = set()
     if values.get("perf", {}).get("addCapability", False):
-        # uid 0 (the only uid Kubernetes gives added capabilities to) with PERFMON alone.
-        assert sc["capabilities"]["add"] == ["PERFMON"]
+        added |= {"PERFMON"}
+    if values.get("syscalls", {}).get("addCapabilities", False):
+        added |= {"BPF", "PERFMON"}
+    if added:
+        # uid 0 (the only uid Kubernetes gives added capabilities to) with those alone.
+        assert sorted(sc["capabilities"]["add"]) == sorted(added)
         assert sc["runAsUser"] == 0 and sc["runAsNonRoot"] is False
     else:
         assert "add" not in sc["capabilities"]
@@ -189,6 +194,22 @@ def test_the_image_installs_the_grpc_extra_the_chart_can_switch_on():
     assert "${EXTRAS:+[$EXTRAS]}" in dockerfile
     c = container(render({"grpc": {"listenAddress": ":50051"}}))
     assert "--grpc.listen-address=:50051" in c["args"]
+
+
+@pytest.mark.parametrize(
+    ("values", "added"),
+    [
+        ({"perf": {"addCapability": True}}, ["PERFMON"]),
+        ({"syscalls": {"addCapabilities": True}, "collector": {"syscalls": True}}, ["BPF", "PERFMON"]),
+        ({"perf": {"addCapability": True}, "syscalls": {"addCapabilities": True}}, ["PERFMON", "BPF"]),
+    ],
+    ids=["perf", "syscalls", "both"],
+)
+def test_perf_and_syscalls_add_only_their_capabilities(values, added):
+    sc = container(render(values))["securityContext"]
+    assert sc["capabilities"] == {"drop": ["ALL"], "add": added}
+    assert sc["runAsUser"] == 0 and sc["runAsNonRoot"] is False
+    assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False
 
 
 def test_values_map_to_flags():
