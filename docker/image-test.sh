@@ -60,8 +60,13 @@ podman run --detach --name "$NAME" --network none $ULIMITS --read-only --cap-dro
 
 # --network none: scrape and call from inside the container's own network namespace.
 podman exec -i "$NAME" /opt/sysmon-exporter/bin/python - serve < docker/image-check.py
-echo "image-test: process runs as uid:gid $(podman exec "$NAME" /opt/sysmon-exporter/bin/python -c 'import os; print(os.getuid(), os.getgid(), sep=":")')," \
-    "root filesystem read-only: $(podman inspect --format '{{.HostConfig.ReadonlyRootfs}}' "$NAME")"
+ids=$(podman exec "$NAME" /opt/sysmon-exporter/bin/python -c 'import os; print(os.getuid(), os.getgid(), sep=":")')
+readonly_root=$(podman inspect --format '{{.HostConfig.ReadonlyRootfs}}' "$NAME")
+echo "image-test: process runs as uid:gid $ids, root filesystem read-only: $readonly_root"
+if [ "$ids" != "65534:65534" ] || [ "$readonly_root" != "true" ]; then
+    echo "image-test: expected uid:gid 65534:65534 on a read-only root filesystem" >&2
+    exit 1
+fi
 podman logs "$NAME" 2>&1 | sed 's/^/  log: /'
 cleanup
 

@@ -185,17 +185,6 @@ def test_security_context_non_root_read_only_no_capabilities(values):
         assert "runAsUser" not in sc and "runAsNonRoot" not in sc
 
 
-def test_the_image_installs_the_grpc_extra_the_chart_can_switch_on():
-    """grpc.listenAddress needs the grpc extra at run time; without it start-up fails."""
-    dockerfile = (ROOT / "docker" / "Dockerfile").read_text()
-    extras = re.search(r"^ARG EXTRAS=(\S*)$", dockerfile, re.M)
-    assert extras, "docker/Dockerfile has no ARG EXTRAS"
-    assert "grpc" in extras.group(1).split(",")
-    assert "${EXTRAS:+[$EXTRAS]}" in dockerfile
-    c = container(render({"grpc": {"listenAddress": ":50051"}}))
-    assert "--grpc.listen-address=:50051" in c["args"]
-
-
 @pytest.mark.parametrize(
     ("values", "added"),
     [
