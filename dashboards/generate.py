@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from grafana_foundation_sdk.builders import bargauge, heatmap, prometheus, table, timeseries
+from grafana_foundation_sdk.builders import bargauge, heatmap, prometheus, stat, table, timeseries
 from grafana_foundation_sdk.builders import common as common_builders
 from grafana_foundation_sdk.builders import dashboard as db
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
@@ -331,6 +331,28 @@ def event_bars(title: str, description: str, counter: str) -> timeseries.Panel:
     )
 
 
+def pressure(title: str, resource: str, stalled: str, m: Callable[[str, str], str]) -> timeseries.Panel:
+    """Top cgroups by the share of time some of their tasks (solid) or all of them (dashed) stalled."""
+    counter = f"sysmon_cgroup_pressure_{resource}_seconds_total"
+    dashed = [model.DynamicConfigValue(id_val="custom.lineStyle", value={"fill": "dash"})]
+    return (
+        ts(
+            f"{title} pressure, top $topn",
+            f"Share of wall time in which some tasks of the cgroup {stalled} (solid), and in which all of them "
+            f"did at once (dashed, kind=full: the cgroup made no progress). {resource}.pressure total; cgroup v2.",
+            "percentunit",
+            query(f"topk($topn, rate({m(counter, SOME)}[$__rate_interval]))", "{{instance}} {{cgroup}} some", "A"),
+            query(f"topk($topn, rate({m(counter, FULL)}[$__rate_interval]))", "{{instance}} {{cgroup}} full", "B"),
+        )
+        .override_by_query("B", dashed)
+        .min(0)
+        .span(8)
+        .height(9)
+    )
+
+
+SOME = ', kind="some"'
+FULL = ', kind="full"'
 OOM_EVENTS = ', event=~"oom_kill|oom_group_kill"'
 HIGH_MAX_EVENTS = ', event=~"high|max"'
 OOM_KILL = ', event="oom_kill"'
@@ -467,6 +489,13 @@ def cgroups() -> db.Dashboard:
         .span(24)
         .height(8)
     )
+    d = d.with_row(db.Row("Pressure (PSI, cgroup v2)"))
+    for title, resource, stalled in [
+        ("CPU", "cpu", "waited for a CPU"),
+        ("Memory", "memory", "stalled on memory (reclaim, swap-in, refaults)"),
+        ("I/O", "io", "stalled on I/O"),
+    ]:
+        d = d.with_panel(pressure(title, resource, stalled, m))
     d = d.with_row(db.Row("Pids"))
     d = d.with_panel(
         against_limit(
@@ -499,7 +528,27 @@ def cgroups() -> db.Dashboard:
         .min(0)
         .max(1)
         .orientation(common.VizOrientation.HORIZONTAL)
-        .span(24)
+        .span(16)
+        .height(8)
+    )
+    d = d.with_panel(
+        stat.Panel()
+        .title("Cgroups not exported")
+        .description(
+            "Cgroups left out because there were more than --cgroup.max-count (the deepest go first): "
+            "while this is above 0 the panels above miss them. Raise the flag or narrow --cgroup.include."
+        )
+        .datasource(DS)
+        .with_target(query(f"sysmon_cgroup_dropped{{{SEL}}}", "{{instance}}"))
+        .unit("short")
+        .reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]))
+        .color_mode(common.BigValueColorMode.BACKGROUND)
+        .thresholds(
+            db.ThresholdsConfig()
+            .mode(model.ThresholdsMode.ABSOLUTE)
+            .steps([model.Threshold(value=None, color="green"), model.Threshold(value=1, color="red")])
+        )
+        .span(8)
         .height(8)
     )
     return d

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Build the image with no registry and run it as on a host: host /proc and /sys
 # bind-mounted read-only, read-only root filesystem, no capabilities, no network;
-# then scrape /metrics from inside the container and check what it serves.
+# then scrape /metrics and ask the gRPC shim from inside the container.
 #
 # The base image is made locally (mmdebstrap: Debian bookworm + python3-venv,
 # then `podman import`) and passed as BASE_IMAGE; pip inside the build cannot
@@ -10,9 +10,11 @@
 set -eu
 cd "$(dirname "$0")/.."
 
-WORK=${IMAGE_TEST_DIR:-/tmp/sysmon-image-test}
+# The work directory, image tag and container are this run's own (other checkouts may
+# run this at the same time); the base image is shared and made once.
+WORK=${IMAGE_TEST_DIR:-/tmp/sysmon-image-test-$$}
 BASE=localhost/sysmon-base:bookworm-python3
-IMAGE=localhost/sysmon-exporter:image-test
+IMAGE=localhost/sysmon-exporter:image-test-$$
 NAME=sysmon-image-test-$$
 PYTHON=${PYTHON:-python3}  # downloads the wheels; any Python with pip
 ULIMITS="--ulimit nofile=4096:4096 --ulimit nproc=4096:4096"
@@ -33,8 +35,9 @@ CTX="$WORK/context"
 rm -rf "$CTX"
 mkdir -p "$CTX/wheelhouse"
 git ls-files --cached --others --exclude-standard pyproject.toml README.md exporter | tar -cf - -T - | tar -xf - -C "$CTX"
-# Runtime dependencies and build requirements, as pyproject.toml states them.
-"$PYTHON" -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb")); print("\n".join(p["project"]["dependencies"] + p["build-system"]["requires"]))' \
+# Runtime dependencies, the grpc extra the Dockerfile installs by default, and the
+# build requirements, as pyproject.toml states them.
+"$PYTHON" -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb")); print("\n".join(p["project"]["dependencies"] + p["project"]["optional-dependencies"]["grpc"] + p["build-system"]["requires"]))' \
     > "$WORK/requirements.txt"
 "$PYTHON" -m pip download --quiet --disable-pip-version-check --dest "$CTX/wheelhouse" --only-binary=:all: \
     --python-version "$PYVER" --implementation cp --abi "cp$(echo "$PYVER" | tr -d .)" --abi abi3 --abi none \
@@ -48,35 +51,22 @@ podman build --quiet $ULIMITS --network none -f docker/Dockerfile --ignorefile d
 echo "image-test: built $IMAGE: $(podman image inspect --format '{{.Size}} bytes, user {{.Config.User}}, entrypoint {{.Config.Entrypoint}}, ports {{.Config.ExposedPorts}}' "$IMAGE")"
 
 cleanup() { podman rm --force --time 2 "$NAME" >/dev/null 2>&1 || true; }
-trap cleanup EXIT
+trap 'cleanup; podman rmi --force "$IMAGE" >/dev/null 2>&1 || true; rm -rf "$CTX" "$WORK/requirements.txt"; rmdir "$WORK" 2>/dev/null || true' EXIT
+# The flags and mounts the Helm chart gives it by default, and its optional gRPC port.
 podman run --detach --name "$NAME" --network none $ULIMITS --read-only --cap-drop ALL \
-    -v /proc:/host/proc:ro -v /sys:/host/sys:ro \
-    "$IMAGE" --path.procfs=/host/proc --path.sysfs=/host/sys --web.listen-address=127.0.0.1:9477 >/dev/null
+    -v /proc:/host/proc:ro -v /sys:/host/sys:ro -v /:/host/root:ro \
+    "$IMAGE" --path.procfs=/host/proc --path.sysfs=/host/sys --path.cgroupfs=/host/sys/fs/cgroup \
+    --path.rootfs=/host/root --web.listen-address=127.0.0.1:9477 --grpc.listen-address=127.0.0.1:50051 >/dev/null
 
-# --network none: scrape from inside the container's own network namespace.
-podman exec "$NAME" /opt/sysmon-exporter/bin/python -c '
-import sys, time, urllib.request
-base = "http://127.0.0.1:9477"
-want = ["sysmon_cpu_frequency_hertz{", "sysmon_cpu_usage_ratio{", "sysmon_memory_total_bytes ",
-        "sysmon_source_success{source=\"cpu\"} 1.0", "sysmon_source_success{source=\"meminfo\"} 1.0"]
-# Usage needs two samples: poll until everything is there (or give up after 20 s).
-for _ in range(200):
-    try:
-        body = urllib.request.urlopen(base + "/metrics", timeout=2).read().decode()
-    except OSError:
-        body = ""
-    missing = [w for w in want if w not in body]
-    if not missing:
-        break
-    time.sleep(0.1)
-print("image-test: scraped /metrics: %d bytes, %d samples" % (len(body), sum(1 for l in body.splitlines() if l and not l.startswith("#"))))
-for line in body.splitlines():
-    if line.startswith(("sysmon_source_success", "sysmon_cpu_frequency_hertz", "sysmon_build_info")):
-        print("  " + line)
-sys.exit("image-test: missing from /metrics: %s" % missing if missing else 0)
-'
-echo "image-test: process runs as uid:gid $(podman exec "$NAME" /opt/sysmon-exporter/bin/python -c 'import os; print(os.getuid(), os.getgid(), sep=":")')," \
-    "root filesystem read-only: $(podman inspect --format '{{.HostConfig.ReadonlyRootfs}}' "$NAME")"
+# --network none: scrape and call from inside the container's own network namespace.
+podman exec -i "$NAME" /opt/sysmon-exporter/bin/python - serve < docker/image-check.py
+ids=$(podman exec "$NAME" /opt/sysmon-exporter/bin/python -c 'import os; print(os.getuid(), os.getgid(), sep=":")')
+readonly_root=$(podman inspect --format '{{.HostConfig.ReadonlyRootfs}}' "$NAME")
+echo "image-test: process runs as uid:gid $ids, root filesystem read-only: $readonly_root"
+if [ "$ids" != "65534:65534" ] || [ "$readonly_root" != "true" ]; then
+    echo "image-test: expected uid:gid 65534:65534 on a read-only root filesystem" >&2
+    exit 1
+fi
 podman logs "$NAME" 2>&1 | sed 's/^/  log: /'
 cleanup
 
@@ -95,4 +85,12 @@ echo "image-test: with CAP_PERFMON: ${perf_line#*msg=}"
 case "$perf_line" in
     *refused*) echo "image-test: CAP_PERFMON did not let perf_event_open through" >&2; exit 1 ;;
 esac
+cleanup
+
+# eBPF syscall counts with CAP_BPF and CAP_PERFMON alone, still uid 65534 (seccomp as above:
+# podman's older default profile allows bpf(2) only with CAP_SYS_ADMIN).
+podman run --detach --name "$NAME" --network none $ULIMITS --read-only --cap-drop ALL --cap-add BPF --cap-add PERFMON \
+    --security-opt seccomp=unconfined -v /proc:/host/proc:ro -v /sys:/host/sys:ro \
+    "$IMAGE" --path.procfs=/host/proc --path.sysfs=/host/sys --collector.syscalls --web.listen-address=127.0.0.1:9477 >/dev/null
+podman exec -i "$NAME" /opt/sysmon-exporter/bin/python - syscalls < docker/image-check.py
 echo "image-test: OK"

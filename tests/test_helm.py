@@ -5,6 +5,7 @@ and the properties that matter checked on what it renders."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -91,26 +92,44 @@ def test_host_filesystems_are_mounted_read_only_where_the_flags_point(values):
     assert all(m["readOnly"] for m in c["volumeMounts"]), "every mount is read-only"
     # cgroupfs is read through the sysfs mount (/sys/fs/cgroup on the host).
     assert Path(args["path.cgroupfs"]).relative_to(args["path.sysfs"]) == Path("fs/cgroup")
+    # Filesystems are measured below the host's / (or, without it, not at all).
+    if "path.rootfs" in args:
+        mount = mounts[args["path.rootfs"]]
+        assert volumes[mount["name"]]["hostPath"]["path"] == "/"
+    else:
+        assert "--no-collector.filesystem" in c["args"], "without path.rootfs the container's own mounts are measured"
+        assert not any(v["hostPath"]["path"] == "/" for v in volumes.values())
 
 
 @pytest.mark.parametrize("values", CASES)
-def test_the_exporter_accepts_every_flag_the_chart_passes(values):
-    args = container(render(values))["args"]
+def test_the_exporter_accepts_every_flag_the_chart_passes(values, tmp_path):
+    objects = render(values)
+    args = container(objects)["args"]
     known = {f.name for f in SERVE.flags}
-    # Flags of parts this build may not contain: accepted by name only until it does.
-    optional = {"grpc.listen-address"}
 
     def name(arg: str) -> str:
         return arg.removeprefix("--").split("=", 1)[0].removeprefix("no-")
 
-    passed = [a for a in args if name(a) in known]
     unknown = {name(a) for a in args} - known
-    assert unknown <= optional, f"flags the exporter does not have: {unknown - optional}"
+    assert not unknown, f"flags the exporter does not have: {unknown}"
+    # The checker's JSON is in the Secret mounted where the flag points; here a file stands in for it.
+    sysmon_vm = [a for a in args if a.startswith("--sysmon-vm.config=")]
+    if sysmon_vm:
+        path = Path(sysmon_vm[0].split("=", 1)[1])
+        pod = one(objects, "DaemonSet")["spec"]["template"]["spec"]
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        mount = next(m for m in container(objects)["volumeMounts"] if path.parent == Path(m["mountPath"]))
+        assert volumes[mount["name"]]["secret"]["secretName"] == values["grpc"]["configSecret"]
+        standin = tmp_path / path.name
+        standin.write_text('{"listen_addr": ":50110", "security": {"mode": "none"}}')
+        args = [f"--sysmon-vm.config={standin}" if a in sysmon_vm else a for a in args]
     try:
-        config = load(passed, {})
+        config = load(args, {})
     except ConfigError as e:
         pytest.fail(f"the exporter rejects the chart's flags: {e}")
     assert config.procfs == Path(values.get("path", {}).get("procfs", "/host/proc"))
+    listen = values.get("grpc", {}).get("listenAddress")
+    assert (config.grpc.port if config.grpc else None) == (int(listen.rsplit(":", 1)[1]) if listen else None)
 
 
 @pytest.mark.parametrize("values", CASES)
@@ -151,14 +170,35 @@ def test_security_context_non_root_read_only_no_capabilities(values):
     assert sc["readOnlyRootFilesystem"] is True
     assert sc["allowPrivilegeEscalation"] is False
     assert sc["capabilities"]["drop"] == ["ALL"]
-    assert "privileged" not in sc and pod["hostNetwork"] is False
+    assert "privileged" not in sc and pod["hostNetwork"] is False and pod["hostPID"] is False
+    added = set()
     if values.get("perf", {}).get("addCapability", False):
-        # uid 0 (the only uid Kubernetes gives added capabilities to) with PERFMON alone.
-        assert sc["capabilities"]["add"] == ["PERFMON"]
+        added |= {"PERFMON"}
+    if values.get("syscalls", {}).get("addCapabilities", False):
+        added |= {"BPF", "PERFMON"}
+    if added:
+        # uid 0 (the only uid Kubernetes gives added capabilities to) with those alone.
+        assert sorted(sc["capabilities"]["add"]) == sorted(added)
         assert sc["runAsUser"] == 0 and sc["runAsNonRoot"] is False
     else:
         assert "add" not in sc["capabilities"]
         assert "runAsUser" not in sc and "runAsNonRoot" not in sc
+
+
+@pytest.mark.parametrize(
+    ("values", "added"),
+    [
+        ({"perf": {"addCapability": True}}, ["PERFMON"]),
+        ({"syscalls": {"addCapabilities": True}, "collector": {"syscalls": True}}, ["BPF", "PERFMON"]),
+        ({"perf": {"addCapability": True}, "syscalls": {"addCapabilities": True}}, ["PERFMON", "BPF"]),
+    ],
+    ids=["perf", "syscalls", "both"],
+)
+def test_perf_and_syscalls_add_only_their_capabilities(values, added):
+    sc = container(render(values))["securityContext"]
+    assert sc["capabilities"] == {"drop": ["ALL"], "add": added}
+    assert sc["runAsUser"] == 0 and sc["runAsNonRoot"] is False
+    assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False
 
 
 def test_values_map_to_flags():
@@ -184,6 +224,11 @@ def test_values_map_to_flags():
 def test_a_listen_address_without_port_fails_rendering():
     with pytest.raises(helm.HelmError, match="has no port"):
         render({"web": {"listenAddress": "localhost"}})
+
+
+def test_a_grpc_config_secret_without_a_grpc_port_fails_rendering():
+    with pytest.raises(helm.HelmError, match=re.escape("grpc.configSecret needs grpc.listenAddress")):
+        render({"grpc": {"configSecret": "sysmon-vm-mtls"}})
 
 
 def test_optional_objects_are_off_by_default():
