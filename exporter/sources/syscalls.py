@@ -276,9 +276,14 @@ def unavailable_reason(e: OSError, sysfs: Path) -> str:
     if "[confidentiality]" in lockdown:
         return "kernel lockdown (confidentiality) forbids eBPF tracing; boot with lockdown=integrity or none"
     if e.errno in (errno.EPERM, errno.EACCES):
+        # File capabilities on a Python entry point are ignored (it is a script), so
+        # the capabilities have to come from the parent: ambient ones for a non-root
+        # user, or added to a root container whose other capabilities are dropped.
         return (
             f"bpf(2) refused ({os.strerror(e.errno)}): run as root or grant CAP_BPF and CAP_PERFMON "
-            "(Linux 5.8+; setcap cap_bpf,cap_perfmon+ep, or securityContext.capabilities.add: [BPF, PERFMON])"
+            "(Linux 5.8+; systemd: AmbientCapabilities=CAP_BPF CAP_PERFMON; shell: setpriv "
+            "--inh-caps=+bpf,+perfmon --ambient-caps=+bpf,+perfmon; "
+            "container as uid 0: --cap-add BPF --cap-add PERFMON)"
         )
     if e.errno == errno.ENOSYS:
         return "bpf(2) is not available: the kernel needs CONFIG_BPF_SYSCALL"
