@@ -38,12 +38,11 @@ BPF_MAP_GET_NEXT_KEY = 4
 BPF_PROG_LOAD = 5
 BPF_RAW_TRACEPOINT_OPEN = 17
 BPF_MAP_LOOKUP_BATCH = 24  # Linux 5.6
-BPF_MAP_LOOKUP_AND_DELETE_BATCH = 25
 
 # map and program types
 BPF_MAP_TYPE_HASH = 1
-BPF_MAP_TYPE_PERCPU_HASH = 5
 BPF_MAP_TYPE_PERCPU_ARRAY = 6
+BPF_MAP_TYPE_LRU_PERCPU_HASH = 10  # Linux 4.10
 BPF_PROG_TYPE_RAW_TRACEPOINT = 17
 
 # helper ids (enum bpf_func_id)
@@ -264,17 +263,6 @@ class Bpf:
         ``value_size`` is what one element holds in userspace (for per-CPU maps,
         8-byte-rounded value size x possible CPUs).
         """
-        return self._batch(BPF_MAP_LOOKUP_BATCH, fd, key_size, value_size, max_entries)
-
-    def lookup_and_delete_all(
-        self, fd: int, key_size: int, value_size: int, max_entries: int
-    ) -> list[tuple[bytes, bytes]]:
-        """Like :meth:`lookup_all`, deleting each element read (hash maps; BPF_MAP_LOOKUP_AND_DELETE_BATCH)."""
-        return self._batch(BPF_MAP_LOOKUP_AND_DELETE_BATCH, fd, key_size, value_size, max_entries)
-
-    def _batch(
-        self, cmd: int, fd: int, key_size: int, value_size: int, max_entries: int
-    ) -> list[tuple[bytes, bytes]]:
         keys = ctypes.create_string_buffer(key_size * max_entries)
         values = ctypes.create_string_buffer(value_size * max_entries)
         token_in, token_out = ctypes.create_string_buffer(8), ctypes.create_string_buffer(8)
@@ -297,16 +285,16 @@ class Bpf:
             )
             done = False
             try:
-                self.call(cmd, attr)
+                self.call(BPF_MAP_LOOKUP_BATCH, attr)
             except OSError as e:
                 if e.errno != errno.ENOENT:
                     raise
                 done = True  # no more elements; count still says how many came back
             count = struct.unpack_from("=I", attr, 32)[0]
-            for i in range(count):
-                out.append(
-                    (keys.raw[i * key_size : (i + 1) * key_size], values.raw[i * value_size : (i + 1) * value_size])
-                )
+            k, v = keys.raw, values.raw  # each .raw is a copy of the whole buffer: once per batch
+            out.extend(
+                (k[i * key_size : (i + 1) * key_size], v[i * value_size : (i + 1) * value_size]) for i in range(count)
+            )
             if done or count == 0:
                 return out
             ctypes.memmove(token_in, token_out, 8)

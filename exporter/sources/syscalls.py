@@ -14,10 +14,13 @@ numbers, bogus ids such as -1 from ptrace) are not counted. On x86_64, 32-bit
 (ia32) processes enter with their own numbering; they are counted under the
 64-bit names of those numbers.
 
-Optionally (``by``) a BPF_MAP_TYPE_PERCPU_HASH also counts per (comm or
-cgroup v2 id, syscall number); userspace drains it each read with
-BPF_MAP_LOOKUP_AND_DELETE_BATCH (5.6), so it holds one interval's keys. When it
-is full the kernel drops the labelled increment; the totals still have it.
+Optionally (``by``) a BPF_MAP_TYPE_LRU_PERCPU_HASH also counts per (comm or
+cgroup v2 id, syscall number). Userspace only reads it (BPF_MAP_LOOKUP_BATCH,
+5.6) and turns the running values into increments; it never deletes, because
+whatever the program adds to an element between the batch copy and its
+deletion would be lost. The kernel bounds the hash instead: when it is full,
+inserting evicts the least recently used keys. What an evicted key had gathered
+since the last read is missing from its label; the totals still have it.
 
 Filters run in the kernel, before the count, so filtered-out events cost a
 helper call or two:
@@ -51,8 +54,8 @@ from pathlib import Path
 from exporter.sources import SourceError
 from exporter.sources.bpf import (
     BPF_MAP_TYPE_HASH,
+    BPF_MAP_TYPE_LRU_PERCPU_HASH,
     BPF_MAP_TYPE_PERCPU_ARRAY,
-    BPF_MAP_TYPE_PERCPU_HASH,
     BPF_NOEXIST,
     BPF_PROG_TYPE_RAW_TRACEPOINT,
     FN_GET_CURRENT_ANCESTOR_CGROUP_ID,
@@ -124,9 +127,7 @@ def count_program(
 ) -> bytes:
     """``sys_enter``: skip unless the filters match, then add 1 to this CPU's slot for the syscall number.
 
-    With a breakdown, also add 1 to this CPU's value for (comm or cgroup id, number); a
-    full hash drops the increment (the totals still have it, and userspace puts it under
-    ``other``).
+    With a breakdown, also add 1 to this CPU's value for (comm or cgroup id, number).
     """
     a = Asm().mov(R6, R1)
     if exclude_tgid is not None or pids_fd is not None:
@@ -153,11 +154,15 @@ def count_program(
             a.call(FN_GET_CURRENT_CGROUP_ID).store(R10, key, R0)
         a.store(R10, key + size, R7, size=4).store_imm(R10, key + size + 4, 0, size=4)
         a.ld_map(R1, breakdown.fd).mov(R2, R10).add_imm(R2, key).call(FN_MAP_LOOKUP_ELEM)
-        a.jeq_imm(R0, 0, "insert")
-        a.load(R1, R0, 0).add_imm(R1, 1).store(R0, 0, R1).ja("out")
-        a.label("insert").store_imm(R10, key - 8, 1)
+        a.jne_imm(R0, 0, "add")
+        # Insert a zero and look up again: when another task inserted the key in
+        # between, its element is the one incremented, so neither increment is lost.
+        a.store_imm(R10, key - 8, 0)
         a.ld_map(R1, breakdown.fd).mov(R2, R10).add_imm(R2, key).mov(R3, R10).add_imm(R3, key - 8)
         a.mov_imm(R4, BPF_NOEXIST).call(FN_MAP_UPDATE_ELEM)
+        a.ld_map(R1, breakdown.fd).mov(R2, R10).add_imm(R2, key).call(FN_MAP_LOOKUP_ELEM)
+        a.jeq_imm(R0, 0, "out")  # evicted at once: nothing to add to
+        a.label("add").load(R1, R0, 0).add_imm(R1, 1).store(R0, 0, R1)
     a.label("out").mov_imm(R0, 0).exit()
     return bytes(a)
 
@@ -359,7 +364,7 @@ class SyscallCounter:
             fd = self._privileged(
                 "breakdown map",
                 bpf.map_create,
-                BPF_MAP_TYPE_PERCPU_HASH,
+                BPF_MAP_TYPE_LRU_PERCPU_HASH,
                 BY_LABEL_SIZE[filt.by] + 8,
                 8,
                 MAX_BREAKDOWN_ENTRIES,
@@ -367,6 +372,7 @@ class SyscallCounter:
             )
             self._breakdown = BreakdownMap(fd, filt.by)
         self._cgroup_paths: dict[int, str] = {}
+        self._by_seen: dict[bytes, int] = {}  # breakdown key -> its running value at the previous read
         code = count_program(self._counts, filt.exclude_tgid, pids, cgroup, self._breakdown)
         self._attach("sys_enter", self._load("sysmon_sc_enter", code))
 
@@ -386,20 +392,23 @@ class SyscallCounter:
         return out
 
     def read_by(self) -> dict[tuple[str, int], int]:
-        """{(comm or cgroup path, syscall number): count since the last call}; empty without a breakdown.
-
-        Entries are read and deleted in one batch, so the hash only holds what
-        happened since the previous read.
-        """
+        """{(comm or cgroup path, syscall number): count since the last call}; empty without a breakdown."""
         b = self._breakdown
         if b is None:
             return {}
-        entries = self._bpf.lookup_and_delete_all(b.fd, b.label_size + 8, 8 * self._ncpus, MAX_BREAKDOWN_ENTRIES)
+        values = {
+            key: sum(struct.unpack(f"={self._ncpus}Q", value))
+            for key, value in self._bpf.lookup_all(b.fd, b.label_size + 8, 8 * self._ncpus, MAX_BREAKDOWN_ENTRIES)
+        }
         out: dict[tuple[str, int], int] = {}
-        for key, value in entries:
-            label = self._label(b.by, key[: b.label_size])
-            nr = struct.unpack_from("=I", key, b.label_size)[0]
-            out[(label, nr)] = out.get((label, nr), 0) + sum(struct.unpack(f"={self._ncpus}Q", value))
+        for key, n in values.items():
+            before = self._by_seen.get(key, 0)
+            added = n - before if n >= before else n  # smaller: evicted, then inserted again
+            if added:
+                label = self._label(b.by, key[: b.label_size])
+                nr = struct.unpack_from("=I", key, b.label_size)[0]
+                out[(label, nr)] = out.get((label, nr), 0) + added
+        self._by_seen = values
         return out
 
     def _label(self, by: str, raw: bytes) -> str:

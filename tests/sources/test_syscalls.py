@@ -12,8 +12,8 @@ import pytest
 from exporter.sources import SourceError
 from exporter.sources.bpf import (
     BPF_MAP_TYPE_HASH,
+    BPF_MAP_TYPE_LRU_PERCPU_HASH,
     BPF_MAP_TYPE_PERCPU_ARRAY,
-    BPF_MAP_TYPE_PERCPU_HASH,
     BPF_PROG_TYPE_RAW_TRACEPOINT,
     Bpf,
     insn,
@@ -33,6 +33,8 @@ from exporter.sources.syscalls import (
     unavailable_reason,
 )
 from tests.helpers import require_root, wait_until
+
+BUSY_CALLS = 300_000
 
 
 @pytest.mark.parametrize(
@@ -122,8 +124,8 @@ def test_every_program_variant_passes_the_verifier():
     bpf = Bpf()
     fds = [bpf.map_create(BPF_MAP_TYPE_PERCPU_ARRAY, 4, 8, 1024, "t_counts")]
     fds.append(bpf.map_create(BPF_MAP_TYPE_HASH, 4, 4, 16, "t_pids"))
-    fds.append(bpf.map_create(BPF_MAP_TYPE_PERCPU_HASH, 24, 8, 16, "t_by_comm"))
-    fds.append(bpf.map_create(BPF_MAP_TYPE_PERCPU_HASH, 16, 8, 16, "t_by_cgroup"))
+    fds.append(bpf.map_create(BPF_MAP_TYPE_LRU_PERCPU_HASH, 24, 8, 16, "t_by_comm"))
+    fds.append(bpf.map_create(BPF_MAP_TYPE_LRU_PERCPU_HASH, 16, 8, 16, "t_by_cgroup"))
     counts, pids, by_comm, by_cgroup = fds
     try:
         for code in (
@@ -230,3 +232,37 @@ def test_tree_follows_forks_and_forgets_released_processes():
         counter.close()
         worker.kill()
         worker.wait()
+
+
+@pytest.mark.live
+def test_breakdown_loses_nothing_while_read_in_a_tight_loop():
+    """The per-label increments add up exactly while the program writes and userspace reads concurrently."""
+    require_root()
+    code = textwrap.dedent(
+        f"""\
+        import ctypes, os, sys
+        ctypes.CDLL(None).prctl(15, b"sysmon-by-test", 0, 0, 0)  # PR_SET_NAME
+        sys.stdin.readline()
+        for _ in range({BUSY_CALLS}):
+            os.getppid()
+        """
+    )
+    worker = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE)
+    counter = SyscallCounter(Path("/proc"), Path("/sys"), Filter(pid=worker.pid, by="comm"))
+    getppid = {"x86_64": 110, "aarch64": 173}[os.uname().machine]
+    total = reads = 0
+    try:
+        assert worker.stdin is not None
+        worker.stdin.write(b"go\n")
+        worker.stdin.close()
+        finished = False
+        while not finished:
+            finished = worker.poll() is not None
+            total += counter.read_by().get(("sysmon-by-test", getppid), 0)
+            reads += 1
+    finally:
+        counter.close()
+        worker.kill()
+        worker.wait()
+    assert reads > 10  # the reads really overlapped the calls
+    assert total == BUSY_CALLS
