@@ -225,6 +225,27 @@ def read_descendants(procfs: Path, pid: int) -> set[int]:
     return out
 
 
+def parse_tgid(status: str) -> int:
+    """The thread group (process) id from /proc/<pid>/status."""
+    for line in status.splitlines():
+        if line.startswith("Tgid:"):
+            return int(line.split()[1])
+    raise ValueError("no Tgid line")
+
+
+def read_process(procfs: Path, pid: int) -> None:
+    """Checks that ``pid`` is a process (a thread group leader): the filter matches processes, not threads."""
+    path = procfs / str(pid) / "status"
+    try:
+        tgid = parse_tgid(path.read_text())
+    except FileNotFoundError:
+        raise SourceError(str(procfs / str(pid)), f"no process {pid}") from None
+    except (ValueError, IndexError):
+        raise SourceError(str(path), "no Tgid line") from None
+    if tgid != pid:
+        raise SourceError(str(procfs / str(pid)), f"{pid} is a thread of process {tgid}: pass {tgid}")
+
+
 def parse_cgroup2_level(mountinfo: str, path: Path) -> int:
     """The depth of ``path`` in the cgroup2 hierarchy (root = 0), from /proc/self/mountinfo."""
     best: tuple[Path, Path] | None = None
@@ -336,8 +357,7 @@ class SyscallCounter:
         cgroup = read_cgroup_target(self._procfs, filt.cgroup) if filt.cgroup is not None else None
         pids: int | None = None
         if filt.pid is not None:
-            if not (self._procfs / str(filt.pid)).is_dir():
-                raise SourceError(str(self._procfs / str(filt.pid)), f"no process {filt.pid}")
+            read_process(self._procfs, filt.pid)
             try:
                 offsets = read_btf_struct_offsets(self._sysfs, "task_struct", ("pid", "tgid"))
             except FileNotFoundError as e:

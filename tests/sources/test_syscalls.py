@@ -29,6 +29,7 @@ from exporter.sources.syscalls import (
     parse_cgroup2_level,
     parse_ppid,
     read_descendants,
+    read_process,
     syscall_name,
     unavailable_reason,
 )
@@ -59,6 +60,27 @@ def test_descendants_follow_the_tree_and_skip_other_branches(tmp_path):
     (tmp_path / "self").mkdir()
     assert read_descendants(tmp_path, 10) == {11, 12, 13}
     assert read_descendants(tmp_path, 12) == set()
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [
+        ("Name:\tpython3\nTgid:\t4242\nNgid:\t0\nPid:\t4242\n", None),
+        ("Name:\tpython3\nTgid:\t4000\nNgid:\t0\nPid:\t4242\n", "4242 is a thread of process 4000: pass 4000"),
+        (None, "no process 4242"),
+        ("Name:\tpython3\n", "no Tgid line"),
+    ],
+    ids=["process", "thread", "gone", "malformed"],
+)
+def test_pid_filter_takes_processes_not_threads(tmp_path, status, error):
+    if status is not None:
+        (tmp_path / "4242").mkdir()
+        (tmp_path / "4242" / "status").write_text(status)
+    if error is None:
+        read_process(tmp_path, 4242)
+        return
+    with pytest.raises(SourceError, match=error):
+        read_process(tmp_path, 4242)
 
 
 HYBRID = textwrap.dedent(
