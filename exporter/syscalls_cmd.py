@@ -167,4 +167,8 @@ def main(argv: Sequence[str]) -> int:
     except ConfigError as e:
         print(e, file=sys.stderr)
         return 2
-    return run(opts, sys.stdout, sys.stderr)
+    try:
+        return run(opts, sys.stdout, sys.stderr)
+    except BrokenPipeError:  # the reader went away (``| head``): stop quietly, as the reader asked
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush does not fail again
+        return 0

@@ -298,6 +298,27 @@ def test_syscalls_command_prints_the_tree_per_interval_as_json(tmp_path, stop):
     assert_only_the_worker({k: float(v) for k, v in total.items()})
 
 
+def test_syscalls_command_stops_quietly_when_the_reader_goes_away():
+    require_bpf()
+    cmd = subprocess.Popen(
+        [sys.executable, "-m", "exporter", "syscalls", "-i", "50ms", "-d", "1m", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+    )
+    try:
+        assert cmd.stdout is not None and cmd.stderr is not None
+        json.loads(cmd.stdout.readline())
+        cmd.stdout.close()  # as `| head -1` does
+        assert cmd.wait(timeout=30) == 0
+        err = cmd.stderr.read().decode()
+    finally:
+        if cmd.poll() is None:
+            cmd.kill()
+            cmd.wait()
+    assert "Traceback" not in err and "Error" not in err, err
+
+
 def test_syscalls_command_bad_flag_is_one_line():
     result = subprocess.run(
         [sys.executable, "-m", "exporter", "syscalls", "-p", "abc"], capture_output=True, text=True, cwd=ROOT

@@ -438,5 +438,5 @@ def read_btf_struct_offsets(sysfs: Path, struct_name: str, members: Sequence[str
     path = sysfs / "kernel" / "btf" / "vmlinux"
     try:
         return parse_btf_struct_offsets(path.read_bytes(), struct_name, members)
-    except ValueError as e:
+    except (ValueError, struct.error) as e:
         raise ValueError(f"{path}: {e}") from None
