@@ -288,3 +288,21 @@ def test_breakdown_loses_nothing_while_read_in_a_tight_loop():
         worker.wait()
     assert reads > 10  # the reads really overlapped the calls
     assert total == BUSY_CALLS
+
+
+@pytest.mark.live
+@pytest.mark.parametrize(
+    ("filt", "error"),
+    [
+        (Filter(pid=2**22 + 1), SourceError),  # after the counts map
+        (Filter(cgroup=Path("/tmp")), SourceError),  # not a cgroup v2 directory
+        (Filter(pid=os.getpid(), by="pid"), ValueError),  # after the pid map and the fork/free programs
+    ],
+    ids=["no-such-process", "not-cgroup2", "bad-breakdown"],
+)
+def test_a_failed_start_releases_every_fd_it_opened(filt, error):
+    require_root()
+    before = set(os.listdir("/proc/self/fd"))
+    with pytest.raises(error):
+        SyscallCounter(Path("/proc"), Path("/sys"), filt)
+    assert set(os.listdir("/proc/self/fd")) == before
