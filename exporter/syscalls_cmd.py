@@ -119,7 +119,7 @@ def _what(opts: Options) -> str:
 
 
 def run(opts: Options, out: TextIO, err: TextIO) -> int:
-    filt = Filter(opts.pid, opts.cgroup, None if opts.include_self else os.getpid())
+    filt = Filter(opts.pid, opts.cgroup, exclude_self=not opts.include_self)
     try:
         counter = SyscallCounter(opts.procfs, opts.sysfs, filt)
     except BpfUnavailable as e:

@@ -220,6 +220,32 @@ def test_own_calls_are_counted_only_when_asked(tmp_path, include_self):
         assert counts == {}
 
 
+@pytest.mark.parametrize("include_self", [False, True], ids=["self-excluded", "self-included"])
+def test_own_calls_are_excluded_from_inside_a_pid_namespace(include_self):
+    """As in a container: os.getpid() is 1 there, but the kernel's tgid is what the program compares."""
+    require_bpf()
+    with cgroup2("sysmon-pidns") as cg:
+        argv = ["syscalls", "--cgroup", str(cg), "-i", "100ms", "-d", "400ms", "--json"]
+        if include_self:
+            argv.append("--include-self")
+        result = subprocess.run(
+            ["unshare", "--pid", "--fork", "--mount-proc", sys.executable, "-m", "exporter", *argv],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=60,
+            preexec_fn=join_cgroup(cg),
+        )
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(records) >= 3
+    counted = {name for r in records for name in r["syscalls"]}
+    if include_self:
+        assert "bpf" in counted
+    else:
+        assert counted == set()
+
+
 def test_unavailable_without_privileges_reports_why_and_keeps_serving(tmp_path):
     require_root()  # to drop to nobody without capabilities
     port = free_port()

@@ -36,6 +36,7 @@ BPF_MAP_UPDATE_ELEM = 2
 BPF_MAP_DELETE_ELEM = 3
 BPF_MAP_GET_NEXT_KEY = 4
 BPF_PROG_LOAD = 5
+BPF_PROG_TEST_RUN = 10
 BPF_RAW_TRACEPOINT_OPEN = 17
 BPF_MAP_LOOKUP_BATCH = 24  # Linux 5.6
 
@@ -333,6 +334,13 @@ class Bpf:
         except OSError as e:
             text = log.value.decode(errors="replace").strip().splitlines()
             raise OSError(e.errno, f"{e.strerror}; verifier: {' | '.join(text[-4:])}") from None
+
+    def test_run(self, prog_fd: int) -> int:
+        """Runs a raw tracepoint program once in the caller's context (no ctx; Linux 5.10); its return value."""
+        attr = ctypes.create_string_buffer(80)
+        struct.pack_into("=I", attr, 0, prog_fd)
+        self.call(BPF_PROG_TEST_RUN, attr)
+        return int(struct.unpack_from("=I", attr, 4)[0])
 
     def raw_tracepoint_open(self, name: str, prog_fd: int) -> int:
         tp = ctypes.create_string_buffer(name.encode())

@@ -35,7 +35,10 @@ helper call or two:
 - cgroup v2 subtree: ``bpf_get_current_ancestor_cgroup_id(level)`` (5.6)
   equals the target's id (its directory's inode number) exactly for tasks in
   the target or below it. cgroup v1 hierarchies have no such id.
-- the exporter's own process (tgid) is skipped unless asked.
+- the exporter's own process is skipped unless asked, by its tgid as the
+  kernel numbers it: a one-instruction program run once with
+  BPF_PROG_TEST_RUN (5.10) in the exporter's context returns it, since
+  ``os.getpid()`` is another number in a container's pid namespace.
 
 Privileges: CAP_BPF + CAP_PERFMON (5.8+) or root; kernel lockdown
 (confidentiality) refuses tracing programs.
@@ -92,7 +95,7 @@ class Filter:
 
     pid: int | None = None
     cgroup: Path | None = None
-    exclude_tgid: int | None = None  # the exporter itself, unless asked to include it
+    exclude_self: bool = False  # skip the calling process (the exporter), unless asked to include it
     by: str | None = None  # "comm" | "cgroup": also count per command name or per cgroup v2
 
 
@@ -393,8 +396,18 @@ class SyscallCounter:
             self._breakdown = BreakdownMap(fd, filt.by)
         self._cgroup_paths: dict[int, str] = {}
         self._by_seen: dict[bytes, int] = {}  # breakdown key -> its running value at the previous read
-        code = count_program(self._counts, filt.exclude_tgid, pids, cgroup, self._breakdown)
+        exclude = self._own_tgid() if filt.exclude_self else None
+        code = count_program(self._counts, exclude, pids, cgroup, self._breakdown)
         self._attach("sys_enter", self._load("sysmon_sc_enter", code))
+
+    def _own_tgid(self) -> int:
+        """This process's tgid in the kernel's (initial) pid namespace."""
+        fd = self._load("sysmon_sc_self", bytes(Asm().call(FN_GET_CURRENT_PID_TGID).rsh_imm(R0, 32).exit()))
+        try:
+            return self._bpf.test_run(fd)
+        finally:
+            self._fds.remove(fd)
+            os.close(fd)
 
     def tracked_processes(self) -> set[int]:
         """The tgids the process-tree filter currently counts (empty without one)."""
