@@ -15,7 +15,7 @@ from the running kernel's BTF.
 
 Only little-endian 64-bit machines (x86_64, aarch64) are supported: the
 instruction encoding below packs the register nibbles in little-endian order.
-Raw tracepoints need Linux 4.17; the syscall programs need 5.8+ for CAP_BPF.
+Raw tracepoints need Linux 4.17; the syscall programs need 5.8+ for CAP_BPF and 5.10 for test runs.
 """
 
 from __future__ import annotations

@@ -405,6 +405,9 @@ class SyscallCounter:
         fd = self._load("sysmon_sc_self", bytes(Asm().call(FN_GET_CURRENT_PID_TGID).rsh_imm(R0, 32).exit()))
         try:
             return self._bpf.test_run(fd)
+        except OSError as e:
+            hint = "needs Linux 5.10+; or count the exporter too with include-self"
+            raise OSError(e.errno, f"{e.strerror} ({hint})", "finding the exporter's own tgid") from None
         finally:
             self._fds.remove(fd)
             os.close(fd)
