@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import platform
 import signal
 from collections.abc import Iterator
@@ -91,7 +90,7 @@ def open_syscalls(config: Config) -> Iterator[SyscallReaders | None]:
     filt = Filter(
         pid=config.syscalls_pid,
         cgroup=config.syscalls_cgroup,
-        exclude_tgid=None if config.syscalls_include_self else os.getpid(),
+        exclude_self=not config.syscalls_include_self,
         by=config.syscalls_by,
     )
     try:

@@ -3,9 +3,12 @@
 The same programs and filters as ``--collector.syscalls`` (sources/syscalls.py),
 without the HTTP server: it attaches, then every ``-i`` prints the syscalls
 made in that interval, busiest first, as a table or (``--json``) as one JSON
-object per line. It stops after ``-d`` or on Ctrl-C, printing the last partial
-interval first so no count is lost. This is a foreground tool with its own
-clock; the exporter's sampler is not involved.
+object per line. It stops after ``-d``, on Ctrl-C or on SIGTERM, printing the
+last partial interval first so no count is lost: both signals stay blocked and
+are taken by ``sigtimedwait`` as the wait between intervals, so one arriving
+while the counters are read or printed is handled at the next wait instead of
+interrupting them. This is a foreground tool with its own clock; the
+exporter's sampler is not involved.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import argparse
 import json
 import os
 import platform
+import signal
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -21,13 +25,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn, TextIO, TypeVar
 
-from exporter.config import ConfigError, duration_in, parse_duration, parse_pid
+from exporter.config import ConfigError, duration_in, int_in, parse_pid
 from exporter.snapshot import describe
 from exporter.sources import SourceError
 from exporter.sources.bpf import BpfUnavailable
 from exporter.sources.syscalls import Filter, SyscallCounter, names
 
 PROG = "sysmon-exporter syscalls"
+MAX_DURATION_SECONDS = 7 * 86400.0
+STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
 T = TypeVar("T")
 
 
@@ -64,8 +70,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("-p", "--pid", type=_typed(parse_pid), help="only this process and its descendants")
     p.add_argument("--cgroup", type=Path, help="only this cgroup v2 directory and below")
     p.add_argument("-i", "--interval", type=_typed(duration_in(0.05, 3600.0)), default=5.0, help="default 5s")
-    p.add_argument("-d", "--duration", type=_typed(parse_duration), help="stop after this long (default: Ctrl-C)")
-    p.add_argument("-n", "--top", type=int, default=20, help="rows per interval in the table (default 20)")
+    p.add_argument(
+        "-d",
+        "--duration",
+        type=_typed(duration_in(0.05, MAX_DURATION_SECONDS)),
+        help="stop after this long (default: Ctrl-C)",
+    )
+    p.add_argument(
+        "-n", "--top", type=_typed(int_in(1, 1000)), default=20, help="rows per interval in the table (default 20)"
+    )
     p.add_argument("--json", action="store_true", help="one JSON object per interval and line")
     p.add_argument("--include-self", action="store_true", help="count this command's own syscalls too")
     p.add_argument("--path.procfs", dest="procfs", type=Path, default=Path("/proc"), help="procfs mount point")
@@ -74,10 +87,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def parse_args(argv: Sequence[str]) -> Options:
-    ns = parser().parse_args(list(argv))
-    if ns.top < 1:
-        raise ConfigError("--top", "pass a positive number of rows")
-    return Options(**vars(ns))
+    return Options(**vars(parser().parse_args(list(argv))))
 
 
 def delta(now: Mapping[str, int], before: Mapping[str, int]) -> dict[str, int]:
@@ -87,14 +97,15 @@ def delta(now: Mapping[str, int], before: Mapping[str, int]) -> dict[str, int]:
 
 
 def format_table(counts: Mapping[str, int], seconds: float, top: int, when: float) -> str:
+    def row(name: str, n: int) -> str:
+        return f"{name:<24}{n:>12}{n / seconds if seconds > 0 else 0:>12.1f}"
+
     stamp = time.strftime("%H:%M:%S", time.localtime(when))
     lines = [f"{stamp}  {sum(counts.values())} syscalls in {seconds:.1f}s"]
     lines.append(f"{'SYSCALL':<24}{'COUNT':>12}{'PER SEC':>12}")
-    for name, n in list(counts.items())[:top]:
-        lines.append(f"{name:<24}{n:>12}{n / seconds if seconds > 0 else 0:>12.1f}")
+    lines.extend(row(name, n) for name, n in list(counts.items())[:top])
     if len(counts) > top:
-        rest = sum(list(counts.values())[top:])
-        lines.append(f"{'(' + str(len(counts) - top) + ' more)':<24}{rest:>12}")
+        lines.append(row(f"({len(counts) - top} more)", sum(list(counts.values())[top:])))
     return "\n".join(lines) + "\n"
 
 
@@ -108,7 +119,7 @@ def _what(opts: Options) -> str:
 
 
 def run(opts: Options, out: TextIO, err: TextIO) -> int:
-    filt = Filter(opts.pid, opts.cgroup, None if opts.include_self else os.getpid())
+    filt = Filter(opts.pid, opts.cgroup, exclude_self=not opts.include_self)
     try:
         counter = SyscallCounter(opts.procfs, opts.sysfs, filt)
     except BpfUnavailable as e:
@@ -118,6 +129,7 @@ def run(opts: Options, out: TextIO, err: TextIO) -> int:
         print(f"{PROG}: {describe(e)}", file=err)
         return 1
     machine = platform.machine()
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     try:
         print(f"counting syscalls of {_what(opts)} every {opts.interval:g}s; Ctrl-C to stop", file=err, flush=True)
         start = last_time = time.monotonic()
@@ -127,9 +139,7 @@ def run(opts: Options, out: TextIO, err: TextIO) -> int:
             wake = last_time + opts.interval
             if opts.duration is not None and start + opts.duration <= wake:
                 wake, stop = start + opts.duration, True
-            try:
-                time.sleep(max(0.0, wake - time.monotonic()))
-            except KeyboardInterrupt:
+            if signal.sigtimedwait(STOP_SIGNALS, max(0.0, wake - time.monotonic())) is not None:
                 stop = True
             now_time = time.monotonic()
             now = names(counter.read(), machine)
@@ -144,6 +154,7 @@ def run(opts: Options, out: TextIO, err: TextIO) -> int:
             last, last_time = now, now_time
     finally:
         counter.close()
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
     return 0
 
 
@@ -156,4 +167,8 @@ def main(argv: Sequence[str]) -> int:
     except ConfigError as e:
         print(e, file=sys.stderr)
         return 2
-    return run(opts, sys.stdout, sys.stderr)
+    try:
+        return run(opts, sys.stdout, sys.stderr)
+    except BrokenPipeError:  # the reader went away (``| head``): stop quietly, as the reader asked
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush does not fail again
+        return 0

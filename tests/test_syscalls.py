@@ -112,7 +112,23 @@ def test_command_options_and_interval_output():
     lines = table.splitlines()
     assert lines[0].endswith("12 syscalls in 2.0s")
     assert lines[2].split() == ["read", "6", "3.0"] and lines[3].split() == ["close", "5", "2.5"]
-    assert lines[4].split() == ["(1", "more)", "1"]
+    assert lines[4].split() == ["(1", "more)", "1", "0.5"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["-d", "-5"], "argument -d/--duration: -5 is outside 50ms..604800s"),
+        (["-d", "0"], "argument -d/--duration: 0 is outside"),
+        (["-i", "1h1s"], "argument -i/--interval: 1h1s is outside 50ms..3600s"),
+        (["-n", "0"], "argument -n/--top: 0 is outside 1..1000"),
+    ],
+    ids=["negative-duration", "zero-duration", "long-interval", "no-rows"],
+)
+def test_command_bad_values_name_the_flag(argv, needle):
+    with pytest.raises(ConfigError) as e:
+        parse_args(argv)
+    assert str(e.value).startswith("sysmon-exporter syscalls: ") and needle in str(e.value)
 
 
 def test_flags_for_the_breakdown():

@@ -144,12 +144,12 @@ def join_cgroup(path: Path):  # type: ignore[no-untyped-def]
     return preexec
 
 
-def count_worker(tmp_path: Path, filter_flag: str, preexec=None, extra=()) -> dict[str, float]:  # type: ignore[no-untyped-def]
+def count_worker(tmp_path: Path, filter_flag: str, preexec=None, extra=(), wrapper=()) -> dict[str, float]:  # type: ignore[no-untyped-def]
     """The exporter's counts for the worker (and its child) under ``filter_flag``, with the decoy running."""
     worker = start_worker(preexec)
     try:
         args = ["--collector.syscalls", filter_flag.format(pid=worker.pid), "--sampler.interval=100ms", *extra]
-        with run_exporter(args, tmp_path) as exp:
+        with run_exporter(args, tmp_path, wrapper=wrapper) as exp:
             assert source_success(exp) == 1.0, exp.stderr()
             release_and_run_decoy(worker)
             settled(exp, RARE_CALLS + CHILD_RARE_CALLS)
@@ -170,6 +170,15 @@ def test_cgroup_filter_counts_the_subtree_exactly_and_nothing_else(tmp_path):
     require_bpf()
     with cgroup2("sysmon-syscalls") as cg:
         series = count_worker(tmp_path, f"--syscalls.cgroup={cg}", join_cgroup(cg))
+    assert_only_the_worker(syscalls_of(series))
+
+
+def test_capabilities_are_enough_without_root(tmp_path):
+    """As nobody with only CAP_BPF and CAP_PERFMON (ambient, as systemd's AmbientCapabilities gives them)."""
+    require_bpf()
+    caps = ["--inh-caps=-all,+bpf,+perfmon", "--ambient-caps=+bpf,+perfmon", "--bounding-set=-all,+bpf,+perfmon"]
+    wrapper = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *caps]
+    series = count_worker(tmp_path, "--syscalls.pid={pid}", wrapper=wrapper)
     assert_only_the_worker(syscalls_of(series))
 
 
@@ -211,6 +220,32 @@ def test_own_calls_are_counted_only_when_asked(tmp_path, include_self):
         assert counts == {}
 
 
+@pytest.mark.parametrize("include_self", [False, True], ids=["self-excluded", "self-included"])
+def test_own_calls_are_excluded_from_inside_a_pid_namespace(include_self):
+    """As in a container: os.getpid() is 1 there, but the kernel's tgid is what the program compares."""
+    require_bpf()
+    with cgroup2("sysmon-pidns") as cg:
+        argv = ["syscalls", "--cgroup", str(cg), "-i", "100ms", "-d", "400ms", "--json"]
+        if include_self:
+            argv.append("--include-self")
+        result = subprocess.run(
+            ["unshare", "--pid", "--fork", "--mount-proc", sys.executable, "-m", "exporter", *argv],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=60,
+            preexec_fn=join_cgroup(cg),
+        )
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(records) >= 3
+    counted = {name for r in records for name in r["syscalls"]}
+    if include_self:
+        assert "bpf" in counted
+    else:
+        assert counted == set()
+
+
 def test_unavailable_without_privileges_reports_why_and_keeps_serving(tmp_path):
     require_root()  # to drop to nobody without capabilities
     port = free_port()
@@ -249,9 +284,11 @@ def test_unavailable_without_privileges_reports_why_and_keeps_serving(tmp_path):
     text = log.read_text()
     assert text.count("source syscalls failed") == 1, text
     assert "CAP_BPF" in text and "CAP_PERFMON" in text and "run as root" in text
+    assert "AmbientCapabilities=CAP_BPF CAP_PERFMON" in text  # the way test_capabilities_are_enough_without_root uses
 
 
-def test_syscalls_command_prints_the_tree_per_interval_as_json(tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_syscalls_command_prints_the_tree_per_interval_as_json(tmp_path, stop):
     require_bpf()
     worker = start_worker()
     err = tmp_path / "command.err"
@@ -267,7 +304,7 @@ def test_syscalls_command_prints_the_tree_per_interval_as_json(tmp_path):
             wait_until(lambda: "counting syscalls of pid" in err.read_text(), what="the command to attach")
             release_and_run_decoy(worker)
             time.sleep(0.3)  # lets the worker's exit land in an interval; the final read takes the rest
-            cmd.send_signal(signal.SIGINT)
+            cmd.send_signal(stop)
             out, _ = cmd.communicate(timeout=30)
         finally:
             if cmd.poll() is None:
@@ -285,6 +322,27 @@ def test_syscalls_command_prints_the_tree_per_interval_as_json(tmp_path):
         for name, n in record["syscalls"].items():
             total[name] = total.get(name, 0) + n
     assert_only_the_worker({k: float(v) for k, v in total.items()})
+
+
+def test_syscalls_command_stops_quietly_when_the_reader_goes_away():
+    require_bpf()
+    cmd = subprocess.Popen(
+        [sys.executable, "-m", "exporter", "syscalls", "-i", "50ms", "-d", "1m", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+    )
+    try:
+        assert cmd.stdout is not None and cmd.stderr is not None
+        json.loads(cmd.stdout.readline())
+        cmd.stdout.close()  # as `| head -1` does
+        assert cmd.wait(timeout=30) == 0
+        err = cmd.stderr.read().decode()
+    finally:
+        if cmd.poll() is None:
+            cmd.kill()
+            cmd.wait()
+    assert "Traceback" not in err and "Error" not in err, err
 
 
 def test_syscalls_command_bad_flag_is_one_line():

@@ -15,7 +15,7 @@ from the running kernel's BTF.
 
 Only little-endian 64-bit machines (x86_64, aarch64) are supported: the
 instruction encoding below packs the register nibbles in little-endian order.
-Raw tracepoints need Linux 4.17; the syscall programs need 5.8+ for CAP_BPF.
+Raw tracepoints need Linux 4.17; the syscall programs need 5.8+ for CAP_BPF and 5.10 for test runs.
 """
 
 from __future__ import annotations
@@ -36,14 +36,14 @@ BPF_MAP_UPDATE_ELEM = 2
 BPF_MAP_DELETE_ELEM = 3
 BPF_MAP_GET_NEXT_KEY = 4
 BPF_PROG_LOAD = 5
+BPF_PROG_TEST_RUN = 10
 BPF_RAW_TRACEPOINT_OPEN = 17
 BPF_MAP_LOOKUP_BATCH = 24  # Linux 5.6
-BPF_MAP_LOOKUP_AND_DELETE_BATCH = 25
 
 # map and program types
 BPF_MAP_TYPE_HASH = 1
-BPF_MAP_TYPE_PERCPU_HASH = 5
 BPF_MAP_TYPE_PERCPU_ARRAY = 6
+BPF_MAP_TYPE_LRU_PERCPU_HASH = 10  # Linux 4.10
 BPF_PROG_TYPE_RAW_TRACEPOINT = 17
 
 # helper ids (enum bpf_func_id)
@@ -264,17 +264,6 @@ class Bpf:
         ``value_size`` is what one element holds in userspace (for per-CPU maps,
         8-byte-rounded value size x possible CPUs).
         """
-        return self._batch(BPF_MAP_LOOKUP_BATCH, fd, key_size, value_size, max_entries)
-
-    def lookup_and_delete_all(
-        self, fd: int, key_size: int, value_size: int, max_entries: int
-    ) -> list[tuple[bytes, bytes]]:
-        """Like :meth:`lookup_all`, deleting each element read (hash maps; BPF_MAP_LOOKUP_AND_DELETE_BATCH)."""
-        return self._batch(BPF_MAP_LOOKUP_AND_DELETE_BATCH, fd, key_size, value_size, max_entries)
-
-    def _batch(
-        self, cmd: int, fd: int, key_size: int, value_size: int, max_entries: int
-    ) -> list[tuple[bytes, bytes]]:
         keys = ctypes.create_string_buffer(key_size * max_entries)
         values = ctypes.create_string_buffer(value_size * max_entries)
         token_in, token_out = ctypes.create_string_buffer(8), ctypes.create_string_buffer(8)
@@ -297,16 +286,16 @@ class Bpf:
             )
             done = False
             try:
-                self.call(cmd, attr)
+                self.call(BPF_MAP_LOOKUP_BATCH, attr)
             except OSError as e:
                 if e.errno != errno.ENOENT:
                     raise
                 done = True  # no more elements; count still says how many came back
             count = struct.unpack_from("=I", attr, 32)[0]
-            for i in range(count):
-                out.append(
-                    (keys.raw[i * key_size : (i + 1) * key_size], values.raw[i * value_size : (i + 1) * value_size])
-                )
+            k, v = keys.raw, values.raw  # each .raw is a copy of the whole buffer: once per batch
+            out.extend(
+                (k[i * key_size : (i + 1) * key_size], v[i * value_size : (i + 1) * value_size]) for i in range(count)
+            )
             if done or count == 0:
                 return out
             ctypes.memmove(token_in, token_out, 8)
@@ -345,6 +334,13 @@ class Bpf:
         except OSError as e:
             text = log.value.decode(errors="replace").strip().splitlines()
             raise OSError(e.errno, f"{e.strerror}; verifier: {' | '.join(text[-4:])}") from None
+
+    def test_run(self, prog_fd: int) -> int:
+        """Runs a raw tracepoint program once in the caller's context (no ctx; Linux 5.10); its return value."""
+        attr = ctypes.create_string_buffer(80)
+        struct.pack_into("=I", attr, 0, prog_fd)
+        self.call(BPF_PROG_TEST_RUN, attr)
+        return int(struct.unpack_from("=I", attr, 4)[0])
 
     def raw_tracepoint_open(self, name: str, prog_fd: int) -> int:
         tp = ctypes.create_string_buffer(name.encode())
@@ -450,5 +446,5 @@ def read_btf_struct_offsets(sysfs: Path, struct_name: str, members: Sequence[str
     path = sysfs / "kernel" / "btf" / "vmlinux"
     try:
         return parse_btf_struct_offsets(path.read_bytes(), struct_name, members)
-    except ValueError as e:
+    except (ValueError, struct.error) as e:
         raise ValueError(f"{path}: {e}") from None

@@ -14,10 +14,13 @@ numbers, bogus ids such as -1 from ptrace) are not counted. On x86_64, 32-bit
 (ia32) processes enter with their own numbering; they are counted under the
 64-bit names of those numbers.
 
-Optionally (``by``) a BPF_MAP_TYPE_PERCPU_HASH also counts per (comm or
-cgroup v2 id, syscall number); userspace drains it each read with
-BPF_MAP_LOOKUP_AND_DELETE_BATCH (5.6), so it holds one interval's keys. When it
-is full the kernel drops the labelled increment; the totals still have it.
+Optionally (``by``) a BPF_MAP_TYPE_LRU_PERCPU_HASH also counts per (comm or
+cgroup v2 id, syscall number). Userspace only reads it (BPF_MAP_LOOKUP_BATCH,
+5.6) and turns the running values into increments; it never deletes, because
+whatever the program adds to an element between the batch copy and its
+deletion would be lost. The kernel bounds the hash instead: when it is full,
+inserting evicts the least recently used keys. What an evicted key had gathered
+since the last read is missing from its label; the totals still have it.
 
 Filters run in the kernel, before the count, so filtered-out events cost a
 helper call or two:
@@ -32,7 +35,10 @@ helper call or two:
 - cgroup v2 subtree: ``bpf_get_current_ancestor_cgroup_id(level)`` (5.6)
   equals the target's id (its directory's inode number) exactly for tasks in
   the target or below it. cgroup v1 hierarchies have no such id.
-- the exporter's own process (tgid) is skipped unless asked.
+- the exporter's own process is skipped unless asked, by its tgid as the
+  kernel numbers it: a one-instruction program run once with
+  BPF_PROG_TEST_RUN (5.10) in the exporter's context returns it, since
+  ``os.getpid()`` is another number in a container's pid namespace.
 
 Privileges: CAP_BPF + CAP_PERFMON (5.8+) or root; kernel lockdown
 (confidentiality) refuses tracing programs.
@@ -51,8 +57,8 @@ from pathlib import Path
 from exporter.sources import SourceError
 from exporter.sources.bpf import (
     BPF_MAP_TYPE_HASH,
+    BPF_MAP_TYPE_LRU_PERCPU_HASH,
     BPF_MAP_TYPE_PERCPU_ARRAY,
-    BPF_MAP_TYPE_PERCPU_HASH,
     BPF_NOEXIST,
     BPF_PROG_TYPE_RAW_TRACEPOINT,
     FN_GET_CURRENT_ANCESTOR_CGROUP_ID,
@@ -89,7 +95,7 @@ class Filter:
 
     pid: int | None = None
     cgroup: Path | None = None
-    exclude_tgid: int | None = None  # the exporter itself, unless asked to include it
+    exclude_self: bool = False  # skip the calling process (the exporter), unless asked to include it
     by: str | None = None  # "comm" | "cgroup": also count per command name or per cgroup v2
 
 
@@ -124,9 +130,7 @@ def count_program(
 ) -> bytes:
     """``sys_enter``: skip unless the filters match, then add 1 to this CPU's slot for the syscall number.
 
-    With a breakdown, also add 1 to this CPU's value for (comm or cgroup id, number); a
-    full hash drops the increment (the totals still have it, and userspace puts it under
-    ``other``).
+    With a breakdown, also add 1 to this CPU's value for (comm or cgroup id, number).
     """
     a = Asm().mov(R6, R1)
     if exclude_tgid is not None or pids_fd is not None:
@@ -153,11 +157,15 @@ def count_program(
             a.call(FN_GET_CURRENT_CGROUP_ID).store(R10, key, R0)
         a.store(R10, key + size, R7, size=4).store_imm(R10, key + size + 4, 0, size=4)
         a.ld_map(R1, breakdown.fd).mov(R2, R10).add_imm(R2, key).call(FN_MAP_LOOKUP_ELEM)
-        a.jeq_imm(R0, 0, "insert")
-        a.load(R1, R0, 0).add_imm(R1, 1).store(R0, 0, R1).ja("out")
-        a.label("insert").store_imm(R10, key - 8, 1)
+        a.jne_imm(R0, 0, "add")
+        # Insert a zero and look up again: when another task inserted the key in
+        # between, its element is the one incremented, so neither increment is lost.
+        a.store_imm(R10, key - 8, 0)
         a.ld_map(R1, breakdown.fd).mov(R2, R10).add_imm(R2, key).mov(R3, R10).add_imm(R3, key - 8)
         a.mov_imm(R4, BPF_NOEXIST).call(FN_MAP_UPDATE_ELEM)
+        a.ld_map(R1, breakdown.fd).mov(R2, R10).add_imm(R2, key).call(FN_MAP_LOOKUP_ELEM)
+        a.jeq_imm(R0, 0, "out")  # evicted at once: nothing to add to
+        a.label("add").load(R1, R0, 0).add_imm(R1, 1).store(R0, 0, R1)
     a.label("out").mov_imm(R0, 0).exit()
     return bytes(a)
 
@@ -220,6 +228,27 @@ def read_descendants(procfs: Path, pid: int) -> set[int]:
     return out
 
 
+def parse_tgid(status: str) -> int:
+    """The thread group (process) id from /proc/<pid>/status."""
+    for line in status.splitlines():
+        if line.startswith("Tgid:"):
+            return int(line.split()[1])
+    raise ValueError("no Tgid line")
+
+
+def read_process(procfs: Path, pid: int) -> None:
+    """Checks that ``pid`` is a process (a thread group leader): the filter matches processes, not threads."""
+    path = procfs / str(pid) / "status"
+    try:
+        tgid = parse_tgid(path.read_text())
+    except FileNotFoundError:
+        raise SourceError(str(procfs / str(pid)), f"no process {pid}") from None
+    except (ValueError, IndexError):
+        raise SourceError(str(path), "no Tgid line") from None
+    if tgid != pid:
+        raise SourceError(str(procfs / str(pid)), f"{pid} is a thread of process {tgid}: pass {tgid}")
+
+
 def parse_cgroup2_level(mountinfo: str, path: Path) -> int:
     """The depth of ``path`` in the cgroup2 hierarchy (root = 0), from /proc/self/mountinfo."""
     best: tuple[Path, Path] | None = None
@@ -276,9 +305,14 @@ def unavailable_reason(e: OSError, sysfs: Path) -> str:
     if "[confidentiality]" in lockdown:
         return "kernel lockdown (confidentiality) forbids eBPF tracing; boot with lockdown=integrity or none"
     if e.errno in (errno.EPERM, errno.EACCES):
+        # File capabilities on a Python entry point are ignored (it is a script), so
+        # the capabilities have to come from the parent: ambient ones for a non-root
+        # user, or added to a root container whose other capabilities are dropped.
         return (
             f"bpf(2) refused ({os.strerror(e.errno)}): run as root or grant CAP_BPF and CAP_PERFMON "
-            "(Linux 5.8+; setcap cap_bpf,cap_perfmon+ep, or securityContext.capabilities.add: [BPF, PERFMON])"
+            "(Linux 5.8+; systemd: AmbientCapabilities=CAP_BPF CAP_PERFMON; shell: setpriv "
+            "--inh-caps=+bpf,+perfmon --ambient-caps=+bpf,+perfmon; "
+            "container as uid 0: --cap-add BPF --cap-add PERFMON)"
         )
     if e.errno == errno.ENOSYS:
         return "bpf(2) is not available: the kernel needs CONFIG_BPF_SYSCALL"
@@ -326,8 +360,7 @@ class SyscallCounter:
         cgroup = read_cgroup_target(self._procfs, filt.cgroup) if filt.cgroup is not None else None
         pids: int | None = None
         if filt.pid is not None:
-            if not (self._procfs / str(filt.pid)).is_dir():
-                raise SourceError(str(self._procfs / str(filt.pid)), f"no process {filt.pid}")
+            read_process(self._procfs, filt.pid)
             try:
                 offsets = read_btf_struct_offsets(self._sysfs, "task_struct", ("pid", "tgid"))
             except FileNotFoundError as e:
@@ -354,7 +387,7 @@ class SyscallCounter:
             fd = self._privileged(
                 "breakdown map",
                 bpf.map_create,
-                BPF_MAP_TYPE_PERCPU_HASH,
+                BPF_MAP_TYPE_LRU_PERCPU_HASH,
                 BY_LABEL_SIZE[filt.by] + 8,
                 8,
                 MAX_BREAKDOWN_ENTRIES,
@@ -362,8 +395,22 @@ class SyscallCounter:
             )
             self._breakdown = BreakdownMap(fd, filt.by)
         self._cgroup_paths: dict[int, str] = {}
-        code = count_program(self._counts, filt.exclude_tgid, pids, cgroup, self._breakdown)
+        self._by_seen: dict[bytes, int] = {}  # breakdown key -> its running value at the previous read
+        exclude = self._own_tgid() if filt.exclude_self else None
+        code = count_program(self._counts, exclude, pids, cgroup, self._breakdown)
         self._attach("sys_enter", self._load("sysmon_sc_enter", code))
+
+    def _own_tgid(self) -> int:
+        """This process's tgid in the kernel's (initial) pid namespace."""
+        fd = self._load("sysmon_sc_self", bytes(Asm().call(FN_GET_CURRENT_PID_TGID).rsh_imm(R0, 32).exit()))
+        try:
+            return self._bpf.test_run(fd)
+        except OSError as e:
+            hint = "needs Linux 5.10+; or count the exporter too with include-self"
+            raise OSError(e.errno, f"{e.strerror} ({hint})", "finding the exporter's own tgid") from None
+        finally:
+            self._fds.remove(fd)
+            os.close(fd)
 
     def tracked_processes(self) -> set[int]:
         """The tgids the process-tree filter currently counts (empty without one)."""
@@ -381,20 +428,23 @@ class SyscallCounter:
         return out
 
     def read_by(self) -> dict[tuple[str, int], int]:
-        """{(comm or cgroup path, syscall number): count since the last call}; empty without a breakdown.
-
-        Entries are read and deleted in one batch, so the hash only holds what
-        happened since the previous read.
-        """
+        """{(comm or cgroup path, syscall number): count since the last call}; empty without a breakdown."""
         b = self._breakdown
         if b is None:
             return {}
-        entries = self._bpf.lookup_and_delete_all(b.fd, b.label_size + 8, 8 * self._ncpus, MAX_BREAKDOWN_ENTRIES)
+        values = {
+            key: sum(struct.unpack(f"={self._ncpus}Q", value))
+            for key, value in self._bpf.lookup_all(b.fd, b.label_size + 8, 8 * self._ncpus, MAX_BREAKDOWN_ENTRIES)
+        }
         out: dict[tuple[str, int], int] = {}
-        for key, value in entries:
-            label = self._label(b.by, key[: b.label_size])
-            nr = struct.unpack_from("=I", key, b.label_size)[0]
-            out[(label, nr)] = out.get((label, nr), 0) + sum(struct.unpack(f"={self._ncpus}Q", value))
+        for key, n in values.items():
+            before = self._by_seen.get(key, 0)
+            added = n - before if n >= before else n  # smaller: evicted, then inserted again
+            if added:
+                label = self._label(b.by, key[: b.label_size])
+                nr = struct.unpack_from("=I", key, b.label_size)[0]
+                out[(label, nr)] = out.get((label, nr), 0) + added
+        self._by_seen = values
         return out
 
     def _label(self, by: str, raw: bytes) -> str:

@@ -72,11 +72,11 @@ def main() -> int:
     cgroup.mkdir()
     modes: dict[str, Filter | None] = {
         "none": None,
-        "unfiltered": Filter(exclude_tgid=os.getpid()),
-        "pid-other": Filter(pid=other.pid, exclude_tgid=os.getpid()),
-        "cgroup-other": Filter(cgroup=cgroup, exclude_tgid=os.getpid()),
-        "by-comm": Filter(exclude_tgid=os.getpid(), by="comm"),
-        "by-cgroup": Filter(exclude_tgid=os.getpid(), by="cgroup"),
+        "unfiltered": Filter(exclude_self=True),
+        "pid-other": Filter(pid=other.pid, exclude_self=True),
+        "cgroup-other": Filter(cgroup=cgroup, exclude_self=True),
+        "by-comm": Filter(exclude_self=True, by="comm"),
+        "by-cgroup": Filter(exclude_self=True, by="cgroup"),
     }
     results: dict[str, list[float]] = {name: [] for name in modes}
     try:

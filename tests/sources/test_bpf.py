@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter.sources.bpf import Asm, insn, parse_btf_struct_offsets, possible_cpus
+from exporter.sources.bpf import Asm, insn, parse_btf_struct_offsets, possible_cpus, read_btf_struct_offsets
 
 
 @pytest.mark.parametrize(
@@ -76,6 +76,14 @@ def test_btf_offsets_including_anonymous_members_and_bitfield_encoding():
 def test_btf_errors_name_the_problem(blob, message):
     with pytest.raises(ValueError, match=message):
         parse_btf_struct_offsets(blob, "task_struct", ["pid"])
+
+
+@pytest.mark.parametrize("blob", [b"\x9f\xeb\x01\x00", _btf(_type(TASK, 4, 3, 32), STRINGS)], ids=["header", "members"])
+def test_truncated_btf_is_a_value_error_naming_the_file(tmp_path, blob):
+    (tmp_path / "kernel" / "btf").mkdir(parents=True)
+    (tmp_path / "kernel" / "btf" / "vmlinux").write_bytes(blob)
+    with pytest.raises(ValueError, match="kernel/btf/vmlinux: "):
+        read_btf_struct_offsets(tmp_path, "task_struct", ["pid"])
 
 
 @pytest.mark.parametrize(("text", "n"), [("0-1\n", 2), ("0\n", 1), ("0-3,8-11\n", 12)], ids=["range", "one", "holes"])

@@ -12,8 +12,8 @@ import pytest
 from exporter.sources import SourceError
 from exporter.sources.bpf import (
     BPF_MAP_TYPE_HASH,
+    BPF_MAP_TYPE_LRU_PERCPU_HASH,
     BPF_MAP_TYPE_PERCPU_ARRAY,
-    BPF_MAP_TYPE_PERCPU_HASH,
     BPF_PROG_TYPE_RAW_TRACEPOINT,
     Bpf,
     insn,
@@ -29,10 +29,13 @@ from exporter.sources.syscalls import (
     parse_cgroup2_level,
     parse_ppid,
     read_descendants,
+    read_process,
     syscall_name,
     unavailable_reason,
 )
 from tests.helpers import require_root, wait_until
+
+BUSY_CALLS = 300_000
 
 
 @pytest.mark.parametrize(
@@ -57,6 +60,27 @@ def test_descendants_follow_the_tree_and_skip_other_branches(tmp_path):
     (tmp_path / "self").mkdir()
     assert read_descendants(tmp_path, 10) == {11, 12, 13}
     assert read_descendants(tmp_path, 12) == set()
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [
+        ("Name:\tpython3\nTgid:\t4242\nNgid:\t0\nPid:\t4242\n", None),
+        ("Name:\tpython3\nTgid:\t4000\nNgid:\t0\nPid:\t4242\n", "4242 is a thread of process 4000: pass 4000"),
+        (None, "no process 4242"),
+        ("Name:\tpython3\n", "no Tgid line"),
+    ],
+    ids=["process", "thread", "gone", "malformed"],
+)
+def test_pid_filter_takes_processes_not_threads(tmp_path, status, error):
+    if status is not None:
+        (tmp_path / "4242").mkdir()
+        (tmp_path / "4242" / "status").write_text(status)
+    if error is None:
+        read_process(tmp_path, 4242)
+        return
+    with pytest.raises(SourceError, match=error):
+        read_process(tmp_path, 4242)
 
 
 HYBRID = textwrap.dedent(
@@ -122,8 +146,8 @@ def test_every_program_variant_passes_the_verifier():
     bpf = Bpf()
     fds = [bpf.map_create(BPF_MAP_TYPE_PERCPU_ARRAY, 4, 8, 1024, "t_counts")]
     fds.append(bpf.map_create(BPF_MAP_TYPE_HASH, 4, 4, 16, "t_pids"))
-    fds.append(bpf.map_create(BPF_MAP_TYPE_PERCPU_HASH, 24, 8, 16, "t_by_comm"))
-    fds.append(bpf.map_create(BPF_MAP_TYPE_PERCPU_HASH, 16, 8, 16, "t_by_cgroup"))
+    fds.append(bpf.map_create(BPF_MAP_TYPE_LRU_PERCPU_HASH, 24, 8, 16, "t_by_comm"))
+    fds.append(bpf.map_create(BPF_MAP_TYPE_LRU_PERCPU_HASH, 16, 8, 16, "t_by_cgroup"))
     counts, pids, by_comm, by_cgroup = fds
     try:
         for code in (
@@ -230,3 +254,55 @@ def test_tree_follows_forks_and_forgets_released_processes():
         counter.close()
         worker.kill()
         worker.wait()
+
+
+@pytest.mark.live
+def test_breakdown_loses_nothing_while_read_in_a_tight_loop():
+    """The per-label increments add up exactly while the program writes and userspace reads concurrently."""
+    require_root()
+    code = textwrap.dedent(
+        f"""\
+        import ctypes, os, sys
+        ctypes.CDLL(None).prctl(15, b"sysmon-by-test", 0, 0, 0)  # PR_SET_NAME
+        sys.stdin.readline()
+        for _ in range({BUSY_CALLS}):
+            os.getppid()
+        """
+    )
+    worker = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE)
+    counter = SyscallCounter(Path("/proc"), Path("/sys"), Filter(pid=worker.pid, by="comm"))
+    getppid = {"x86_64": 110, "aarch64": 173}[os.uname().machine]
+    total = reads = 0
+    try:
+        assert worker.stdin is not None
+        worker.stdin.write(b"go\n")
+        worker.stdin.close()
+        finished = False
+        while not finished:
+            finished = worker.poll() is not None
+            total += counter.read_by().get(("sysmon-by-test", getppid), 0)
+            reads += 1
+    finally:
+        counter.close()
+        worker.kill()
+        worker.wait()
+    assert reads > 10  # the reads really overlapped the calls
+    assert total == BUSY_CALLS
+
+
+@pytest.mark.live
+@pytest.mark.parametrize(
+    ("filt", "error"),
+    [
+        (Filter(pid=2**22 + 1), SourceError),  # after the counts map
+        (Filter(cgroup=Path("/tmp")), SourceError),  # not a cgroup v2 directory
+        (Filter(pid=os.getpid(), by="pid"), ValueError),  # after the pid map and the fork/free programs
+    ],
+    ids=["no-such-process", "not-cgroup2", "bad-breakdown"],
+)
+def test_a_failed_start_releases_every_fd_it_opened(filt, error):
+    require_root()
+    before = set(os.listdir("/proc/self/fd"))
+    with pytest.raises(error):
+        SyscallCounter(Path("/proc"), Path("/sys"), filt)
+    assert set(os.listdir("/proc/self/fd")) == before
