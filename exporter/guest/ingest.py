@@ -12,8 +12,9 @@ The ``vm`` label always comes from this side (pattern capture, socket name or
 peer CID); what a guest says about itself only reaches ``sysmon_guest_info``.
 Each row is re-stamped with the host's clocks; the guest's wall clock is kept
 only as the offset. Bounds: a line longer than ``max_line_bytes`` is discarded
-up to its newline, a token bucket limits rows per VM, and at most ``max_vms``
-VMs are tracked, so memory does not grow with what guests send.
+up to its newline, a token bucket limits rows per VM, a VM has one connection
+at a time (on a listener the newest replaces the older), and at most
+``max_vms`` VMs are tracked, so memory does not grow with what guests send.
 
 State is written on the event loop and read by the sampler's worker thread
 through :meth:`Ingest.view`, under one lock.
@@ -84,6 +85,7 @@ class _Vm:
         self.bucket = _Bucket(rate, now)
         self.from_pattern = from_pattern
         self.connections = 0
+        self.conn: socket.socket | None = None  # the VM's connection on a listener
         self.last_seq = -1
         self.last_dropped = 0
         self.events: dict[str, int] = {}
@@ -187,11 +189,13 @@ class Ingest:
             if not st.bucket.take(self.clock.monotonic()):
                 self._count(st.malformed, "rate_limited")
                 return
-            try:
-                msg = parse_line(line)
-            except Malformed as e:
+        try:
+            msg = parse_line(line)  # outside the lock: the sampler's view() never waits on a parse
+        except Malformed as e:
+            with self._lock:
                 self._count(st.malformed, e.reason)
-                return
+            return
+        with self._lock:
             if isinstance(msg, Hello):
                 st.view = replace(st.view, hostname=msg.hostname, agent_version=msg.agent_version, boot_id=msg.boot_id)
                 return
@@ -328,6 +332,14 @@ class Ingest:
             if st is None:
                 conn.close()
                 continue
+            # One connection per VM: the newest replaces the one before (an agent that
+            # reconnected before its old connection was seen to close), so a guest that
+            # opens many connections holds one read buffer, not one per connection.
+            # shutdown() ends the old one's reads as an EOF would, started or not.
+            if st.conn is not None:
+                with contextlib.suppress(OSError):
+                    st.conn.shutdown(socket.SHUT_RDWR)
+            st.conn = conn
             self._spawn(self._serve(st, conn))
 
     def _spawn(self, coro: Any) -> asyncio.Task[None]:
