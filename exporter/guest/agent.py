@@ -22,7 +22,7 @@ from typing import Any
 from exporter.config import Address
 from exporter.guest.channel import Writer, open_agent_channel
 from exporter.guest.protocol import hello_line, row_from_snapshot
-from exporter.snapshot import Clock, Readers, Snapshot, take_snapshot
+from exporter.snapshot import CgroupReaders, Clock, Readers, Snapshot, take_cgroup_snapshot, take_snapshot
 
 log = logging.getLogger("exporter.agent")
 
@@ -37,6 +37,7 @@ class AgentSettings:
     readers: Readers
     dev: Path
     version: str
+    cgroups: CgroupReaders | None = None  # with --collector.cgroup
 
 
 class Outbox:
@@ -136,6 +137,8 @@ class Agent:
         tick = 0
         while not self.stop.is_set():
             snap = take_snapshot(snap, self.settings.readers, self.clock)
+            if self.settings.cgroups is not None:
+                snap = take_cgroup_snapshot(snap, self.settings.cgroups, self.clock)
             self.outbox.put(row_from_snapshot(snap, seq, self.boot_id))
             seq += 1
             interval = self.settings.interval_seconds

@@ -215,6 +215,7 @@ class Ingest:
             cpu_seconds=row.cpu_seconds,
             frequency_hertz=row.frequency_hertz,
             memory_bytes=row.memory_bytes,
+            cgroups=row.cgroups,
             clock_offset_seconds=row.wall_seconds - wall,
             last_row_timestamp_seconds=wall,
             rows_total=st.view.rows_total + 1,
