@@ -92,7 +92,7 @@ class _Vm:
         self.malformed: dict[str, int] = {}
 
 
-Record = Callable[[str, dict[str, Any]], None]
+Record = Callable[[str, dict[str, Any], int], None]  # vm, re-stamped row, length of the line it came from
 
 
 TOO_LONG = None  # what LineSplitter yields for a discarded line
@@ -201,7 +201,7 @@ class Ingest:
                 return
             record = self._row(st, msg)
         if self.record is not None:
-            self.record(st.view.vm, record)
+            self.record(st.view.vm, record, len(line))
 
     def _row(self, st: _Vm, row: Row) -> dict[str, Any]:
         wall, mono = self.clock.wall(), self.clock.monotonic()
