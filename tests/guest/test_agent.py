@@ -128,3 +128,21 @@ def test_no_cgroups_unless_enabled(tmp_path):
         conn.close()
     server.close()
     assert "cgroup" not in hello["capabilities"] and "cgroup" not in row
+
+
+def test_a_host_that_accepts_and_closes_gets_backoff_and_one_log_line(tmp_path):
+    # Such a host (one at --guest.max-vms, say) lets every connect succeed and every
+    # write fail; the agent must neither reconnect in a tight loop nor log each time.
+    path = tmp_path / "host.sock"
+    server = listen(path)
+    accepted = 0
+    log = tmp_path / "agent.log"
+    with process(agent_args(f"unix:{path}", "50ms", "--no-collector.cpufreq"), log):
+        while accepted < 6:
+            conn, _ = server.accept()
+            conn.close()
+            accepted += 1
+    server.close()
+    warnings = [line for line in log.read_text().splitlines() if "level=WARNING" in line]
+    assert 1 <= len(warnings) <= 2, warnings  # Broken pipe, perhaps Connection reset by peer
+    assert all("retrying with backoff" in line for line in warnings), warnings
