@@ -142,6 +142,7 @@ class Ingest:
         self._connectors: dict[str, asyncio.Task[None]] = {}
         self._servers: list[tuple[Address, socket.socket]] = []
         self._warned_full = False
+        self._accept_failing: str | None = None  # why accepting last failed, logged once until it works
 
     # --- read side (sampler thread) ---
 
@@ -321,7 +322,15 @@ class Ingest:
     async def _accept_loop(self, address: Address, server: socket.socket) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            conn, peer = await loop.sock_accept(server)
+            try:
+                conn, peer = await loop.sock_accept(server)
+            except OSError as e:  # EMFILE/ENFILE above all: the connection waits in the backlog
+                if e.strerror != self._accept_failing:
+                    log.warning("--guest.listen: cannot accept on %s: %s; retrying", address, e.strerror)
+                    self._accept_failing = e.strerror
+                await asyncio.sleep(self.settings.rescan_seconds)
+                continue
+            self._accept_failing = None
             conn.setblocking(False)
             if address.kind == "vsock":
                 vm = vm_label(f"cid-{peer[0]}")
