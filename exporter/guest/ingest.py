@@ -286,12 +286,14 @@ class Ingest:
                 st = self._state(vm, from_pattern=True)
             if st is None:
                 return
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sock.setblocking(False)
+            sock = None
             try:
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)  # EMFILE counts as a failed connect
+                sock.setblocking(False)
                 await loop.sock_connect(sock, str(path))
             except OSError as e:
-                sock.close()
+                if sock is not None:
+                    sock.close()
                 log.debug("vm %s: cannot connect to %s: %s", vm, path, e.strerror)
                 self._event(st, "connect_failed")
             else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import resource
 import socket
 
 import pytest
@@ -119,6 +120,31 @@ async def test_a_vm_has_one_connection_at_a_time_the_newest_wins(tmp_path):
         for _, writer in conns:
             writer.close()
         await ingest.stop()
+
+
+async def test_a_connector_out_of_descriptors_counts_connect_failed_and_keeps_trying(tmp_path):
+    (tmp_path / "vms" / "q-1").mkdir(parents=True)
+    pattern = f"{tmp_path}/vms/{{vm}}/agent.sock"
+    ingest = Ingest(GuestConfig(patterns=(pattern,), rescan_seconds=0.05), StepClock())
+    ingest.rescan()  # once (its connector starts on the next await): the connector itself has to keep trying
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    lowest_free = os.open(os.devnull, os.O_RDONLY)  # a new descriptor takes the lowest free number
+    os.close(lowest_free)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (lowest_free, hard))  # socket() now fails with EMFILE
+
+    def failed() -> int:
+        vm = ingest.view().get("q-1")
+        return vm.channel_events_total.get("connect_failed", 0) if vm else 0
+
+    try:
+        for _ in range(500):
+            if failed() >= 3:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        await ingest.stop()
+    assert failed() >= 3
 
 
 @pytest.mark.live
