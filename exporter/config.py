@@ -515,7 +515,10 @@ def _guest_config(v: Mapping[str, Any]) -> GuestConfig:
     return guest
 
 
-AGENT_COLLECTORS = ("cpu", "cpufreq", "cpuinfo", "meminfo")
+# The agent's collectors and whether each is on by default (cgroups only when asked for).
+AGENT_COLLECTORS: dict[str, bool] = {"cpu": True, "cpufreq": True, "cpuinfo": True, "meminfo": True, "cgroup": False}
+# The most cgroups one guest row may carry; the host discards a row with more (reason invalid_row).
+GUEST_MAX_CGROUPS = 1000
 _PATH_FLAGS = (
     Flag("path.procfs", Path, Path("/proc"), "procfs mount point"),
     Flag("path.sysfs", Path, Path("/sys"), "sysfs mount point"),
@@ -528,8 +531,22 @@ AGENT = FlagSet(
         Flag("agent.interval", duration_in(0.05, 3600.0), 5.0, "how often the guest is sampled"),
         Flag("agent.queue-size", int_in(1, 100_000), 120, "rows kept while the host is not reading"),
         *_PATH_FLAGS,
+        *(
+            f
+            for f in SERVE_FLAGS
+            if f.name in ("path.cgroupfs", "cgroup.max-depth", "cgroup.include", "cgroup.exclude")
+        ),
+        Flag(
+            "cgroup.max-count",
+            int_in(1, GUEST_MAX_CGROUPS),
+            100,
+            "most cgroups in a row; each adds its path and ~90 bytes (host: --guest.max-line-bytes)",
+        ),
         Flag("log.level", parse_choice(LOG_LEVELS), "info", "one of " + ", ".join(LOG_LEVELS)),
-        *(Flag(f"collector.{n}", parse_bool, True, f"the {n} collector", boolean=True) for n in AGENT_COLLECTORS),
+        *(
+            Flag(f"collector.{n}", parse_bool, on, f"the {n} collector", boolean=True)
+            for n, on in AGENT_COLLECTORS.items()
+        ),
     ),
 )
 DIAG = FlagSet(

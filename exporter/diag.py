@@ -19,6 +19,10 @@ from typing import Any
 
 from exporter.config import DIAG, Address
 from exporter.guest.channel import DEFAULT_PORT_NAME
+from exporter.snapshot import describe
+from exporter.sources import SourceError
+from exporter.sources.bpf import BpfUnavailable
+from exporter.sources.syscalls import Filter, SyscallCounter
 
 CAP_SYS_ADMIN = 21
 CAP_PERFMON = 38  # Linux 5.8, commit 980737282232
@@ -204,14 +208,32 @@ def check_readable(name: str, path: Path, requested: bool) -> Check:
     return Check(name, True, f"{path}: readable", "", requested)
 
 
-def check_cgroups(roots: Roots) -> Check:
+def check_cgroups(roots: Roots, requested: bool) -> Check:
     mounts = _mounts(roots)
     v2 = [m for m, t in mounts if t == "cgroup2"]
     v1 = [m for m, t in mounts if t == "cgroup"]
     if not v1 and not v2:
-        return Check("cgroups", False, "no cgroup filesystem mounted", "mount -t cgroup2 none /sys/fs/cgroup")
+        return Check(
+            "cgroups", False, "no cgroup filesystem mounted", "mount -t cgroup2 none /sys/fs/cgroup", requested
+        )
     layout = "hybrid (v1 controllers + cgroup2)" if v1 and v2 else "unified (cgroup2)" if v2 else "legacy (v1)"
-    return Check("cgroups", True, f"{layout}: " + ", ".join(v2 + v1)[:200])
+    return Check("cgroups", True, f"{layout}: " + ", ".join(v2 + v1)[:200], "", requested)
+
+
+def check_syscalls(roots: Roots) -> Check:
+    """Load and attach the syscall counters once, then release them: the only sure test."""
+    try:
+        SyscallCounter(roots.procfs, roots.sysfs, Filter()).close()
+    except (BpfUnavailable, SourceError, OSError, ValueError) as e:
+        reason = e.strerror if isinstance(e, BpfUnavailable) and e.strerror else describe(e)
+        return Check(
+            "syscalls",
+            False,
+            f"cannot attach the eBPF counters: {reason}",
+            "run as root, or grant CAP_BPF and CAP_PERFMON",
+            True,
+        )
+    return Check("syscalls", True, "eBPF counters load and attach", "", True)
 
 
 def check_tracefs(roots: Roots) -> Check:
@@ -247,10 +269,12 @@ def run_checks(v: Mapping[str, Any]) -> list[Check]:
         check_readable("cpu", roots.procfs / "stat", requested("cpu")),
         check_readable("cpuinfo", roots.procfs / "cpuinfo", requested("cpuinfo")),
         check_readable("meminfo", roots.procfs / "meminfo", requested("meminfo")),
+        check_readable("filesystem", roots.procfs / "self" / "mounts", requested("filesystem")),
         check_cpufreq(roots, requested("cpufreq")),
         check_perf(roots, requested("perf")),
-        check_cgroups(roots),
+        check_cgroups(roots, requested("cgroup")),
         check_tracefs(roots),
+        *([check_syscalls(roots)] if requested("syscalls") else []),
         check_port(host, port),
     ]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from exporter.cli import main
-from exporter.config import AGENT, VMADDR_CID_ANY, Address, ConfigError, load
+from exporter.config import AGENT, GUEST_MAX_CGROUPS, VMADDR_CID_ANY, Address, ConfigError, load
 
 
 def test_guest_flags(tmp_path):
@@ -61,6 +61,17 @@ def test_agent_flags():
     assert v["agent_channel"] == Address("vsock", cid=2, port=9000)
     assert (v["agent_interval"], v["collector_cpufreq"], v["agent_queue_size"]) == (0.25, False, 120)
     assert AGENT.parse([], {})["agent_channel"] == Address("virtio")
+
+
+def test_agent_cgroup_flags():
+    off = AGENT.parse([], {})
+    assert off["collector_cgroup"] is False and off["cgroup_max_count"] == 100
+    v = AGENT.parse(["--collector.cgroup", "--path.cgroupfs=/c", "--cgroup.max-depth=2", "--cgroup.include=^/k"], {})
+    assert (v["collector_cgroup"], v["path_cgroupfs"], v["cgroup_max_depth"]) == (True, Path("/c"), 2)
+    assert v["cgroup_include"].pattern == "^/k"
+    with pytest.raises(ConfigError) as e:
+        AGENT.parse([f"--cgroup.max-count={GUEST_MAX_CGROUPS + 1}"], {})
+    assert e.value.option == "--cgroup.max-count"
 
 
 @pytest.mark.parametrize(

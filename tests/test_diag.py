@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from exporter.diag import core_pmu, run_diag
-from tests.helpers import FIXTURES, ROOT, free_port
+from tests.helpers import FIXTURES, ROOT, free_port, require_root
 
 GUEST = FIXTURES / "guest-virtio"
 
@@ -56,6 +56,28 @@ def test_text_output_names_the_fix(tmp_path, capsys):
     assert f"[FAIL] agent channel unix:{tmp_path / 'none.sock'}: {tmp_path / 'none.sock'}: missing" in text
     assert "[warn] tracefs: not mounted\n       fix: mount -t tracefs nodev /sys/kernel/tracing" in text
     assert "[warn] cgroups: no cgroup filesystem mounted" in text
+
+
+@pytest.mark.parametrize(
+    ("flag", "check"),
+    [("cgroup", "cgroups"), ("filesystem", "filesystem"), ("syscalls", "syscalls")],
+    ids=["cgroup", "filesystem", "syscalls"],
+)
+def test_every_requested_collector_is_checked(tmp_path, capsys, flag, check):
+    # An empty tree: no mounts, no cgroups, no sysfs for the eBPF counters.
+    (tmp_path / "proc").mkdir()
+    code, checks = diag_json([*roots(tmp_path), f"--collector.{flag}"], capsys)
+    assert code == 1 and checks[check]["required"] and not checks[check]["ok"] and checks[check]["fix"]
+    code, checks = diag_json(roots(tmp_path), capsys)
+    assert code == 0 and not checks.get(check, {}).get("required", False)
+
+
+@pytest.mark.live
+def test_requested_syscalls_collector_attaches_on_this_machine(capsys):
+    require_root()
+    code, checks = diag_json(["--collector.syscalls", "--collector.cgroup", "--collector.filesystem"], capsys)
+    assert code == 0, checks
+    assert checks["syscalls"]["ok"] and checks["cgroups"]["ok"] and checks["filesystem"]["ok"]
 
 
 def test_perf_permitted_with_cap_perfmon_and_a_core_pmu(tmp_path, capsys):

@@ -22,7 +22,7 @@ _MEMORY = {
 
 
 def collect_guest(snap: Snapshot) -> Iterator[Metric]:
-    """sysmon_guest_up{vm="web-1"} 1 (and info, CPU, memory, clock offset, channel counters)."""
+    """sysmon_guest_up{vm="web-1"} 1 (and info, CPU, memory, cgroups, clock offset, channel counters)."""
     if not snap.guests:
         return
     up = GaugeMetricFamily("sysmon_guest_up", "1 while the guest's channel is connected, else 0.", labels=["vm"])
@@ -40,6 +40,22 @@ def collect_guest(snap: Snapshot) -> Iterator[Metric]:
         "sysmon_guest_cpu_frequency_hertz", "Guest CPU frequency as the guest sees it.", labels=["vm", "cpu"]
     )
     memory = {key: GaugeMetricFamily(name, help_text, labels=["vm"]) for key, (name, help_text) in _MEMORY.items()}
+    cg_cpu = CounterMetricFamily(
+        "sysmon_guest_cgroup_cpu_usage_seconds_total",
+        "CPU time used by the guest's cgroup, as the guest's cgroupfs counts it.",
+        labels=["vm", "cgroup"],
+    )
+    cg_memory = GaugeMetricFamily(
+        "sysmon_guest_cgroup_memory_usage_bytes", "Memory charged to the guest's cgroup.", labels=["vm", "cgroup"]
+    )
+    cg_pids = GaugeMetricFamily(
+        "sysmon_guest_cgroup_pids_current", "Tasks in the guest's cgroup.", labels=["vm", "cgroup"]
+    )
+    cgroup_families: dict[str, CounterMetricFamily | GaugeMetricFamily] = {
+        "cpu_usage_seconds": cg_cpu,
+        "memory_usage_bytes": cg_memory,
+        "pids_current": cg_pids,
+    }
     offset = GaugeMetricFamily(
         "sysmon_guest_clock_offset_seconds",
         "Guest wall clock minus host wall clock when the last row arrived (includes channel latency).",
@@ -76,6 +92,9 @@ def collect_guest(snap: Snapshot) -> Iterator[Metric]:
             freq.add_metric([vm, str(c)], hertz)
         for key, value in g.memory_bytes.items():
             memory[key].add_metric([vm], value)
+        for path, values in g.cgroups.items():
+            for key, value in values.items():
+                cgroup_families[key].add_metric([vm, path], value)
         if g.clock_offset_seconds is not None:
             offset.add_metric([vm], g.clock_offset_seconds)
         if g.last_row_timestamp_seconds is not None:
@@ -86,5 +105,6 @@ def collect_guest(snap: Snapshot) -> Iterator[Metric]:
         dropped.add_metric([vm], g.dropped_rows_total)
         for event, n in g.channel_events_total.items():
             events.add_metric([vm, event], n)
-    families = (up, info, cpu, freq, *memory.values(), offset, last, rows, malformed, dropped, events)
+    families = (up, info, cpu, freq, *memory.values(), cg_cpu, cg_memory, cg_pids, offset, last, rows, malformed)
+    families += (dropped, events)
     yield from (m for m in families if m.samples)

@@ -22,11 +22,12 @@ from typing import Any
 from exporter.config import Address
 from exporter.guest.channel import Writer, open_agent_channel
 from exporter.guest.protocol import hello_line, row_from_snapshot
-from exporter.snapshot import Clock, Readers, Snapshot, take_snapshot
+from exporter.snapshot import CgroupReaders, Clock, Readers, Snapshot, take_cgroup_snapshot, take_snapshot
 
 log = logging.getLogger("exporter.agent")
 
 BACKOFF_MAX_SECONDS = 10.0
+STABLE_SECONDS = BACKOFF_MAX_SECONDS  # a connection up this long was working
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class AgentSettings:
     readers: Readers
     dev: Path
     version: str
+    cgroups: CgroupReaders | None = None  # with --collector.cgroup
 
 
 class Outbox:
@@ -87,32 +89,44 @@ class Agent:
         procfs = settings.readers.procfs
         self.boot_id = _read_id(procfs / "sys/kernel/random/boot_id")
         self.hostname = _read_id(procfs / "sys/kernel/hostname")
+        self._first_delay = min(settings.interval_seconds, 1.0)
+        self._delay = self._first_delay
+        self._failing = ""  # the failure last logged since the last stable connection
+        self._announced = False  # "connected" logged since the last stable connection
+
+    def _retry(self, what: str, reason: str) -> None:
+        """Log a failure once per distinct reason (since the last stable connection), then back off."""
+        if reason != self._failing:
+            log.warning("%s %s: %s; retrying with backoff", what, self.settings.channel, reason)
+            self._failing = reason
+        self.stop.wait(self._delay)
+        self._delay = min(self._delay * 2, BACKOFF_MAX_SECONDS)
 
     def _open(self) -> Writer | None:
-        delay = min(self.settings.interval_seconds, 1.0)
-        failing = ""
         while not self.stop.is_set():
             try:
                 writer = open_agent_channel(self.settings.channel, self.settings.readers.sysfs, self.settings.dev)
             except OSError as e:
-                reason = e.strerror or str(e)
-                if reason != failing:
-                    log.warning("cannot open %s: %s; retrying with backoff", self.settings.channel, reason)
-                    failing = reason
-                self.stop.wait(delay)
-                delay = min(delay * 2, BACKOFF_MAX_SECONDS)
+                self._retry("cannot open", e.strerror or str(e))
                 continue
-            log.info("connected to %s", self.settings.channel)
+            if not self._announced:
+                log.info("connected to %s", self.settings.channel)
+                self._announced = True
             return writer
         return None
 
     def write_loop(self) -> None:
+        """Send hello, then rows. Only a connection that stayed up for :data:`STABLE_SECONDS`
+        resets the backoff and the logging: a write succeeds as soon as the kernel buffers
+        it, so a host that accepts and closes (one at --guest.max-vms, say) would otherwise
+        be reconnected to in a loop and logged each time."""
         capabilities = sorted(self.settings.readers.collectors)
         hello = hello_line(self.settings.version, self.boot_id, self.hostname, capabilities)
         while not self.stop.is_set():
             writer = self._open()
             if writer is None:
                 return
+            opened = self.clock.monotonic()
             try:
                 writer.write(hello)
                 while not self.stop.is_set():
@@ -125,7 +139,9 @@ class Agent:
                         self.outbox.lost()
                         raise
             except OSError as e:
-                log.warning("lost %s: %s; reopening", self.settings.channel, e.strerror or e)
+                if self.clock.monotonic() - opened >= STABLE_SECONDS:
+                    self._failing, self._delay, self._announced = "", self._first_delay, False
+                self._retry("lost", e.strerror or str(e))
             finally:
                 writer.close()
 
@@ -136,6 +152,8 @@ class Agent:
         tick = 0
         while not self.stop.is_set():
             snap = take_snapshot(snap, self.settings.readers, self.clock)
+            if self.settings.cgroups is not None:
+                snap = take_cgroup_snapshot(snap, self.settings.cgroups, self.clock)
             self.outbox.put(row_from_snapshot(snap, seq, self.boot_id))
             seq += 1
             interval = self.settings.interval_seconds

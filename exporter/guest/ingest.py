@@ -12,8 +12,9 @@ The ``vm`` label always comes from this side (pattern capture, socket name or
 peer CID); what a guest says about itself only reaches ``sysmon_guest_info``.
 Each row is re-stamped with the host's clocks; the guest's wall clock is kept
 only as the offset. Bounds: a line longer than ``max_line_bytes`` is discarded
-up to its newline, a token bucket limits rows per VM, and at most ``max_vms``
-VMs are tracked, so memory does not grow with what guests send.
+up to its newline, a token bucket limits rows per VM, a VM has one connection
+at a time (on a listener the newest replaces the older), and at most
+``max_vms`` VMs are tracked, so memory does not grow with what guests send.
 
 State is written on the event loop and read by the sampler's worker thread
 through :meth:`Ingest.view`, under one lock.
@@ -84,13 +85,14 @@ class _Vm:
         self.bucket = _Bucket(rate, now)
         self.from_pattern = from_pattern
         self.connections = 0
+        self.conn: socket.socket | None = None  # the VM's connection on a listener
         self.last_seq = -1
         self.last_dropped = 0
         self.events: dict[str, int] = {}
         self.malformed: dict[str, int] = {}
 
 
-Record = Callable[[str, dict[str, Any]], None]
+Record = Callable[[str, dict[str, Any], int], None]  # vm, re-stamped row, length of the line it came from
 
 
 TOO_LONG = None  # what LineSplitter yields for a discarded line
@@ -140,6 +142,7 @@ class Ingest:
         self._connectors: dict[str, asyncio.Task[None]] = {}
         self._servers: list[tuple[Address, socket.socket]] = []
         self._warned_full = False
+        self._accept_failing: str | None = None  # why accepting last failed, logged once until it works
 
     # --- read side (sampler thread) ---
 
@@ -187,17 +190,19 @@ class Ingest:
             if not st.bucket.take(self.clock.monotonic()):
                 self._count(st.malformed, "rate_limited")
                 return
-            try:
-                msg = parse_line(line)
-            except Malformed as e:
+        try:
+            msg = parse_line(line)  # outside the lock: the sampler's view() never waits on a parse
+        except Malformed as e:
+            with self._lock:
                 self._count(st.malformed, e.reason)
-                return
+            return
+        with self._lock:
             if isinstance(msg, Hello):
                 st.view = replace(st.view, hostname=msg.hostname, agent_version=msg.agent_version, boot_id=msg.boot_id)
                 return
             record = self._row(st, msg)
         if self.record is not None:
-            self.record(st.view.vm, record)
+            self.record(st.view.vm, record, len(line))
 
     def _row(self, st: _Vm, row: Row) -> dict[str, Any]:
         wall, mono = self.clock.wall(), self.clock.monotonic()
@@ -211,6 +216,7 @@ class Ingest:
             cpu_seconds=row.cpu_seconds,
             frequency_hertz=row.frequency_hertz,
             memory_bytes=row.memory_bytes,
+            cgroups=row.cgroups,
             clock_offset_seconds=row.wall_seconds - wall,
             last_row_timestamp_seconds=wall,
             rows_total=st.view.rows_total + 1,
@@ -280,12 +286,14 @@ class Ingest:
                 st = self._state(vm, from_pattern=True)
             if st is None:
                 return
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sock.setblocking(False)
+            sock = None
             try:
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)  # EMFILE counts as a failed connect
+                sock.setblocking(False)
                 await loop.sock_connect(sock, str(path))
             except OSError as e:
-                sock.close()
+                if sock is not None:
+                    sock.close()
                 log.debug("vm %s: cannot connect to %s: %s", vm, path, e.strerror)
                 self._event(st, "connect_failed")
             else:
@@ -316,7 +324,15 @@ class Ingest:
     async def _accept_loop(self, address: Address, server: socket.socket) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            conn, peer = await loop.sock_accept(server)
+            try:
+                conn, peer = await loop.sock_accept(server)
+            except OSError as e:  # EMFILE/ENFILE above all: the connection waits in the backlog
+                if e.strerror != self._accept_failing:
+                    log.warning("--guest.listen: cannot accept on %s: %s; retrying", address, e.strerror)
+                    self._accept_failing = e.strerror
+                await asyncio.sleep(self.settings.rescan_seconds)
+                continue
+            self._accept_failing = None
             conn.setblocking(False)
             if address.kind == "vsock":
                 vm = vm_label(f"cid-{peer[0]}")
@@ -328,6 +344,14 @@ class Ingest:
             if st is None:
                 conn.close()
                 continue
+            # One connection per VM: the newest replaces the one before (an agent that
+            # reconnected before its old connection was seen to close), so a guest that
+            # opens many connections holds one read buffer, not one per connection.
+            # shutdown() ends the old one's reads as an EOF would, started or not.
+            if st.conn is not None:
+                with contextlib.suppress(OSError):
+                    st.conn.shutdown(socket.SHUT_RDWR)
+            st.conn = conn
             self._spawn(self._serve(st, conn))
 
     def _spawn(self, coro: Any) -> asyncio.Task[None]:

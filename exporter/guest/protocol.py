@@ -11,11 +11,15 @@ Counters stay raw (seconds since the guest booted); the host derives nothing but
 the clock offset. ``freq_source`` says where each frequency came from (cpufreq,
 cpuinfo or perf); the host records it with the row. ``dropped`` is the number of rows the agent discarded since it
 started because the channel was not being read. ``seq`` counts rows per agent start.
+With ``--collector.cgroup`` a row also carries ``cgroup``: for each cgroup path
+the :data:`CGROUP_FIELDS` the guest's cgroupfs gave, e.g.
+``"cgroup":{"/system.slice":{"cpu_usage_seconds":12.5,"memory_usage_bytes":1048576,"pids_current":7}}``.
 
 Everything the host accepts from a guest is checked here: the keys and label
 values that become series are bounded (known modes and memory fields, CPU
-numbers below :data:`MAX_CPUS`, strings cut to :data:`MAX_TEXT`), so a guest
-cannot create unbounded series whatever it sends.
+numbers below :data:`MAX_CPUS`, strings cut to :data:`MAX_TEXT`, at most
+``GUEST_MAX_CGROUPS`` cgroup paths of up to :data:`MAX_CGROUP_PATH`
+characters), so a guest cannot create unbounded series whatever it sends.
 """
 
 from __future__ import annotations
@@ -25,12 +29,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from exporter.config import GUEST_MAX_CGROUPS
 from exporter.snapshot import Snapshot
 from exporter.sources.stat import MODES
 
 VERSION = 1
 MAX_CPUS = 4096
 MAX_TEXT = 128
+MAX_CGROUP_PATH = 1024  # Kubernetes container paths are about 200 characters
 MEMORY_FIELDS = (
     "total_bytes",
     "free_bytes",
@@ -42,6 +48,8 @@ MEMORY_FIELDS = (
     "swap_total_bytes",
     "swap_free_bytes",
 )
+# Per-cgroup values a row carries (CgroupStats fields), with --collector.cgroup on the agent.
+CGROUP_FIELDS = ("cpu_usage_seconds", "memory_usage_bytes", "pids_current")
 # Why a line was discarded: the values of sysmon_guest_malformed_rows_total{reason}.
 REASONS = (
     "too_long",
@@ -79,7 +87,7 @@ def row_from_snapshot(snap: Snapshot, seq: int, boot_id: str) -> dict[str, Any]:
             value = getattr(snap.memory, name)
             if value is not None:
                 mem[name] = value
-    return {
+    row: dict[str, Any] = {
         "v": VERSION,
         "type": "row",
         "seq": seq,
@@ -91,6 +99,12 @@ def row_from_snapshot(snap: Snapshot, seq: int, boot_id: str) -> dict[str, Any]:
         "freq_source": {str(c): f.source for c, f in snap.frequency.items()},
         "mem": mem,
     }
+    if snap.cgroups is not None:
+        row["cgroup"] = {
+            path: {k: v for k in CGROUP_FIELDS if (v := getattr(stats, k)) is not None}
+            for path, stats in snap.cgroups.stats.items()
+        }
+    return row
 
 
 @dataclass(frozen=True)
@@ -109,6 +123,7 @@ class Row:
     cpu_seconds: Mapping[int, Mapping[str, float]] = field(default_factory=dict)
     frequency_hertz: Mapping[int, float] = field(default_factory=dict)
     memory_bytes: Mapping[str, float] = field(default_factory=dict)
+    cgroups: Mapping[str, Mapping[str, float]] = field(default_factory=dict)  # by cgroup path
     raw: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -137,6 +152,20 @@ def _cpu_number(key: str) -> int:
     if not key.isdigit() or int(key) >= MAX_CPUS:
         raise Malformed("invalid_row", f"cpu {key[:16]!r} is not a CPU number below {MAX_CPUS}")
     return int(key)
+
+
+def _cgroups(msg: Mapping[str, Any]) -> dict[str, dict[str, float]]:
+    cgroups = _mapping(msg, "cgroup")
+    if len(cgroups) > GUEST_MAX_CGROUPS:
+        raise Malformed("invalid_row", f"more than {GUEST_MAX_CGROUPS} cgroups")
+    out: dict[str, dict[str, float]] = {}
+    for path, stats in cgroups.items():
+        if not path.startswith("/") or len(path) > MAX_CGROUP_PATH:
+            raise Malformed("invalid_row", f"cgroup {path[:16]!r} is not a path of up to {MAX_CGROUP_PATH} characters")
+        if not isinstance(stats, dict):
+            raise Malformed("invalid_row", "cgroup values are not an object")
+        out[path] = {k: _number(v, f"cgroup {k}") for k, v in stats.items() if k in CGROUP_FIELDS}
+    return out
 
 
 def _mapping(msg: Mapping[str, Any], key: str) -> Mapping[str, Any]:
@@ -187,5 +216,6 @@ def parse_line(line: bytes) -> Hello | Row:
         cpu_seconds=cpu,
         frequency_hertz=freq,
         memory_bytes=mem,
+        cgroups=_cgroups(msg),
         raw=msg,
     )

@@ -95,33 +95,51 @@ def verify_file(path: Path, public_key_pem: bytes) -> Verdict:
 class Recorder:
     """Appends records per VM on its own thread, so the event loop never waits on the disk.
 
-    Records wait in a bounded queue; when the disk cannot keep up the newest are
-    not recorded, counted in ``lost`` and logged once. One open file per VM
-    (bounded by --guest.max-vms).
+    Records wait in a queue bounded both in rows and in the bytes of the lines
+    they came from (a parsed row takes several times its line in memory, and
+    guests choose how long their lines are); when the disk cannot keep up the
+    newest are not recorded, counted in ``lost`` and logged once. One open file
+    per VM (bounded by --guest.max-vms).
     """
 
     def __init__(
-        self, directory: Path, max_bytes: int, keep: int = 5, signer: Signer | None = None, queue_size: int = 4096
+        self,
+        directory: Path,
+        max_bytes: int,
+        keep: int = 5,
+        signer: Signer | None = None,
+        queue_size: int = 4096,
+        queue_bytes: int = 8 << 20,
     ) -> None:
         self.directory, self.max_bytes, self.keep, self.signer = directory, max_bytes, keep, signer
         self.lost = 0
         self._files: dict[str, IO[bytes]] = {}
         self._failing: set[str] = set()
-        self._queue: queue.Queue[tuple[str, dict[str, Any]] | None] = queue.Queue(queue_size)
+        self._queue: queue.Queue[tuple[str, dict[str, Any], int] | None] = queue.Queue(queue_size)
+        self._queue_bytes = queue_bytes
+        self._queued_bytes = 0
+        self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="guest-record", daemon=True)
         self._thread.start()
 
-    def __call__(self, vm: str, record: dict[str, Any]) -> None:
-        try:
-            self._queue.put_nowait((vm, record))
-        except queue.Full:
+    def __call__(self, vm: str, record: dict[str, Any], size: int) -> None:
+        """Queue ``record`` for ``vm``; ``size`` is the length of the line it was parsed from."""
+        with self._lock:  # only the writer thread takes from the queue, so a queue not full takes this row
+            fits = self._queued_bytes + size <= self._queue_bytes and not self._queue.full()
+            if fits:
+                self._queue.put_nowait((vm, record, size))
+                self._queued_bytes += size
+        if not fits:
             self.lost += 1
             if self.lost == 1:
                 log.warning("recording in %s cannot keep up; rows are not being recorded", self.directory)
 
     def _run(self) -> None:
         while (item := self._queue.get()) is not None:
-            self._write(*item)
+            vm, record, size = item
+            self._write(vm, record)
+            with self._lock:
+                self._queued_bytes -= size
         for f in self._files.values():
             with contextlib.suppress(OSError):
                 f.close()

@@ -13,7 +13,8 @@ from exporter import __version__
 from exporter.config import AGENT, AGENT_COLLECTORS, VERIFY, ConfigError
 from exporter.guest.agent import Agent, AgentSettings
 from exporter.guest.record import verify_file
-from exporter.snapshot import Readers, SystemClock
+from exporter.snapshot import CgroupReaders, Readers, SystemClock
+from exporter.sources.cgroup import CgroupLimits
 from exporter.sources.stat import user_hz
 
 
@@ -22,6 +23,10 @@ def run_agent(argv: Sequence[str], env: Mapping[str, str], setup_logging: Callab
     setup_logging(v["log_level"])
     collectors = frozenset(n for n in AGENT_COLLECTORS if v[f"collector_{n}"])
     readers = Readers(v["path_procfs"], v["path_sysfs"], user_hz(), collectors)
+    cgroups = None
+    if "cgroup" in collectors:
+        limits = CgroupLimits(v["cgroup_max_depth"], v["cgroup_include"], v["cgroup_exclude"], v["cgroup_max_count"])
+        cgroups = CgroupReaders(v["path_cgroupfs"], limits, readers.hz)
     settings = AgentSettings(
         channel=v["agent_channel"],
         interval_seconds=v["agent_interval"],
@@ -29,6 +34,7 @@ def run_agent(argv: Sequence[str], env: Mapping[str, str], setup_logging: Callab
         readers=readers,
         dev=v["path_dev"],
         version=__version__,
+        cgroups=cgroups,
     )
     stop = threading.Event()
 

@@ -19,6 +19,7 @@ class GuestVm:
     cpu_seconds: Mapping[int, Mapping[str, float]] = field(default_factory=dict)
     frequency_hertz: Mapping[int, float] = field(default_factory=dict)
     memory_bytes: Mapping[str, float] = field(default_factory=dict)
+    cgroups: Mapping[str, Mapping[str, float]] = field(default_factory=dict)  # path -> CGROUP_FIELDS values
     clock_offset_seconds: float | None = None
     last_row_timestamp_seconds: float | None = None
     rows_total: int = 0

@@ -8,9 +8,11 @@ import json
 import os
 import socket
 import time
+from pathlib import Path
 
+from exporter.sources.cgroup import CgroupLimits, read_cgroups
 from tests.guest.support import agent_args, process
-from tests.helpers import wait_until
+from tests.helpers import FIXTURES, wait_until
 
 F_SETPIPE_SZ = 1031  # fcntl(2), Linux 2.6.35
 
@@ -68,24 +70,25 @@ def read_lines(conn: socket.socket, count: int) -> list[dict]:  # type: ignore[t
     return [json.loads(line) for line in buf.split(b"\n")[:count]]
 
 
+def listen(path: Path) -> socket.socket:
+    """The host's end of a unix channel, as an agent's --agent.channel=unix:PATH expects it."""
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen(1)
+    server.settimeout(15)
+    return server
+
+
 def test_channel_that_goes_away_is_reopened_with_a_new_hello(tmp_path):
     path = tmp_path / "host.sock"
-
-    def serve() -> socket.socket:
-        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        server.bind(str(path))
-        server.listen(1)
-        server.settimeout(15)
-        return server
-
-    server = serve()
+    server = listen(path)
     with process(agent_args(f"unix:{path}", "50ms"), tmp_path / "agent.log"):
         conn, _ = server.accept()
         first = read_lines(conn, 3)
         conn.close()
         server.close()
         path.unlink()
-        server = serve()  # the host side comes back
+        server = listen(path)  # the host side comes back
         conn, _ = server.accept()
         second = read_lines(conn, 3)
         conn.close()
@@ -94,3 +97,52 @@ def test_channel_that_goes_away_is_reopened_with_a_new_hello(tmp_path):
     assert second[0]["type"] == "hello" and second[0]["boot_id"] == first[0]["boot_id"]
     # The same agent process: its row numbering goes on.
     assert second[1]["seq"] > first[2]["seq"]
+
+
+def test_cgroups_when_enabled_are_in_every_row(tmp_path):
+    path = tmp_path / "host.sock"
+    server = listen(path)
+    cgroupfs = FIXTURES / "k8s-node-v2" / "sys" / "fs" / "cgroup"
+    extra = ("--collector.cgroup", f"--path.cgroupfs={cgroupfs}", "--cgroup.max-depth=1")
+    with process(agent_args(f"unix:{path}", "50ms", *extra), tmp_path / "agent.log"):
+        conn, _ = server.accept()
+        hello, row = read_lines(conn, 2)
+        conn.close()
+    server.close()
+    assert "cgroup" in hello["capabilities"]
+    tree = read_cgroups(cgroupfs, CgroupLimits(max_depth=1), 100)
+    assert set(row["cgroup"]) == set(tree.stats) == {"/", "/init.scope", "/kubepods.slice", "/system.slice"}
+    assert row["cgroup"]["/system.slice"] == {
+        "cpu_usage_seconds": tree.stats["/system.slice"].cpu_usage_seconds,
+        "memory_usage_bytes": tree.stats["/system.slice"].memory_usage_bytes,
+        "pids_current": tree.stats["/system.slice"].pids_current,
+    }
+
+
+def test_no_cgroups_unless_enabled(tmp_path):
+    path = tmp_path / "host.sock"
+    server = listen(path)
+    with process(agent_args(f"unix:{path}", "50ms"), tmp_path / "agent.log"):
+        conn, _ = server.accept()
+        hello, row = read_lines(conn, 2)
+        conn.close()
+    server.close()
+    assert "cgroup" not in hello["capabilities"] and "cgroup" not in row
+
+
+def test_a_host_that_accepts_and_closes_gets_backoff_and_one_log_line(tmp_path):
+    # Such a host (one at --guest.max-vms, say) lets every connect succeed and every
+    # write fail; the agent must neither reconnect in a tight loop nor log each time.
+    path = tmp_path / "host.sock"
+    server = listen(path)
+    accepted = 0
+    log = tmp_path / "agent.log"
+    with process(agent_args(f"unix:{path}", "50ms", "--no-collector.cpufreq"), log):
+        while accepted < 6:
+            conn, _ = server.accept()
+            conn.close()
+            accepted += 1
+    server.close()
+    warnings = [line for line in log.read_text().splitlines() if "level=WARNING" in line]
+    assert 1 <= len(warnings) <= 2, warnings  # Broken pipe, perhaps Connection reset by peer
+    assert all("retrying with backoff" in line for line in warnings), warnings

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import resource
 import socket
 
 import pytest
@@ -85,6 +86,65 @@ async def test_unix_listener_accepts_and_names_the_vm_after_the_socket(tmp_path)
     finally:
         await ingest.stop()
     assert not path.exists()
+
+
+async def test_a_vm_has_one_connection_at_a_time_the_newest_wins(tmp_path):
+    # A guest that opens many connections (each with a partial line buffered) must not
+    # hold a read buffer per connection: each new one closes the one before.
+    path = tmp_path / "fc-4.vsock_5000"
+    ingest = Ingest(GuestConfig(listens=(parse_guest_listen(f"unix:{path}"),), rate_limit=100), StepClock())
+    await ingest.start()
+    conns = []
+    try:
+        for _ in range(20):
+            reader, writer = await asyncio.open_unix_connection(str(path))
+            writer.write(b"x" * 1000)  # no newline: the host buffers it
+            await writer.drain()
+            conns.append((reader, writer))
+        for reader, _ in conns[:-1]:
+            assert await asyncio.wait_for(reader.read(), 15) == b""  # closed by the host
+        last = conns[-1][1]
+        last.write(b"\n" + row(0))
+        await last.drain()
+        for _ in range(500):
+            vm = ingest.view()["fc-4"]
+            if vm.rows_total and vm.channel_events_total.get("disconnect") == 19:
+                break
+            await asyncio.sleep(0.01)
+        vm = ingest.view()["fc-4"]
+        assert vm.up and vm.rows_total == 1
+        events = vm.channel_events_total
+        assert (events["connect"], events["disconnect"]) == (20, 19), events
+        assert vm.malformed_rows_total == {"invalid_json": 1}  # the partial line on the connection that stayed
+    finally:
+        for _, writer in conns:
+            writer.close()
+        await ingest.stop()
+
+
+async def test_a_connector_out_of_descriptors_counts_connect_failed_and_keeps_trying(tmp_path):
+    (tmp_path / "vms" / "q-1").mkdir(parents=True)
+    pattern = f"{tmp_path}/vms/{{vm}}/agent.sock"
+    ingest = Ingest(GuestConfig(patterns=(pattern,), rescan_seconds=0.05), StepClock())
+    ingest.rescan()  # once (its connector starts on the next await): the connector itself has to keep trying
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    lowest_free = os.open(os.devnull, os.O_RDONLY)  # a new descriptor takes the lowest free number
+    os.close(lowest_free)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (lowest_free, hard))  # socket() now fails with EMFILE
+
+    def failed() -> int:
+        vm = ingest.view().get("q-1")
+        return vm.channel_events_total.get("connect_failed", 0) if vm else 0
+
+    try:
+        for _ in range(500):
+            if failed() >= 3:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        await ingest.stop()
+    assert failed() >= 3
 
 
 @pytest.mark.live

@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 
 from tests.guest.support import agent_args, events, process, relay, series, value
-from tests.helpers import run_exporter, wait_until
+from tests.helpers import FIXTURES, run_exporter, wait_until
 
 INTERVAL = "200ms"
 
@@ -30,7 +30,9 @@ def test_series_and_lifecycle_events_in_order(tmp_path):
         assert value(exp, "sysmon_guest_up", vm="web-1") == 0
 
         with relay(host_sock, guest_sock, tmp_path / "relay.log"):
-            with process(agent_args(f"unix:{guest_sock}", INTERVAL), tmp_path / "agent1.log") as agent:
+            cgroupfs = FIXTURES / "k8s-node-v2" / "sys" / "fs" / "cgroup"
+            cgroups = ("--collector.cgroup", f"--path.cgroupfs={cgroupfs}", "--cgroup.max-depth=1")
+            with process(agent_args(f"unix:{guest_sock}", INTERVAL, *cgroups), tmp_path / "agent1.log") as agent:
                 wait_until(lambda: value(exp, "sysmon_guest_rows_total", vm="web-1") >= 2, what="rows from web-1")
                 ev = events(exp, "web-1")
                 assert (ev["connect"], ev["first_byte"], ev.get("disconnect", 0), ev.get("silent_window", 0)) == (
@@ -43,6 +45,12 @@ def test_series_and_lifecycle_events_in_order(tmp_path):
                 cpus = {dict(k)["cpu"] for k in series(exp, "sysmon_guest_cpu_seconds_total", vm="web-1")}
                 assert cpus and cpus == {dict(k)["cpu"] for k in series(exp, "sysmon_cpu_seconds_total")}
                 assert value(exp, "sysmon_guest_memory_total_bytes", vm="web-1") > 0
+                pids = series(exp, "sysmon_guest_cgroup_pids_current", vm="web-1")
+                assert {dict(k)["cgroup"]: v for k, v in pids.items()} == {
+                    "/init.scope": 1,
+                    "/kubepods.slice": 43,
+                    "/system.slice": 61,
+                }
                 info = series(exp, "sysmon_guest_info", vm="web-1")
                 assert len(info) == 1 and dict(next(iter(info)))["agent_version"]
 

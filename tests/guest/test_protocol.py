@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from exporter.config import GUEST_MAX_CGROUPS
 from exporter.guest.protocol import (
+    MAX_CGROUP_PATH,
     MAX_TEXT,
     Hello,
     Malformed,
@@ -17,7 +19,8 @@ from exporter.guest.protocol import (
     parse_line,
     row_from_snapshot,
 )
-from exporter.snapshot import Readers, take_snapshot
+from exporter.snapshot import CgroupReaders, Readers, take_cgroup_snapshot, take_snapshot
+from exporter.sources.cgroup import CgroupLimits
 from tests.helpers import FIXTURES
 
 GOOD_ROW = {"v": 1, "type": "row", "seq": 3, "boot_id": "b", "wall_ns": 1_700_000_000_000_000_000, "mono_ns": 5}
@@ -42,6 +45,14 @@ GOOD_ROW = {"v": 1, "type": "row", "seq": 3, "boot_id": "b", "wall_ns": 1_700_00
         (json.dumps({**GOOD_ROW, "cpu": {"0": {"user": True}}}).encode(), "invalid_row"),
         (json.dumps({**GOOD_ROW, "mem": []}).encode(), "invalid_row"),
         (b'{"v":1,"type":"hello","hostname":5}', "invalid_row"),
+        (json.dumps({**GOOD_ROW, "cgroup": {"system.slice": {}}}).encode(), "invalid_row"),
+        (json.dumps({**GOOD_ROW, "cgroup": {"/" + "a" * MAX_CGROUP_PATH: {}}}).encode(), "invalid_row"),
+        (
+            json.dumps({**GOOD_ROW, "cgroup": {f"/{i}": {} for i in range(GUEST_MAX_CGROUPS + 1)}}).encode(),
+            "invalid_row",
+        ),
+        (json.dumps({**GOOD_ROW, "cgroup": {"/": {"pids_current": "7"}}}).encode(), "invalid_row"),
+        (json.dumps({**GOOD_ROW, "cgroup": {"/": 7}}).encode(), "invalid_row"),
     ],
     ids=[
         "utf8",
@@ -60,6 +71,11 @@ GOOD_ROW = {"v": 1, "type": "row", "seq": 3, "boot_id": "b", "wall_ns": 1_700_00
         "bool",
         "mem-list",
         "hello-types",
+        "cgroup-relative",
+        "cgroup-long",
+        "cgroup-many",
+        "cgroup-string",
+        "cgroup-not-object",
     ],
 )
 def test_malformed_reason(line, reason):
@@ -109,6 +125,33 @@ def test_a_row_from_the_exporters_own_snapshot_round_trips():
     assert row.frequency_hertz == {c: f.hertz for c, f in snap.frequency.items()}
     assert snap.memory is not None and row.memory_bytes["used_bytes"] == snap.memory.used_bytes
     assert (row.dropped, row.wall_seconds, msg["mono_ns"]) == (4, 1_700_000_000.5, 42_000_000_000)
+
+
+def test_a_row_carries_cgroups_only_when_they_were_sampled():
+    root = FIXTURES / "vm-2cpu"
+    readers = Readers(root / "proc", root / "sys", 100, frozenset({"cpu"}))
+    snap = take_snapshot(None, readers, FixedClock())
+    assert "cgroup" not in row_from_snapshot(snap, 0, "boot")
+    cgroupfs = FIXTURES / "k8s-node-v2" / "sys" / "fs" / "cgroup"
+    snap = take_cgroup_snapshot(snap, CgroupReaders(cgroupfs, CgroupLimits(), 100), FixedClock())
+    assert snap.cgroups is not None
+    row = parse_line(canonical_json({**row_from_snapshot(snap, 1, "boot"), "dropped": 0}))
+    assert isinstance(row, Row)
+    assert row.cgroups.keys() == snap.cgroups.stats.keys()
+    for path, stats in snap.cgroups.stats.items():
+        want = {
+            k: float(v)
+            for k in ("cpu_usage_seconds", "memory_usage_bytes", "pids_current")
+            if (v := getattr(stats, k)) is not None
+        }
+        assert row.cgroups[path] == want, path
+    pod = next(p for p in row.cgroups if p.endswith(".scope") and "burstable" in p)
+    assert set(row.cgroups[pod]) == {"cpu_usage_seconds", "memory_usage_bytes", "pids_current"}
+
+
+def test_unknown_cgroup_fields_do_not_become_series():
+    row = parse_line(json.dumps({**GOOD_ROW, "cgroup": {"/a": {"pids_current": 3, "evil": 1}}}).encode())
+    assert isinstance(row, Row) and row.cgroups == {"/a": {"pids_current": 3.0}}
 
 
 def test_canonical_json_is_sorted_and_compact():

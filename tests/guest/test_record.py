@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
 from pathlib import Path
 
+import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from exporter.guest.record import Recorder
 from tests.guest.support import agent_args, process, run_cli, value
 from tests.helpers import run_exporter, wait_until
 
@@ -84,3 +87,35 @@ def test_unusable_sign_key_stops_start_up_naming_the_flag(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().startswith("sysmon-exporter: --guest.record.sign-key:"), result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+class HeldSigner:
+    """Signs once ``release`` is set: a disk (or signer) that cannot keep up, on demand."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.started = threading.Event()
+
+    def sign(self, data: bytes) -> bytes:
+        self.started.set()
+        self.release.wait()
+        return b"s"
+
+
+@pytest.mark.parametrize(
+    ("queue_size", "queue_bytes", "size", "kept"),
+    [(100, 10_000, 1000, 10), (5, 1 << 20, 1000, 6)],
+    ids=["bytes", "rows"],
+)
+def test_a_recorder_that_cannot_keep_up_holds_a_bounded_queue(tmp_path, queue_size, queue_bytes, size, kept):
+    signer = HeldSigner()
+    recorder = Recorder(tmp_path, 1 << 20, signer=signer, queue_size=queue_size, queue_bytes=queue_bytes)
+    recorder("vm", {"n": 0}, size)  # taken by the writer, which then waits in sign(); its bytes still count
+    assert signer.started.wait(15)
+    for n in range(1, 30):
+        recorder("vm", {"n": n}, size)
+    assert recorder.lost == 30 - kept
+    signer.release.set()
+    recorder.close()
+    recorded = [json.loads(line)["n"] for line in (tmp_path / "vm.jsonl").read_text().splitlines()]
+    assert recorded == list(range(kept))
