@@ -41,8 +41,8 @@ class Deflated:
 
     Kept in chunks, not joined: the text and OpenMetrics prefixes of the same
     pieces hold the same sample-line objects and the same compressed segments
-    of them, so the megabytes of cgroup samples are kept once, not once per
-    format (or twice more as joined copies).
+    of them, so the megabytes of cgroup sample lines are held once, not joined
+    into a copy per format.
     """
 
     chunks: tuple[bytes, ...]
