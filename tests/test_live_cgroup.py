@@ -199,6 +199,25 @@ def test_garbage_and_unreadable_files_fail_alone_in_the_running_exporter(tmp_pat
     assert log.count(f"cgroup file failed: {garbage}:1: expected '<key> <integer>'") == 1
 
 
+def test_walk_bounds_reach_the_running_exporter(tmp_path):
+    """Each bound flag changes what the real exporter exports from the v2 node: drop any one and the set differs."""
+    args = [
+        f"--path.cgroupfs={FIXTURES / 'k8s-node-v2' / 'sys' / 'fs' / 'cgroup'}",
+        "--cgroup.interval=100ms",
+        "--cgroup.max-depth=3",  # no container scopes
+        "--cgroup.include=^/kubepods",
+        "--cgroup.exclude=besteffort",
+        "--cgroup.max-count=2",  # of /kubepods.slice, the burstable slice and its pod: the pod is dropped
+        "--no-collector.perf",
+    ]
+    with run_exporter(args, tmp_path) as exp:
+        dropped = scrape_until(exp, "sysmon_cgroup_dropped", ())
+        m = parse_exposition(exp.metrics())
+    exported = {value for name, series in m.items() for labels in series for key, value in labels if key == "cgroup"}
+    assert exported == {"/kubepods.slice", "/kubepods.slice/kubepods-burstable.slice"}
+    assert dropped == 1
+
+
 def test_prometheus_scrapes_the_cgroup_series_and_joins_on_info(tmp_path):
     """Real Prometheus (gzip, OpenMetrics) over the v2 node fixture: the README's join gives the pod UID."""
     args = ["--cgroup.interval=1s", f"--path.cgroupfs={FIXTURES / 'k8s-node-v2' / 'sys' / 'fs' / 'cgroup'}"]

@@ -19,7 +19,7 @@ from exporter.collector.cpu import collect_cpu, collect_frequency
 from exporter.collector.exposition import ExpositionWriter, Piece
 from exporter.collector.filesystem import collect_filesystem
 from exporter.collector.guest import collect_guest
-from exporter.collector.gzipped import EMPTY, Deflated, concat, deflate_pieces, gzip_body
+from exporter.collector.gzipped import EMPTY, Deflated, concat, deflate_pieces, gzip_body, plain_body
 from exporter.collector.memory import collect_memory
 from exporter.collector.self import collect_self
 from exporter.collector.syscalls import collect_syscalls
@@ -83,7 +83,7 @@ class Exposition:
         data = cache.get(openmetrics)
         if data is None:
             prefix, tail = self._parts[openmetrics]
-            data = gzip_body(prefix, tail) if gzipped else prefix.data + tail
+            data = gzip_body(prefix, tail) if gzipped else plain_body(prefix, tail)
             cache[openmetrics] = data
         return data, content_type
 

@@ -21,7 +21,7 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from exporter.collector.exposition import Piece, join_pieces
+from exporter.collector.exposition import Piece
 
 _LEVEL = 6
 # ID1 ID2, CM=deflate, no flags, MTIME 0, XFL 0, OS unknown (255)
@@ -37,42 +37,58 @@ def _deflate(data: bytes) -> bytes:
 
 @dataclass(frozen=True)
 class Deflated:
-    """Text with its raw deflate segment (sync-flushed) and CRC-32: the fixed start of a gzip body."""
+    """The fixed start of a body: its text in chunks, their raw deflate segments (sync-flushed), CRC-32 and length.
 
-    data: bytes
-    segment: bytes
+    Kept in chunks, not joined: the text and OpenMetrics prefixes of the same
+    pieces hold the same sample-line objects and the same compressed segments
+    of them, so the megabytes of cgroup sample lines are held once, not joined
+    into a copy per format.
+    """
+
+    chunks: tuple[bytes, ...]
+    segments: tuple[bytes, ...]
     crc: int
+    size: int
 
 
-EMPTY = Deflated(b"", b"", 0)
+def _prefix(chunks: Sequence[bytes], segments: Sequence[bytes]) -> Deflated:
+    crc = 0
+    for chunk in chunks:
+        crc = zlib.crc32(chunk, crc)
+    return Deflated(tuple(chunks), tuple(segments), crc, sum(map(len, chunks)))
+
+
+EMPTY = _prefix((), ())
 
 
 def deflate_pieces(pieces: Sequence[Piece]) -> tuple[Deflated, Deflated]:
     """Text and OpenMetrics prefixes of the pieces; the sample lines, most of the bytes, are deflated once for both."""
-    if not pieces:
-        return EMPTY, EMPTY
     text: list[bytes] = []
     openmetrics: list[bytes] = []
+    text_segments: list[bytes] = []
+    openmetrics_segments: list[bytes] = []
     for piece in pieces:
         samples = _deflate(piece.samples)
-        text += (_deflate(piece.text_header), samples)
-        openmetrics += (_deflate(piece.openmetrics_header), samples)
-    text_data, openmetrics_data = join_pieces(pieces)
-    return (
-        Deflated(text_data, b"".join(text), zlib.crc32(text_data)),
-        Deflated(openmetrics_data, b"".join(openmetrics), zlib.crc32(openmetrics_data)),
-    )
+        text += (piece.text_header, piece.samples)
+        openmetrics += (piece.openmetrics_header, piece.samples)
+        text_segments += (_deflate(piece.text_header), samples)
+        openmetrics_segments += (_deflate(piece.openmetrics_header), samples)
+    return _prefix(text, text_segments), _prefix(openmetrics, openmetrics_segments)
 
 
 def concat(parts: Sequence[Deflated]) -> Deflated:
-    """One prefix from several, in order (segments concatenate; the CRC is recomputed over the whole text)."""
+    """One prefix from several, in order (chunks and segments concatenate; the CRC is recomputed)."""
     if len(parts) == 1:
         return parts[0]
-    data = b"".join(p.data for p in parts)
-    return Deflated(data, b"".join(p.segment for p in parts), zlib.crc32(data)) if data else EMPTY
+    return _prefix([c for p in parts for c in p.chunks], [s for p in parts for s in p.segments])
+
+
+def plain_body(prefix: Deflated, tail: bytes) -> bytes:
+    """``prefix`` text followed by ``tail``."""
+    return b"".join((*prefix.chunks, tail))
 
 
 def gzip_body(prefix: Deflated, tail: bytes) -> bytes:
-    """gzip of ``prefix.data + tail``, compressing only ``tail``."""
-    trailer = struct.pack("<II", zlib.crc32(tail, prefix.crc), (len(prefix.data) + len(tail)) & 0xFFFFFFFF)
-    return b"".join((_HEADER, prefix.segment, _deflate(tail), _FINAL_BLOCK, trailer))
+    """gzip of ``prefix`` text + ``tail``, compressing only ``tail``."""
+    trailer = struct.pack("<II", zlib.crc32(tail, prefix.crc), (prefix.size + len(tail)) & 0xFFFFFFFF)
+    return b"".join((_HEADER, *prefix.segments, _deflate(tail), _FINAL_BLOCK, trailer))

@@ -325,10 +325,14 @@ def _label(name: str) -> str:
     return name if name.isascii() else name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
-def _walk_hierarchy(
+def walk_hierarchy(
     hierarchy: Hierarchy, max_depth: int, errors: dict[str, str]
 ) -> Iterable[tuple[str, int, str, tuple[str, ...]]]:
-    """(cgroup path, depth, directory, files of interest) for each directory, parents first."""
+    """(cgroup path, depth, directory, files of interest) for each directory, parents first.
+
+    Lazy: a child is listed only after its parent was yielded, so a cgroup removed in
+    between (its directory gone: ENOENT, or ENODEV while the kernel tears it down) is
+    skipped without an error."""
     wanted = V2_FILES if hierarchy.version == 2 else V1_FILES
     stack: list[tuple[str, int, str]] = [("/", 0, str(hierarchy.path))]
     while stack:
@@ -358,7 +362,7 @@ def walk(layout: Layout, limits: CgroupLimits) -> Walk:
     errors: dict[str, str] = {}
     by_path: dict[str, tuple[int, list[tuple[str, int, tuple[str, ...]]]]] = {}
     for hierarchy in layout.hierarchies:
-        for cgroup, depth, directory, files in _walk_hierarchy(hierarchy, limits.max_depth, errors):
+        for cgroup, depth, directory, files in walk_hierarchy(hierarchy, limits.max_depth, errors):
             if limits.include is not None and not limits.include.search(cgroup):
                 continue
             if limits.exclude is not None and limits.exclude.search(cgroup):

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from exporter.collector import Renderer, default_collectors
 from exporter.collector.exposition import Piece, join_pieces
-from exporter.collector.gzipped import EMPTY, concat, deflate_pieces, gzip_body
+from exporter.collector.gzipped import EMPTY, concat, deflate_pieces, gzip_body, plain_body
 from exporter.snapshot import CgroupReaders, Readers, take_cgroup_snapshot, take_snapshot
 from exporter.sources.cgroup import CgroupLimits
 from tests.helpers import FIXTURES
@@ -30,7 +30,8 @@ def single_member(body: bytes) -> bytes:
 def test_pieces_and_tail_make_one_valid_gzip_member_per_format(prefix_pieces, tail):
     text, openmetrics = deflate_pieces(prefix_pieces)
     expected_text, expected_openmetrics = join_pieces(prefix_pieces)
-    assert (text.data, openmetrics.data) == (expected_text, expected_openmetrics)
+    assert plain_body(text, tail) == expected_text + tail
+    assert plain_body(openmetrics, tail) == expected_openmetrics + tail
     assert single_member(gzip_body(text, tail)) == expected_text + tail
     assert gzip.decompress(gzip_body(openmetrics, tail)) == expected_openmetrics + tail
 
@@ -41,6 +42,17 @@ def test_prefixes_of_several_parts_concatenate(parts, tail):
     texts = [deflate_pieces(p)[0] for p in parts]
     expected = b"".join(join_pieces(p)[0] for p in parts)
     assert single_member(gzip_body(concat(texts), tail)) == expected + tail
+    assert plain_body(concat(texts), tail) == expected + tail
+
+
+def test_both_formats_keep_one_copy_of_the_sample_lines():
+    pieces = [Piece(b"# HELP a t\n", b"# HELP a o\n", b"a 1\n" * 1000), Piece(b"# b t\n", b"# b o\n", b"b 2\n")]
+    text, openmetrics = deflate_pieces(pieces)
+    for i, p in enumerate(pieces):
+        # the sample bytes and their compressed segment are the same objects in both prefixes
+        assert text.chunks[2 * i + 1] is openmetrics.chunks[2 * i + 1] is p.samples
+        assert text.segments[2 * i + 1] is openmetrics.segments[2 * i + 1]
+        assert text.chunks[2 * i] is p.text_header and openmetrics.chunks[2 * i] is p.openmetrics_header
 
 
 def test_empty_prefix():

@@ -19,6 +19,7 @@ from exporter.sources.cgroup import (
     read_cgroups,
     read_found,
     walk,
+    walk_hierarchy,
 )
 from tests.helpers import FIXTURES
 
@@ -326,6 +327,20 @@ def test_cgroup_removed_between_walk_and_read_is_skipped_silently(tmp_path):
     assert errors == {}
     assert "/system.slice/kubelet.service" not in stats
     assert len(stats) == 13 and stats["/system.slice/containerd.service"].pids_limit == 19083
+
+
+def test_cgroup_removed_while_the_walk_lists_its_parent_is_skipped_silently(tmp_path):
+    root = tmp_path / "cg"
+    shutil.copytree(V2_ROOT, root)
+    errors: dict[str, str] = {}
+    seen = []
+    for cgroup, _, _, _ in walk_hierarchy(detect_layout(root).hierarchies[0], 6, errors):
+        seen.append(cgroup)
+        if cgroup == "/system.slice":  # listed, its children not yet: one of them goes now
+            shutil.rmtree(root / "system.slice" / "kubelet.service")
+    assert errors == {}
+    assert "/system.slice/containerd.service" in seen and "/system.slice/kubelet.service" not in seen
+    assert len(seen) == 13
 
 
 def test_garbage_file_fails_that_file_only(tmp_path):
