@@ -196,3 +196,21 @@ def promql(base: str, query: str) -> list[dict]:  # type: ignore[type-arg]
     payload = json.loads(body)
     assert status == 200 and payload["status"] == "success", f"{query}: {payload}"
     return payload["data"]["result"]  # type: ignore[no-any-return]
+
+
+def remove_cgroup(path: Path) -> None:
+    """rmdir a test cgroup, retrying while the kernel still counts an exiting task in it (EBUSY)."""
+    import errno
+
+    def removed() -> bool:
+        try:
+            path.rmdir()
+        except FileNotFoundError:
+            return True
+        except OSError as e:
+            if e.errno != errno.EBUSY:
+                raise
+            return False
+        return True
+
+    wait_until(removed, timeout=10, what=f"{path} to be removable")

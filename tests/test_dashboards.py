@@ -20,6 +20,7 @@ from tests.helpers import (
     ROOT,
     parse_exposition,
     promql,
+    remove_cgroup,
     require_binary,
     run_exporter,
     run_prometheus,
@@ -176,8 +177,7 @@ def limited_cgroups() -> Iterator[str]:
             burner.wait()
         for d in dirs:
             for gone in (d, d.parent):
-                with contextlib.suppress(FileNotFoundError):
-                    gone.rmdir()
+                remove_cgroup(gone)
 
 
 @pytest.mark.live

@@ -23,6 +23,7 @@ from tests.helpers import (
     ROOT,
     parse_exposition,
     promql,
+    remove_cgroup,
     require_root,
     run_exporter,
     run_prometheus,
@@ -51,7 +52,7 @@ def cgroup(path: Path) -> Iterator[Path]:
         for pid in (path / "cgroup.procs").read_text().split():
             with contextlib.suppress(ProcessLookupError, OSError):
                 (path.parent / "cgroup.procs").write_text(pid)
-        path.rmdir()
+        remove_cgroup(path)
 
 
 def run_in(cg: Path, code: str) -> subprocess.CompletedProcess[str]:
