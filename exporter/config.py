@@ -378,7 +378,13 @@ SERVE_FLAGS: tuple[Flag, ...] = (
     ),
     Flag("guest.max-line-bytes", int_in(1024, 16 << 20), 65536, "longer guest lines are discarded"),
     Flag("guest.max-vms", int_in(1, 100_000), 256, "most VMs tracked at once"),
-    Flag("guest.rate-limit", positive_float, 10.0, "rows per second accepted from one VM (also the burst)"),
+    Flag("guest.rate-limit", positive_float, 10.0, "rows per second accepted from one VM"),
+    Flag(
+        "guest.rate-burst",
+        int_in(1, 1_000_000),
+        256,
+        "rows one VM may send at once (an agent's backlog after a reconnect; the agent queues 120 by default)",
+    ),
     Flag("guest.silent-window", duration_in(0.05, 3600.0), 15.0, "a connection silent this long counts silent_window"),
     Flag("guest.rescan-interval", duration_in(0.05, 60.0), 5.0, "how often --guest.socket is re-globbed and retried"),
     Flag("guest.record", Path, None, "append every guest row to DIR/<vm>.jsonl"),
@@ -399,6 +405,7 @@ class GuestConfig:
     max_line_bytes: int = 65536
     max_vms: int = 256
     rate_limit: float = 10.0
+    rate_burst: int = 256
     silent_seconds: float = 15.0
     rescan_seconds: float = 5.0
     record_dir: Path | None = None
@@ -500,6 +507,7 @@ def _guest_config(v: Mapping[str, Any]) -> GuestConfig:
         max_line_bytes=v["guest_max_line_bytes"],
         max_vms=v["guest_max_vms"],
         rate_limit=v["guest_rate_limit"],
+        rate_burst=v["guest_rate_burst"],
         silent_seconds=v["guest_silent_window"],
         rescan_seconds=v["guest_rescan_interval"],
         record_dir=v["guest_record"],

@@ -65,11 +65,13 @@ def expand_pattern(pattern: str) -> dict[str, Path]:
 
 
 class _Bucket:
-    def __init__(self, rate: float, now: float) -> None:
-        self.rate, self.tokens, self.at = rate, rate, now
+    """Token bucket: ``rate`` rows per second, up to ``burst`` at once (an agent's backlog after a reconnect)."""
+
+    def __init__(self, rate: float, burst: float, now: float) -> None:
+        self.rate, self.burst, self.tokens, self.at = rate, burst, burst, now
 
     def take(self, now: float) -> bool:
-        self.tokens = min(self.rate, self.tokens + (now - self.at) * self.rate)
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
         self.at = now
         if self.tokens < 1.0:
             return False
@@ -80,9 +82,9 @@ class _Bucket:
 class _Vm:
     """Mutable per-VM state, touched on the event loop under the ingest lock."""
 
-    def __init__(self, vm: str, rate: float, now: float, from_pattern: bool) -> None:
+    def __init__(self, vm: str, rate: float, burst: float, now: float, from_pattern: bool) -> None:
         self.view = GuestVm(vm)
-        self.bucket = _Bucket(rate, now)
+        self.bucket = _Bucket(rate, burst, now)
         self.from_pattern = from_pattern
         self.connections = 0
         self.conn: socket.socket | None = None  # the VM's connection on a listener
@@ -172,7 +174,8 @@ class Ingest:
                     self._warned_full = True
                 return None
             del self._vms[idle[0]]
-        st = self._vms[vm] = _Vm(vm, self.settings.rate_limit, self.clock.monotonic(), from_pattern)
+        settings = self.settings
+        st = self._vms[vm] = _Vm(vm, settings.rate_limit, settings.rate_burst, self.clock.monotonic(), from_pattern)
         return st
 
     @staticmethod

@@ -41,7 +41,7 @@ def test_lines_split_across_reads_and_overlong_lines_discarded_to_their_newline(
 
 def test_rate_limit_per_vm_refills_with_time():
     clock = StepClock()
-    ingest = Ingest(GuestConfig(rate_limit=5), clock)
+    ingest = Ingest(GuestConfig(rate_limit=5, rate_burst=5), clock)
     ingest.feed("a", b"".join(row(i) for i in range(20)))
     ingest.feed("b", row(0))
     view = ingest.view()
@@ -50,6 +50,20 @@ def test_rate_limit_per_vm_refills_with_time():
     clock.now += 1.0
     ingest.feed("a", row(30))
     assert ingest.view()["a"].rows_total == 6
+
+
+def test_an_agents_backlog_fits_in_the_burst_then_the_rate_applies():
+    """After the host comes back an agent sends its queue (120 rows by default) at once."""
+    clock = StepClock()
+    ingest = Ingest(GuestConfig(rate_limit=10), clock)
+    ingest.feed("a", b"".join(row(i) for i in range(121)))
+    assert ingest.view()["a"].rows_total == 121 and ingest.view()["a"].malformed_rows_total == {}
+    ingest.feed("a", b"".join(row(i) for i in range(121, 400)))
+    assert ingest.view()["a"].rows_total == 256  # the burst is spent ...
+    assert ingest.view()["a"].malformed_rows_total == {"rate_limited": 400 - 256}
+    clock.now += 1.0
+    ingest.feed("a", b"".join(row(i) for i in range(400, 420)))
+    assert ingest.view()["a"].rows_total == 256 + 10  # ... and refills at the rate
 
 
 def test_dropped_rows_accumulate_across_agent_restarts():
