@@ -186,8 +186,8 @@ def check_perf(roots: Roots, requested: bool) -> Check:
             "perf",
             False,
             detail + ": CPU-wide counters not permitted",
-            "run as root, grant CAP_PERFMON (setcap cap_perfmon+ep, or the container's capabilities), "
-            "or sysctl kernel.perf_event_paranoid=0",
+            "run as root, grant CAP_PERFMON as an ambient capability (systemd: AmbientCapabilities=CAP_PERFMON; "
+            "a container: uid 0 with --cap-add PERFMON), or sysctl kernel.perf_event_paranoid=0",
             requested,
         )
     if pmu is None:

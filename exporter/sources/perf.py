@@ -100,8 +100,8 @@ class PerfCounters:
                     e.errno,
                     "perf_event_open for CPU-wide cycle counters was refused "
                     f"(kernel.perf_event_paranoid={paranoid_level(self._procfs)}): run as root, "
-                    "grant CAP_PERFMON (setcap cap_perfmon+ep, or securityContext.capabilities.add: "
-                    "[PERFMON]), or set sysctl kernel.perf_event_paranoid=0",
+                    "grant CAP_PERFMON as an ambient capability (systemd: AmbientCapabilities=CAP_PERFMON; "
+                    "a container: uid 0 with --cap-add PERFMON), or set sysctl kernel.perf_event_paranoid=0",
                 ) from None
             if e.errno in (errno.ENOENT, errno.EOPNOTSUPP, errno.ENODEV):
                 if e.errno == errno.ENODEV:
