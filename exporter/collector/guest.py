@@ -6,6 +6,8 @@ from collections.abc import Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from exporter.guest.protocol import REASONS
+from exporter.guest.state import EVENTS
 from exporter.snapshot import Snapshot
 
 _MEMORY = {
@@ -67,8 +69,7 @@ def collect_guest(snap: Snapshot) -> Iterator[Metric]:
     rows = CounterMetricFamily("sysmon_guest_rows_total", "Rows accepted from the guest.", labels=["vm"])
     malformed = CounterMetricFamily(
         "sysmon_guest_malformed_rows_total",
-        "Guest lines discarded, by reason (too_long, invalid_utf8, invalid_json, too_deep, invalid_row, "
-        "unsupported_version, rate_limited).",
+        f"Guest lines discarded, by reason ({', '.join(REASONS)}).",
         labels=["vm", "reason"],
     )
     dropped = CounterMetricFamily(
@@ -78,7 +79,7 @@ def collect_guest(snap: Snapshot) -> Iterator[Metric]:
     )
     events = CounterMetricFamily(
         "sysmon_guest_channel_events_total",
-        "Channel lifecycle events: connect_failed, connect, first_byte, silent_window, disconnect.",
+        f"Channel lifecycle events: {', '.join(EVENTS)}.",
         labels=["vm", "event"],
     )
     for vm, g in snap.guests.items():
@@ -100,11 +101,13 @@ def collect_guest(snap: Snapshot) -> Iterator[Metric]:
         if g.last_row_timestamp_seconds is not None:
             last.add_metric([vm], g.last_row_timestamp_seconds)
         rows.add_metric([vm], g.rows_total)
-        for reason, n in g.malformed_rows_total.items():
-            malformed.add_metric([vm, reason], n)
+        # Every reason and event from the start, at 0: a counter that appears with its first
+        # increment hides that increment from rate() and increase().
+        for reason in REASONS:
+            malformed.add_metric([vm, reason], g.malformed_rows_total.get(reason, 0))
         dropped.add_metric([vm], g.dropped_rows_total)
-        for event, n in g.channel_events_total.items():
-            events.add_metric([vm, event], n)
+        for event in EVENTS:
+            events.add_metric([vm, event], g.channel_events_total.get(event, 0))
     families = (up, info, cpu, freq, *memory.values(), cg_cpu, cg_memory, cg_pids, offset, last, rows, malformed)
     families += (dropped, events)
     yield from (m for m in families if m.samples)

@@ -13,6 +13,7 @@ import threading
 import time
 from pathlib import Path
 
+from exporter.guest.protocol import REASONS
 from tests.guest.support import agent_args, process, relay, rss_bytes, series, value
 from tests.helpers import run_exporter, wait_until
 
@@ -59,7 +60,14 @@ def row(seq: int, wall_ns: int | None = None, **extra: object) -> bytes:
 
 
 def malformed(exp, vm: str) -> dict[str, float]:  # type: ignore[no-untyped-def]
-    return {dict(k)["reason"]: v for k, v in series(exp, "sysmon_guest_malformed_rows_total", vm=vm).items()}
+    """Every reason's count; each reason is exported from the start, at 0."""
+    counts = {dict(k)["reason"]: v for k, v in series(exp, "sysmon_guest_malformed_rows_total", vm=vm).items()}
+    assert counts.keys() == set(REASONS), counts
+    return counts
+
+
+def counted(exp, vm: str) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    return {reason: n for reason, n in malformed(exp, vm).items() if n}
 
 
 def test_bad_guest_touches_only_its_own_series_and_memory_stays_flat(tmp_path, capsys):
@@ -87,7 +95,7 @@ def test_bad_guest_touches_only_its_own_series_and_memory_stays_flat(tmp_path, c
                 bad.send(chunk)
             bad.send(b"\n" + row(1))
             wait_until(lambda: value(exp, "sysmon_guest_rows_total", vm="bad") == 2, what="the row after 50 MB")
-            assert malformed(exp, "bad") == {"too_long": 1}
+            assert counted(exp, "bad") == {"too_long": 1}
             rss_after_long = rss_bytes(exp.proc.pid)
 
             bad.send(b'{"v":1,"type":"row",\n')  # malformed JSON
@@ -95,8 +103,8 @@ def test_bad_guest_touches_only_its_own_series_and_memory_stays_flat(tmp_path, c
             bad.send(b"[" * 60000 + b"]" * 60 + b"\n")  # deeply nested (below the line limit)
             bad.send(b'{"v":7,"type":"row"}\n')
             bad.send(b'{"v":1,"type":"row","seq":"x","wall_ns":1}\n')
-            wait_until(lambda: len(malformed(exp, "bad")) == 6, what="each reason counted")
-            assert malformed(exp, "bad") == {
+            wait_until(lambda: len(counted(exp, "bad")) == 6, what="each reason counted")
+            assert counted(exp, "bad") == {
                 "too_long": 1,
                 "invalid_json": 1,
                 "invalid_utf8": 1,
@@ -137,7 +145,7 @@ def test_bad_guest_touches_only_its_own_series_and_memory_stays_flat(tmp_path, c
                 finally:
                     stop.set()
                     flooder.join()
-                good = malformed(exp, "good")
+                good = counted(exp, "good")
                 assert good == {}, good
                 # The flood claimed vm "good": the label stayed the host's name for the socket.
                 assert {dict(k)["vm"] for k in series(exp, "sysmon_guest_up")} == {"bad", "good"}

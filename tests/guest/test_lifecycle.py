@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 
+from exporter.guest.state import EVENTS
 from tests.guest.support import agent_args, events, process, relay, series, value
 from tests.helpers import FIXTURES, run_exporter, wait_until
 
@@ -26,7 +27,9 @@ def test_series_and_lifecycle_events_in_order(tmp_path):
     with run_exporter(exporter_args(str(tmp_path / "vms" / "{vm}" / "agent.sock")), tmp_path) as exp:
         # The VM's directory is there but QEMU (the relay) has not made the socket yet.
         wait_until(lambda: events(exp, "web-1").get("connect_failed", 0) >= 1, what="connect_failed")
-        assert events(exp, "web-1").keys() == {"connect_failed"}
+        ev = events(exp, "web-1")
+        assert ev.keys() == set(EVENTS), ev  # every event exported from the start, at 0
+        assert {event for event, n in ev.items() if n} == {"connect_failed"}
         assert value(exp, "sysmon_guest_up", vm="web-1") == 0
 
         with relay(host_sock, guest_sock, tmp_path / "relay.log"):
