@@ -40,7 +40,6 @@ from exporter.sources.syscalls import names, syscall_name
 log = logging.getLogger("exporter.snapshot")
 
 T = TypeVar("T")
-K = TypeVar("K")
 
 # A perf-derived frequency needs enough busy time in the window to mean
 # anything: /proc/stat has USER_HZ (10 ms) resolution.

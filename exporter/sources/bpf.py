@@ -62,7 +62,7 @@ _W, _DW = 0x00, 0x18
 _IMM, _MEM = 0x00, 0x60
 _K, _X = 0x00, 0x08
 _ADD, _RSH, _MOV = 0x00, 0x70, 0xB0
-_JA, _JEQ, _JGE, _JNE, _CALL, _EXIT = 0x00, 0x10, 0x30, 0x50, 0x80, 0x90
+_JEQ, _JGE, _JNE, _CALL, _EXIT = 0x10, 0x30, 0x50, 0x80, 0x90
 BPF_PSEUDO_MAP_FD = 1
 BPF_NOEXIST = 1
 _SIZE = {4: _W, 8: _DW}
@@ -142,10 +142,6 @@ class Asm:
 
     def exit(self) -> Asm:
         return self.raw(insn(_JMP | _EXIT))
-
-    def ja(self, label: str) -> Asm:
-        self._items.append(Jump(_JMP | _JA, 0, 0, label))
-        return self
 
     def jeq_imm(self, dst: int, imm: int, label: str) -> Asm:
         self._items.append(Jump(_JMP | _JEQ | _K, dst, imm, label))
@@ -235,9 +231,6 @@ class Bpf:
             ctypes.create_string_buffer(key, len(key)),
             ctypes.create_string_buffer(value, len(value)),
         )
-
-    def delete(self, fd: int, key: bytes) -> None:
-        self._elem(BPF_MAP_DELETE_ELEM, fd, ctypes.create_string_buffer(key, len(key)), None)
 
     def keys(self, fd: int, key_size: int) -> list[bytes]:
         """Every key of a hash map (BPF_MAP_GET_NEXT_KEY from no key)."""
