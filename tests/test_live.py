@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from exporter.diag import core_pmu
 from exporter.sources.cpuinfo import read_cpuinfo
 from exporter.sources.stat import read_stat, user_hz
 from tests.helpers import ROOT, parse_exposition, promql, require_root, run_exporter, run_prometheus, wait_until
@@ -21,10 +22,8 @@ PROC = Path("/proc")
 
 
 def has_cpu_pmu() -> bool:
-    """Whether the kernel registered a core PMU (perf's "cpu" event source) on this machine."""
-    return Path("/sys/bus/event_source/devices/cpu").exists() or any(
-        Path("/sys/bus/event_source/devices").glob("armv8*")
-    )
+    """Whether the kernel registered a core PMU (perf's "cpu", "cpu_core"/"cpu_atom" or armv8_* event source)."""
+    return core_pmu(Path("/sys")) is not None
 
 
 def labels_of(series: dict, key: str) -> set[str]:  # type: ignore[type-arg]
