@@ -14,6 +14,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, ProcessCollector
 
 from exporter import __version__
+from exporter.catalogue import JOBS, of_job
 from exporter.collector import Exposition, Renderer, default_collectors
 from exporter.config import Config, ConfigError, GuestConfig
 from exporter.guest.ingest import Ingest
@@ -49,12 +50,12 @@ def open_perf(config: Config) -> Iterator[tuple[PerfCounters | None, str]]:
         yield None, ""
         return
     try:
-        counters = PerfCounters(config.procfs)
+        counters = PerfCounters(config.roots.procfs)
     except PerfUnavailable as e:
         yield None, e.strerror or str(e)
         return
     try:
-        for cpu in sorted(read_stat(config.procfs, user_hz())):
+        for cpu in sorted(read_stat(config.roots.procfs, user_hz())):
             counters.open_cpu(cpu)
     except (PerfUnavailable, OSError) as e:
         counters.close()
@@ -88,19 +89,19 @@ def open_syscalls(config: Config) -> Iterator[SyscallReaders | None]:
         return
     machine = platform.machine()
     filt = Filter(
-        pid=config.syscalls_pid,
-        cgroup=config.syscalls_cgroup,
-        exclude_self=not config.syscalls_include_self,
-        by=config.syscalls_by,
+        pid=config.syscalls.pid,
+        cgroup=config.syscalls.cgroup,
+        exclude_self=not config.syscalls.include_self,
+        by=config.syscalls.by,
     )
     try:
-        counter = SyscallCounter(config.procfs, config.sysfs, filt)
+        counter = SyscallCounter(config.roots.procfs, config.roots.sysfs, filt)
     except (BpfUnavailable, SourceError, OSError, ValueError) as e:
         reason = e.strerror if isinstance(e, BpfUnavailable) and e.strerror else describe(e)
-        yield SyscallReaders(None, reason, machine, config.syscalls_by, config.syscalls_top)
+        yield SyscallReaders(None, reason, machine, config.syscalls.by, config.syscalls.top)
         return
     try:
-        yield SyscallReaders(counter, "", machine, config.syscalls_by, config.syscalls_top)
+        yield SyscallReaders(counter, "", machine, config.syscalls.by, config.syscalls.top)
     finally:
         counter.close()
 
@@ -115,18 +116,27 @@ def build_sampler(
     ProcessCollector(registry=registry)
     render = Renderer(default_collectors(__version__), registry)
     clock = SystemClock()
-    jobs = [Job("cpu", config.sampler_interval, partial(take_snapshot, readers=readers, clock=clock))]
+    interval = config.sampler.interval_seconds
+
+    def cpu() -> Job:
+        return Job("cpu", interval, partial(take_snapshot, readers=readers, clock=clock))
+
+    def cgroup() -> Job:
+        c = config.cgroup
+        limits = CgroupLimits(c.max_depth, c.include, c.exclude, c.max_count)
+        cgroups = CgroupReaders(config.roots.cgroupfs, limits, readers.hz)
+        return Job("cgroup", c.interval_seconds, partial(take_cgroup_snapshot, readers=cgroups, clock=clock))
+
+    def syscall_job() -> Job:
+        attached = syscalls or SyscallReaders(None, "syscall counters are not attached", platform.machine())
+        return Job("syscalls", interval, partial(take_syscalls, readers=attached, clock=clock))
+
+    # One job per catalogue job with an enabled source; the CPU job also stamps every sample.
+    make = {"cpu": cpu, "cgroup": cgroup, "syscalls": syscall_job}
+    jobs = [make[job]() for job in JOBS if job == "cpu" or of_job(job) & config.collectors]
     if ingest is not None:
         # The ingest's state reaches HTTP only through the snapshot, like every other source.
-        jobs.append(Job("guest", config.sampler_interval, partial(with_guests, guests=ingest.view)))
-    if syscalls is not None:
-        jobs.append(Job("syscalls", config.sampler_interval, partial(take_syscalls, readers=syscalls, clock=clock)))
-    if "cgroup" in config.collectors:
-        limits = CgroupLimits(
-            config.cgroup_max_depth, config.cgroup_include, config.cgroup_exclude, config.cgroup_max_count
-        )
-        cgroups = CgroupReaders(config.cgroupfs, limits, readers.hz)
-        jobs.append(Job("cgroup", config.cgroup_interval, partial(take_cgroup_snapshot, readers=cgroups, clock=clock)))
+        jobs.append(Job("guest", interval, partial(with_guests, guests=ingest.view)))
     return Sampler(jobs, render)
 
 
@@ -160,28 +170,28 @@ async def serve(config: Config) -> int:
 async def _serve(config: Config, stop: asyncio.Event, ingest: Ingest | None) -> int:
     with open_perf(config) as (perf, perf_error), open_syscalls(config) as syscalls:
         readers = Readers(
-            config.procfs,
-            config.sysfs,
+            config.roots.procfs,
+            config.roots.sysfs,
             user_hz(),
             config.collectors,
             perf,
             perf_error,
             host_identity=config.grpc is not None,
-            rootfs=config.rootfs,
+            rootfs=config.roots.rootfs,
         )
         sampler = build_sampler(config, readers, ingest, syscalls)
         app = make_app(Published(sampler.latest, sampler.rendered), __version__)
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
         await runner.setup()
-        site = web.TCPSite(runner, config.listen_host or None, config.listen_port, reuse_address=True)
+        site = web.TCPSite(runner, config.web.host or None, config.web.port, reuse_address=True)
         try:
             await site.start()
         except OSError as e:
             await runner.cleanup()
             log.error(
                 "--web.listen-address: cannot listen on %s:%d: %s; pick a free port",
-                config.listen_host,
-                config.listen_port,
+                config.web.host,
+                config.web.port,
                 e.strerror,
             )
             return 1
@@ -207,9 +217,9 @@ async def _serve(config: Config, stop: asyncio.Event, ingest: Ingest | None) -> 
         await sampler.start()
         log.info(
             "listening on %s:%d, sampling every %gs, collectors: %s",
-            config.listen_host or "*",
-            config.listen_port,
-            config.sampler_interval,
+            config.web.host or "*",
+            config.web.port,
+            config.sampler.interval_seconds,
             ", ".join(sorted(config.collectors)),
         )
         try:

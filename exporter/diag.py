@@ -15,14 +15,11 @@ import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
-from exporter.config import DIAG, Address
+from exporter.catalogue import SOURCES, Roots, Source
+from exporter.config import Address, DiagConfig, load_diag
 from exporter.guest.channel import DEFAULT_PORT_NAME
 from exporter.snapshot import describe
-from exporter.sources import SourceError
-from exporter.sources.bpf import BpfUnavailable
-from exporter.sources.syscalls import Filter, SyscallCounter
 
 CAP_SYS_ADMIN = 21
 CAP_PERFMON = 38  # Linux 5.8, commit 980737282232
@@ -37,13 +34,6 @@ class Check:
     detail: str
     fix: str = ""
     required: bool = False  # a failure makes the exit status non-zero
-
-
-@dataclass(frozen=True)
-class Roots:
-    procfs: Path
-    sysfs: Path
-    dev: Path
 
 
 def _read(path: Path) -> str | None:
@@ -140,20 +130,6 @@ def check_vsock(roots: Roots) -> Check:
     return Check("/dev/vsock", True, f"{path}: present")
 
 
-def check_cpufreq(roots: Roots, requested: bool) -> Check:
-    base = roots.sysfs / "devices" / "system" / "cpu"
-    found = sorted(base.glob("cpu[0-9]*/cpufreq/scaling_cur_freq"))
-    if not found:
-        return Check(
-            "cpufreq",
-            False,
-            f"{base}/cpu*/cpufreq: missing (no cpufreq driver, as in most VMs); frequency comes from /proc/cpuinfo",
-            "on bare metal load a cpufreq driver (intel_pstate, amd-pstate, acpi-cpufreq); in a VM nothing to do",
-            requested,
-        )
-    return Check("cpufreq", True, f"{len(found)} CPUs with scaling_cur_freq", "", requested)
-
-
 def _capabilities(roots: Roots) -> int:
     for line in (_read(roots.procfs / "self" / "status") or "").splitlines():
         if line.startswith("CapEff:"):
@@ -169,71 +145,6 @@ def core_pmu(sysfs: Path) -> str | None:
             return name
     arm = sorted(devices.glob("armv8*"))
     return arm[0].name if arm else None
-
-
-def check_perf(roots: Roots, requested: bool) -> Check:
-    paranoid_text = (_read(roots.procfs / "sys" / "kernel" / "perf_event_paranoid") or "").strip()
-    caps = _capabilities(roots)
-    has_cap = bool(caps & (1 << CAP_PERFMON) or caps & (1 << CAP_SYS_ADMIN))
-    # CPU-wide events (pid=-1) need paranoid <= 0 without CAP_PERFMON/CAP_SYS_ADMIN
-    # (Documentation/admin-guide/perf-security.rst).
-    permitted = has_cap or (paranoid_text.lstrip("-").isdigit() and int(paranoid_text) <= 0)
-    who = "CAP_PERFMON/CAP_SYS_ADMIN held" if has_cap else "no CAP_PERFMON"
-    detail = f"perf_event_paranoid={paranoid_text or '?'}, {who}"
-    pmu = core_pmu(roots.sysfs)
-    if not permitted:
-        return Check(
-            "perf",
-            False,
-            detail + ": CPU-wide counters not permitted",
-            "run as root, grant CAP_PERFMON as an ambient capability (systemd: AmbientCapabilities=CAP_PERFMON; "
-            "a container: uid 0 with --cap-add PERFMON), or sysctl kernel.perf_event_paranoid=0",
-            requested,
-        )
-    if pmu is None:
-        return Check(
-            "perf",
-            False,
-            detail + f"; but no core PMU in {roots.sysfs}/bus/event_source/devices: no hardware cycle counters",
-            "the hypervisor does not expose a PMU; enable vPMU (QEMU -cpu host,pmu=on) or turn off "
-            "--collector.perf; frequency then comes from cpufreq or /proc/cpuinfo",
-            requested,
-        )
-    return Check("perf", True, detail + f"; core PMU {pmu}", "", requested)
-
-
-def check_readable(name: str, path: Path, requested: bool) -> Check:
-    if _read(path) is None:
-        return Check(name, False, f"{path}: unreadable", "pass --path.procfs pointing at a mounted procfs", requested)
-    return Check(name, True, f"{path}: readable", "", requested)
-
-
-def check_cgroups(roots: Roots, requested: bool) -> Check:
-    mounts = _mounts(roots)
-    v2 = [m for m, t in mounts if t == "cgroup2"]
-    v1 = [m for m, t in mounts if t == "cgroup"]
-    if not v1 and not v2:
-        return Check(
-            "cgroups", False, "no cgroup filesystem mounted", "mount -t cgroup2 none /sys/fs/cgroup", requested
-        )
-    layout = "hybrid (v1 controllers + cgroup2)" if v1 and v2 else "unified (cgroup2)" if v2 else "legacy (v1)"
-    return Check("cgroups", True, f"{layout}: " + ", ".join(v2 + v1)[:200], "", requested)
-
-
-def check_syscalls(roots: Roots) -> Check:
-    """Load and attach the syscall counters once, then release them: the only sure test."""
-    try:
-        SyscallCounter(roots.procfs, roots.sysfs, Filter()).close()
-    except (BpfUnavailable, SourceError, OSError, ValueError) as e:
-        reason = e.strerror if isinstance(e, BpfUnavailable) and e.strerror else describe(e)
-        return Check(
-            "syscalls",
-            False,
-            f"cannot attach the eBPF counters: {reason}",
-            "run as root, or grant CAP_BPF and CAP_PERFMON",
-            True,
-        )
-    return Check("syscalls", True, "eBPF counters load and attach", "", True)
 
 
 def check_tracefs(roots: Roots) -> Check:
@@ -255,28 +166,74 @@ def check_port(host: str, port: int) -> Check:
     return Check(name, True, "free")
 
 
-def run_checks(v: Mapping[str, Any]) -> list[Check]:
-    roots = Roots(v["path_procfs"], v["path_sysfs"], v["path_dev"])
-    host, port = v["web_listen_address"]
+def explain_perf(roots: Roots) -> tuple[str, str]:
+    """Why perf cannot count here: the kernel's paranoia level, our capabilities and whether a core PMU exists."""
+    paranoid_text = (_read(roots.procfs / "sys" / "kernel" / "perf_event_paranoid") or "").strip()
+    caps = _capabilities(roots)
+    has_cap = bool(caps & (1 << CAP_PERFMON) or caps & (1 << CAP_SYS_ADMIN))
+    # CPU-wide events (pid=-1) need paranoid <= 0 without CAP_PERFMON/CAP_SYS_ADMIN
+    # (Documentation/admin-guide/perf-security.rst).
+    permitted = has_cap or (paranoid_text.lstrip("-").isdigit() and int(paranoid_text) <= 0)
+    who = "CAP_PERFMON/CAP_SYS_ADMIN held" if has_cap else "no CAP_PERFMON"
+    detail = f"perf_event_paranoid={paranoid_text or '?'}, {who}"
+    pmu = core_pmu(roots.sysfs)
+    if not permitted:
+        return detail + ": CPU-wide counters not permitted", SOURCES["perf"].fix
+    if pmu is None:
+        return (
+            detail + f"; but no core PMU in {roots.sysfs}/bus/event_source/devices: no hardware cycle counters",
+            "the hypervisor does not expose a PMU; enable vPMU (QEMU -cpu host,pmu=on) or turn off "
+            "--collector.perf; frequency then comes from cpufreq or /proc/cpuinfo",
+        )
+    return detail + f"; core PMU {pmu}", SOURCES["perf"].fix
 
-    def requested(name: str) -> bool:
-        return v[f"collector_{name}"] is True
 
+def check_source(source: Source, roots: Roots, requested: bool) -> Check:
+    """Runs the source's real reader once (catalogue ``probe``): ok with what it read, or why not."""
+    try:
+        summary = source.probe(roots)
+    except Exception as e:  # any failure of a reader is a failed check, never a crash of diag
+        detail, fix = describe(e), source.fix
+        if source.name == "perf":
+            why, fix = explain_perf(roots)
+            detail = f"{detail}; {why}"
+        return Check(source.name, False, detail, fix, requested)
+    if source.name == "perf":
+        summary = f"{summary}; {explain_perf(roots)[0]}"
+    return Check(source.name, True, summary, "", requested)
+
+
+def check_sources(roots: Roots, requested: frozenset[str], refused: frozenset[str]) -> list[Check]:
+    """Every catalogued source this exporter would read by default, and those asked for; none turned off."""
+    return [
+        check_source(s, roots, s.name in requested)
+        for s in SOURCES.values()
+        if s.name not in refused and (s.name in requested or (s.default and s.flag))
+    ]
+
+
+def run_checks(config: DiagConfig) -> list[Check]:
+    roots = config.roots
+    host, port = config.flags.listen_address
     return [
         check_virtio_ports(roots),
-        check_channel(roots, v["agent_channel"]),
+        check_channel(roots, config.flags.channel),
         check_vsock(roots),
-        check_readable("cpu", roots.procfs / "stat", requested("cpu")),
-        check_readable("cpuinfo", roots.procfs / "cpuinfo", requested("cpuinfo")),
-        check_readable("meminfo", roots.procfs / "meminfo", requested("meminfo")),
-        check_readable("filesystem", roots.procfs / "self" / "mounts", requested("filesystem")),
-        check_cpufreq(roots, requested("cpufreq")),
-        check_perf(roots, requested("perf")),
-        check_cgroups(roots, requested("cgroup")),
+        *check_sources(roots, config.requested, config.refused),
+        check_cgroup_layout(roots),
         check_tracefs(roots),
-        *([check_syscalls(roots)] if requested("syscalls") else []),
         check_port(host, port),
     ]
+
+
+def check_cgroup_layout(roots: Roots) -> Check:
+    mounts = _mounts(roots)
+    v2 = [m for m, t in mounts if t == "cgroup2"]
+    v1 = [m for m, t in mounts if t == "cgroup"]
+    if not v1 and not v2:
+        return Check("cgroups", False, "no cgroup filesystem mounted", "mount -t cgroup2 none /sys/fs/cgroup")
+    layout = "hybrid (v1 controllers + cgroup2)" if v1 and v2 else "unified (cgroup2)" if v2 else "legacy (v1)"
+    return Check("cgroups", True, f"{layout}: " + ", ".join(v2 + v1)[:200])
 
 
 def render_text(checks: Sequence[Check]) -> str:
@@ -290,10 +247,10 @@ def render_text(checks: Sequence[Check]) -> str:
 
 
 def run_diag(argv: Sequence[str], env: Mapping[str, str]) -> int:
-    v = DIAG.parse(argv, env)
-    checks = run_checks(v)
+    config = load_diag(argv, env)
+    checks = run_checks(config)
     failed = any(c.required and not c.ok for c in checks)
-    if v["json"]:
+    if config.flags.json:
         print(json.dumps({"ok": not failed, "checks": [asdict(c) for c in checks]}, indent=2))
     else:
         print(render_text(checks))

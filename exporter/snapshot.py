@@ -24,11 +24,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-from exporter.guest.state import GuestVm
+from exporter.catalogue import SOURCES, of_job
+from exporter.guest_state import GuestVm
 from exporter.sources import SourceError
 from exporter.sources.cgroup import CgroupLimits, CgroupTree, read_cgroups
-from exporter.sources.cpufreq import read_cpufreq
-from exporter.sources.cpuinfo import read_cpuinfo
+from exporter.sources.cpufreq import require_cpufreq
+from exporter.sources.cpuinfo import require_cpuinfo
 from exporter.sources.hostname import read_hostname
 from exporter.sources.meminfo import MemInfo, read_meminfo
 from exporter.sources.mounts import Filesystem, StatVfs, read_filesystems
@@ -188,6 +189,7 @@ class Readers:
     host_identity: bool = False  # read the hostname and host IPv4 (what the gRPC shim reports)
     rootfs: Path = Path("/")  # where mount points are stat'ed
     statvfs: StatVfs = os.statvfs
+    host_ipv4: Callable[[], str] = read_host_ipv4  # the address a gRPC payload reports (injected in golden runs)
 
 
 @dataclass(frozen=True)
@@ -239,6 +241,8 @@ def describe(exc: BaseException) -> str:
         return f"{exc.filename}: permission denied"
     if isinstance(exc, OSError) and exc.filename:
         return f"{exc.filename}: {exc.strerror}"
+    if isinstance(exc, OSError) and exc.strerror:  # perf and bpf refusals carry their reason and fix here
+        return exc.strerror
     if isinstance(exc, SourceError | OSError):
         return str(exc)
     return f"internal error: {type(exc).__name__}: {exc}"
@@ -252,6 +256,8 @@ class _Run:
         self.statuses: dict[str, SourceStatus] = {}
 
     def __call__(self, name: str, fn: Callable[[], T]) -> T | None:
+        if name not in SOURCES:  # every status names a catalogued source (exporter/catalogue.py)
+            raise KeyError(f"source {name!r} is not in the catalogue")
         start = self.clock.monotonic()
         try:
             value = fn()
@@ -264,6 +270,8 @@ class _Run:
         return value
 
     def fail(self, name: str, error: str, duration: float = 0.0) -> None:
+        if name not in SOURCES:
+            raise KeyError(f"source {name!r} is not in the catalogue")
         self.statuses[name] = SourceStatus(False, duration, error)
 
 
@@ -346,18 +354,11 @@ def _read_frequency(readers: Readers, run: _Run, online: tuple[int, ...]) -> dic
     """cpufreq, then /proc/cpuinfo for the CPUs cpufreq did not cover."""
     frequency: dict[int, Frequency] = {}
     if "cpufreq" in readers.collectors:
-        freqs = run("cpufreq", lambda: read_cpufreq(readers.sysfs))
-        if freqs == {}:
-            run.fail(
-                "cpufreq",
-                f"{readers.sysfs}/devices/system/cpu/cpu*/cpufreq: missing (no cpufreq driver, as in most VMs)",
-            )
+        freqs = run("cpufreq", lambda: require_cpufreq(readers.sysfs))
         for cpu, f in (freqs or {}).items():
             frequency[cpu] = Frequency(f.frequency_hertz, "cpufreq", f.min_hertz, f.max_hertz, f.governor)
     if "cpuinfo" in readers.collectors and (not online or not set(online) <= frequency.keys()):
-        mhz = run("cpuinfo", lambda: read_cpuinfo(readers.procfs))
-        if mhz == {}:
-            run.fail("cpuinfo", f"{readers.procfs}/cpuinfo: no 'cpu MHz' lines")
+        mhz = run("cpuinfo", lambda: require_cpuinfo(readers.procfs))
         for cpu, hertz in (mhz or {}).items():
             frequency.setdefault(cpu, Frequency(hertz, "cpuinfo"))
     return frequency
@@ -423,7 +424,7 @@ def take_snapshot(previous: Snapshot | None, readers: Readers, clock: Clock) -> 
         filesystems = run("filesystem", lambda: read_filesystems(readers.procfs, readers.rootfs, readers.statvfs))
     host = None
     if readers.host_identity:
-        host = run("host", lambda: HostIdentity(read_hostname(readers.procfs), read_host_ipv4()))
+        host = run("host", lambda: HostIdentity(read_hostname(readers.procfs), readers.host_ipv4()))
     statuses = {k: v for k, v in prev.statuses.items() if k not in _CPU_SOURCES}
     statuses.update(run.statuses)
     log_transitions(prev.statuses, run.statuses)
@@ -524,5 +525,5 @@ def _log_dropped(before: int, now: int, limits: CgroupLimits) -> None:
 
 BREAKDOWN_IDLE_SAMPLES = 300  # a label's slot is freed after this many samples without a syscall
 OTHER_LABEL = "other"
-_CPU_SOURCES = frozenset({"cpu", "cpufreq", "cpuinfo", "perf", "meminfo", "host", "filesystem"})
+_CPU_SOURCES = of_job("cpu")
 _GUEST = "guest:"

@@ -8,7 +8,7 @@ from exporter.config import ConfigError, load, parse_duration
 
 def test_defaults():
     c = load([], {})
-    assert (c.listen_host, c.listen_port, c.procfs, c.sysfs, c.sampler_interval) == (
+    assert (c.web.host, c.web.port, c.roots.procfs, c.roots.sysfs, c.sampler.interval_seconds) == (
         "",
         9477,
         Path("/proc"),
@@ -16,14 +16,14 @@ def test_defaults():
         1.0,
     )
     assert c.collectors == {"cpu", "cpufreq", "cpuinfo", "perf", "meminfo", "filesystem", "cgroup"}
-    assert (c.rootfs, c.grpc) == (Path("/"), None)
-    assert (c.cgroupfs, c.cgroup_interval, c.cgroup_max_depth, c.cgroup_max_count) == (
+    assert (c.roots.rootfs, c.grpc) == (Path("/"), None)
+    assert (c.roots.cgroupfs, c.cgroup.interval_seconds, c.cgroup.max_depth, c.cgroup.max_count) == (
         Path("/sys/fs/cgroup"),
         5.0,
         6,
         1000,
     )
-    assert c.cgroup_include is None and c.cgroup_exclude is None
+    assert c.cgroup.include is None and c.cgroup.exclude is None
 
 
 def test_cgroup_flags():
@@ -38,14 +38,14 @@ def test_cgroup_flags():
         ],
         {"SYSMON_CGROUP_EXCLUDE": r"\.mount$"},
     )
-    assert (c.cgroupfs, c.cgroup_interval, c.cgroup_max_depth, c.cgroup_max_count) == (
+    assert (c.roots.cgroupfs, c.cgroup.interval_seconds, c.cgroup.max_depth, c.cgroup.max_count) == (
         Path("/host/sys/fs/cgroup"),
         30.0,
         3,
         50,
     )
-    assert c.cgroup_include is not None and c.cgroup_include.search("/kubepods.slice/x")
-    assert c.cgroup_exclude is not None and c.cgroup_exclude.search("/sys-kernel-debug.mount")
+    assert c.cgroup.include is not None and c.cgroup.include.search("/kubepods.slice/x")
+    assert c.cgroup.exclude is not None and c.cgroup.exclude.search("/sys-kernel-debug.mount")
     assert "cgroup" not in c.collectors
 
 
@@ -61,7 +61,7 @@ def test_flags_both_spellings_and_collector_toggles():
         ],
         {},
     )
-    assert (c.listen_host, c.listen_port, c.procfs, c.sampler_interval, c.log_level) == (
+    assert (c.web.host, c.web.port, c.roots.procfs, c.sampler.interval_seconds, c.log_level) == (
         "127.0.0.1",
         9999,
         Path("/host/proc"),
@@ -74,13 +74,13 @@ def test_flags_both_spellings_and_collector_toggles():
 def test_environment_and_command_line_wins():
     env = {"SYSMON_PATH_SYSFS": "/host/sys", "SYSMON_SAMPLER_INTERVAL": "2s", "SYSMON_COLLECTOR_MEMINFO": "false"}
     c = load(["--sampler.interval=500ms"], env)
-    assert (c.sysfs, c.sampler_interval) == (Path("/host/sys"), 0.5)
+    assert (c.roots.sysfs, c.sampler.interval_seconds) == (Path("/host/sys"), 0.5)
     assert "meminfo" not in c.collectors
 
 
 def test_ipv6_listen_address():
     c = load(["--web.listen-address=[::1]:9477"], {})
-    assert (c.listen_host, c.listen_port) == ("::1", 9477)
+    assert (c.web.host, c.web.port) == ("::1", 9477)
 
 
 @pytest.mark.parametrize(

@@ -58,17 +58,17 @@ def test_bad_guest_flags_name_the_option(argv, option):
 
 def test_agent_flags():
     v = AGENT.parse(["--agent.channel=vsock:9000", "--agent.interval=250ms", "--no-collector.cpufreq"], {})
-    assert v["agent_channel"] == Address("vsock", cid=2, port=9000)
-    assert (v["agent_interval"], v["collector_cpufreq"], v["agent_queue_size"]) == (0.25, False, 120)
-    assert AGENT.parse([], {})["agent_channel"] == Address("virtio")
+    assert v["agent.channel"] == Address("vsock", cid=2, port=9000)
+    assert (v["agent.interval"], v["collector.cpufreq"], v["agent.queue-size"]) == (0.25, False, 120)
+    assert AGENT.parse([], {})["agent.channel"] == Address("virtio")
 
 
 def test_agent_cgroup_flags():
     off = AGENT.parse([], {})
-    assert off["collector_cgroup"] is False and off["cgroup_max_count"] == 100
+    assert off["collector.cgroup"] is False and off["cgroup.max-count"] == 100
     v = AGENT.parse(["--collector.cgroup", "--path.cgroupfs=/c", "--cgroup.max-depth=2", "--cgroup.include=^/k"], {})
-    assert (v["collector_cgroup"], v["path_cgroupfs"], v["cgroup_max_depth"]) == (True, Path("/c"), 2)
-    assert v["cgroup_include"].pattern == "^/k"
+    assert (v["collector.cgroup"], v["path.cgroupfs"], v["cgroup.max-depth"]) == (True, Path("/c"), 2)
+    assert v["cgroup.include"].pattern == "^/k"
     with pytest.raises(ConfigError) as e:
         AGENT.parse([f"--cgroup.max-count={GUEST_MAX_CGROUPS + 1}"], {})
     assert e.value.option == "--cgroup.max-count"

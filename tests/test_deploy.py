@@ -22,7 +22,7 @@ def test_sysmon_vm_unit():
     argv = shlex.split(service["ExecStart"])
     assert argv[0].endswith("/sysmon-exporter")
     values = SERVE.parse(argv[1:], {})  # unknown flags raise ConfigError
-    assert str(values["sysmon_vm_config"]) == "/etc/serviceradar/checkers/sysmon-vm.json"
+    assert str(values["sysmon-vm.config"]) == "/etc/serviceradar/checkers/sysmon-vm.json"
     assert unit["Install"]["WantedBy"] == "multi-user.target"
     assert "serviceradar-sysmon-vm.service" in unit["Unit"]["Conflicts"]
 
@@ -52,6 +52,6 @@ def test_agent_unit_runs_the_agent_with_flags_it_accepts(tmp_path):
     argv = shlex.split(unit["Service"]["ExecStart"])
     assert argv[0].endswith("/sysmon-exporter") and argv[1] == "agent"
     values = AGENT.parse(argv[2:], {})  # unknown flags raise ConfigError
-    assert values["agent_channel"] == Address("virtio")
+    assert values["agent.channel"] == Address("virtio")
     assert unit["Service"]["Restart"] == "always"
     systemd_verify(AGENT_UNIT, tmp_path)

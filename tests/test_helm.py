@@ -127,7 +127,7 @@ def test_the_exporter_accepts_every_flag_the_chart_passes(values, tmp_path):
         config = load(args, {})
     except ConfigError as e:
         pytest.fail(f"the exporter rejects the chart's flags: {e}")
-    assert config.procfs == Path(values.get("path", {}).get("procfs", "/host/proc"))
+    assert config.roots.procfs == Path(values.get("path", {}).get("procfs", "/host/proc"))
     listen = values.get("grpc", {}).get("listenAddress")
     assert (config.grpc.port if config.grpc else None) == (int(listen.rsplit(":", 1)[1]) if listen else None)
 

@@ -44,12 +44,12 @@ class Counts:
 def test_flags():
     c = load(["--collector.syscalls", "--syscalls.pid=42", "--syscalls.cgroup=/sys/fs/cgroup/unified/app"], {})
     assert "syscalls" in c.collectors
-    assert (c.syscalls_pid, c.syscalls_cgroup, c.syscalls_include_self) == (
+    assert (c.syscalls.pid, c.syscalls.cgroup, c.syscalls.include_self) == (
         42,
         Path("/sys/fs/cgroup/unified/app"),
         False,
     )
-    assert load(["--collector.syscalls", "--syscalls.include-self"], {}).syscalls_include_self
+    assert load(["--collector.syscalls", "--syscalls.include-self"], {}).syscalls.include_self
     assert "syscalls" not in load([], {}).collectors  # off by default
 
 
@@ -133,7 +133,7 @@ def test_command_bad_values_name_the_flag(argv, needle):
 
 def test_flags_for_the_breakdown():
     c = load(["--collector.syscalls", "--syscalls.by=cgroup", "--syscalls.top=3"], {})
-    assert (c.syscalls_by, c.syscalls_top) == ("cgroup", 3)
+    assert (c.syscalls.by, c.syscalls.top) == ("cgroup", 3)
     with pytest.raises(ConfigError, match="not one of comm, cgroup"):
         load(["--collector.syscalls", "--syscalls.by=pid"], {})
     with pytest.raises(ConfigError, match=r"1\.\.1000"):

@@ -49,7 +49,7 @@ def test_the_checkers_own_file(tmp_path):
     assert config.grpc == GrpcConfig(
         "0.0.0.0", 50110, TlsFiles(tmp_path / "server.pem", tmp_path / "server-key.pem", tmp_path / "root.pem")
     )
-    assert config.sampler_interval == 0.25
+    assert config.sampler.interval_seconds == 0.25
     assert config.warnings == ()
 
 
@@ -61,7 +61,7 @@ def test_defaults_flag_override_and_client_ca(tmp_path):
     config = load([f"--sysmon-vm.config={path}"], {})
     assert (config.grpc.host, config.grpc.port) == ("0.0.0.0", 50110)
     assert config.grpc.tls.client_ca_file == tmp_path / "clients.pem"  # absolute paths ignore cert_dir
-    assert config.sampler_interval == 1.0
+    assert config.sampler.interval_seconds == 1.0
     config = load([f"--sysmon-vm.config={path}", "--grpc.listen-address=127.0.0.1:1234"], {})
     assert (config.grpc.host, config.grpc.port) == ("127.0.0.1", 1234)
     assert config.grpc.tls is not None  # the flag moves the listener; security still comes from the file
@@ -81,7 +81,7 @@ def test_defaults_flag_override_and_client_ca(tmp_path):
 )
 def test_sample_interval_is_clamped_with_a_warning(tmp_path, text, seconds, warned):
     config = load([f"--sysmon-vm.config={write(tmp_path, {'sample_interval': text})}"], {})
-    assert config.sampler_interval == seconds
+    assert config.sampler.interval_seconds == seconds
     assert len(config.warnings) == warned
     if warned:
         assert f"sample_interval {text} is outside 50ms..5s" in config.warnings[0]
@@ -89,8 +89,8 @@ def test_sample_interval_is_clamped_with_a_warning(tmp_path, text, seconds, warn
 
 def test_sampler_interval_flag_wins_over_the_file(tmp_path):
     path = write(tmp_path, {"sample_interval": "250ms"})
-    assert load([f"--sysmon-vm.config={path}", "--sampler.interval=2s"], {}).sampler_interval == 2.0
-    assert load([f"--sysmon-vm.config={path}"], {"SYSMON_SAMPLER_INTERVAL": "3s"}).sampler_interval == 3.0
+    assert load([f"--sysmon-vm.config={path}", "--sampler.interval=2s"], {}).sampler.interval_seconds == 2.0
+    assert load([f"--sysmon-vm.config={path}"], {"SYSMON_SAMPLER_INTERVAL": "3s"}).sampler.interval_seconds == 3.0
 
 
 @pytest.mark.parametrize(

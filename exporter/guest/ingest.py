@@ -37,7 +37,7 @@ from typing import Any
 from exporter.config import Address, GuestConfig
 from exporter.guest.channel import listen_socket, vm_label, vm_of_unix_listener
 from exporter.guest.protocol import Hello, Malformed, Row, parse_line
-from exporter.guest.state import GuestVm
+from exporter.guest_state import GuestVm
 from exporter.snapshot import Clock
 
 log = logging.getLogger("exporter.guest")

@@ -10,7 +10,8 @@ from pathlib import Path
 from types import FrameType
 
 from exporter import __version__
-from exporter.config import AGENT, AGENT_COLLECTORS, VERIFY, ConfigError
+from exporter.config import VERIFY, ConfigError, load_agent
+from exporter.config.commands import VERIFY_FLAGS
 from exporter.guest.agent import Agent, AgentSettings
 from exporter.guest.record import verify_file
 from exporter.snapshot import CgroupReaders, Readers, SystemClock
@@ -19,20 +20,21 @@ from exporter.sources.stat import user_hz
 
 
 def run_agent(argv: Sequence[str], env: Mapping[str, str], setup_logging: Callable[[str], None]) -> int:
-    v = AGENT.parse(argv, env)
-    setup_logging(v["log_level"])
-    collectors = frozenset(n for n in AGENT_COLLECTORS if v[f"collector_{n}"])
-    readers = Readers(v["path_procfs"], v["path_sysfs"], user_hz(), collectors)
+    config = load_agent(argv, env)
+    setup_logging(config.log_level)
+    readers = Readers(config.roots.procfs, config.roots.sysfs, user_hz(), config.collectors)
     cgroups = None
-    if "cgroup" in collectors:
-        limits = CgroupLimits(v["cgroup_max_depth"], v["cgroup_include"], v["cgroup_exclude"], v["cgroup_max_count"])
-        cgroups = CgroupReaders(v["path_cgroupfs"], limits, readers.hz)
+    if "cgroup" in config.collectors:
+        c = config.cgroup
+        cgroups = CgroupReaders(
+            config.roots.cgroupfs, CgroupLimits(c.max_depth, c.include, c.exclude, c.max_count), readers.hz
+        )
     settings = AgentSettings(
-        channel=v["agent_channel"],
-        interval_seconds=v["agent_interval"],
-        queue_size=v["agent_queue_size"],
+        channel=config.agent.channel,
+        interval_seconds=config.agent.interval_seconds,
+        queue_size=config.agent.queue_size,
         readers=readers,
-        dev=v["path_dev"],
+        dev=config.roots.dev,
         version=__version__,
         cgroups=cgroups,
     )
@@ -48,13 +50,14 @@ def run_agent(argv: Sequence[str], env: Mapping[str, str], setup_logging: Callab
 
 def run_verify(argv: Sequence[str], env: Mapping[str, str]) -> int:
     v = VERIFY.parse(argv, env)
-    if v["public_key"] is None:
+    key = VERIFY_FLAGS.build(v).public_key
+    if key is None:
         raise ConfigError("--public-key", "needed; pass the Ed25519 public key PEM that matches the signing key")
     try:
-        public = v["public_key"].read_bytes()
+        public = key.read_bytes()
     except OSError as e:
-        raise ConfigError("--public-key", f"{v['public_key']}: {e.strerror}") from None
-    path = Path(v["file"])
+        raise ConfigError("--public-key", f"{key}: {e.strerror}") from None
+    path = Path(v.positional["file"])
     try:
         verdict = verify_file(path, public)
     except OSError as e:

@@ -65,3 +65,13 @@ def read_cpufreq(sysfs: Path) -> dict[int, CpuFreq]:
             governor=None if governor is None else governor.strip() or None,
         )
     return result
+
+
+def require_cpufreq(sysfs: Path) -> dict[int, CpuFreq]:
+    """:func:`read_cpufreq`, where no CPU with a cpufreq frequency is an error naming the directory."""
+    freqs = read_cpufreq(sysfs)
+    if not freqs:
+        raise SourceError(
+            f"{sysfs}/devices/system/cpu/cpu*/cpufreq", "missing (no cpufreq driver, as in most VMs)"
+        )
+    return freqs

@@ -43,3 +43,11 @@ def parse_cpuinfo(text: str, path: str = "/proc/cpuinfo") -> dict[int, float]:
 def read_cpuinfo(procfs: Path) -> dict[int, float]:
     path = str(procfs / "cpuinfo")
     return parse_cpuinfo(read_small(path), path)
+
+
+def require_cpuinfo(procfs: Path) -> dict[int, float]:
+    """:func:`read_cpuinfo`, where a file without any frequency is an error."""
+    mhz = read_cpuinfo(procfs)
+    if not mhz:
+        raise SourceError(str(procfs / "cpuinfo"), "no 'cpu MHz' lines")
+    return mhz

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal
 
-from exporter.guest.state import EVENTS
+from exporter.guest_state import EVENTS
 from tests.guest.support import agent_args, events, process, relay, series, value
 from tests.helpers import FIXTURES, run_exporter, wait_until
 

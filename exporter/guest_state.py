@@ -1,4 +1,8 @@
-"""What the host knows about one guest, frozen for the snapshot (no I/O, no asyncio)."""
+"""What the host knows about one guest, frozen for the snapshot (no I/O, no asyncio).
+
+Below the snapshot in the import graph: the guest ingest (exporter/guest/) fills it, the
+snapshot carries it and the collectors read it; it imports nothing of the exporter.
+"""
 
 from __future__ import annotations
 

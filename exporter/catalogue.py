@@ -1,0 +1,216 @@
+"""The catalogue of sources: one entry per source, and everything else derived from it.
+
+Each :class:`Source` says what the exporter can read: its name (the
+``sysmon_source_success{source}`` label and the ``--[no-]collector.<name>``
+flag), whether it is on by default here and in the guest agent, which sampler
+job reads it, and ``probe``, which runs its real reader once below explicit
+roots (``sysmon-exporter diag`` calls it, so a source cannot exist without a
+check). The flags (config/collectors.py), the status names the snapshot may
+record, the sampler's jobs (app.py), the diag checks, the golden-file runs and
+the README's source list (tests) all come from :data:`SOURCES`.
+
+This module is imported by the config package, which may use only the
+standard library; so the readers are imported inside each probe, when diag
+runs it, and importing the catalogue costs nothing.
+
+Adding a source: a reader module under ``exporter/sources/``, an entry here, a
+``run("<name>", ...)`` in the snapshot step of its job, a collector function,
+and its fixture, golden lines and README row.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+
+from exporter.sources import SourceError
+
+# The sampler's jobs: each runs on its own interval (see app.build_sampler).
+JOBS = ("cpu", "cgroup", "syscalls")
+
+
+@dataclass(frozen=True)
+class Roots:
+    """Where the kernel's files are: the host's own, or bind mounts of them in a container or a fixture tree."""
+
+    procfs: Path = Path("/proc")
+    sysfs: Path = Path("/sys")
+    cgroupfs: Path = Path("/sys/fs/cgroup")
+    rootfs: Path = Path("/")
+    dev: Path = Path("/dev")
+
+    @classmethod
+    def under(cls, root: Path) -> Roots:
+        """The layout of a host below ``root``: ``root/proc``, ``root/sys``, ... (fixture trees)."""
+        return cls(root / "proc", root / "sys", root / "sys" / "fs" / "cgroup", root, root / "dev")
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str
+    help: str  # one line: the flag's help and the README's source list
+    probe: Callable[[Roots], str]  # reads once with default settings; returns a one-line summary or raises
+    job: str = "cpu"
+    default: bool = True
+    flag: bool = True  # False: turned on by a feature, not by --collector.<name> (host: the gRPC shim)
+    agent: bool | None = None  # default in the guest agent; None: the agent does not read it
+    fix: str = ""  # what to do when the probe fails
+    replay: bool = True  # reads only files below its roots, so a fixture tree replays it (golden files)
+
+
+def _cpu(roots: Roots) -> str:
+    from exporter.sources.stat import read_stat, user_hz
+
+    return f"{len(read_stat(roots.procfs, user_hz()))} CPUs in {roots.procfs}/stat"
+
+
+def _cpufreq(roots: Roots) -> str:
+    from exporter.sources.cpufreq import require_cpufreq
+
+    return f"{len(require_cpufreq(roots.sysfs))} CPUs with a cpufreq frequency"
+
+
+def _cpuinfo(roots: Roots) -> str:
+    from exporter.sources.cpuinfo import require_cpuinfo
+
+    return f"{len(require_cpuinfo(roots.procfs))} CPUs with a frequency in {roots.procfs}/cpuinfo"
+
+
+def _perf(roots: Roots) -> str:
+    from exporter.sources.perf import PerfCounters
+    from exporter.sources.stat import read_stat, user_hz
+
+    counters = PerfCounters(roots.procfs)
+    try:
+        cpus = sorted(read_stat(roots.procfs, user_hz()))
+        for cpu in cpus:
+            counters.open_cpu(cpu)
+        counters.read()
+    finally:
+        counters.close()
+    return f"cycle counters open on {len(cpus)} CPUs"
+
+
+def _meminfo(roots: Roots) -> str:
+    from exporter.sources.meminfo import read_meminfo
+
+    return f"{roots.procfs}/meminfo: MemTotal {read_meminfo(roots.procfs).total_bytes / 2**20:.0f} MiB"
+
+
+def _filesystem(roots: Roots) -> str:
+    from exporter.sources.mounts import read_filesystems
+
+    return f"{len(read_filesystems(roots.procfs, roots.rootfs, os.statvfs))} filesystems below {roots.rootfs}"
+
+
+def _host(roots: Roots) -> str:
+    from exporter.sources.hostname import read_hostname
+    from exporter.sources.netdevice import read_host_ipv4
+
+    return f"{read_hostname(roots.procfs)}, {read_host_ipv4()}"
+
+
+def _cgroup(roots: Roots) -> str:
+    from exporter.sources.cgroup import CgroupLimits, read_cgroups
+    from exporter.sources.stat import user_hz
+
+    tree = read_cgroups(roots.cgroupfs, CgroupLimits(), user_hz())
+    if tree.errors:
+        path, error = next(iter(tree.errors.items()))
+        raise SourceError(path, error.removeprefix(f"{path}: "))
+    return f"{tree.layout}: {len(tree.stats)} cgroups below {roots.cgroupfs}"
+
+
+def _syscalls(roots: Roots) -> str:
+    from exporter.sources.syscalls import Filter, SyscallCounter
+
+    SyscallCounter(roots.procfs, roots.sysfs, Filter()).close()  # load and attach once: the only sure test
+    return "eBPF counters load and attach"
+
+
+SOURCES: Mapping[str, Source] = MappingProxyType(
+    {
+        s.name: s
+        for s in (
+            Source("cpu", "per-CPU time in each mode (/proc/stat)", _cpu, agent=True),
+            Source(
+                "cpufreq",
+                "per-CPU frequency from the cpufreq driver (sysfs)",
+                _cpufreq,
+                agent=True,
+                fix="on bare metal load a cpufreq driver (intel_pstate, amd-pstate, acpi-cpufreq); "
+                "in a VM nothing to do: the frequency comes from /proc/cpuinfo",
+            ),
+            Source(
+                "cpuinfo",
+                "per-CPU frequency from /proc/cpuinfo where cpufreq has none",
+                _cpuinfo,
+                agent=True,
+                fix="pass --path.procfs pointing at a mounted procfs",
+            ),
+            Source(
+                "perf",
+                "cycles and reference cycles per CPU (perf_event_open), the frequency where neither file has one",
+                _perf,
+                replay=False,
+                fix="run as root, grant CAP_PERFMON as an ambient capability (systemd: "
+                "AmbientCapabilities=CAP_PERFMON; a container: uid 0 with --cap-add PERFMON), or sysctl "
+                "kernel.perf_event_paranoid=0; without a core PMU (most VMs) turn off --collector.perf",
+            ),
+            Source(
+                "meminfo",
+                "memory and swap (/proc/meminfo)",
+                _meminfo,
+                agent=True,
+                fix="pass --path.procfs pointing at a mounted procfs",
+            ),
+            Source(
+                "filesystem",
+                "size and free space of each mounted filesystem (statvfs of /proc/1/mounts' mount points)",
+                _filesystem,
+                replay=False,
+                fix="pass --path.procfs and --path.rootfs (the host's / mounted read-only)",
+            ),
+            Source(
+                "host",
+                "hostname and host IPv4 (the gRPC shim's payload)",
+                _host,
+                flag=False,
+                default=False,
+                replay=False,
+                fix="pass --path.procfs pointing at a mounted procfs",
+            ),
+            Source(
+                "cgroup",
+                "memory, CPU, pids and pressure of every cgroup (v2, hybrid and v1)",
+                _cgroup,
+                job="cgroup",
+                agent=False,
+                fix="mount cgroupfs (mount -t cgroup2 none /sys/fs/cgroup) or pass --path.cgroupfs",
+            ),
+            Source(
+                "syscalls",
+                "system calls per syscall from eBPF (root, or CAP_BPF + CAP_PERFMON)",
+                _syscalls,
+                job="syscalls",
+                default=False,
+                replay=False,
+                fix="run as root, or grant CAP_BPF and CAP_PERFMON",
+            ),
+        )
+    }
+)
+
+
+def collector_defaults(agent: bool = False) -> dict[str, bool]:
+    """The ``--[no-]collector.<name>`` flags and their defaults, for the exporter or the guest agent."""
+    if agent:
+        return {s.name: s.agent for s in SOURCES.values() if s.flag and s.agent is not None}
+    return {s.name: s.default for s in SOURCES.values() if s.flag}
+
+
+def of_job(job: str) -> frozenset[str]:
+    return frozenset(s.name for s in SOURCES.values() if s.job == job)
