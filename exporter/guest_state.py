@@ -9,6 +9,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+# Why a line was discarded: the values of sysmon_guest_malformed_rows_total{reason}.
+REASONS = (
+    "too_long",
+    "invalid_utf8",
+    "invalid_json",
+    "too_deep",
+    "invalid_row",
+    "unsupported_version",
+    "rate_limited",
+)
+
 # The values of sysmon_guest_channel_events_total{event}, in the order they happen.
 EVENTS = ("connect_failed", "connect", "first_byte", "silent_window", "disconnect")
 

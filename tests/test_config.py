@@ -1,9 +1,13 @@
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from exporter.cli import main
 from exporter.config import ConfigError, load, parse_duration
+from tests.helpers import ROOT
 
 
 def test_defaults():
@@ -150,3 +154,35 @@ def test_help_lists_every_flag_with_its_environment_variable(capsys):
 )
 def test_go_durations(text, seconds):
     assert parse_duration(text) == pytest.approx(seconds)
+
+
+def test_a_flag_given_twice_is_refused_unless_repeatable():
+    with pytest.raises(ConfigError, match=r"--web.listen-address: given twice"):
+        load(["--web.listen-address=:1", "--web.listen-address=:2"], {})
+    assert load(["--guest.socket=/a/{vm}", "--guest.socket=/b/{vm}"], {}).guest.patterns == ("/a/{vm}", "/b/{vm}")
+    # A toggle may be flipped back: the last one wins, as with Go's flag package.
+    assert "perf" in load(["--no-collector.perf", "--collector.perf"], {}).collectors
+
+
+def test_help_lists_the_commands_and_prints_defaults_as_they_are_typed(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for command in ("agent", "diag", "syscalls", "verify-record"):
+        assert re.search(rf"^  {command} +\S", out, re.MULTILINE), command
+    assert re.search(r"--guest.rate-limit=VALUE .*\(default 10\)", out)
+    assert re.search(r"--guest.record.max-bytes=VALUE .*\(default 64MiB\)", out)
+    assert re.search(r"--sampler.interval=VALUE .*\(default 1s\)", out)
+    assert load(["--guest.record.max-bytes=64MiB"], {}).guest.record_max_bytes == 64 << 20
+    assert load(["--guest.record.max-bytes=4096"], {}).guest.record_max_bytes == 4096
+    with pytest.raises(ConfigError, match=r"--guest\.record\.max-bytes"):
+        load(["--guest.record.max-bytes=64MB"], {})
+
+
+def test_help_into_a_closed_pipe_exits_quietly():
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "exporter", "--help"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # the reader is gone before the first byte, as with `| head -0`
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=30) == 0 and "Traceback" not in err and "BrokenPipe" not in err, err

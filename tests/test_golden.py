@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from exporter.catalogue import SOURCES, of_job
 from exporter.collector import Renderer, default_collectors
 from exporter.config import GuestConfig
 from exporter.guest.ingest import Ingest
@@ -31,7 +32,9 @@ from exporter.sources.cgroup import CgroupLimits
 from exporter.sources.perf import PerfReading
 from tests.helpers import FIXTURES, GOLDEN, ROOT, require_binary
 
-COLLECTORS = frozenset({"cpu", "cpufreq", "cpuinfo", "meminfo"})
+# Every default source of the CPU job that a fixture tree replays (catalogue ``replay``); the others
+# (perf, filesystem, host, syscalls, cgroup) have scenarios of their own below.
+COLLECTORS = frozenset(n for n in of_job("cpu") if SOURCES[n].default and SOURCES[n].replay)
 
 
 class RecordedPerf:
@@ -75,12 +78,20 @@ def fixed_statvfs(path: str) -> os.statvfs_result:
 
 
 def _snapshot(
-    roots: list[Path], collectors: frozenset[str] = COLLECTORS, perf: RecordedPerf | None = None
+    roots: list[Path], collectors: frozenset[str] = COLLECTORS, perf: RecordedPerf | None = None, host: bool = False
 ) -> Snapshot:
     snap = None
     for root in roots:
         readers = Readers(
-            root / "proc", root / "sys", 100, collectors, perf, rootfs=root, statvfs=fixed_statvfs
+            root / "proc",
+            root / "sys",
+            100,
+            collectors,
+            perf,
+            host_identity=host,
+            rootfs=root,
+            statvfs=fixed_statvfs,
+            host_ipv4=lambda: "192.0.2.10",  # TEST-NET-1: the host's address is not in a fixture tree
         )
         snap = take_snapshot(snap, readers, FixedClock())
     assert snap is not None
@@ -119,9 +130,21 @@ SCENARIOS: dict[str, Callable[[], Snapshot]] = {
         COLLECTORS | {"perf"},
         RecordedPerf({0: PerfReading(4.3e10, 4.1e10), 1: PerfReading(8.9e10, 8.6e10)}),
     ),
+    "vm-2cpu-host": lambda: _snapshot([FIXTURES / "vm-2cpu"], host=True),
     "k8s-node-v2": lambda: _cgroup_snapshot(FIXTURES / "k8s-node-v2"),
     "legacy-v1": lambda: _cgroup_snapshot(FIXTURES / "legacy-v1"),
 }
+
+
+def test_every_catalogued_source_succeeds_in_some_scenario():
+    """A new source needs its fixture and golden lines: the runs above must read it successfully somewhere."""
+    covered = {name for make in SCENARIOS.values() for name, status in make().statuses.items() if status.success}
+    assert set(SOURCES) - covered == set(), "sources without a golden scenario"
+
+
+def test_the_base_runs_are_the_catalogues_replayable_defaults():
+    assert {"cpu", "cpufreq", "cpuinfo", "meminfo"} == COLLECTORS
+    assert not SOURCES["perf"].replay and not SOURCES["filesystem"].replay
 
 
 def render(name: str, openmetrics: bool = False) -> bytes:

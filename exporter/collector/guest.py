@@ -6,8 +6,7 @@ from collections.abc import Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from exporter.guest.protocol import REASONS
-from exporter.guest_state import EVENTS
+from exporter.guest_state import EVENTS, REASONS
 from exporter.snapshot import Snapshot
 
 _MEMORY = {

@@ -50,18 +50,6 @@ MEMORY_FIELDS = (
 )
 # Per-cgroup values a row carries (CgroupStats fields), with --collector.cgroup on the agent.
 CGROUP_FIELDS = ("cpu_usage_seconds", "memory_usage_bytes", "pids_current")
-# Why a line was discarded: the values of sysmon_guest_malformed_rows_total{reason}.
-REASONS = (
-    "too_long",
-    "invalid_utf8",
-    "invalid_json",
-    "too_deep",
-    "invalid_row",
-    "unsupported_version",
-    "rate_limited",
-)
-
-
 def canonical_json(obj: Any) -> bytes:
     """Sorted keys, compact separators, UTF-8: the bytes a signature covers."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()

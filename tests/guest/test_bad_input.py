@@ -13,7 +13,7 @@ import threading
 import time
 from pathlib import Path
 
-from exporter.guest.protocol import REASONS
+from exporter.guest_state import REASONS
 from tests.guest.support import agent_args, process, relay, rss_bytes, series, value
 from tests.helpers import run_exporter, wait_until
 
