@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn, TextIO, TypeVar
 
+from exporter.catalogue import Roots
 from exporter.config import ConfigError, duration_in, int_in, parse_pid
 from exporter.snapshot import describe
 from exporter.sources import SourceError
@@ -46,8 +47,7 @@ class Options:
     json: bool
     top: int
     include_self: bool
-    procfs: Path
-    sysfs: Path
+    roots: Roots
 
 
 class _Parser(argparse.ArgumentParser):
@@ -87,7 +87,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def parse_args(argv: Sequence[str]) -> Options:
-    return Options(**vars(parser().parse_args(list(argv))))
+    args = vars(parser().parse_args(list(argv)))
+    roots = Roots(procfs=args.pop("procfs"), sysfs=args.pop("sysfs"))
+    return Options(**args, roots=roots)
 
 
 def delta(now: Mapping[str, int], before: Mapping[str, int]) -> dict[str, int]:
@@ -121,7 +123,7 @@ def _what(opts: Options) -> str:
 def run(opts: Options, out: TextIO, err: TextIO) -> int:
     filt = Filter(opts.pid, opts.cgroup, exclude_self=not opts.include_self)
     try:
-        counter = SyscallCounter(opts.procfs, opts.sysfs, filt)
+        counter = SyscallCounter(opts.roots.procfs, opts.roots.sysfs, filt)
     except BpfUnavailable as e:
         print(f"{PROG}: {e.strerror}", file=err)
         return 1
