@@ -100,6 +100,13 @@ def _meminfo(roots: Roots) -> str:
     return f"{roots.procfs}/meminfo: MemTotal {read_meminfo(roots.procfs).total_bytes / 2**20:.0f} MiB"
 
 
+def _loadavg(roots: Roots) -> str:
+    from exporter.sources.loadavg import read_loadavg
+
+    load = read_loadavg(roots.procfs)
+    return f"{roots.procfs}/loadavg: {load.load1} {load.load5} {load.load15}"
+
+
 def _filesystem(roots: Roots) -> str:
     from exporter.sources.mounts import read_filesystems
 
@@ -165,6 +172,12 @@ SOURCES: Mapping[str, Source] = MappingProxyType(
                 "memory and swap (/proc/meminfo)",
                 _meminfo,
                 agent=True,
+                fix="pass --path.procfs pointing at a mounted procfs",
+            ),
+            Source(
+                "loadavg",
+                "load averages over 1, 5 and 15 minutes (/proc/loadavg)",
+                _loadavg,
                 fix="pass --path.procfs pointing at a mounted procfs",
             ),
             Source(

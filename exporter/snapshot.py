@@ -31,6 +31,7 @@ from exporter.sources.cgroup import CgroupLimits, CgroupTree, read_cgroups
 from exporter.sources.cpufreq import require_cpufreq
 from exporter.sources.cpuinfo import require_cpuinfo
 from exporter.sources.hostname import read_hostname
+from exporter.sources.loadavg import LoadAvg, read_loadavg
 from exporter.sources.meminfo import MemInfo, read_meminfo
 from exporter.sources.mounts import Filesystem, StatVfs, read_filesystems
 from exporter.sources.netdevice import read_host_ipv4
@@ -219,6 +220,7 @@ class Snapshot:
     cycles: Mapping[int, float] = field(default_factory=dict)
     ref_cycles: Mapping[int, float] = field(default_factory=dict)
     memory: MemInfo | None = None
+    load: LoadAvg | None = None
     host: HostIdentity | None = None
     filesystems: tuple[Filesystem, ...] = ()
     syscalls: Mapping[str, float] = field(default_factory=dict)
@@ -419,6 +421,7 @@ def take_snapshot(previous: Snapshot | None, readers: Readers, clock: Clock) -> 
     if cpu.cpus:
         frequency = {c: f for c, f in frequency.items() if c in cpu.cpus}
     memory = run("meminfo", lambda: read_meminfo(readers.procfs)) if "meminfo" in readers.collectors else None
+    load = run("loadavg", lambda: read_loadavg(readers.procfs)) if "loadavg" in readers.collectors else None
     filesystems = None
     if "filesystem" in readers.collectors:
         filesystems = run("filesystem", lambda: read_filesystems(readers.procfs, readers.rootfs, readers.statvfs))
@@ -442,6 +445,7 @@ def take_snapshot(previous: Snapshot | None, readers: Readers, clock: Clock) -> 
         ref_cycles=perf.ref_cycles if perf else {},
         perf_counters=perf.counters if perf else prev.perf_counters,
         memory=memory,
+        load=load,
         host=host,
         filesystems=filesystems or (),
         statuses=dict(sorted(statuses.items())),

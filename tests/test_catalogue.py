@@ -52,10 +52,10 @@ def test_collector_flags_and_defaults_come_from_the_catalogue():
 
 def test_a_status_for_a_source_the_catalogue_lacks_is_refused():
     run = _Run(SystemClock())
-    with pytest.raises(KeyError, match="loadavg"):
-        run("loadavg", lambda: 1)
-    with pytest.raises(KeyError, match="loadavg"):
-        run.fail("loadavg", "missing")
+    with pytest.raises(KeyError, match="uptime"):
+        run("uptime", lambda: 1)
+    with pytest.raises(KeyError, match="uptime"):
+        run.fail("uptime", "missing")
 
 
 def test_every_status_a_cpu_step_records_is_catalogued():

@@ -143,7 +143,7 @@ def test_every_catalogued_source_succeeds_in_some_scenario():
 
 
 def test_the_base_runs_are_the_catalogues_replayable_defaults():
-    assert {"cpu", "cpufreq", "cpuinfo", "meminfo"} == COLLECTORS
+    assert {"cpu", "cpufreq", "cpuinfo", "meminfo", "loadavg"} == COLLECTORS
     assert not SOURCES["perf"].replay and not SOURCES["filesystem"].replay
 
 

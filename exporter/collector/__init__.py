@@ -20,7 +20,7 @@ from exporter.collector.exposition import ExpositionWriter, Piece
 from exporter.collector.filesystem import collect_filesystem
 from exporter.collector.guest import collect_guest
 from exporter.collector.gzipped import EMPTY, Deflated, concat, deflate_pieces, gzip_body, plain_body
-from exporter.collector.memory import collect_memory
+from exporter.collector.memory import collect_load, collect_memory
 from exporter.collector.self import collect_self
 from exporter.collector.syscalls import collect_syscalls
 from exporter.snapshot import Snapshot
@@ -37,6 +37,7 @@ def default_collectors(version: str) -> list[SnapshotCollectorFn]:
         collect_cpu,
         collect_frequency,
         collect_memory,
+        collect_load,
         collect_filesystem,
         collect_guest,
         collect_syscalls,

@@ -1,4 +1,4 @@
-"""Memory families from a Snapshot (/proc/meminfo)."""
+"""Memory and load families from a Snapshot (/proc/meminfo, /proc/loadavg)."""
 
 from __future__ import annotations
 
@@ -35,3 +35,13 @@ def collect_memory(snap: Snapshot) -> Iterator[Metric]:
     ):
         if value is not None:
             yield GaugeMetricFamily(name, help_text, value=value)
+
+
+def collect_load(snap: Snapshot) -> Iterator[Metric]:
+    """sysmon_load1 0.2 (and sysmon_load5, sysmon_load15): node_exporter's node_load* under our prefix."""
+    load = snap.load
+    if load is None:
+        return
+    yield GaugeMetricFamily("sysmon_load1", "Load average over 1 minute (/proc/loadavg).", value=load.load1)
+    yield GaugeMetricFamily("sysmon_load5", "Load average over 5 minutes (/proc/loadavg).", value=load.load5)
+    yield GaugeMetricFamily("sysmon_load15", "Load average over 15 minutes (/proc/loadavg).", value=load.load15)
