@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import os
 import platform
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from exporter.sources.libc import syscall
 
 # bpf(2) commands
 BPF_MAP_CREATE = 0
@@ -194,16 +195,9 @@ class Bpf:
         if nr is None:
             raise BpfUnavailable(errno.ENOSYS, f"bpf(2): unsupported architecture {platform.machine()}")
         self._nr = nr
-        self._libc = ctypes.CDLL(None, use_errno=True)
-        self._libc.syscall.restype = ctypes.c_long
-        self._libc.syscall.argtypes = [ctypes.c_long, ctypes.c_int, ctypes.c_void_p, ctypes.c_uint]
 
     def call(self, cmd: int, attr: ctypes.Array[ctypes.c_char]) -> int:
-        ret = self._libc.syscall(self._nr, cmd, ctypes.addressof(attr), len(attr))
-        if ret < 0:
-            err = ctypes.get_errno()
-            raise OSError(err, os.strerror(err))
-        return int(ret)
+        return syscall(self._nr, cmd, ctypes.addressof(attr), len(attr))
 
     def map_create(self, map_type: int, key_size: int, value_size: int, max_entries: int, name: str) -> int:
         attr = ctypes.create_string_buffer(72)
