@@ -28,6 +28,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from exporter.sources import read_small
 from exporter.sources.libc import syscall
 
 # bpf(2) commands
@@ -338,7 +339,7 @@ class Bpf:
 
 def possible_cpus(sysfs: Path) -> int:
     """How many values a per-CPU map holds: highest possible CPU + 1 (devices/system/cpu/possible)."""
-    text = (sysfs / "devices" / "system" / "cpu" / "possible").read_text().strip()
+    text = read_small(sysfs / "devices" / "system" / "cpu" / "possible").strip()
     return max(int(part.split("-")[-1]) for part in text.split(",")) + 1
 
 

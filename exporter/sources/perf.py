@@ -30,6 +30,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+from exporter.sources import SourceError, read_small
 from exporter.sources.libc import syscall
 
 PERF_TYPE_HARDWARE = 0
@@ -63,8 +64,8 @@ def _attr(config: int) -> bytes:
 
 def paranoid_level(procfs: Path) -> str:
     try:
-        return (procfs / "sys" / "kernel" / "perf_event_paranoid").read_text().strip()
-    except OSError:
+        return read_small(procfs / "sys" / "kernel" / "perf_event_paranoid").strip()
+    except (OSError, SourceError):
         return "unknown"
 
 

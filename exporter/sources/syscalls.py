@@ -54,7 +54,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from exporter.sources import SourceError
+from exporter.sources import SourceError, read_small
 from exporter.sources.bpf import (
     BPF_MAP_TYPE_HASH,
     BPF_MAP_TYPE_LRU_PERCPU_HASH,
@@ -300,8 +300,8 @@ def read_cgroup_target(procfs: Path, path: Path) -> CgroupTarget:
 def unavailable_reason(e: OSError, sysfs: Path) -> str:
     """Why bpf(2) refused, and the fix."""
     lockdown = ""
-    with contextlib.suppress(OSError):
-        lockdown = (sysfs / "kernel" / "security" / "lockdown").read_text()
+    with contextlib.suppress(OSError, SourceError):
+        lockdown = read_small(sysfs / "kernel" / "security" / "lockdown")
     if "[confidentiality]" in lockdown:
         return "kernel lockdown (confidentiality) forbids eBPF tracing; boot with lockdown=integrity or none"
     if e.errno in (errno.EPERM, errno.EACCES):
