@@ -50,7 +50,7 @@ import contextlib
 import errno
 import os
 import struct
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,6 +75,9 @@ from exporter.sources.bpf import (
     possible_cpus,
     read_btf_struct_offsets,
 )
+from exporter.sources.mountinfo import MountInfo, read_mountinfo
+from exporter.sources.pid_stat import read_descendants
+from exporter.sources.pid_status import read_pid_status
 from exporter.sources.syscall_names import NAMES
 
 MAX_SYSCALLS = 1024
@@ -201,63 +204,27 @@ def free_program(pids_fd: int, pid_offset: int, tgid_offset: int) -> bytes:
     return bytes(a)
 
 
-def parse_ppid(text: str) -> int:
-    """The parent pid from /proc/<pid>/stat (field 4, after the parenthesised comm)."""
-    rest = text[text.rindex(")") + 2 :].split()
-    return int(rest[1])
-
-
-def read_descendants(procfs: Path, pid: int) -> set[int]:
-    """``pid``'s descendant processes (tgids) as /proc shows them now; vanished entries are skipped."""
-    children: dict[int, list[int]] = {}
-    for entry in os.scandir(procfs):
-        if not entry.name.isdigit():
-            continue
-        try:
-            ppid = parse_ppid((procfs / entry.name / "stat").read_text())
-        except (OSError, ValueError, IndexError):
-            continue  # exited while scanning, or a kernel thread oddity
-        children.setdefault(ppid, []).append(int(entry.name))
-    out: set[int] = set()
-    todo = [pid]
-    while todo:
-        for child in children.get(todo.pop(), ()):
-            if child not in out:
-                out.add(child)
-                todo.append(child)
-    return out
-
-
-def parse_tgid(status: str) -> int:
-    """The thread group (process) id from /proc/<pid>/status."""
-    for line in status.splitlines():
-        if line.startswith("Tgid:"):
-            return int(line.split()[1])
-    raise ValueError("no Tgid line")
-
-
 def read_process(procfs: Path, pid: int) -> None:
     """Checks that ``pid`` is a process (a thread group leader): the filter matches processes, not threads."""
-    path = procfs / str(pid) / "status"
     try:
-        tgid = parse_tgid(path.read_text())
+        tgid = read_pid_status(procfs, pid).tgid
     except FileNotFoundError:
         raise SourceError(str(procfs / str(pid)), f"no process {pid}") from None
-    except (ValueError, IndexError):
-        raise SourceError(str(path), "no Tgid line") from None
     if tgid != pid:
         raise SourceError(str(procfs / str(pid)), f"{pid} is a thread of process {tgid}: pass {tgid}")
 
 
-def parse_cgroup2_level(mountinfo: str, path: Path) -> int:
+def _cgroup2_mount_points(mounts: Sequence[MountInfo]) -> list[str]:
+    return [m.mount_point for m in mounts if m.fstype == "cgroup2"]
+
+
+def cgroup2_level(mounts: Sequence[MountInfo], path: Path) -> int:
     """The depth of ``path`` in the cgroup2 hierarchy (root = 0), from /proc/self/mountinfo."""
     best: tuple[Path, Path] | None = None
-    for line in mountinfo.splitlines():
-        left, sep, right = line.partition(" - ")
-        fields = left.split()
-        if not sep or not right.startswith("cgroup2 ") or len(fields) < 5:
+    for m in mounts:
+        if m.fstype != "cgroup2":
             continue
-        root, mount = Path(fields[3]), Path(fields[4])
+        root, mount = Path(m.root), Path(m.mount_point)
         inside = path == mount or mount in path.parents
         if inside and (best is None or len(mount.parts) > len(best[1].parts)):
             best = (root, mount)
@@ -266,20 +233,16 @@ def parse_cgroup2_level(mountinfo: str, path: Path) -> int:
             str(path),
             "not in a cgroup v2 hierarchy (v1 cgroups have no id to filter by); "
             "pass a directory under the cgroup2 mount (here: "
-            + (", ".join(_cgroup2_mounts(mountinfo)) or "none mounted")
+            + (", ".join(_cgroup2_mount_points(mounts)) or "none mounted")
             + ")",
         )
     root, mount = best
     return len(root.parts) - 1 + len(path.relative_to(mount).parts)
 
 
-def _cgroup2_mounts(mountinfo: str) -> list[str]:
-    return [ln.split()[4] for ln in mountinfo.splitlines() if " - cgroup2 " in ln]
-
-
 def read_cgroup2_paths(procfs: Path) -> dict[int, str]:
     """{cgroup id: path below the cgroup2 root ("/" for the root)} for every directory of the first cgroup2 mount."""
-    mounts = _cgroup2_mounts((procfs / "self" / "mountinfo").read_text())
+    mounts = _cgroup2_mount_points(read_mountinfo(procfs))
     if not mounts:
         return {}
     top = Path(mounts[0])
@@ -293,8 +256,7 @@ def read_cgroup2_paths(procfs: Path) -> dict[int, str]:
 def read_cgroup_target(procfs: Path, path: Path) -> CgroupTarget:
     resolved = path.resolve()
     st = os.stat(resolved)  # FileNotFoundError names the path
-    level = parse_cgroup2_level((procfs / "self" / "mountinfo").read_text(), resolved)
-    return CgroupTarget(st.st_ino, level)
+    return CgroupTarget(st.st_ino, cgroup2_level(read_mountinfo(procfs), resolved))
 
 
 def unavailable_reason(e: OSError, sysfs: Path) -> str:

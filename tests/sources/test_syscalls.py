@@ -18,17 +18,16 @@ from exporter.sources.bpf import (
     Bpf,
     insn,
 )
+from exporter.sources.mountinfo import parse_mountinfo
 from exporter.sources.syscalls import (
     BreakdownMap,
     CgroupTarget,
     Filter,
     SyscallCounter,
+    cgroup2_level,
     count_program,
     fork_program,
     free_program,
-    parse_cgroup2_level,
-    parse_ppid,
-    read_descendants,
     read_process,
     syscall_name,
     unavailable_reason,
@@ -36,30 +35,6 @@ from exporter.sources.syscalls import (
 from tests.helpers import require_root, wait_until
 
 BUSY_CALLS = 300_000
-
-
-@pytest.mark.parametrize(
-    ("text", "ppid"),
-    [
-        ("1234 (bash) S 1 1234 1234 0 -1 4194560 1 0 0 0\n", 1),
-        ("77 (a) b (c)) R 42 77 77 0 -1\n", 42),
-        ("9 (kworker/0:1-events) I 2 0 0 0 -1\n", 2),
-    ],
-    ids=["plain", "parens-and-spaces-in-comm", "kernel-thread"],
-)
-def test_parse_ppid(text, ppid):
-    assert parse_ppid(text) == ppid
-
-
-def test_descendants_follow_the_tree_and_skip_other_branches(tmp_path):
-    tree = {1: 0, 10: 1, 11: 10, 12: 11, 13: 10, 20: 1, 21: 20}
-    for pid, ppid in tree.items():
-        (tmp_path / str(pid)).mkdir()
-        (tmp_path / str(pid) / "stat").write_text(f"{pid} (p{pid}) S {ppid} 0 0\n")
-    (tmp_path / "30").mkdir()  # exited between listing and reading: no stat
-    (tmp_path / "self").mkdir()
-    assert read_descendants(tmp_path, 10) == {11, 12, 13}
-    assert read_descendants(tmp_path, 12) == set()
 
 
 @pytest.mark.parametrize(
@@ -105,12 +80,12 @@ PURE_V2_IN_CGROUPNS = "30 25 0:27 /kubepods/pod1 /sys/fs/cgroup rw,nosuid - cgro
     ids=["root", "child", "grandchild", "mount-root-below-hierarchy-root"],
 )
 def test_cgroup2_level(mountinfo, path, level):
-    assert parse_cgroup2_level(mountinfo, Path(path)) == level
+    assert cgroup2_level(parse_mountinfo(mountinfo), Path(path)) == level
 
 
 def test_cgroup_v1_path_is_refused_naming_the_v2_mount():
     with pytest.raises(SourceError, match=r"not in a cgroup v2 hierarchy.*/sys/fs/cgroup/unified"):
-        parse_cgroup2_level(HYBRID, Path("/sys/fs/cgroup/memory/app"))
+        cgroup2_level(parse_mountinfo(HYBRID), Path("/sys/fs/cgroup/memory/app"))
 
 
 @pytest.mark.parametrize(
