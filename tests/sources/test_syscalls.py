@@ -10,14 +10,7 @@ from pathlib import Path
 import pytest
 
 from exporter.sources import SourceError
-from exporter.sources.bpf import (
-    BPF_MAP_TYPE_HASH,
-    BPF_MAP_TYPE_LRU_PERCPU_HASH,
-    BPF_MAP_TYPE_PERCPU_ARRAY,
-    BPF_PROG_TYPE_RAW_TRACEPOINT,
-    Bpf,
-    insn,
-)
+from exporter.sources.bpf import Bpf, MapType, ProgType, insn
 from exporter.sources.mountinfo import parse_mountinfo
 from exporter.sources.syscalls import (
     BreakdownMap,
@@ -28,6 +21,7 @@ from exporter.sources.syscalls import (
     count_program,
     fork_program,
     free_program,
+    own_tgid_program,
     read_process,
     syscall_name,
     unavailable_reason,
@@ -106,12 +100,12 @@ def _insns(code: bytes) -> list[bytes]:
 
 
 def test_count_program_filters_only_what_is_asked():
-    plain = _insns(count_program(3, None, None, None))
+    plain = _insns(bytes(count_program(3, None, None, None)))
     assert insn(0x85, imm=14) not in plain  # no bpf_get_current_pid_tgid without a pid test
-    self_excluded = _insns(count_program(3, 4242, None, None))
+    self_excluded = _insns(bytes(count_program(3, 4242, None, None)))
     out = len(self_excluded) - 2  # r0 = 0; exit
     assert self_excluded[3] == insn(0x15, 0, 0, out - 3 - 1, 4242)  # if tgid == 4242 goto out
-    cgroup = _insns(count_program(3, None, None, CgroupTarget(id=99, level=2)))
+    cgroup = _insns(bytes(count_program(3, None, None, CgroupTarget(id=99, level=2))))
     assert insn(0xB7, 1, imm=2) in cgroup and insn(0x85, imm=123) in cgroup
 
 
@@ -119,10 +113,10 @@ def test_count_program_filters_only_what_is_asked():
 def test_every_program_variant_passes_the_verifier():
     require_root()
     bpf = Bpf()
-    fds = [bpf.map_create(BPF_MAP_TYPE_PERCPU_ARRAY, 4, 8, 1024, "t_counts")]
-    fds.append(bpf.map_create(BPF_MAP_TYPE_HASH, 4, 4, 16, "t_pids"))
-    fds.append(bpf.map_create(BPF_MAP_TYPE_LRU_PERCPU_HASH, 24, 8, 16, "t_by_comm"))
-    fds.append(bpf.map_create(BPF_MAP_TYPE_LRU_PERCPU_HASH, 16, 8, 16, "t_by_cgroup"))
+    fds = [bpf.map_create(MapType.PERCPU_ARRAY, 4, 8, 1024, "t_counts")]
+    fds.append(bpf.map_create(MapType.HASH, 4, 4, 16, "t_pids"))
+    fds.append(bpf.map_create(MapType.LRU_PERCPU_HASH, 24, 8, 16, "t_by_comm"))
+    fds.append(bpf.map_create(MapType.LRU_PERCPU_HASH, 16, 8, 16, "t_by_cgroup"))
     counts, pids, by_comm, by_cgroup = fds
     try:
         for code in (
@@ -132,8 +126,10 @@ def test_every_program_variant_passes_the_verifier():
             count_program(counts, os.getpid(), None, None, BreakdownMap(by_cgroup, "cgroup")),
             fork_program(pids, 100),
             free_program(pids, 100, 104),
+            count_program(counts, os.getpid(), pids, CgroupTarget(1, 0), BreakdownMap(by_comm, "comm")),
+            own_tgid_program(),
         ):
-            fds.append(bpf.prog_load(BPF_PROG_TYPE_RAW_TRACEPOINT, code, "t_prog"))
+            fds.append(bpf.prog_load(ProgType.RAW_TRACEPOINT, bytes(code), "t_prog"))
     finally:
         for fd in fds:
             os.close(fd)
