@@ -41,9 +41,7 @@ class Cmd(IntEnum):
     """bpf(2) commands (enum bpf_cmd)."""
 
     MAP_CREATE = 0
-    MAP_LOOKUP_ELEM = 1
     MAP_UPDATE_ELEM = 2
-    MAP_DELETE_ELEM = 3
     MAP_GET_NEXT_KEY = 4
     PROG_LOAD = 5
     PROG_TEST_RUN = 10
