@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 ARGS   ?=
 
 # Debian packages the tests and the benchmark drive as real peers.
-DEB_TEST  := prometheus prometheus-node-exporter
+DEB_TEST  := prometheus prometheus-node-exporter bpftool
 DEB_BENCH := prometheus-node-exporter wrk linux-perf
 # Building and running the container image with no registry (docker/image-test.sh).
 DEB_IMAGE := podman runc mmdebstrap
@@ -38,7 +38,8 @@ test: $(STAMP) deps-test
 	$(BIN)/pytest -q
 
 golden: $(STAMP) deps-test
-	$(BIN)/pytest -q tests/test_golden.py tests/grpc_compat/test_payload.py::test_golden_payload --update-golden
+	$(BIN)/pytest -q tests/test_golden.py tests/grpc_compat/test_payload.py::test_golden_payload \
+		tests/sources/test_bpf_programs.py --update-golden
 
 # The AgentService stubs; tests/grpc_compat/test_generated.py runs the same command and compares.
 PROTO_CMD := $(BIN)/python -m grpc_tools.protoc -Iexporter/grpc_compat/_generated=exporter/grpc_compat \

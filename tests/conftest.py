@@ -8,7 +8,7 @@ import pytest
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--update-golden", action="store_true", help="rewrite tests/golden/*.prom")
+    parser.addoption("--update-golden", action="store_true", help="rewrite the golden files (tests/golden/)")
 
 
 @pytest.hookimpl(hookwrapper=True)

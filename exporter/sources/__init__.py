@@ -8,6 +8,10 @@ the filesystem propagates unchanged. Neither is caught here: the snapshot
 decides what a failure means for its source.
 """
 
+from __future__ import annotations
+
+import os
+
 
 class SourceError(ValueError):
     """A kernel file exists but its content is not what the parser expects."""
@@ -19,21 +23,39 @@ class SourceError(ValueError):
         self.line = line
 
 
-def read_small(path: str) -> str:
-    """A sysfs/procfs file's text with one open and few reads (a third of Path.read_text's cost).
+SMALL_LIMIT = 1 << 20
+_CHUNK = 65536
+
+
+def read_small(path: str | os.PathLike[str], limit: int = SMALL_LIMIT, *, short_read_ends: bool = False) -> str:
+    """A procfs/sysfs/cgroupfs file's text, with one open and few reads (a third of Path.read_text's cost).
+
+    At most ``limit`` bytes: a larger file raises :class:`SourceError` naming
+    it, so a file that grew without bound cannot exhaust memory.
+    ``short_read_ends`` skips the empty read that confirms the end after a
+    read shorter than asked: right for files the kernel prints in one go
+    (kernfs attributes, cgroup control files, single_open seq_files), wrong
+    for seq_files printed record by record (mountinfo, cpuinfo), where one
+    read returns about a page. Bytes that are not UTF-8 become U+FFFD, for the
+    parser to reject with the file's name.
 
     Raises OSError (FileNotFoundError, PermissionError, ...) with ``filename`` set, as open() does.
     """
-    import os
-
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         chunks = []
-        while True:
-            chunk = os.read(fd, 65536)
+        size = 0
+        while size <= limit:
+            want = min(_CHUNK, limit + 1 - size)
+            chunk = os.read(fd, want)
             if not chunk:
                 break
             chunks.append(chunk)
+            size += len(chunk)
+            if short_read_ends and len(chunk) < want:
+                break
     finally:
         os.close(fd)
-    return b"".join(chunks).decode()
+    if size > limit:
+        raise SourceError(os.fsdecode(path), f"larger than {limit} bytes")
+    return b"".join(chunks).decode("utf-8", "replace")

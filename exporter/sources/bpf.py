@@ -13,6 +13,10 @@ otherwise come from the compiler (the syscall number's offset in the raw
 tracepoint context, task_struct field offsets) are either fixed ABI or read
 from the running kernel's BTF.
 
+Programs print themselves (``str(asm)``) in the syntax of ``bpftool prog dump
+xlated``, so a listing can be read next to the kernel's own disassembly and
+its verifier log; tests/golden/bpf/ holds one listing per program variant.
+
 Only little-endian 64-bit machines (x86_64, aarch64) are supported: the
 instruction encoding below packs the register nibbles in little-endian order.
 Raw tracepoints need Linux 4.17; the syscall programs need 5.8+ for CAP_BPF and 5.10 for test runs.
@@ -22,50 +26,102 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import os
 import platform
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from enum import IntEnum
 from pathlib import Path
 
-# bpf(2) commands
-BPF_MAP_CREATE = 0
-BPF_MAP_LOOKUP_ELEM = 1
-BPF_MAP_UPDATE_ELEM = 2
-BPF_MAP_DELETE_ELEM = 3
-BPF_MAP_GET_NEXT_KEY = 4
-BPF_PROG_LOAD = 5
-BPF_PROG_TEST_RUN = 10
-BPF_RAW_TRACEPOINT_OPEN = 17
-BPF_MAP_LOOKUP_BATCH = 24  # Linux 5.6
+from exporter.sources import read_small
+from exporter.sources.libc import syscall
 
-# map and program types
-BPF_MAP_TYPE_HASH = 1
-BPF_MAP_TYPE_PERCPU_ARRAY = 6
-BPF_MAP_TYPE_LRU_PERCPU_HASH = 10  # Linux 4.10
-BPF_PROG_TYPE_RAW_TRACEPOINT = 17
 
-# helper ids (enum bpf_func_id)
-FN_MAP_LOOKUP_ELEM = 1
-FN_MAP_UPDATE_ELEM = 2
-FN_MAP_DELETE_ELEM = 3
-FN_GET_CURRENT_PID_TGID = 14
-FN_GET_CURRENT_COMM = 16
-FN_GET_CURRENT_CGROUP_ID = 80
-FN_PROBE_READ_KERNEL = 113
-FN_GET_CURRENT_ANCESTOR_CGROUP_ID = 123
+class Cmd(IntEnum):
+    """bpf(2) commands (enum bpf_cmd)."""
 
-# instruction classes, sizes, modes, operations
+    MAP_CREATE = 0
+    MAP_UPDATE_ELEM = 2
+    MAP_GET_NEXT_KEY = 4
+    PROG_LOAD = 5
+    PROG_TEST_RUN = 10
+    RAW_TRACEPOINT_OPEN = 17
+    MAP_LOOKUP_BATCH = 24  # Linux 5.6
+
+
+class MapType(IntEnum):
+    """enum bpf_map_type, the ones the exporter creates."""
+
+    HASH = 1
+    PERCPU_ARRAY = 6
+    LRU_PERCPU_HASH = 10  # Linux 4.10
+
+
+class ProgType(IntEnum):
+    """enum bpf_prog_type, the ones the exporter loads."""
+
+    RAW_TRACEPOINT = 17
+
+
+class Helper(IntEnum):
+    """Helper function ids (enum bpf_func_id, ``BPF_FUNC_<name>``) the programs call."""
+
+    MAP_LOOKUP_ELEM = 1
+    MAP_UPDATE_ELEM = 2
+    MAP_DELETE_ELEM = 3
+    GET_CURRENT_PID_TGID = 14
+    GET_CURRENT_COMM = 16
+    GET_CURRENT_CGROUP_ID = 80
+    PROBE_READ_KERNEL = 113
+    GET_CURRENT_ANCESTOR_CGROUP_ID = 123
+
+    @property
+    def c_name(self) -> str:
+        """The helper as C and bpftool call it: ``bpf_map_lookup_elem``."""
+        return "bpf_" + self.name.lower()
+
+
+class Reg(IntEnum):
+    """Registers: r0 return value, r1-r5 arguments (clobbered by calls), r6-r9 kept across calls, r10 frame pointer."""
+
+    R0 = 0
+    R1 = 1
+    R2 = 2
+    R3 = 3
+    R4 = 4
+    R5 = 5
+    R6 = 6
+    R7 = 7
+    R8 = 8
+    R9 = 9
+    R10 = 10
+    FP = 10  # read-only; the 512-byte stack is below it
+
+
+R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, R10 = (Reg(i) for i in range(11))
+FP = Reg.FP
+
+# instruction classes, sizes, modes, sources, operations
 _LD, _LDX, _ST, _STX, _JMP, _ALU64 = 0x00, 0x01, 0x02, 0x03, 0x05, 0x07
-_W, _DW = 0x00, 0x18
+_W, _H, _B, _DW = 0x00, 0x08, 0x10, 0x18
 _IMM, _MEM = 0x00, 0x60
 _K, _X = 0x00, 0x08
 _ADD, _RSH, _MOV = 0x00, 0x70, 0xB0
-_JEQ, _JGE, _JNE, _CALL, _EXIT = 0x10, 0x30, 0x50, 0x80, 0x90
+_JA, _JEQ, _JGE, _JNE, _CALL, _EXIT = 0x00, 0x10, 0x30, 0x50, 0x80, 0x90
 BPF_PSEUDO_MAP_FD = 1
 BPF_NOEXIST = 1
 _SIZE = {4: _W, 8: _DW}
+
+# How kernel/bpf/disasm.c (print_bpf_insn, shared with bpftool) spells operators and sizes.
+_ALU_OPS = {
+    0x00: "+=", 0x10: "-=", 0x20: "*=", 0x30: "/=", 0x40: "|=", 0x50: "&=", 0x60: "<<=",
+    0x70: ">>=", 0x90: "%=", 0xA0: "^=", 0xB0: "=", 0xC0: "s>>=",
+}  # fmt: skip
+_JMP_OPS = {
+    0x10: "==", 0x20: ">", 0x30: ">=", 0x40: "&", 0x50: "!=", 0x60: "s>", 0x70: "s>=",
+    0xA0: "<", 0xB0: "<=", 0xC0: "s<", 0xD0: "s<=",
+}  # fmt: skip
+_SIZE_NAMES = {_W: "u32", _H: "u16", _B: "u8", _DW: "u64"}
 
 _SYSCALL_NR = {"x86_64": 321, "aarch64": 280}
 
@@ -79,9 +135,14 @@ def insn(code: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> b
     return struct.pack("<BBhi", code, (src << 4) | dst, off, imm)
 
 
+def _s32(value: int) -> int:
+    value &= 0xFFFFFFFF
+    return value - (1 << 32) if value >= 1 << 31 else value
+
+
 @dataclass(frozen=True)
 class Jump:
-    """A conditional or unconditional jump to a label, resolved by :class:`Asm`."""
+    """A conditional jump to a label, resolved by :class:`Asm`."""
 
     code: int
     dst: int
@@ -91,99 +152,172 @@ class Jump:
 
 
 class Asm:
-    """A tiny assembler: instructions, labels and jumps to labels; ``bytes()`` resolves them."""
+    """A tiny assembler: instructions, labels, jumps to labels and comments.
+
+    ``bytes(asm)`` is the program; ``str(asm)`` (or :meth:`listing`, which can
+    name map fds) is its disassembly in bpftool's ``prog dump xlated`` syntax
+    (see :func:`disassemble` for where it differs). Each method appends one instruction
+    (``ld_imm64`` and ``ld_map`` take two slots, as in the kernel) and returns
+    the assembler.
+    """
 
     def __init__(self) -> None:
-        self._items: list[bytes | Jump | str] = []
+        self._items: list[bytes | Jump] = []
+        self._pc = 0  # slots so far
+        self._labels: dict[str, int] = {}
+        self._comments: dict[int, list[str]] = {}
 
     def __len__(self) -> int:
-        return sum(len(i) // 8 if isinstance(i, bytes) else 1 for i in self._items if not isinstance(i, str))
+        return self._pc
+
+    def _add(self, item: bytes | Jump) -> Asm:
+        self._items.append(item)
+        self._pc += len(item) // 8 if isinstance(item, bytes) else 1
+        return self
 
     def label(self, name: str) -> Asm:
-        self._items.append(name)
+        if name in self._labels:
+            raise ValueError(f"label {name!r} defined twice")
+        self._labels[name] = self._pc
         return self
 
-    def raw(self, code: bytes) -> Asm:
-        self._items.append(code)
+    def comment(self, text: str) -> Asm:
+        """A line printed (``; text``) before the next instruction: what the block below does."""
+        self._comments.setdefault(self._pc, []).append(text)
         return self
 
-    def mov(self, dst: int, src: int) -> Asm:
-        return self.raw(insn(_ALU64 | _MOV | _X, dst, src))
+    def mov(self, dst: Reg, src: Reg) -> Asm:
+        return self._add(insn(_ALU64 | _MOV | _X, dst, src))
 
-    def mov_imm(self, dst: int, imm: int) -> Asm:
-        return self.raw(insn(_ALU64 | _MOV | _K, dst, imm=imm))
+    def mov_imm(self, dst: Reg, imm: int) -> Asm:
+        return self._add(insn(_ALU64 | _MOV | _K, dst, imm=imm))
 
-    def add_imm(self, dst: int, imm: int) -> Asm:
-        return self.raw(insn(_ALU64 | _ADD | _K, dst, imm=imm))
+    def add_imm(self, dst: Reg, imm: int) -> Asm:
+        return self._add(insn(_ALU64 | _ADD | _K, dst, imm=imm))
 
-    def rsh_imm(self, dst: int, imm: int) -> Asm:
-        return self.raw(insn(_ALU64 | _RSH | _K, dst, imm=imm))
+    def rsh_imm(self, dst: Reg, imm: int) -> Asm:
+        return self._add(insn(_ALU64 | _RSH | _K, dst, imm=imm))
 
-    def load(self, dst: int, src: int, off: int, size: int = 8) -> Asm:
-        return self.raw(insn(_LDX | _MEM | _SIZE[size], dst, src, off))
+    def load(self, dst: Reg, src: Reg, off: int, size: int = 8) -> Asm:
+        return self._add(insn(_LDX | _MEM | _SIZE[size], dst, src, off))
 
-    def store(self, dst: int, off: int, src: int, size: int = 8) -> Asm:
-        return self.raw(insn(_STX | _MEM | _SIZE[size], dst, src, off))
+    def store(self, dst: Reg, off: int, src: Reg, size: int = 8) -> Asm:
+        return self._add(insn(_STX | _MEM | _SIZE[size], dst, src, off))
 
-    def store_imm(self, dst: int, off: int, imm: int, size: int = 8) -> Asm:
-        return self.raw(insn(_ST | _MEM | _SIZE[size], dst, off=off, imm=imm))
+    def store_imm(self, dst: Reg, off: int, imm: int, size: int = 8) -> Asm:
+        return self._add(insn(_ST | _MEM | _SIZE[size], dst, off=off, imm=imm))
 
-    def ld_imm64(self, dst: int, value: int, src: int = 0) -> Asm:
-        lo, hi = value & 0xFFFFFFFF, (value >> 32) & 0xFFFFFFFF
-        lo_s = lo - (1 << 32) if lo >= 1 << 31 else lo
-        hi_s = hi - (1 << 32) if hi >= 1 << 31 else hi
-        return self.raw(insn(_LD | _IMM | _DW, dst, src, imm=lo_s) + insn(0, imm=hi_s))
+    def ld_imm64(self, dst: Reg, value: int, src: int = 0) -> Asm:
+        lo, hi = _s32(value), _s32(value >> 32)
+        return self._add(insn(_LD | _IMM | _DW, dst, src, imm=lo) + insn(0, imm=hi))
 
-    def ld_map(self, dst: int, map_fd: int) -> Asm:
+    def ld_map(self, dst: Reg, map_fd: int) -> Asm:
+        """``dst = map``: ld_imm64 of the fd with BPF_PSEUDO_MAP_FD; the kernel puts the map's address there."""
         return self.ld_imm64(dst, map_fd, src=BPF_PSEUDO_MAP_FD)
 
-    def call(self, helper: int) -> Asm:
-        return self.raw(insn(_JMP | _CALL, imm=helper))
+    def call(self, helper: Helper) -> Asm:
+        return self._add(insn(_JMP | _CALL, imm=helper))
 
     def exit(self) -> Asm:
-        return self.raw(insn(_JMP | _EXIT))
+        return self._add(insn(_JMP | _EXIT))
 
-    def jeq_imm(self, dst: int, imm: int, label: str) -> Asm:
-        self._items.append(Jump(_JMP | _JEQ | _K, dst, imm, label))
-        return self
+    def jeq_imm(self, dst: Reg, imm: int, label: str) -> Asm:
+        return self._add(Jump(_JMP | _JEQ | _K, dst, imm, label))
 
-    def jne_imm(self, dst: int, imm: int, label: str) -> Asm:
-        self._items.append(Jump(_JMP | _JNE | _K, dst, imm, label))
-        return self
+    def jne_imm(self, dst: Reg, imm: int, label: str) -> Asm:
+        return self._add(Jump(_JMP | _JNE | _K, dst, imm, label))
 
-    def jge_imm(self, dst: int, imm: int, label: str) -> Asm:
+    def jge_imm(self, dst: Reg, imm: int, label: str) -> Asm:
         """Unsigned ``dst >= imm``."""
-        self._items.append(Jump(_JMP | _JGE | _K, dst, imm, label))
-        return self
+        return self._add(Jump(_JMP | _JGE | _K, dst, imm, label))
 
-    def jne_reg(self, dst: int, src: int, label: str) -> Asm:
-        self._items.append(Jump(_JMP | _JNE | _X, dst, 0, label, src))
-        return self
+    def jne_reg(self, dst: Reg, src: Reg, label: str) -> Asm:
+        return self._add(Jump(_JMP | _JNE | _X, dst, 0, label, src))
 
     def __bytes__(self) -> bytes:
-        where: dict[str, int] = {}
-        pc = 0
-        for item in self._items:
-            if isinstance(item, str):
-                if item in where:
-                    raise ValueError(f"label {item!r} defined twice")
-                where[item] = pc
-            else:
-                pc += len(item) // 8 if isinstance(item, bytes) else 1
         out = bytearray()
         pc = 0
         for item in self._items:
-            if isinstance(item, str):
-                continue
             if isinstance(item, bytes):
                 out += item
                 pc += len(item) // 8
                 continue
-            if item.label not in where:
+            if item.label not in self._labels:
                 raise ValueError(f"jump to undefined label {item.label!r}")
-            out += insn(item.code, item.dst, item.src, where[item.label] - pc - 1, item.imm)
+            out += insn(item.code, item.dst, item.src, self._labels[item.label] - pc - 1, item.imm)
             pc += 1
         return bytes(out)
+
+    def listing(self, maps: Mapping[int, str] | None = None) -> str:
+        """The disassembly with this program's comments; ``maps`` names map fds (see :func:`disassemble`)."""
+        return disassemble(bytes(self), maps, self._comments)
+
+    def __str__(self) -> str:
+        return self.listing()
+
+
+def disassemble(
+    code: bytes, maps: Mapping[int, str] | None = None, comments: Mapping[int, Sequence[str]] | None = None
+) -> str:
+    """One line per instruction, as ``bpftool prog dump xlated`` prints a program.
+
+    The syntax is bpftool's (kernel/bpf/disasm.c print_bpf_insn, which bpftool
+    compiles in): ``   0: (bf) r6 = r1``, the slot number, the opcode in hex,
+    then the instruction in C-like form; a two-slot ld_imm64 is one line and
+    the next number skips a slot. ``; text`` lines are the program's comments,
+    where bpftool prints source lines. One difference: bpftool shows programs
+    as the kernel translated them, with map ids (``map[id:5]``) and some
+    helper calls inlined; this shows the instructions as loaded, so a map is
+    its fd, ``map[fd:5]``, or the name ``maps`` gives that fd (``map[fd:counts]``).
+    """
+    maps = maps or {}
+    comments = comments or {}
+    lines: list[str] = []
+    pc = 0
+    while pc < len(code) // 8:
+        lines.extend(f"; {text}" for text in comments.get(pc, ()))
+        op, regs, off, imm = struct.unpack_from("<BBhi", code, pc * 8)
+        dst, src = regs & 0x0F, regs >> 4
+        if op == _LD | _IMM | _DW:
+            hi = struct.unpack_from("<i", code, pc * 8 + 12)[0]
+            value = (hi & 0xFFFFFFFF) << 32 | (imm & 0xFFFFFFFF)
+            what = f"map[fd:{maps.get(value, value)}]" if src == BPF_PSEUDO_MAP_FD else f"{value:#x}"
+            lines.append(f"{pc:4d}: ({op:02x}) r{dst} = {what}")
+            pc += 2
+            continue
+        lines.append(f"{pc:4d}: ({op:02x}) {_instruction(op, dst, src, off, imm)}")
+        pc += 1
+    return "\n".join(lines) + "\n"
+
+
+def _instruction(op: int, dst: int, src: int, off: int, imm: int) -> str:
+    cls, size, mode = op & 0x07, op & 0x18, op & 0xE0
+    if cls == _ALU64 and (op & 0xF0) in _ALU_OPS:
+        rhs = f"r{src}" if op & _X else str(imm)
+        return f"r{dst} {_ALU_OPS[op & 0xF0]} {rhs}"
+    if cls == _LDX and mode == _MEM:
+        return f"r{dst} = *({_SIZE_NAMES[size]} *)(r{src} {off:+d})"
+    if cls == _STX and mode == _MEM:
+        return f"*({_SIZE_NAMES[size]} *)(r{dst} {off:+d}) = r{src}"
+    if cls == _ST and mode == _MEM:
+        return f"*({_SIZE_NAMES[size]} *)(r{dst} {off:+d}) = {imm}"
+    if op == _JMP | _CALL:
+        return f"call {_helper_name(imm)}#{imm}"
+    if op == _JMP | _EXIT:
+        return "exit"
+    if op == _JMP | _JA:
+        return f"goto pc{off:+d}"
+    if cls == _JMP and (op & 0xF0) in _JMP_OPS:
+        rhs = f"r{src}" if op & _X else f"{imm & 0xFFFFFFFF:#x}"
+        return f"if r{dst} {_JMP_OPS[op & 0xF0]} {rhs} goto pc{off:+d}"
+    raise ValueError(f"cannot print opcode {op:#04x}")
+
+
+def _helper_name(helper_id: int) -> str:
+    try:
+        return Helper(helper_id).c_name
+    except ValueError:
+        return "unknown"
 
 
 class Bpf:
@@ -194,22 +328,15 @@ class Bpf:
         if nr is None:
             raise BpfUnavailable(errno.ENOSYS, f"bpf(2): unsupported architecture {platform.machine()}")
         self._nr = nr
-        self._libc = ctypes.CDLL(None, use_errno=True)
-        self._libc.syscall.restype = ctypes.c_long
-        self._libc.syscall.argtypes = [ctypes.c_long, ctypes.c_int, ctypes.c_void_p, ctypes.c_uint]
 
     def call(self, cmd: int, attr: ctypes.Array[ctypes.c_char]) -> int:
-        ret = self._libc.syscall(self._nr, cmd, ctypes.addressof(attr), len(attr))
-        if ret < 0:
-            err = ctypes.get_errno()
-            raise OSError(err, os.strerror(err))
-        return int(ret)
+        return syscall(self._nr, cmd, ctypes.addressof(attr), len(attr))
 
-    def map_create(self, map_type: int, key_size: int, value_size: int, max_entries: int, name: str) -> int:
+    def map_create(self, map_type: MapType, key_size: int, value_size: int, max_entries: int, name: str) -> int:
         attr = ctypes.create_string_buffer(72)
         struct.pack_into("=IIIII", attr, 0, map_type, key_size, value_size, max_entries, 0)
         struct.pack_into("16s", attr, 28, name.encode()[:15])
-        return self.call(BPF_MAP_CREATE, attr)
+        return self.call(Cmd.MAP_CREATE, attr)
 
     def _elem(
         self,
@@ -226,7 +353,7 @@ class Bpf:
 
     def update(self, fd: int, key: bytes, value: bytes) -> None:
         self._elem(
-            BPF_MAP_UPDATE_ELEM,
+            Cmd.MAP_UPDATE_ELEM,
             fd,
             ctypes.create_string_buffer(key, len(key)),
             ctypes.create_string_buffer(value, len(value)),
@@ -243,7 +370,7 @@ class Bpf:
                 "=IIQQ", attr, 0, fd, 0, 0 if key is None else ctypes.addressof(key), ctypes.addressof(nxt)
             )
             try:
-                self.call(BPF_MAP_GET_NEXT_KEY, attr)
+                self.call(Cmd.MAP_GET_NEXT_KEY, attr)
             except OSError as e:
                 if e.errno == errno.ENOENT:
                     return out
@@ -279,7 +406,7 @@ class Bpf:
             )
             done = False
             try:
-                self.call(BPF_MAP_LOOKUP_BATCH, attr)
+                self.call(Cmd.MAP_LOOKUP_BATCH, attr)
             except OSError as e:
                 if e.errno != errno.ENOENT:
                     raise
@@ -294,7 +421,7 @@ class Bpf:
             ctypes.memmove(token_in, token_out, 8)
             first = False
 
-    def prog_load(self, prog_type: int, code: bytes, name: str) -> int:
+    def prog_load(self, prog_type: ProgType, code: bytes, name: str) -> int:
         """Loads a GPL program; on failure the OSError's message carries the verifier log."""
         license_ = ctypes.create_string_buffer(b"GPL")
         insns = ctypes.create_string_buffer(code, len(code))
@@ -316,14 +443,14 @@ class Bpf:
             name.encode()[:15],
         )
         try:
-            return self.call(BPF_PROG_LOAD, attr)
+            return self.call(Cmd.PROG_LOAD, attr)
         except OSError as e:
             if e.errno != errno.EINVAL:
                 raise
         # Again with the verifier log: only needed to explain a rejection.
         struct.pack_into("=IIQ", attr, 24, 1, len(log), ctypes.addressof(log))
         try:
-            return self.call(BPF_PROG_LOAD, attr)
+            return self.call(Cmd.PROG_LOAD, attr)
         except OSError as e:
             text = log.value.decode(errors="replace").strip().splitlines()
             raise OSError(e.errno, f"{e.strerror}; verifier: {' | '.join(text[-4:])}") from None
@@ -332,19 +459,19 @@ class Bpf:
         """Runs a raw tracepoint program once in the caller's context (no ctx; Linux 5.10); its return value."""
         attr = ctypes.create_string_buffer(80)
         struct.pack_into("=I", attr, 0, prog_fd)
-        self.call(BPF_PROG_TEST_RUN, attr)
+        self.call(Cmd.PROG_TEST_RUN, attr)
         return int(struct.unpack_from("=I", attr, 4)[0])
 
     def raw_tracepoint_open(self, name: str, prog_fd: int) -> int:
         tp = ctypes.create_string_buffer(name.encode())
         attr = ctypes.create_string_buffer(16)
         struct.pack_into("=QI", attr, 0, ctypes.addressof(tp), prog_fd)
-        return self.call(BPF_RAW_TRACEPOINT_OPEN, attr)
+        return self.call(Cmd.RAW_TRACEPOINT_OPEN, attr)
 
 
 def possible_cpus(sysfs: Path) -> int:
     """How many values a per-CPU map holds: highest possible CPU + 1 (devices/system/cpu/possible)."""
-    text = (sysfs / "devices" / "system" / "cpu" / "possible").read_text().strip()
+    text = read_small(sysfs / "devices" / "system" / "cpu" / "possible").strip()
     return max(int(part.split("-")[-1]) for part in text.split(",")) + 1
 
 

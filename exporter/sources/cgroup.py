@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from exporter.sources import SourceError
+from exporter.sources import SourceError, read_small
 
 V1_CONTROLLERS = frozenset({"memory", "cpu", "cpuacct", "pids"})
 
@@ -374,29 +374,12 @@ def walk(layout: Layout, limits: CgroupLimits) -> Walk:
     return Walk(found, len(ordered) - len(kept), errors)
 
 
-_READ_SIZE = 65536
-
-
-def _read(path: str) -> str:
-    # One read() returns a whole kernfs (seq_file) file that fits the buffer; every file read here
-    # is far smaller. A short read means the end: the empty read that would confirm it is skipped
-    # (a tenth of the syscalls of a cgroup cycle).
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        data = os.read(fd, _READ_SIZE)
-        if len(data) == _READ_SIZE:
-            chunks = [data]
-            while chunk := os.read(fd, _READ_SIZE):
-                chunks.append(chunk)
-            data = b"".join(chunks)
-    finally:
-        os.close(fd)
-    return data.decode("ascii", "replace")
-
-
 def read_found(found: Iterable[Found], hz: int, errors: dict[str, str]) -> dict[str, CgroupStats]:
     """Reads and parses each found cgroup's files. A cgroup whose directory is gone is skipped;
-    a file that cannot be read or parsed is recorded in ``errors`` and the rest still count."""
+    a file that cannot be read or parsed is recorded in ``errors`` and the rest still count.
+
+    Every control file read here is printed in one go, so a short read is its end
+    (``short_read_ends``: a tenth of the syscalls of a cgroup cycle)."""
     stats: dict[str, CgroupStats] = {}
     for cgroup in found:
         parts: list[Fields] = []
@@ -406,7 +389,7 @@ def read_found(found: Iterable[Found], hz: int, errors: dict[str, str]) -> dict[
             for name in files:
                 path = directory + "/" + name
                 try:
-                    parts.append(table[name](_read(path), path, hz))
+                    parts.append(table[name](read_small(path, short_read_ends=True), path, hz))
                 except OSError as e:
                     if e.errno in (errno.ENOENT, errno.ENODEV) and not os.path.isdir(directory):
                         vanished = True

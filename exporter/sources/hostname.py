@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from exporter.sources import SourceError
+from exporter.sources import SourceError, read_small
 
 
 def parse_hostname(text: str, path: str = "/proc/sys/kernel/hostname") -> str:
@@ -16,4 +16,4 @@ def parse_hostname(text: str, path: str = "/proc/sys/kernel/hostname") -> str:
 
 def read_hostname(procfs: Path) -> str:
     path = procfs / "sys" / "kernel" / "hostname"
-    return parse_hostname(path.read_text(), str(path))
+    return parse_hostname(read_small(path), str(path))

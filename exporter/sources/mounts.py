@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from exporter.sources import SourceError
+from exporter.sources import SourceError, read_small
 
 IMAGE_FSTYPES = frozenset({"squashfs", "iso9660", "erofs", "udf"})
 # Container runtimes bind-mount their storage once per container: the same
@@ -33,6 +33,8 @@ EXCLUDED_MOUNT_POINTS = re.compile(
     r"^/(dev|proc|sys|run/credentials/.+|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)"
 )
 _ESCAPE = re.compile(r"\\([0-7]{3})")
+# A mount table holds a line per mount: a Kubernetes node with many pods has thousands.
+MOUNT_TABLE_LIMIT = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,8 @@ class Filesystem:
         return self.size_bytes - self.free_bytes
 
 
-def _unescape(field: str) -> str:
+def unescape(field: str) -> str:
+    """A path field of a mount table with its octal escapes (``\\040`` for a space) decoded."""
     return _ESCAPE.sub(lambda m: chr(int(m.group(1), 8)), field)
 
 
@@ -75,7 +78,7 @@ def parse_mounts(text: str, path: str = "/proc/1/mounts") -> list[Mount]:
         if len(fields) < 4:
             raise SourceError(path, f"expected at least 4 fields, got {len(fields)}", lineno)
         options = fields[3].split(",")
-        mounts.append(Mount(_unescape(fields[0]), _unescape(fields[1]), fields[2], "ro" in options))
+        mounts.append(Mount(unescape(fields[0]), unescape(fields[1]), fields[2], "ro" in options))
     return mounts
 
 
@@ -95,10 +98,10 @@ def real_filesystems(mounts: list[Mount]) -> list[Mount]:
 def read_mounts(procfs: Path) -> list[Mount]:
     path = procfs / "1" / "mounts"
     try:
-        text = path.read_text()
+        text = read_small(path, MOUNT_TABLE_LIMIT)
     except PermissionError:
         path = procfs / "self" / "mounts"
-        text = path.read_text()
+        text = read_small(path, MOUNT_TABLE_LIMIT)
     return parse_mounts(text, str(path))
 
 

@@ -30,6 +30,9 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+from exporter.sources import SourceError, read_small
+from exporter.sources.libc import syscall
+
 PERF_TYPE_HARDWARE = 0
 PERF_COUNT_HW_CPU_CYCLES = 0
 PERF_COUNT_HW_REF_CPU_CYCLES = 9
@@ -61,8 +64,8 @@ def _attr(config: int) -> bytes:
 
 def paranoid_level(procfs: Path) -> str:
     try:
-        return (procfs / "sys" / "kernel" / "perf_event_paranoid").read_text().strip()
-    except OSError:
+        return read_small(procfs / "sys" / "kernel" / "perf_event_paranoid").strip()
+    except (OSError, SourceError):
         return "unknown"
 
 
@@ -74,19 +77,13 @@ class PerfCounters:
         if number is None:
             raise PerfUnavailable(errno.ENOSYS, f"perf_event_open: unknown syscall number on {platform.machine()}")
         self._nr = number
-        self._libc = ctypes.CDLL(None, use_errno=True)
-        self._libc.syscall.restype = ctypes.c_long
         self._procfs = procfs
         self._groups: dict[int, tuple[int, int | None]] = {}
         self._failed: set[int] = set()
 
     def _open(self, config: int, cpu: int, group_fd: int) -> int:
         attr = ctypes.create_string_buffer(_attr(config), _ATTR_SIZE_VER0)
-        fd = self._libc.syscall(self._nr, attr, -1, cpu, group_fd, PERF_FLAG_FD_CLOEXEC)
-        if fd < 0:
-            err = ctypes.get_errno()
-            raise OSError(err, os.strerror(err))
-        return int(fd)
+        return syscall(self._nr, ctypes.addressof(attr), -1, cpu, group_fd, PERF_FLAG_FD_CLOEXEC)
 
     def open_cpu(self, cpu: int) -> None:
         """Open the group for one CPU; raises PerfUnavailable with the fix when not permitted."""

@@ -50,37 +50,37 @@ import contextlib
 import errno
 import os
 import struct
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from exporter.sources import SourceError
+from exporter.sources import SourceError, read_small
 from exporter.sources.bpf import (
-    BPF_MAP_TYPE_HASH,
-    BPF_MAP_TYPE_LRU_PERCPU_HASH,
-    BPF_MAP_TYPE_PERCPU_ARRAY,
     BPF_NOEXIST,
-    BPF_PROG_TYPE_RAW_TRACEPOINT,
-    FN_GET_CURRENT_ANCESTOR_CGROUP_ID,
-    FN_GET_CURRENT_CGROUP_ID,
-    FN_GET_CURRENT_COMM,
-    FN_GET_CURRENT_PID_TGID,
-    FN_MAP_DELETE_ELEM,
-    FN_MAP_LOOKUP_ELEM,
-    FN_MAP_UPDATE_ELEM,
-    FN_PROBE_READ_KERNEL,
+    FP,
+    R0,
+    R1,
+    R2,
+    R3,
+    R4,
+    R6,
+    R7,
     Asm,
     Bpf,
     BpfUnavailable,
+    Helper,
+    MapType,
+    ProgType,
     possible_cpus,
     read_btf_struct_offsets,
 )
+from exporter.sources.mountinfo import MountInfo, read_mountinfo
+from exporter.sources.pid_stat import read_descendants
+from exporter.sources.pid_status import read_pid_status
 from exporter.sources.syscall_names import NAMES
 
 MAX_SYSCALLS = 1024
 MAX_TRACKED_PROCESSES = 65536
-# r0..r5 are scratch across helper calls; r6..r9 are preserved; r10 is the frame pointer.
-R0, R1, R2, R3, R4, R6, R7, R10 = 0, 1, 2, 3, 4, 6, 7, 10
 
 
 def syscall_name(nr: int, machine: str) -> str:
@@ -121,143 +121,188 @@ BY_LABEL_SIZE = {"comm": 16, "cgroup": 8}  # TASK_COMM_LEN; u64 cgroup id
 MAX_BREAKDOWN_ENTRIES = 4096
 
 
+def _map_call(a: Asm, helper: Helper, map_fd: int, key: int) -> Asm:
+    """``r0 = helper(map, fp + key)``: lookup or delete of the key stored at ``key`` below the frame pointer."""
+    a.ld_map(R1, map_fd)
+    a.mov(R2, FP)
+    a.add_imm(R2, key)
+    return a.call(helper)
+
+
+def _map_update(a: Asm, map_fd: int, key: int, value: int, flags: int) -> Asm:
+    """``r0 = bpf_map_update_elem(map, fp + key, fp + value, flags)``."""
+    a.ld_map(R1, map_fd)
+    a.mov(R2, FP)
+    a.add_imm(R2, key)
+    a.mov(R3, FP)
+    a.add_imm(R3, value)
+    a.mov_imm(R4, flags)
+    return a.call(Helper.MAP_UPDATE_ELEM)
+
+
+def _increment(a: Asm) -> Asm:
+    """``*(u64 *)r0 += 1``: r0 points at this CPU's value of a per-CPU map, so no atomic is needed."""
+    a.load(R1, R0, 0)
+    a.add_imm(R1, 1)
+    return a.store(R0, 0, R1)
+
+
+def _return_zero(a: Asm) -> Asm:
+    a.comment("out: return 0")
+    a.label("out")
+    a.mov_imm(R0, 0)
+    return a.exit()
+
+
 def count_program(
     counts_fd: int,
     exclude_tgid: int | None,
     pids_fd: int | None,
     cgroup: CgroupTarget | None,
     breakdown: BreakdownMap | None = None,
-) -> bytes:
+) -> Asm:
     """``sys_enter``: skip unless the filters match, then add 1 to this CPU's slot for the syscall number.
 
     With a breakdown, also add 1 to this CPU's value for (comm or cgroup id, number).
+    Stack: fp-4 the u32 number (counts key), fp-8 the u32 tgid (pids key); the
+    breakdown key (label, u32 number, u32 padding) below them, its zero value below that.
     """
-    a = Asm().mov(R6, R1)
+    a = Asm()
+    a.comment("r6 = ctx (struct bpf_raw_tracepoint_args *), kept across calls")
+    a.mov(R6, R1)
     if exclude_tgid is not None or pids_fd is not None:
-        a.call(FN_GET_CURRENT_PID_TGID).rsh_imm(R0, 32)
+        a.comment("r0 = tgid")
+        a.call(Helper.GET_CURRENT_PID_TGID)
+        a.rsh_imm(R0, 32)
         if exclude_tgid is not None:
+            a.comment("the exporter itself: not counted")
             a.jeq_imm(R0, exclude_tgid, "out")
         if pids_fd is not None:
-            a.store(R10, -8, R0, size=4).ld_map(R1, pids_fd).mov(R2, R10).add_imm(R2, -8)
-            a.call(FN_MAP_LOOKUP_ELEM).jeq_imm(R0, 0, "out")
+            a.comment("not in the process tree: not counted")
+            a.store(FP, -8, R0, size=4)
+            _map_call(a, Helper.MAP_LOOKUP_ELEM, pids_fd, -8)
+            a.jeq_imm(R0, 0, "out")
     if cgroup is not None:
-        a.mov_imm(R1, cgroup.level).call(FN_GET_CURRENT_ANCESTOR_CGROUP_ID)
-        a.ld_imm64(R1, cgroup.id).jne_reg(R0, R1, "out")
-    a.load(R7, R6, 8)  # args[1]: the syscall number
+        a.comment(f"not below the cgroup (its ancestor at level {cgroup.level} is another): not counted")
+        a.mov_imm(R1, cgroup.level)
+        a.call(Helper.GET_CURRENT_ANCESTOR_CGROUP_ID)
+        a.ld_imm64(R1, cgroup.id)
+        a.jne_reg(R0, R1, "out")
+    a.comment("r7 = args[1], the syscall number; numbers past the table are not counted")
+    a.load(R7, R6, 8)
     a.jge_imm(R7, MAX_SYSCALLS, "out")
-    a.store(R10, -4, R7, size=4).ld_map(R1, counts_fd).mov(R2, R10).add_imm(R2, -4)
-    a.call(FN_MAP_LOOKUP_ELEM).jeq_imm(R0, 0, "out")
-    a.load(R1, R0, 0).add_imm(R1, 1).store(R0, 0, R1)  # per-CPU slot: no atomic needed
+    a.comment("counts[r7] += 1")
+    a.store(FP, -4, R7, size=4)
+    _map_call(a, Helper.MAP_LOOKUP_ELEM, counts_fd, -4)
+    a.jeq_imm(R0, 0, "out")
+    _increment(a)
     if breakdown is not None:
         size = breakdown.label_size
         key = -8 - size - 8  # label, then u32 number and u32 padding
         if breakdown.by == "comm":
-            a.mov(R1, R10).add_imm(R1, key).mov_imm(R2, size).call(FN_GET_CURRENT_COMM)
+            a.comment("key = {comm, number, 0}")
+            a.mov(R1, FP)
+            a.add_imm(R1, key)
+            a.mov_imm(R2, size)
+            a.call(Helper.GET_CURRENT_COMM)
         else:
-            a.call(FN_GET_CURRENT_CGROUP_ID).store(R10, key, R0)
-        a.store(R10, key + size, R7, size=4).store_imm(R10, key + size + 4, 0, size=4)
-        a.ld_map(R1, breakdown.fd).mov(R2, R10).add_imm(R2, key).call(FN_MAP_LOOKUP_ELEM)
+            a.comment("key = {cgroup id, number, 0}")
+            a.call(Helper.GET_CURRENT_CGROUP_ID)
+            a.store(FP, key, R0)
+        a.store(FP, key + size, R7, size=4)
+        a.store_imm(FP, key + size + 4, 0, size=4)
+        a.comment("by[key] += 1 when the key is there")
+        _map_call(a, Helper.MAP_LOOKUP_ELEM, breakdown.fd, key)
         a.jne_imm(R0, 0, "add")
         # Insert a zero and look up again: when another task inserted the key in
         # between, its element is the one incremented, so neither increment is lost.
-        a.store_imm(R10, key - 8, 0)
-        a.ld_map(R1, breakdown.fd).mov(R2, R10).add_imm(R2, key).mov(R3, R10).add_imm(R3, key - 8)
-        a.mov_imm(R4, BPF_NOEXIST).call(FN_MAP_UPDATE_ELEM)
-        a.ld_map(R1, breakdown.fd).mov(R2, R10).add_imm(R2, key).call(FN_MAP_LOOKUP_ELEM)
+        a.comment("else insert 0 (unless another CPU just did), look up again and add 1")
+        a.store_imm(FP, key - 8, 0)
+        _map_update(a, breakdown.fd, key, key - 8, BPF_NOEXIST)
+        _map_call(a, Helper.MAP_LOOKUP_ELEM, breakdown.fd, key)
         a.jeq_imm(R0, 0, "out")  # evicted at once: nothing to add to
-        a.label("add").load(R1, R0, 0).add_imm(R1, 1).store(R0, 0, R1)
-    a.label("out").mov_imm(R0, 0).exit()
-    return bytes(a)
+        a.comment("add: by[key] += 1")
+        a.label("add")
+        _increment(a)
+    return _return_zero(a)
 
 
 def _read_task_field(a: Asm, task_arg: int, offset: int, stack: int) -> Asm:
     """u32 at ``task + offset`` (task = args[task_arg] of the raw tracepoint) into the stack slot."""
-    a.load(R3, R6, 8 * task_arg).add_imm(R3, offset)
-    a.mov(R1, R10).add_imm(R1, stack).mov_imm(R2, 4).call(FN_PROBE_READ_KERNEL)
+    a.comment(f"*(u32 *)(fp {stack:+d}) = args[{task_arg}]->(u32 at +{offset}), or out on a fault")
+    a.load(R3, R6, 8 * task_arg)
+    a.add_imm(R3, offset)
+    a.mov(R1, FP)
+    a.add_imm(R1, stack)
+    a.mov_imm(R2, 4)
+    a.call(Helper.PROBE_READ_KERNEL)
     return a.jne_imm(R0, 0, "out")
 
 
-def fork_program(pids_fd: int, tgid_offset: int) -> bytes:
+def fork_program(pids_fd: int, tgid_offset: int) -> Asm:
     """``sched_process_fork(parent, child)``: a member's child's tgid becomes a member."""
-    a = Asm().mov(R6, R1)
-    a.call(FN_GET_CURRENT_PID_TGID).rsh_imm(R0, 32).store(R10, -4, R0, size=4)
-    a.ld_map(R1, pids_fd).mov(R2, R10).add_imm(R2, -4).call(FN_MAP_LOOKUP_ELEM).jeq_imm(R0, 0, "out")
+    a = Asm()
+    a.comment("r6 = ctx")
+    a.mov(R6, R1)
+    a.comment("the forking task is not in the process tree: nothing to do")
+    a.call(Helper.GET_CURRENT_PID_TGID)
+    a.rsh_imm(R0, 32)
+    a.store(FP, -4, R0, size=4)
+    _map_call(a, Helper.MAP_LOOKUP_ELEM, pids_fd, -4)
+    a.jeq_imm(R0, 0, "out")
     _read_task_field(a, 1, tgid_offset, -8)
-    a.store_imm(R10, -12, 1, size=4)
-    a.ld_map(R1, pids_fd).mov(R2, R10).add_imm(R2, -8).mov(R3, R10).add_imm(R3, -12).mov_imm(R4, 0)
-    a.call(FN_MAP_UPDATE_ELEM)
-    a.label("out").mov_imm(R0, 0).exit()
-    return bytes(a)
+    a.comment("pids[child tgid] = 1")
+    a.store_imm(FP, -12, 1, size=4)
+    _map_update(a, pids_fd, -8, -12, 0)
+    return _return_zero(a)
 
 
-def free_program(pids_fd: int, pid_offset: int, tgid_offset: int) -> bytes:
+def free_program(pids_fd: int, pid_offset: int, tgid_offset: int) -> Asm:
     """``sched_process_free(task)``: a released thread-group leader stops being a member."""
-    a = Asm().mov(R6, R1)
+    a = Asm()
+    a.comment("r6 = ctx")
+    a.mov(R6, R1)
     _read_task_field(a, 0, pid_offset, -4)
     _read_task_field(a, 0, tgid_offset, -8)
-    a.load(R1, R10, -4, size=4).load(R2, R10, -8, size=4).jne_reg(R1, R2, "out")
-    a.ld_map(R1, pids_fd).mov(R2, R10).add_imm(R2, -8).call(FN_MAP_DELETE_ELEM)
-    a.label("out").mov_imm(R0, 0).exit()
-    return bytes(a)
+    a.comment("a thread (pid != tgid): its process lives on")
+    a.load(R1, FP, -4, size=4)
+    a.load(R2, FP, -8, size=4)
+    a.jne_reg(R1, R2, "out")
+    a.comment("delete pids[tgid]")
+    _map_call(a, Helper.MAP_DELETE_ELEM, pids_fd, -8)
+    return _return_zero(a)
 
 
-def parse_ppid(text: str) -> int:
-    """The parent pid from /proc/<pid>/stat (field 4, after the parenthesised comm)."""
-    rest = text[text.rindex(")") + 2 :].split()
-    return int(rest[1])
-
-
-def read_descendants(procfs: Path, pid: int) -> set[int]:
-    """``pid``'s descendant processes (tgids) as /proc shows them now; vanished entries are skipped."""
-    children: dict[int, list[int]] = {}
-    for entry in os.scandir(procfs):
-        if not entry.name.isdigit():
-            continue
-        try:
-            ppid = parse_ppid((procfs / entry.name / "stat").read_text())
-        except (OSError, ValueError, IndexError):
-            continue  # exited while scanning, or a kernel thread oddity
-        children.setdefault(ppid, []).append(int(entry.name))
-    out: set[int] = set()
-    todo = [pid]
-    while todo:
-        for child in children.get(todo.pop(), ()):
-            if child not in out:
-                out.add(child)
-                todo.append(child)
-    return out
-
-
-def parse_tgid(status: str) -> int:
-    """The thread group (process) id from /proc/<pid>/status."""
-    for line in status.splitlines():
-        if line.startswith("Tgid:"):
-            return int(line.split()[1])
-    raise ValueError("no Tgid line")
+def own_tgid_program() -> Asm:
+    """Returns the caller's tgid: run once with BPF_PROG_TEST_RUN, in the exporter's context."""
+    a = Asm()
+    a.comment("return tgid")
+    a.call(Helper.GET_CURRENT_PID_TGID)
+    a.rsh_imm(R0, 32)
+    return a.exit()
 
 
 def read_process(procfs: Path, pid: int) -> None:
     """Checks that ``pid`` is a process (a thread group leader): the filter matches processes, not threads."""
-    path = procfs / str(pid) / "status"
     try:
-        tgid = parse_tgid(path.read_text())
+        tgid = read_pid_status(procfs, pid).tgid
     except FileNotFoundError:
         raise SourceError(str(procfs / str(pid)), f"no process {pid}") from None
-    except (ValueError, IndexError):
-        raise SourceError(str(path), "no Tgid line") from None
     if tgid != pid:
         raise SourceError(str(procfs / str(pid)), f"{pid} is a thread of process {tgid}: pass {tgid}")
 
 
-def parse_cgroup2_level(mountinfo: str, path: Path) -> int:
+def _cgroup2_mount_points(mounts: Sequence[MountInfo]) -> list[str]:
+    return [m.mount_point for m in mounts if m.fstype == "cgroup2"]
+
+
+def cgroup2_level(mounts: Sequence[MountInfo], path: Path) -> int:
     """The depth of ``path`` in the cgroup2 hierarchy (root = 0), from /proc/self/mountinfo."""
     best: tuple[Path, Path] | None = None
-    for line in mountinfo.splitlines():
-        left, sep, right = line.partition(" - ")
-        fields = left.split()
-        if not sep or not right.startswith("cgroup2 ") or len(fields) < 5:
+    for m in mounts:
+        if m.fstype != "cgroup2":
             continue
-        root, mount = Path(fields[3]), Path(fields[4])
+        root, mount = Path(m.root), Path(m.mount_point)
         inside = path == mount or mount in path.parents
         if inside and (best is None or len(mount.parts) > len(best[1].parts)):
             best = (root, mount)
@@ -266,20 +311,16 @@ def parse_cgroup2_level(mountinfo: str, path: Path) -> int:
             str(path),
             "not in a cgroup v2 hierarchy (v1 cgroups have no id to filter by); "
             "pass a directory under the cgroup2 mount (here: "
-            + (", ".join(_cgroup2_mounts(mountinfo)) or "none mounted")
+            + (", ".join(_cgroup2_mount_points(mounts)) or "none mounted")
             + ")",
         )
     root, mount = best
     return len(root.parts) - 1 + len(path.relative_to(mount).parts)
 
 
-def _cgroup2_mounts(mountinfo: str) -> list[str]:
-    return [ln.split()[4] for ln in mountinfo.splitlines() if " - cgroup2 " in ln]
-
-
 def read_cgroup2_paths(procfs: Path) -> dict[int, str]:
     """{cgroup id: path below the cgroup2 root ("/" for the root)} for every directory of the first cgroup2 mount."""
-    mounts = _cgroup2_mounts((procfs / "self" / "mountinfo").read_text())
+    mounts = _cgroup2_mount_points(read_mountinfo(procfs))
     if not mounts:
         return {}
     top = Path(mounts[0])
@@ -293,15 +334,14 @@ def read_cgroup2_paths(procfs: Path) -> dict[int, str]:
 def read_cgroup_target(procfs: Path, path: Path) -> CgroupTarget:
     resolved = path.resolve()
     st = os.stat(resolved)  # FileNotFoundError names the path
-    level = parse_cgroup2_level((procfs / "self" / "mountinfo").read_text(), resolved)
-    return CgroupTarget(st.st_ino, level)
+    return CgroupTarget(st.st_ino, cgroup2_level(read_mountinfo(procfs), resolved))
 
 
 def unavailable_reason(e: OSError, sysfs: Path) -> str:
     """Why bpf(2) refused, and the fix."""
     lockdown = ""
-    with contextlib.suppress(OSError):
-        lockdown = (sysfs / "kernel" / "security" / "lockdown").read_text()
+    with contextlib.suppress(OSError, SourceError):
+        lockdown = read_small(sysfs / "kernel" / "security" / "lockdown")
     if "[confidentiality]" in lockdown:
         return "kernel lockdown (confidentiality) forbids eBPF tracing; boot with lockdown=integrity or none"
     if e.errno in (errno.EPERM, errno.EACCES):
@@ -346,8 +386,8 @@ class SyscallCounter:
                 raise BpfUnavailable(e.errno, unavailable_reason(e, self._sysfs)) from None
             raise OSError(e.errno, e.strerror, what) from None
 
-    def _load(self, name: str, code: bytes) -> int:
-        return self._privileged(f"loading {name}", self._bpf.prog_load, BPF_PROG_TYPE_RAW_TRACEPOINT, code, name)
+    def _load(self, name: str, code: Asm) -> int:
+        return self._privileged(f"loading {name}", self._bpf.prog_load, ProgType.RAW_TRACEPOINT, bytes(code), name)
 
     def _attach(self, tracepoint: str, prog: int) -> None:
         self._privileged(f"raw tracepoint {tracepoint}", self._bpf.raw_tracepoint_open, tracepoint, prog)
@@ -355,7 +395,7 @@ class SyscallCounter:
     def _open(self, filt: Filter) -> None:
         bpf = self._bpf
         self._counts = self._privileged(
-            "counts map", bpf.map_create, BPF_MAP_TYPE_PERCPU_ARRAY, 4, 8, MAX_SYSCALLS, "sysmon_sc_count"
+            "counts map", bpf.map_create, MapType.PERCPU_ARRAY, 4, 8, MAX_SYSCALLS, "sysmon_sc_count"
         )
         cgroup = read_cgroup_target(self._procfs, filt.cgroup) if filt.cgroup is not None else None
         pids: int | None = None
@@ -369,7 +409,7 @@ class SyscallCounter:
                     "missing: following forks for --syscalls.pid needs kernel BTF (CONFIG_DEBUG_INFO_BTF=y)",
                 ) from None
             pids = self._privileged(
-                "pid map", bpf.map_create, BPF_MAP_TYPE_HASH, 4, 4, MAX_TRACKED_PROCESSES, "sysmon_sc_pids"
+                "pid map", bpf.map_create, MapType.HASH, 4, 4, MAX_TRACKED_PROCESSES, "sysmon_sc_pids"
             )
             bpf.update(pids, struct.pack("=I", filt.pid), struct.pack("=I", 1))
             # Fork tracking first, then /proc: a process forked in between is seen by one or both.
@@ -387,7 +427,7 @@ class SyscallCounter:
             fd = self._privileged(
                 "breakdown map",
                 bpf.map_create,
-                BPF_MAP_TYPE_LRU_PERCPU_HASH,
+                MapType.LRU_PERCPU_HASH,
                 BY_LABEL_SIZE[filt.by] + 8,
                 8,
                 MAX_BREAKDOWN_ENTRIES,
@@ -402,7 +442,7 @@ class SyscallCounter:
 
     def _own_tgid(self) -> int:
         """This process's tgid in the kernel's (initial) pid namespace."""
-        fd = self._load("sysmon_sc_self", bytes(Asm().call(FN_GET_CURRENT_PID_TGID).rsh_imm(R0, 32).exit()))
+        fd = self._load("sysmon_sc_self", own_tgid_program())
         try:
             return self._bpf.test_run(fd)
         except OSError as e:

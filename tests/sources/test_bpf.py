@@ -3,7 +3,23 @@ from pathlib import Path
 
 import pytest
 
-from exporter.sources.bpf import Asm, insn, parse_btf_struct_offsets, possible_cpus, read_btf_struct_offsets
+from exporter.sources.bpf import (
+    FP,
+    R0,
+    R1,
+    R2,
+    R6,
+    R7,
+    R10,
+    Asm,
+    Helper,
+    Reg,
+    disassemble,
+    insn,
+    parse_btf_struct_offsets,
+    possible_cpus,
+    read_btf_struct_offsets,
+)
 
 
 @pytest.mark.parametrize(
@@ -101,3 +117,58 @@ def test_task_struct_offsets_from_this_kernel():
         pytest.skip("no kernel BTF")
     offsets = parse_btf_struct_offsets(btf.read_bytes(), "task_struct", ["pid", "tgid"])
     assert offsets["tgid"] == offsets["pid"] + 4  # adjacent pid_t fields (include/linux/sched.h)
+
+
+@pytest.mark.parametrize(
+    ("asm", "line"),
+    [
+        (Asm().mov(R6, R1), "(bf) r6 = r1"),
+        (Asm().mov_imm(R0, -1), "(b7) r0 = -1"),
+        (Asm().add_imm(R2, -4), "(07) r2 += -4"),
+        (Asm().rsh_imm(R0, 32), "(77) r0 >>= 32"),
+        (Asm().load(R7, R6, 8), "(79) r7 = *(u64 *)(r6 +8)"),
+        (Asm().load(R1, FP, -4, size=4), "(61) r1 = *(u32 *)(r10 -4)"),
+        (Asm().store(FP, -4, R7, size=4), "(63) *(u32 *)(r10 -4) = r7"),
+        (Asm().store(R0, 0, R1), "(7b) *(u64 *)(r0 +0) = r1"),
+        (Asm().store_imm(FP, -12, 1, size=4), "(62) *(u32 *)(r10 -12) = 1"),
+        (Asm().ld_imm64(R1, 0x1_0000_0002), "(18) r1 = 0x100000002"),
+        (Asm().ld_map(R1, 5), "(18) r1 = map[fd:5]"),
+        (Asm().call(Helper.MAP_LOOKUP_ELEM), "(85) call bpf_map_lookup_elem#1"),
+        (Asm().call(Helper.GET_CURRENT_ANCESTOR_CGROUP_ID), "(85) call bpf_get_current_ancestor_cgroup_id#123"),
+        (Asm().exit(), "(95) exit"),
+        (Asm().jeq_imm(R0, 0, "x").label("x"), "(15) if r0 == 0x0 goto pc+0"),
+        (Asm().jne_imm(R0, -1, "x").label("x"), "(55) if r0 != 0xffffffff goto pc+0"),
+        (Asm().jge_imm(R7, 1024, "x").label("x"), "(35) if r7 >= 0x400 goto pc+0"),
+        (Asm().jne_reg(R0, R1, "x").label("x"), "(5d) if r0 != r1 goto pc+0"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+def test_each_instruction_prints_as_bpftool_prints_it(asm, line):
+    assert str(asm) == f"   0: {line}\n"
+
+
+def test_listing_numbers_slots_names_maps_and_prints_comments_before_their_block():
+    a = Asm().comment("look up").ld_map(R1, 7).mov(R2, FP).comment("and").comment("return").exit()
+    assert a.listing({7: "counts"}) == (
+        "; look up\n   0: (18) r1 = map[fd:counts]\n   2: (bf) r2 = r10\n; and\n; return\n   3: (95) exit\n"
+    )
+    assert "map[fd:7]" in str(a)
+
+
+def test_backward_and_forward_jumps_print_their_offsets():
+    text = str(Asm().label("top").mov_imm(R0, 0).jeq_imm(R0, 0, "top").jeq_imm(R0, 1, "end").exit().label("end"))
+    assert "   1: (15) if r0 == 0x0 goto pc-2\n   2: (15) if r0 == 0x1 goto pc+1\n" in text
+
+
+def test_a_helper_without_a_name_prints_its_id():
+    assert disassemble(insn(0x85, imm=999)) == "   0: (85) call unknown#999\n"
+
+
+def test_an_opcode_the_printer_does_not_know_is_an_error():
+    with pytest.raises(ValueError, match="cannot print opcode 0xd4"):
+        disassemble(insn(0xD4, 1, imm=16))  # le16 r1: never emitted
+
+
+def test_registers_and_helpers_are_the_kernel_numbers():
+    assert (R0, R1, R6, R10, FP) == (0, 1, 6, 10, 10) and Reg.FP is Reg.R10
+    assert Helper.PROBE_READ_KERNEL == 113 and Helper.GET_CURRENT_COMM.c_name == "bpf_get_current_comm"

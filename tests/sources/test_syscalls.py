@@ -10,25 +10,18 @@ from pathlib import Path
 import pytest
 
 from exporter.sources import SourceError
-from exporter.sources.bpf import (
-    BPF_MAP_TYPE_HASH,
-    BPF_MAP_TYPE_LRU_PERCPU_HASH,
-    BPF_MAP_TYPE_PERCPU_ARRAY,
-    BPF_PROG_TYPE_RAW_TRACEPOINT,
-    Bpf,
-    insn,
-)
+from exporter.sources.bpf import Bpf, MapType, ProgType, insn
+from exporter.sources.mountinfo import parse_mountinfo
 from exporter.sources.syscalls import (
     BreakdownMap,
     CgroupTarget,
     Filter,
     SyscallCounter,
+    cgroup2_level,
     count_program,
     fork_program,
     free_program,
-    parse_cgroup2_level,
-    parse_ppid,
-    read_descendants,
+    own_tgid_program,
     read_process,
     syscall_name,
     unavailable_reason,
@@ -36,30 +29,6 @@ from exporter.sources.syscalls import (
 from tests.helpers import require_root, wait_until
 
 BUSY_CALLS = 300_000
-
-
-@pytest.mark.parametrize(
-    ("text", "ppid"),
-    [
-        ("1234 (bash) S 1 1234 1234 0 -1 4194560 1 0 0 0\n", 1),
-        ("77 (a) b (c)) R 42 77 77 0 -1\n", 42),
-        ("9 (kworker/0:1-events) I 2 0 0 0 -1\n", 2),
-    ],
-    ids=["plain", "parens-and-spaces-in-comm", "kernel-thread"],
-)
-def test_parse_ppid(text, ppid):
-    assert parse_ppid(text) == ppid
-
-
-def test_descendants_follow_the_tree_and_skip_other_branches(tmp_path):
-    tree = {1: 0, 10: 1, 11: 10, 12: 11, 13: 10, 20: 1, 21: 20}
-    for pid, ppid in tree.items():
-        (tmp_path / str(pid)).mkdir()
-        (tmp_path / str(pid) / "stat").write_text(f"{pid} (p{pid}) S {ppid} 0 0\n")
-    (tmp_path / "30").mkdir()  # exited between listing and reading: no stat
-    (tmp_path / "self").mkdir()
-    assert read_descendants(tmp_path, 10) == {11, 12, 13}
-    assert read_descendants(tmp_path, 12) == set()
 
 
 @pytest.mark.parametrize(
@@ -105,12 +74,12 @@ PURE_V2_IN_CGROUPNS = "30 25 0:27 /kubepods/pod1 /sys/fs/cgroup rw,nosuid - cgro
     ids=["root", "child", "grandchild", "mount-root-below-hierarchy-root"],
 )
 def test_cgroup2_level(mountinfo, path, level):
-    assert parse_cgroup2_level(mountinfo, Path(path)) == level
+    assert cgroup2_level(parse_mountinfo(mountinfo), Path(path)) == level
 
 
 def test_cgroup_v1_path_is_refused_naming_the_v2_mount():
     with pytest.raises(SourceError, match=r"not in a cgroup v2 hierarchy.*/sys/fs/cgroup/unified"):
-        parse_cgroup2_level(HYBRID, Path("/sys/fs/cgroup/memory/app"))
+        cgroup2_level(parse_mountinfo(HYBRID), Path("/sys/fs/cgroup/memory/app"))
 
 
 @pytest.mark.parametrize(
@@ -131,12 +100,12 @@ def _insns(code: bytes) -> list[bytes]:
 
 
 def test_count_program_filters_only_what_is_asked():
-    plain = _insns(count_program(3, None, None, None))
+    plain = _insns(bytes(count_program(3, None, None, None)))
     assert insn(0x85, imm=14) not in plain  # no bpf_get_current_pid_tgid without a pid test
-    self_excluded = _insns(count_program(3, 4242, None, None))
+    self_excluded = _insns(bytes(count_program(3, 4242, None, None)))
     out = len(self_excluded) - 2  # r0 = 0; exit
     assert self_excluded[3] == insn(0x15, 0, 0, out - 3 - 1, 4242)  # if tgid == 4242 goto out
-    cgroup = _insns(count_program(3, None, None, CgroupTarget(id=99, level=2)))
+    cgroup = _insns(bytes(count_program(3, None, None, CgroupTarget(id=99, level=2))))
     assert insn(0xB7, 1, imm=2) in cgroup and insn(0x85, imm=123) in cgroup
 
 
@@ -144,10 +113,10 @@ def test_count_program_filters_only_what_is_asked():
 def test_every_program_variant_passes_the_verifier():
     require_root()
     bpf = Bpf()
-    fds = [bpf.map_create(BPF_MAP_TYPE_PERCPU_ARRAY, 4, 8, 1024, "t_counts")]
-    fds.append(bpf.map_create(BPF_MAP_TYPE_HASH, 4, 4, 16, "t_pids"))
-    fds.append(bpf.map_create(BPF_MAP_TYPE_LRU_PERCPU_HASH, 24, 8, 16, "t_by_comm"))
-    fds.append(bpf.map_create(BPF_MAP_TYPE_LRU_PERCPU_HASH, 16, 8, 16, "t_by_cgroup"))
+    fds = [bpf.map_create(MapType.PERCPU_ARRAY, 4, 8, 1024, "t_counts")]
+    fds.append(bpf.map_create(MapType.HASH, 4, 4, 16, "t_pids"))
+    fds.append(bpf.map_create(MapType.LRU_PERCPU_HASH, 24, 8, 16, "t_by_comm"))
+    fds.append(bpf.map_create(MapType.LRU_PERCPU_HASH, 16, 8, 16, "t_by_cgroup"))
     counts, pids, by_comm, by_cgroup = fds
     try:
         for code in (
@@ -157,8 +126,10 @@ def test_every_program_variant_passes_the_verifier():
             count_program(counts, os.getpid(), None, None, BreakdownMap(by_cgroup, "cgroup")),
             fork_program(pids, 100),
             free_program(pids, 100, 104),
+            count_program(counts, os.getpid(), pids, CgroupTarget(1, 0), BreakdownMap(by_comm, "comm")),
+            own_tgid_program(),
         ):
-            fds.append(bpf.prog_load(BPF_PROG_TYPE_RAW_TRACEPOINT, code, "t_prog"))
+            fds.append(bpf.prog_load(ProgType.RAW_TRACEPOINT, bytes(code), "t_prog"))
     finally:
         for fd in fds:
             os.close(fd)

@@ -1,0 +1,61 @@
+"""/proc/<pid>/stat: a process's status line (proc(5), "/proc/pid/stat"; fs/proc/array.c do_task_stat).
+
+``pid (comm) state ppid pgrp ...`` on one line. The command name is at most
+15 bytes but may hold spaces and parentheses, so the fields after it are
+found after the *last* ``)``. Only the fields up to the parent pid are parsed:
+that is what the syscall counters' process-tree filter needs.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from exporter.sources import SourceError, read_small
+
+
+@dataclass(frozen=True)
+class PidStat:
+    pid: int
+    comm: str
+    state: str
+    ppid: int
+
+
+def parse_pid_stat(text: str, path: str = "/proc/self/stat") -> PidStat:
+    head, paren, rest = text.partition(" (")
+    comm, close, tail = rest.rpartition(")")
+    fields = tail.split()
+    if not paren or not close or len(fields) < 2:
+        raise SourceError(path, f"expected 'pid (comm) state ppid ...', got {text[:60]!r}")
+    try:
+        return PidStat(int(head), comm, fields[0], int(fields[1]))
+    except ValueError:
+        raise SourceError(path, f"pid {head!r} or ppid {fields[1]!r} is not a number") from None
+
+
+def read_pid_stat(procfs: Path, pid: int) -> PidStat:
+    path = procfs / str(pid) / "stat"
+    return parse_pid_stat(read_small(path), str(path))
+
+
+def read_descendants(procfs: Path, pid: int) -> set[int]:
+    """``pid``'s descendant processes (tgids) as /proc shows them now; vanished entries are skipped."""
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir(procfs):
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = read_pid_stat(procfs, int(entry.name)).ppid
+        except (OSError, SourceError):
+            continue  # exited while scanning
+        children.setdefault(ppid, []).append(int(entry.name))
+    out: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            if child not in out:
+                out.add(child)
+                todo.append(child)
+    return out

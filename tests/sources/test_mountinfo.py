@@ -1,0 +1,52 @@
+import textwrap
+
+import pytest
+
+from exporter.sources import SourceError
+from exporter.sources.mountinfo import MountInfo, parse_mountinfo, read_mountinfo
+
+# Lines of /proc/self/mountinfo on this project's machine kind (Debian 12, hybrid cgroups), and one with
+# no optional fields, one with two, and an escaped space in the mount point.
+TEXT = textwrap.dedent(
+    """\
+    25 1 254:1 / / rw,relatime shared:1 - ext4 /dev/vda rw
+    41 31 0:38 / /sys/fs/cgroup/unified rw,nosuid,nodev,noexec,relatime shared:10 - cgroup2 cgroup2 rw,nsdelegate
+    30 25 0:27 /kubepods/pod1 /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw
+    50 25 0:45 / /mnt/my\\040disk rw shared:20 master:3 - ext4 /dev/vdb\\040x rw
+    """
+)
+
+
+def test_parse_mountinfo_fields():
+    assert parse_mountinfo(TEXT) == [
+        MountInfo(25, 1, "/", "/", "ext4", "/dev/vda"),
+        MountInfo(41, 31, "/", "/sys/fs/cgroup/unified", "cgroup2", "cgroup2"),
+        MountInfo(30, 25, "/kubepods/pod1", "/sys/fs/cgroup", "cgroup2", "cgroup2"),
+        MountInfo(50, 25, "/", "/mnt/my disk", "ext4", "/dev/vdb x"),
+    ]
+
+
+@pytest.mark.parametrize(("text", "count"), [("", 0), ("\n", 0), (TEXT + "\n", 4)], ids=["empty", "blank", "trailing"])
+def test_blank_lines_hold_no_mount(text, count):
+    assert len(parse_mountinfo(text)) == count
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("25 1 254:1 / / rw,relatime shared:1\n", "expected 6 fields"),  # truncated before the separator
+        ("25 1 254:1 / / rw - ext4\n", "expected 6 fields"),  # truncated after it
+        ("25 1 254:1 / - ext4 /dev/vda rw\n", "expected 6 fields"),  # too few fields before it
+        ("x 1 254:1 / / rw - ext4 /dev/vda rw\n", "mount ids 'x' '1' are not numbers"),
+    ],
+    ids=["truncated", "truncated-after-separator", "missing-field", "id-not-a-number"],
+)
+def test_malformed_mountinfo_is_a_source_error_naming_the_line(text, message):
+    with pytest.raises(SourceError, match=rf"^/proc/self/mountinfo:1: {message}"):
+        parse_mountinfo(text)
+
+
+def test_read_mountinfo(tmp_path):
+    (tmp_path / "self").mkdir()
+    (tmp_path / "self" / "mountinfo").write_text(TEXT)
+    assert [m.mount_point for m in read_mountinfo(tmp_path)][:2] == ["/", "/sys/fs/cgroup/unified"]
