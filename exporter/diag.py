@@ -20,6 +20,8 @@ from exporter.catalogue import SOURCES, Roots, Source
 from exporter.config import Address, DiagConfig, load_diag
 from exporter.guest.channel import DEFAULT_PORT_NAME
 from exporter.snapshot import describe
+from exporter.sources import SourceError, read_small
+from exporter.sources.mounts import MOUNT_TABLE_LIMIT, parse_mounts
 
 CAP_SYS_ADMIN = 21
 CAP_PERFMON = 38  # Linux 5.8, commit 980737282232
@@ -37,16 +39,20 @@ class Check:
 
 
 def _read(path: Path) -> str | None:
+    """A small kernel file's text, or None when it cannot be read (a check says why)."""
     try:
-        return path.read_text()
-    except OSError:
+        return read_small(path)
+    except (OSError, SourceError):
         return None
 
 
 def _mounts(roots: Roots) -> list[tuple[str, str]]:
     """(mount point, fs type) from /proc/self/mounts."""
-    text = _read(roots.procfs / "self" / "mounts") or ""
-    return [(f[1], f[2]) for f in (line.split() for line in text.splitlines()) if len(f) >= 3]
+    path = roots.procfs / "self" / "mounts"
+    try:
+        return [(m.mount_point, m.fstype) for m in parse_mounts(read_small(path, MOUNT_TABLE_LIMIT), str(path))]
+    except (OSError, SourceError):
+        return []
 
 
 def virtio_ports(roots: Roots) -> dict[str, str]:
