@@ -7,8 +7,9 @@ source never stops another. Counters are made monotonic here, across samples:
 /proc/stat idle and iowait can step backwards on NO_HZ kernels
 (kernel/time/tick-sched.c get_cpu_idle_time_us, node_exporter#1686), and a CPU
 that goes offline and comes back may restart its counts. Exposed values only
-ever grow by the positive part of each raw delta; the state for offline CPUs
-is kept so they resume where they stopped.
+ever grow when a counter passes the highest value it had (so a step back is
+never counted twice); the state for offline CPUs is kept so they resume where
+they stopped.
 
 Values derived from two consecutive samples (usage ratio, the perf-derived
 frequency) are computed here and nowhere else.
@@ -110,10 +111,19 @@ class Frequency:
 
 @dataclass(frozen=True)
 class Monotonic:
-    """Counters that never decrease: ``exposed`` grows by the positive part of each raw delta."""
+    """Counters that never decrease and never count the same time twice.
+
+    ``raw`` holds the highest value seen of each key while it stays present, as
+    node_exporter does: after a step back (NO_HZ idle/iowait), ``exposed`` grows
+    again only once the file climbs past that maximum, so it ends equal to the
+    file. A key that was absent in the previous sample (a CPU that went offline)
+    restarts from whatever value it returns with: its counts may have restarted
+    near zero (kernel/time/tick-sched.c), and it resumes where it stopped.
+    """
 
     raw: Mapping[tuple[int, str], float] = field(default_factory=dict)
     exposed: Mapping[tuple[int, str], float] = field(default_factory=dict)
+    present: frozenset[tuple[int, str]] = frozenset()  # the keys of the last sample
 
     def advance(self, values: Mapping[tuple[int, str], float]) -> Monotonic:
         raw = dict(self.raw)
@@ -124,8 +134,9 @@ class Monotonic:
                 exposed[key] = value
             elif value > last:
                 exposed[key] += value - last
-            raw[key] = value
-        return Monotonic(raw, exposed)
+            if last is None or value > last or key not in self.present:
+                raw[key] = value
+        return Monotonic(raw, exposed, frozenset(values))
 
 
 @dataclass(frozen=True)

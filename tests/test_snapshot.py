@@ -75,6 +75,27 @@ def test_hotplug_never_makes_a_counter_go_backwards():
     assert history[3].cpu_seconds[0]["idle"] == history[2].cpu_seconds[0]["idle"] == 101.0
 
 
+@pytest.mark.parametrize(
+    ("idle_seconds", "exported"),
+    [
+        ((1000, 1001, 1000.5, 1002), 1002.0),  # a step back is not counted twice: ends equal to the file
+        ((1000, 1001, 1000.5, 1000.75), 1001.0),  # below the old maximum: held there
+        ((1000, 1000, 1000, 1003), 1003.0),
+    ],
+    ids=["climbs-past-the-old-maximum", "still-below-it", "no-step-back"],
+)
+def test_a_step_back_is_held_at_the_maximum_seen(tmp_path, idle_seconds, exported):
+    (tmp_path / "proc").mkdir()
+    snap = None
+    for idle in idle_seconds:
+        ticks = round(idle * 100)
+        (tmp_path / "proc" / "stat").write_text(f"cpu  10 0 10 {ticks} 0 0 0 0 0 0\ncpu0 10 0 10 {ticks} 0 0 0 0 0 0\n")
+        snap = take_snapshot(snap, readers(tmp_path, {"cpu"}), FixedClock())
+        assert snap.cpu_seconds[0]["idle"] <= max(idle_seconds)
+    assert snap is not None
+    assert snap.cpu_seconds[0]["idle"] == exported
+
+
 def test_usage_ratio_is_busy_share_of_the_window():
     s1 = take_snapshot(None, readers(FIXTURES / "hotplug" / "step1", {"cpu"}), FixedClock())
     s2 = take_snapshot(s1, readers(FIXTURES / "hotplug" / "step2", {"cpu"}), FixedClock())
