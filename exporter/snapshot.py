@@ -29,7 +29,7 @@ from exporter.catalogue import SOURCES, of_job
 from exporter.guest_state import GuestVm
 from exporter.sources import SourceError
 from exporter.sources.cgroup import CgroupLimits, CgroupTree, read_cgroups
-from exporter.sources.cpufreq import require_cpufreq
+from exporter.sources.cpufreq import CpuFreq, require_cpufreq
 from exporter.sources.cpuinfo import require_cpuinfo
 from exporter.sources.hostname import read_hostname
 from exporter.sources.meminfo import MemInfo, read_meminfo
@@ -103,10 +103,7 @@ class SourceStatus:
 @dataclass(frozen=True)
 class Frequency:
     hertz: float
-    source: str  # "cpufreq" | "cpuinfo" | "perf"
-    min_hertz: float | None = None
-    max_hertz: float | None = None
-    governor: str | None = None
+    source: str  # "cpufreq_avg" | "cpufreq" | "cpufreq_hardware" (CURRENT_FILES) | "cpuinfo" | "perf"
 
 
 @dataclass(frozen=True)
@@ -227,6 +224,7 @@ class Snapshot:
     cpu_guest_seconds: Mapping[int, Mapping[str, float]] = field(default_factory=dict)
     cpu_usage_ratio: Mapping[int, float] = field(default_factory=dict)
     frequency: Mapping[int, Frequency] = field(default_factory=dict)
+    cpufreq: Mapping[int, CpuFreq] = field(default_factory=dict)  # limits, governor, hardware value
     cycles: Mapping[int, float] = field(default_factory=dict)
     ref_cycles: Mapping[int, float] = field(default_factory=dict)
     memory: MemInfo | None = None
@@ -361,18 +359,22 @@ def _read_cpu(prev: Snapshot, readers: Readers, run: _Run) -> _CpuPart:
     return _CpuPart(online, seconds, {c: g for c, g in guest.items() if g}, ratio, busy_seconds, counters)
 
 
-def _read_frequency(readers: Readers, run: _Run, online: tuple[int, ...]) -> dict[int, Frequency]:
-    """cpufreq, then /proc/cpuinfo for the CPUs cpufreq did not cover."""
+def _read_frequency(
+    readers: Readers, run: _Run, online: tuple[int, ...]
+) -> tuple[dict[int, Frequency], dict[int, CpuFreq]]:
+    """cpufreq, then /proc/cpuinfo for the CPUs cpufreq has no current frequency for; and cpufreq's reading."""
     frequency: dict[int, Frequency] = {}
+    freqs: dict[int, CpuFreq] = {}
     if "cpufreq" in readers.collectors:
-        freqs = run("cpufreq", lambda: require_cpufreq(readers.sysfs))
-        for cpu, f in (freqs or {}).items():
-            frequency[cpu] = Frequency(f.frequency_hertz, "cpufreq", f.min_hertz, f.max_hertz, f.governor)
+        freqs = run("cpufreq", lambda: require_cpufreq(readers.sysfs)) or {}
+        for cpu, f in freqs.items():
+            if f.frequency_hertz is not None:
+                frequency[cpu] = Frequency(f.frequency_hertz, f.source)
     if "cpuinfo" in readers.collectors and (not online or not set(online) <= frequency.keys()):
         mhz = run("cpuinfo", lambda: require_cpuinfo(readers.procfs))
         for cpu, hertz in (mhz or {}).items():
             frequency.setdefault(cpu, Frequency(hertz, "cpuinfo"))
-    return frequency
+    return frequency, freqs
 
 
 @dataclass(frozen=True)
@@ -422,13 +424,14 @@ def take_snapshot(previous: Snapshot | None, readers: Readers, clock: Clock) -> 
     run = _Run(clock)
     wall, mono = clock.wall(), clock.monotonic()
     cpu = _read_cpu(prev, readers, run)
-    frequency = _read_frequency(readers, run, cpu.cpus)
+    frequency, cpufreq = _read_frequency(readers, run, cpu.cpus)
     perf = _read_perf(prev, readers, run, cpu.cpus)
     if perf is not None:
         for c, f in _perf_frequency(prev, perf, cpu.busy_seconds).items():
             frequency.setdefault(c, f)
     if cpu.cpus:
         frequency = {c: f for c, f in frequency.items() if c in cpu.cpus}
+        cpufreq = {c: f for c, f in cpufreq.items() if c in cpu.cpus}
     memory = run("meminfo", lambda: read_meminfo(readers.procfs)) if "meminfo" in readers.collectors else None
     filesystems = None
     if "filesystem" in readers.collectors:
@@ -449,6 +452,7 @@ def take_snapshot(previous: Snapshot | None, readers: Readers, clock: Clock) -> 
         cpu_usage_ratio=cpu.cpu_usage_ratio,
         cpu_counters=cpu.counters or prev.cpu_counters,
         frequency=dict(sorted(frequency.items())),
+        cpufreq=dict(sorted(cpufreq.items())),
         cycles=perf.cycles if perf else {},
         ref_cycles=perf.ref_cycles if perf else {},
         perf_counters=perf.counters if perf else prev.perf_counters,
