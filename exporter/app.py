@@ -36,6 +36,7 @@ from exporter.snapshot import (
 from exporter.sources import SourceError
 from exporter.sources.bpf import BpfUnavailable
 from exporter.sources.cgroup import CgroupLimits
+from exporter.sources.mounts import MountFilter
 from exporter.sources.perf import PerfCounters, PerfUnavailable
 from exporter.sources.stat import read_stat, user_hz
 from exporter.sources.syscalls import Filter, SyscallCounter
@@ -178,6 +179,7 @@ async def _serve(config: Config, stop: asyncio.Event, ingest: Ingest | None) -> 
             perf_error,
             host_identity=config.grpc is not None,
             rootfs=config.roots.rootfs,
+            mounts=MountFilter(config.filesystem.mount_points_exclude, config.filesystem.fs_types_exclude),
         )
         sampler = build_sampler(config, readers, ingest, syscalls)
         app = make_app(Published(sampler.latest, sampler.rendered), __version__)

@@ -33,7 +33,7 @@ from exporter.sources.cpufreq import CpuFreq, require_cpufreq
 from exporter.sources.cpuinfo import require_cpuinfo
 from exporter.sources.hostname import read_hostname
 from exporter.sources.meminfo import MemInfo, read_meminfo
-from exporter.sources.mounts import Filesystem, StatVfs, read_filesystems
+from exporter.sources.mounts import Filesystem, MountFilter, StatVfs, read_filesystems
 from exporter.sources.netdevice import read_host_ipv4
 from exporter.sources.perf import PerfReading
 from exporter.sources.stat import MODES, CpuTimes, read_stat
@@ -197,6 +197,7 @@ class Readers:
     host_identity: bool = False  # read the hostname and host IPv4 (what the gRPC shim reports)
     rootfs: Path = Path("/")  # where mount points are stat'ed
     statvfs: StatVfs = os.statvfs
+    mounts: MountFilter = field(default_factory=MountFilter)  # mount points and filesystem types left out
     host_ipv4: Callable[[], str] = read_host_ipv4  # the address a gRPC payload reports (injected in golden runs)
 
 
@@ -435,7 +436,9 @@ def take_snapshot(previous: Snapshot | None, readers: Readers, clock: Clock) -> 
     memory = run("meminfo", lambda: read_meminfo(readers.procfs)) if "meminfo" in readers.collectors else None
     filesystems = None
     if "filesystem" in readers.collectors:
-        filesystems = run("filesystem", lambda: read_filesystems(readers.procfs, readers.rootfs, readers.statvfs))
+        filesystems = run(
+            "filesystem", lambda: read_filesystems(readers.procfs, readers.rootfs, readers.statvfs, readers.mounts)
+        )
     host = None
     if readers.host_identity:
         host = run("host", lambda: HostIdentity(read_hostname(readers.procfs), readers.host_ipv4()))
