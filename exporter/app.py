@@ -202,7 +202,9 @@ async def _serve(config: Config, stop: asyncio.Event, ingest: Ingest | None) -> 
             from exporter.grpc_compat.server import start_server
 
             try:
-                grpc_server = await start_server(config.grpc, sampler.latest)
+                # the first usage window needs two samples: the first, then one interval (plus its cost)
+                hold = 2 * config.sampler.interval_seconds + 1.0
+                grpc_server = await start_server(config.grpc, sampler.latest, hold)
             except (OSError, ConfigError) as e:
                 await runner.cleanup()
                 if isinstance(e, ConfigError):
