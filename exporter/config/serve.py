@@ -59,7 +59,7 @@ def load(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
     warnings: tuple[str, ...] = ()
     if vm is not None:
         warnings = vm.warnings
-        if vm.sample_interval is not None and "sampler.interval" not in v.given:
+        if "sampler.interval" not in v.given:
             sampler = replace(sampler, interval_seconds=vm.sample_interval)
     collectors = COLLECTORS.build(v)
     if grpc is not None:
