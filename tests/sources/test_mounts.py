@@ -233,3 +233,35 @@ def test_private_procfs_with_hidepid_read_as_nobody(hidepid):
     assert result["uid"] == 65534
     assert result["init"] == {"invisible": "FileNotFoundError", "noaccess": "PermissionError"}[hidepid]
     assert "/" in result["points"]
+
+
+@pytest.mark.live
+def test_a_real_mount_at_a_non_utf8_path(tmp_path):
+    """The kernel's own mountinfo line for a bind mount at b'caf\\xe9', in a private mount namespace."""
+    require_root()
+    if shutil.which("unshare") is None:
+        pytest.skip("unshare is not installed (util-linux)")
+    source, target = tmp_path / "source", os.fsdecode(bytes(tmp_path) + b"/caf\xe9")
+    source.mkdir()
+    os.mkdir(target)
+    (tmp_path / "procfs").mkdir()
+    (tmp_path / "procfs" / "1").symlink_to("/proc/self")  # this namespace's table, read as init's
+    script = (
+        "import json, os, subprocess, sys; from pathlib import Path\n"
+        "from exporter.sources.mounts import read_filesystems\n"
+        "source, target, procfs = sys.argv[1], os.fsdecode(os.fsencode(sys.argv[2])), Path(sys.argv[3])\n"
+        "subprocess.run(['mount', '--bind', source, target], check=True)\n"
+        "print(json.dumps({f.mount_point: f.error for f in read_filesystems(procfs, Path('/'))}))\n"
+    )
+    out = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", sys.executable, "-c", script,
+         str(source), target, str(tmp_path / "procfs")],
+        capture_output=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr.decode(errors="replace")
+    errors = json.loads(out.stdout)
+    assert errors[f"{tmp_path}/caf\\xe9"] == ""  # reported, its bytes escaped in the label, and measured
+    assert errors["/"] == ""
