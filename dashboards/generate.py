@@ -175,7 +175,10 @@ def cpu_frequency() -> db.Dashboard:
     d = d.with_panel(
         table.Panel()
         .title("Frequency source per core")
-        .description("Which source supplied sysmon_cpu_frequency_hertz: cpufreq, cpuinfo or perf.")
+        .description(
+            "Which source supplied sysmon_cpu_frequency_hertz: cpufreq_avg (cpuinfo_avg_freq), "
+            "cpufreq (scaling_cur_freq), cpufreq_hardware (cpuinfo_cur_freq), cpuinfo or perf."
+        )
         .datasource(DS)
         .with_target(query(f"sysmon_cpu_frequency_source_info{{{CPU_SEL}}} == 1", instant=True))
         .with_transformation(

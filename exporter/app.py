@@ -36,6 +36,7 @@ from exporter.snapshot import (
 from exporter.sources import SourceError
 from exporter.sources.bpf import BpfUnavailable
 from exporter.sources.cgroup import CgroupLimits
+from exporter.sources.mounts import MountFilter
 from exporter.sources.perf import PerfCounters, PerfUnavailable
 from exporter.sources.stat import read_stat, user_hz
 from exporter.sources.syscalls import Filter, SyscallCounter
@@ -178,6 +179,7 @@ async def _serve(config: Config, stop: asyncio.Event, ingest: Ingest | None) -> 
             perf_error,
             host_identity=config.grpc is not None,
             rootfs=config.roots.rootfs,
+            mounts=MountFilter(config.filesystem.mount_points_exclude, config.filesystem.fs_types_exclude),
         )
         sampler = build_sampler(config, readers, ingest, syscalls)
         app = make_app(Published(sampler.latest, sampler.rendered), __version__)
@@ -200,7 +202,9 @@ async def _serve(config: Config, stop: asyncio.Event, ingest: Ingest | None) -> 
             from exporter.grpc_compat.server import start_server
 
             try:
-                grpc_server = await start_server(config.grpc, sampler.latest)
+                # the first usage window needs two samples: the first, then one interval (plus its cost)
+                hold = 2 * config.sampler.interval_seconds + 1.0
+                grpc_server = await start_server(config.grpc, sampler.latest, hold)
             except (OSError, ConfigError) as e:
                 await runner.cleanup()
                 if isinstance(e, ConfigError):

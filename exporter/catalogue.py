@@ -182,7 +182,7 @@ SOURCES: Mapping[str, Source] = MappingProxyType(
             ),
             Source(
                 "filesystem",
-                "size and free space of each mounted filesystem (statvfs of /proc/1/mounts' mount points)",
+                "size and free space of each mounted filesystem (statvfs of /proc/1/mountinfo's mount points)",
                 _filesystem,
                 replay=False,
                 fix="pass --path.procfs and --path.rootfs (the host's / mounted read-only)",

@@ -21,7 +21,7 @@ from exporter.config import Address, DiagConfig, load_diag
 from exporter.guest.channel import DEFAULT_PORT_NAME
 from exporter.snapshot import describe
 from exporter.sources import SourceError, read_small
-from exporter.sources.mounts import MOUNT_TABLE_LIMIT, parse_mounts
+from exporter.sources.mountinfo import read_mountinfo
 
 CAP_SYS_ADMIN = 21
 CAP_PERFMON = 38  # Linux 5.8, commit 980737282232
@@ -47,10 +47,9 @@ def _read(path: Path) -> str | None:
 
 
 def _mounts(roots: Roots) -> list[tuple[str, str]]:
-    """(mount point, fs type) from /proc/self/mounts."""
-    path = roots.procfs / "self" / "mounts"
+    """(mount point, fs type) from /proc/self/mountinfo."""
     try:
-        return [(m.mount_point, m.fstype) for m in parse_mounts(read_small(path, MOUNT_TABLE_LIMIT), str(path))]
+        return [(m.mount_point, m.fstype) for m in read_mountinfo(roots.procfs, "self")]
     except (OSError, SourceError):
         return []
 

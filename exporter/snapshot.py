@@ -7,8 +7,9 @@ source never stops another. Counters are made monotonic here, across samples:
 /proc/stat idle and iowait can step backwards on NO_HZ kernels
 (kernel/time/tick-sched.c get_cpu_idle_time_us, node_exporter#1686), and a CPU
 that goes offline and comes back may restart its counts. Exposed values only
-ever grow by the positive part of each raw delta; the state for offline CPUs
-is kept so they resume where they stopped.
+ever grow when a counter passes the highest value it had (so a step back is
+never counted twice); the state for offline CPUs is kept so they resume where
+they stopped.
 
 Values derived from two consecutive samples (usage ratio, the perf-derived
 frequency) are computed here and nowhere else.
@@ -28,12 +29,12 @@ from exporter.catalogue import SOURCES, of_job
 from exporter.guest_state import GuestVm
 from exporter.sources import SourceError
 from exporter.sources.cgroup import CgroupLimits, CgroupTree, read_cgroups
-from exporter.sources.cpufreq import require_cpufreq
+from exporter.sources.cpufreq import CpuFreq, require_cpufreq
 from exporter.sources.cpuinfo import require_cpuinfo
 from exporter.sources.hostname import read_hostname
 from exporter.sources.loadavg import LoadAvg, read_loadavg
 from exporter.sources.meminfo import MemInfo, read_meminfo
-from exporter.sources.mounts import Filesystem, StatVfs, read_filesystems
+from exporter.sources.mounts import Filesystem, MountFilter, StatVfs, read_filesystems
 from exporter.sources.netdevice import read_host_ipv4
 from exporter.sources.perf import PerfReading
 from exporter.sources.stat import MODES, CpuTimes, read_stat
@@ -103,18 +104,24 @@ class SourceStatus:
 @dataclass(frozen=True)
 class Frequency:
     hertz: float
-    source: str  # "cpufreq" | "cpuinfo" | "perf"
-    min_hertz: float | None = None
-    max_hertz: float | None = None
-    governor: str | None = None
+    source: str  # "cpufreq_avg" | "cpufreq" | "cpufreq_hardware" (CURRENT_FILES) | "cpuinfo" | "perf"
 
 
 @dataclass(frozen=True)
 class Monotonic:
-    """Counters that never decrease: ``exposed`` grows by the positive part of each raw delta."""
+    """Counters that never decrease and never count the same time twice.
+
+    ``raw`` holds the highest value seen of each key while it stays present, as
+    node_exporter does: after a step back (NO_HZ idle/iowait), ``exposed`` grows
+    again only once the file climbs past that maximum, so it ends equal to the
+    file. A key that was absent in the previous sample (a CPU that went offline)
+    restarts from whatever value it returns with: its counts may have restarted
+    near zero (kernel/time/tick-sched.c), and it resumes where it stopped.
+    """
 
     raw: Mapping[tuple[int, str], float] = field(default_factory=dict)
     exposed: Mapping[tuple[int, str], float] = field(default_factory=dict)
+    present: frozenset[tuple[int, str]] = frozenset()  # the keys of the last sample
 
     def advance(self, values: Mapping[tuple[int, str], float]) -> Monotonic:
         raw = dict(self.raw)
@@ -125,8 +132,9 @@ class Monotonic:
                 exposed[key] = value
             elif value > last:
                 exposed[key] += value - last
-            raw[key] = value
-        return Monotonic(raw, exposed)
+            if last is None or value > last or key not in self.present:
+                raw[key] = value
+        return Monotonic(raw, exposed, frozenset(values))
 
 
 @dataclass(frozen=True)
@@ -190,6 +198,7 @@ class Readers:
     host_identity: bool = False  # read the hostname and host IPv4 (what the gRPC shim reports)
     rootfs: Path = Path("/")  # where mount points are stat'ed
     statvfs: StatVfs = os.statvfs
+    mounts: MountFilter = field(default_factory=MountFilter)  # mount points and filesystem types left out
     host_ipv4: Callable[[], str] = read_host_ipv4  # the address a gRPC payload reports (injected in golden runs)
 
 
@@ -217,6 +226,7 @@ class Snapshot:
     cpu_guest_seconds: Mapping[int, Mapping[str, float]] = field(default_factory=dict)
     cpu_usage_ratio: Mapping[int, float] = field(default_factory=dict)
     frequency: Mapping[int, Frequency] = field(default_factory=dict)
+    cpufreq: Mapping[int, CpuFreq] = field(default_factory=dict)  # limits, governor, hardware value
     cycles: Mapping[int, float] = field(default_factory=dict)
     ref_cycles: Mapping[int, float] = field(default_factory=dict)
     memory: MemInfo | None = None
@@ -352,18 +362,22 @@ def _read_cpu(prev: Snapshot, readers: Readers, run: _Run) -> _CpuPart:
     return _CpuPart(online, seconds, {c: g for c, g in guest.items() if g}, ratio, busy_seconds, counters)
 
 
-def _read_frequency(readers: Readers, run: _Run, online: tuple[int, ...]) -> dict[int, Frequency]:
-    """cpufreq, then /proc/cpuinfo for the CPUs cpufreq did not cover."""
+def _read_frequency(
+    readers: Readers, run: _Run, online: tuple[int, ...]
+) -> tuple[dict[int, Frequency], dict[int, CpuFreq]]:
+    """cpufreq, then /proc/cpuinfo for the CPUs cpufreq has no current frequency for; and cpufreq's reading."""
     frequency: dict[int, Frequency] = {}
+    freqs: dict[int, CpuFreq] = {}
     if "cpufreq" in readers.collectors:
-        freqs = run("cpufreq", lambda: require_cpufreq(readers.sysfs))
-        for cpu, f in (freqs or {}).items():
-            frequency[cpu] = Frequency(f.frequency_hertz, "cpufreq", f.min_hertz, f.max_hertz, f.governor)
+        freqs = run("cpufreq", lambda: require_cpufreq(readers.sysfs)) or {}
+        for cpu, f in freqs.items():
+            if f.frequency_hertz is not None:
+                frequency[cpu] = Frequency(f.frequency_hertz, f.source)
     if "cpuinfo" in readers.collectors and (not online or not set(online) <= frequency.keys()):
         mhz = run("cpuinfo", lambda: require_cpuinfo(readers.procfs))
         for cpu, hertz in (mhz or {}).items():
             frequency.setdefault(cpu, Frequency(hertz, "cpuinfo"))
-    return frequency
+    return frequency, freqs
 
 
 @dataclass(frozen=True)
@@ -413,18 +427,21 @@ def take_snapshot(previous: Snapshot | None, readers: Readers, clock: Clock) -> 
     run = _Run(clock)
     wall, mono = clock.wall(), clock.monotonic()
     cpu = _read_cpu(prev, readers, run)
-    frequency = _read_frequency(readers, run, cpu.cpus)
+    frequency, cpufreq = _read_frequency(readers, run, cpu.cpus)
     perf = _read_perf(prev, readers, run, cpu.cpus)
     if perf is not None:
         for c, f in _perf_frequency(prev, perf, cpu.busy_seconds).items():
             frequency.setdefault(c, f)
     if cpu.cpus:
         frequency = {c: f for c, f in frequency.items() if c in cpu.cpus}
+        cpufreq = {c: f for c, f in cpufreq.items() if c in cpu.cpus}
     memory = run("meminfo", lambda: read_meminfo(readers.procfs)) if "meminfo" in readers.collectors else None
     load = run("loadavg", lambda: read_loadavg(readers.procfs)) if "loadavg" in readers.collectors else None
     filesystems = None
     if "filesystem" in readers.collectors:
-        filesystems = run("filesystem", lambda: read_filesystems(readers.procfs, readers.rootfs, readers.statvfs))
+        filesystems = run(
+            "filesystem", lambda: read_filesystems(readers.procfs, readers.rootfs, readers.statvfs, readers.mounts)
+        )
     host = None
     if readers.host_identity:
         host = run("host", lambda: HostIdentity(read_hostname(readers.procfs), readers.host_ipv4()))
@@ -441,6 +458,7 @@ def take_snapshot(previous: Snapshot | None, readers: Readers, clock: Clock) -> 
         cpu_usage_ratio=cpu.cpu_usage_ratio,
         cpu_counters=cpu.counters or prev.cpu_counters,
         frequency=dict(sorted(frequency.items())),
+        cpufreq=dict(sorted(cpufreq.items())),
         cycles=perf.cycles if perf else {},
         ref_cycles=perf.ref_cycles if perf else {},
         perf_counters=perf.counters if perf else prev.perf_counters,

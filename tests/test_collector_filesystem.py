@@ -24,3 +24,36 @@ def test_a_filesystem_that_failed_statvfs_has_only_its_error_and_readonly_series
 
 def test_no_filesystems_no_families():
     assert list(collect_filesystem(Snapshot())) == []
+
+
+def test_exclude_flags_reach_the_running_exporter(tmp_path):
+    """Two block-device mounts under a real rootfs; each flag leaves out what it matches, empty leaves out nothing."""
+    import shutil
+
+    from tests.helpers import FIXTURES, run_exporter
+
+    host = tmp_path / "host"
+    shutil.copytree(FIXTURES / "vm-2cpu", host)
+    for point in ("srv", "var/lib/kubelet/pods/u/volumes/v"):
+        (host / point).mkdir(parents=True)
+    (host / "proc" / "1" / "mountinfo").write_text(
+        "1 0 254:0 / / rw - ext4 /dev/vda rw\n"
+        "2 1 254:1 / /srv rw - xfs /dev/vdb rw\n"
+        "3 1 254:2 / /var/lib/kubelet/pods/u/volumes/v rw - ext4 /dev/vdc rw\n"
+    )
+    common = [f"--path.procfs={host / 'proc'}", f"--path.sysfs={host / 'sys'}", f"--path.rootfs={host}"]
+    common += ["--no-collector.perf", "--no-collector.cgroup"]
+
+    def points(*flags: str) -> set[str]:
+        with run_exporter([*common, *flags], tmp_path) as exp:
+            m = parse_exposition(exp.metrics())
+        return {dict(labels)["mountpoint"] for labels in m["sysmon_filesystem_size_bytes"]}
+
+    assert points() == {"/", "/srv"}
+    assert points("--filesystem.mount-points-exclude=^/srv$") == {"/", "/var/lib/kubelet/pods/u/volumes/v"}
+    assert points("--filesystem.fs-types-exclude=^xfs$") == {"/"}
+    assert points("--filesystem.mount-points-exclude=", "--filesystem.fs-types-exclude=") == {
+        "/",
+        "/srv",
+        "/var/lib/kubelet/pods/u/volumes/v",
+    }

@@ -40,3 +40,19 @@ def test_every_serving_flag_is_in_the_flags_table():
     flags = {f.name for f in SERVE.flags if not f.name.startswith("collector.")}
     assert flags - documented == set(), f"README.md's flags table lacks {sorted(flags - documented)}"
     assert "collector.<name>" in documented
+
+
+def test_serviceradar_check_entries_use_each_files_own_keys():
+    """The poller's check list reads service_type/service_name/details; the agent's checker file name/type/address."""
+    import json
+
+    section = README.split("## ServiceRadar", 1)[1].split("\n## ", 1)[0]
+    blocks = [json.loads(b) for b in re.findall(r"```json\n(.*?)\n```", section, flags=re.DOTALL)]
+    poller = [b for b in blocks if set(b) == {"service_type", "service_name", "details"}]
+    agent = [b for b in blocks if set(b) == {"name", "type", "address"}]
+    assert len(poller) == 1 and len(agent) == 1, blocks
+    assert poller[0]["service_type"] == agent[0]["type"] == "grpc"
+    assert poller[0]["service_name"] == agent[0]["name"] in {"sysmon", "sysmon-vm"}
+    assert poller[0]["details"] == agent[0]["address"]
+    host, _, port = agent[0]["address"].rpartition(":")
+    assert host and port.isdigit()

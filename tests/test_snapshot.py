@@ -75,6 +75,27 @@ def test_hotplug_never_makes_a_counter_go_backwards():
     assert history[3].cpu_seconds[0]["idle"] == history[2].cpu_seconds[0]["idle"] == 101.0
 
 
+@pytest.mark.parametrize(
+    ("idle_seconds", "exported"),
+    [
+        ((1000, 1001, 1000.5, 1002), 1002.0),  # a step back is not counted twice: ends equal to the file
+        ((1000, 1001, 1000.5, 1000.75), 1001.0),  # below the old maximum: held there
+        ((1000, 1000, 1000, 1003), 1003.0),
+    ],
+    ids=["climbs-past-the-old-maximum", "still-below-it", "no-step-back"],
+)
+def test_a_step_back_is_held_at_the_maximum_seen(tmp_path, idle_seconds, exported):
+    (tmp_path / "proc").mkdir()
+    snap = None
+    for idle in idle_seconds:
+        ticks = round(idle * 100)
+        (tmp_path / "proc" / "stat").write_text(f"cpu  10 0 10 {ticks} 0 0 0 0 0 0\ncpu0 10 0 10 {ticks} 0 0 0 0 0 0\n")
+        snap = take_snapshot(snap, readers(tmp_path, {"cpu"}), FixedClock())
+        assert snap.cpu_seconds[0]["idle"] <= max(idle_seconds)
+    assert snap is not None
+    assert snap.cpu_seconds[0]["idle"] == exported
+
+
 def test_usage_ratio_is_busy_share_of_the_window():
     s1 = take_snapshot(None, readers(FIXTURES / "hotplug" / "step1", {"cpu"}), FixedClock())
     s2 = take_snapshot(s1, readers(FIXTURES / "hotplug" / "step2", {"cpu"}), FixedClock())
@@ -155,7 +176,8 @@ def test_perf_unavailable_fails_only_perf():
 def test_a_bad_source_fails_alone(tmp_path, damage, failed, needle):
     root = tmp_path / "host"
     shutil.copytree(FIXTURES / "baremetal-8cpu", root)
-    (root / "sys" / "devices" / "system" / "cpu" / "cpu3" / "cpufreq" / "scaling_cur_freq").unlink()
+    for name in ("scaling_cur_freq", "cpuinfo_cur_freq"):  # cpu3 without a cpufreq frequency: cpuinfo is read
+        (root / "sys" / "devices" / "system" / "cpu" / "cpu3" / "cpufreq" / name).unlink()
     damage(root)
     snap = take_snapshot(None, readers(root), FixedClock())
     assert not snap.statuses[failed].success
@@ -207,3 +229,33 @@ def test_failure_is_logged_once_and_recovery_once(tmp_path, caplog):
         f"source meminfo failed: {root}/proc/meminfo:1: line has no ':': 'junk'",
         "source meminfo recovered",
     ]
+
+
+def test_cpufreq_without_a_current_frequency_keeps_limits_and_governor(tmp_path):
+    """cpu0: cpuinfo_avg_freq first; cpu1: no current-frequency file, so /proc/cpuinfo, with cpufreq's limits."""
+    from exporter.collector.cpu import collect_frequency
+
+    root = tmp_path / "host"
+    shutil.copytree(FIXTURES / "vm-2cpu", root)
+    for cpu, files in {
+        0: {"cpuinfo_avg_freq": "2400000", "scaling_cur_freq": "1500000"},
+        1: {"cpuinfo_min_freq": "800000", "cpuinfo_max_freq": "3900000", "scaling_governor": "schedutil"},
+    }.items():
+        policy = root / "sys" / "devices" / "system" / "cpu" / f"cpu{cpu}" / "cpufreq"
+        policy.mkdir(parents=True, exist_ok=True)
+        for name, text in files.items():
+            (policy / name).write_text(text + "\n")
+    snap = take_snapshot(None, readers(root), FixedClock())
+    assert {c: (f.source, f.hertz) for c, f in snap.frequency.items()} == {
+        0: ("cpufreq_avg", 2.4e9),
+        1: ("cpuinfo", pytest.approx(2599.998e6)),
+    }
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value for m in collect_frequency(snap) for s in m.samples
+    }
+    assert samples[("sysmon_cpu_frequency_source_info", (("cpu", "0"), ("source", "cpufreq_avg")))] == 1
+    assert samples[("sysmon_cpu_frequency_source_info", (("cpu", "1"), ("source", "cpuinfo")))] == 1
+    assert samples[("sysmon_cpu_frequency_min_hertz", (("cpu", "1"),))] == 800e6
+    assert samples[("sysmon_cpu_frequency_max_hertz", (("cpu", "1"),))] == 3900e6
+    assert samples[("sysmon_cpu_scaling_governor_info", (("cpu", "1"), ("governor", "schedutil")))] == 1
+    assert not any(name == "sysmon_cpu_hardware_frequency_hertz" for name, _ in samples)

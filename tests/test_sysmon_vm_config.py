@@ -61,7 +61,7 @@ def test_defaults_flag_override_and_client_ca(tmp_path):
     config = load([f"--sysmon-vm.config={path}"], {})
     assert (config.grpc.host, config.grpc.port) == ("0.0.0.0", 50110)
     assert config.grpc.tls.client_ca_file == tmp_path / "clients.pem"  # absolute paths ignore cert_dir
-    assert config.sampler.interval_seconds == 1.0
+    assert config.sampler.interval_seconds == 0.2  # no sample_interval: the Go checker's 200ms default
     config = load([f"--sysmon-vm.config={path}", "--grpc.listen-address=127.0.0.1:1234"], {})
     assert (config.grpc.host, config.grpc.port) == ("127.0.0.1", 1234)
     assert config.grpc.tls is not None  # the flag moves the listener; security still comes from the file
@@ -152,3 +152,40 @@ def test_grpc_needs_the_cpu_and_meminfo_collectors(tmp_path, name):
     with pytest.raises(ConfigError, match=f"--no-collector.{name}: ServiceRadar's payload needs the {name} collector"):
         load([f"--sysmon-vm.config={write(tmp_path, {})}"], {f"SYSMON_COLLECTOR_{name.upper()}": "false"})
     assert load([f"--no-collector.{name}"], {}).grpc is None  # without gRPC the collector may be off
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds", "warned"),
+    [
+        ("+1s", 1.0, False),
+        ("-1s", 0.05, True),  # Go parses it; the checker clamps it like any value below 50ms
+        ("-0", 0.05, True),
+        ("200000\u00b5s", 0.2, False),  # micro sign
+        ("200000\u03bcs", 0.2, False),  # Greek mu
+        ("1s500ms", 1.5, False),
+    ],
+    ids=["plus", "minus-clamped", "minus-zero", "micro-sign", "greek-mu", "compound"],
+)
+def test_go_duration_edge_cases_the_go_checker_accepts(tmp_path, text, seconds, warned):
+    config = load([f"--sysmon-vm.config={write(tmp_path, {'sample_interval': text})}"], {})
+    assert config.sampler.interval_seconds == seconds
+    assert len(config.warnings) == warned
+
+
+@pytest.mark.parametrize("text", ["+", "-", "1", "--1s", "1s-"], ids=["plus", "minus", "bare", "two-signs", "trailing"])
+def test_go_durations_the_go_checker_refuses(tmp_path, text):
+    with pytest.raises(ConfigError, match=r"sample_interval: .* is not a duration|empty duration"):
+        load([f"--sysmon-vm.config={write(tmp_path, {'sample_interval': text})}"], {})
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [{}, {"sample_interval": ""}, {"listen_addr": "", "security": {"mode": ""}}],
+    ids=["empty-file", "empty-interval", "empty-listen-and-mode"],
+)
+def test_empty_or_missing_fields_are_the_go_checkers_defaults(tmp_path, doc):
+    """listen_addr 0.0.0.0:50110, security none, sample_interval 200ms (defaultSampleInterval), not 1s."""
+    config = load([f"--sysmon-vm.config={write(tmp_path, doc)}"], {})
+    assert config.grpc == GrpcConfig("0.0.0.0", 50110, None)
+    assert config.sampler.interval_seconds == 0.2
+    assert config.warnings == ()

@@ -68,7 +68,8 @@ def collect_frequency(snap: Snapshot) -> Iterator[Metric]:
         yield _per_cpu(
             GaugeMetricFamily(
                 "sysmon_cpu_frequency_hertz",
-                "Current frequency of each CPU from the first source that has it (cpufreq, cpuinfo, perf).",
+                "Current frequency of each CPU from the first source that has it "
+                "(cpufreq cpuinfo_avg_freq, scaling_cur_freq, cpuinfo_cur_freq; /proc/cpuinfo; perf).",
                 labels=["cpu"],
             ),
             {cpu: f.hertz for cpu, f in freq.items()},
@@ -78,31 +79,10 @@ def collect_frequency(snap: Snapshot) -> Iterator[Metric]:
             "Which source sysmon_cpu_frequency_hertz came from for each CPU.",
             labels=["cpu", "source"],
         )
-        governor = GaugeMetricFamily(
-            "sysmon_cpu_scaling_governor_info", "The cpufreq scaling governor of each CPU.", labels=["cpu", "governor"]
-        )
         for cpu, f in freq.items():
             source.add_metric([str(cpu), f.source], 1)
-            if f.governor is not None:
-                governor.add_metric([str(cpu), f.governor], 1)
         yield source
-        minimum = _per_cpu(
-            GaugeMetricFamily(
-                "sysmon_cpu_frequency_min_hertz",
-                "Lowest frequency the CPU supports (cpufreq cpuinfo_min_freq).",
-                labels=["cpu"],
-            ),
-            {cpu: f.min_hertz for cpu, f in freq.items()},
-        )
-        maximum = _per_cpu(
-            GaugeMetricFamily(
-                "sysmon_cpu_frequency_max_hertz",
-                "Highest frequency the CPU supports (cpufreq cpuinfo_max_freq).",
-                labels=["cpu"],
-            ),
-            {cpu: f.max_hertz for cpu, f in freq.items()},
-        )
-        yield from (m for m in (minimum, maximum, governor) if m.samples)
+    yield from _cpufreq(snap)
     if snap.cycles:
         yield _per_cpu(
             CounterMetricFamily(
@@ -121,3 +101,39 @@ def collect_frequency(snap: Snapshot) -> Iterator[Metric]:
             ),
             snap.ref_cycles,
         )
+
+
+def _cpufreq(snap: Snapshot) -> Iterator[Metric]:
+    """The cpufreq policy of each online CPU, whichever source gave its frequency."""
+    policies = snap.cpufreq
+    hardware = _per_cpu(
+        GaugeMetricFamily(
+            "sysmon_cpu_hardware_frequency_hertz",
+            "Frequency read back from the hardware (cpufreq cpuinfo_cur_freq; readable by root only).",
+            labels=["cpu"],
+        ),
+        {cpu: f.hardware_hertz for cpu, f in policies.items()},
+    )
+    minimum = _per_cpu(
+        GaugeMetricFamily(
+            "sysmon_cpu_frequency_min_hertz",
+            "Lowest frequency the CPU supports (cpufreq cpuinfo_min_freq).",
+            labels=["cpu"],
+        ),
+        {cpu: f.min_hertz for cpu, f in policies.items()},
+    )
+    maximum = _per_cpu(
+        GaugeMetricFamily(
+            "sysmon_cpu_frequency_max_hertz",
+            "Highest frequency the CPU supports (cpufreq cpuinfo_max_freq).",
+            labels=["cpu"],
+        ),
+        {cpu: f.max_hertz for cpu, f in policies.items()},
+    )
+    governor = GaugeMetricFamily(
+        "sysmon_cpu_scaling_governor_info", "The cpufreq scaling governor of each CPU.", labels=["cpu", "governor"]
+    )
+    for cpu, f in policies.items():
+        if f.governor is not None:
+            governor.add_metric([str(cpu), f.governor], 1)
+    yield from (m for m in (hardware, minimum, maximum, governor) if m.samples)

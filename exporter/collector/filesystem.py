@@ -1,4 +1,4 @@
-"""Filesystem families from a Snapshot (/proc/1/mounts and statvfs of each block-device filesystem)."""
+"""Filesystem families from a Snapshot (/proc/1/mountinfo and statvfs of each block-device filesystem)."""
 
 from __future__ import annotations
 

@@ -18,6 +18,7 @@ from exporter.config.values import format_duration, parse_duration, parse_listen
 # ServiceRadar's sysmon-vm checker: its defaults and the interval bounds it clamps to.
 SYSMON_VM_LISTEN = ("0.0.0.0", 50110)
 SYSMON_VM_INTERVAL_BOUNDS = (0.05, 5.0)
+SYSMON_VM_INTERVAL = 0.2  # pkg/checker/sysmonvm/config.go defaultSampleInterval
 SECURITY_MODES = ("none", "mtls")
 SYSMON_VM_OPTION = "--sysmon-vm.config"
 GRPC_NEEDS = ("cpu", "meminfo")  # per-core usage and memory: ServiceRadar drops a payload without them
@@ -42,7 +43,7 @@ class GrpcConfig:
 @dataclass(frozen=True)
 class SysmonVmConfig:
     grpc: GrpcConfig
-    sample_interval: float | None  # None: the file leaves the interval to --sampler.interval
+    sample_interval: float  # the file's, or the Go checker's default when it has none
     warnings: tuple[str, ...]
 
 
@@ -71,7 +72,8 @@ def _field(obj: Mapping[str, Any], key: str, where: str, default: str = "") -> s
 
 def parse_sysmon_vm(raw: Mapping[str, Any], where: str) -> SysmonVmConfig:
     option = SYSMON_VM_OPTION
-    listen = _field(raw, "listen_addr", where, "{}:{}".format(*SYSMON_VM_LISTEN))
+    # Config.Normalize in the Go checker: an empty listen_addr or sample_interval is the default
+    listen = _field(raw, "listen_addr", where) or "{}:{}".format(*SYSMON_VM_LISTEN)
     try:
         host, port = parse_listen_address(listen)
     except ValueError as e:
@@ -79,7 +81,7 @@ def parse_sysmon_vm(raw: Mapping[str, Any], where: str) -> SysmonVmConfig:
 
     warnings: list[str] = []
     low, high = SYSMON_VM_INTERVAL_BOUNDS
-    interval: float | None = None
+    interval = SYSMON_VM_INTERVAL
     text = _field(raw, "sample_interval", where)
     if text:
         try:
@@ -97,7 +99,7 @@ def parse_sysmon_vm(raw: Mapping[str, Any], where: str) -> SysmonVmConfig:
     security = raw.get("security") or {}
     if not isinstance(security, dict):
         raise ConfigError(option, f"{where}: security must be an object")
-    mode = _field(security, "mode", where, "none").lower()
+    mode = (_field(security, "mode", where) or "none").lower()  # empty is none, as ServiceRadar reads it
     if mode == "spiffe":
         raise ConfigError(
             option, f"{where}: security mode spiffe is not supported; use mtls with certificate files, or none"

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from exporter.catalogue import Roots, collector_defaults
 from exporter.config.cgroup import CGROUP, CgroupConfig
 from exporter.config.collectors import Collectors
+from exporter.config.filesystem import FILESYSTEM, FilesystemConfig
 from exporter.config.flags import ConfigError, FlagSet
 from exporter.config.grpc import GRPC, GRPC_NEEDS, GrpcConfig
 from exporter.config.guest import GUEST, GuestConfig
@@ -28,7 +29,7 @@ SUBCOMMANDS = """commands:
 
 SERVE = FlagSet(
     "sysmon-exporter",
-    (WEB, GRPC, SERVE_PATHS, SAMPLER, CGROUP, LOG, COLLECTORS, GUEST, SYSCALLS),
+    (WEB, GRPC, SERVE_PATHS, SAMPLER, CGROUP, FILESYSTEM, LOG, COLLECTORS, GUEST, SYSCALLS),
     about=SUBCOMMANDS,
 )
 
@@ -39,6 +40,7 @@ class Config:
     roots: Roots = field(default_factory=Roots)
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     cgroup: CgroupConfig = field(default_factory=CgroupConfig)
+    filesystem: FilesystemConfig = field(default_factory=FilesystemConfig)
     log_level: str = "info"
     collectors: frozenset[str] = field(
         default_factory=lambda: frozenset(n for n, on in collector_defaults().items() if on)
@@ -57,7 +59,7 @@ def load(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
     warnings: tuple[str, ...] = ()
     if vm is not None:
         warnings = vm.warnings
-        if vm.sample_interval is not None and "sampler.interval" not in v.given:
+        if "sampler.interval" not in v.given:
             sampler = replace(sampler, interval_seconds=vm.sample_interval)
     collectors = COLLECTORS.build(v)
     if grpc is not None:
@@ -77,6 +79,7 @@ def load(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
         roots=SERVE_PATHS.build(v),
         sampler=sampler,
         cgroup=CGROUP.build(v),
+        filesystem=FILESYSTEM.build(v),
         log_level=LOG.build(v).level,
         collectors=collectors,
         grpc=grpc,

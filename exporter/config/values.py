@@ -7,29 +7,46 @@ from collections.abc import Callable, Sequence
 
 DEFAULT_PORT = 9477
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
-_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+# Go's time.ParseDuration units; microseconds also as U+00B5 (micro sign) and U+03BC (Greek mu).
+_DURATION_PART = re.compile("(\\d+(?:\\.\\d*)?|\\.\\d+)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)")
+_UNITS_NS = {
+    "ns": 1,
+    "us": 10**3,
+    "\u00b5s": 10**3,
+    "\u03bcs": 10**3,
+    "ms": 10**6,
+    "s": 10**9,
+    "m": 60 * 10**9,
+    "h": 3600 * 10**9,
+}
 
 
 def parse_duration(text: str, *, bare_seconds: bool = True) -> float:
     """A Go duration ("250ms", "1m30s", "1.5s") in seconds. A bare number is seconds, unless
-    ``bare_seconds`` is False: then, as Go's time.ParseDuration, only "0" may go without a unit."""
-    text = text.strip()
-    if bare_seconds or text == "0":
+    ``bare_seconds`` is False: then, as Go's time.ParseDuration, only "0" may go without a unit,
+    and a leading sign is allowed ("+1s", "-1s": callers bound the value)."""
+    given = text = text.strip()
+    if bare_seconds:
         try:
             return float(text)
         except ValueError:
             pass
+    sign = 1.0
+    if not bare_seconds:
+        if text[:1] in ("+", "-"):
+            sign, text = (-1.0 if text[0] == "-" else 1.0), text[1:]
+        if text == "0":
+            return 0.0
     pos, total = 0, 0.0
     while pos < len(text):
         m = _DURATION_PART.match(text, pos)
         if not m:
-            raise ValueError(f"{text!r} is not a duration (examples: 250ms, 1s, 1m30s)")
-        total += float(m.group(1)) * _UNITS[m.group(2)]
+            raise ValueError(f"{given!r} is not a duration (examples: 250ms, 1s, 1m30s)")
+        total += float(m.group(1)) * _UNITS_NS[m.group(2)]  # in ns, as Go counts: 200000µs is 0.2 s exactly
         pos = m.end()
     if not text:
         raise ValueError("empty duration (examples: 250ms, 1s, 1m30s)")
-    return total
+    return sign * total / 1e9
 
 
 def format_duration(seconds: float) -> str:

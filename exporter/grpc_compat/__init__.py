@@ -1,7 +1,9 @@
 """ServiceRadar compatibility: ``monitoring.AgentService`` as its sysmon-vm checker speaks it.
 
 A ServiceRadar agent polls this process exactly as it polls the Go sysmon-vm
-checker (releases v1.0.53 to v1.0.78): ``grpc.health.v1.Health/Check("")``,
+checker (shipped in releases v1.0.53 to v1.0.61; v1.0.62 and later ship
+sysmon-osx instead), over the AgentService checker protocol that releases
+v1.0.53 to v1.0.78 speak: ``grpc.health.v1.Health/Check("")``,
 then ``GetStatus`` twice (or ``GetResults`` when the poller has
 ``results_interval``). Every answer comes from the sampler's latest snapshot;
 nothing is read or measured on the request path.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import os
 import shutil
@@ -15,7 +16,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from exporter.config import GrpcConfig
 from exporter.grpc_compat._generated import monitoring_pb2, monitoring_pb2_grpc
-from exporter.grpc_compat.payload import build_payload
+from exporter.grpc_compat.payload import build_payload, unavailable_reason
 from exporter.grpc_compat.tls import TlsTerminator, server_context
 from exporter.snapshot import Snapshot
 
@@ -37,21 +38,47 @@ def _echo(request: monitoring_pb2.StatusRequest | monitoring_pb2.ResultsRequest)
     }
 
 
-class AgentService(monitoring_pb2_grpc.AgentServiceServicer):
-    """Answers from ``latest()`` at once (the Go checker blocks for a sample interval; this does not)."""
+# How often a held call looks at latest() again while the first usage window is being taken.
+HOLD_POLL_SECONDS = 0.01
 
-    def __init__(self, latest: Callable[[], Snapshot | None]) -> None:
+
+class AgentService(monitoring_pb2_grpc.AgentServiceServicer):
+    """Answers from ``latest()`` at once (the Go checker blocks for a sample interval; this does not).
+
+    Right after start there is no usage window yet (it needs two samples). The
+    Go checker never answers ``available=false`` for that (each call blocks and
+    samples), so calls that arrive before the first complete payload are held
+    until it exists, for at most ``hold_seconds`` after start; the payload is
+    then whatever the snapshot gives. Once one payload has been complete, no
+    call is held again.
+    """
+
+    def __init__(self, latest: Callable[[], Snapshot | None], hold_seconds: float = 0.0) -> None:
         self._latest = latest
         self._sequence = itertools.count(1)
+        self._hold_until = time.monotonic() + hold_seconds
+        self._started = hold_seconds <= 0
 
-    def _payload(self, start_ns: int) -> tuple[bool, bytes]:
-        return build_payload(self._latest(), lambda: _since(start_ns))
+    async def _snapshot(self) -> Snapshot | None:
+        snap = self._latest()
+        while not self._started:
+            left = self._hold_until - time.monotonic()
+            if not unavailable_reason(snap) or left <= 0:
+                self._started = True
+                break
+            await asyncio.sleep(min(left, HOLD_POLL_SECONDS))
+            snap = self._latest()
+        return snap
+
+    async def _payload(self, start_ns: int) -> tuple[bool, bytes]:
+        snap = await self._snapshot()
+        return build_payload(snap, lambda: _since(start_ns))
 
     async def GetStatus(
         self, request: monitoring_pb2.StatusRequest, context: grpc.aio.ServicerContext
     ) -> monitoring_pb2.StatusResponse:
         start = time.perf_counter_ns()
-        available, message = self._payload(start)
+        available, message = await self._payload(start)
         return monitoring_pb2.StatusResponse(
             available=available, message=message, **_echo(request), response_time=_since(start)
         )
@@ -60,7 +87,7 @@ class AgentService(monitoring_pb2_grpc.AgentServiceServicer):
         self, request: monitoring_pb2.ResultsRequest, context: grpc.aio.ServicerContext
     ) -> monitoring_pb2.ResultsResponse:
         start = time.perf_counter_ns()
-        available, data = self._payload(start)
+        available, data = await self._payload(start)
         return monitoring_pb2.ResultsResponse(
             available=available,
             data=data,
@@ -97,12 +124,17 @@ class GrpcServer:
             shutil.rmtree(self._socket_dir, ignore_errors=True)
 
 
-async def start_server(config: GrpcConfig, latest: Callable[[], Snapshot | None]) -> GrpcServer:
-    """Starts serving in the running event loop; OSError if the address cannot be bound."""
+async def start_server(
+    config: GrpcConfig, latest: Callable[[], Snapshot | None], hold_seconds: float = 0.0
+) -> GrpcServer:
+    """Starts serving in the running event loop; OSError if the address cannot be bound.
+
+    ``hold_seconds``: how long after start a call may wait for the first usage window (AgentService).
+    """
     context = server_context(config.tls) if config.tls is not None else None  # ConfigError before binding
     # No SO_REUSEPORT (grpc's default): a second process on the same port must fail, not share it.
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
-    monitoring_pb2_grpc.add_AgentServiceServicer_to_server(AgentService(latest), server)
+    monitoring_pb2_grpc.add_AgentServiceServicer_to_server(AgentService(latest, hold_seconds), server)
     health_servicer = health.aio.HealthServicer()
     for name in HEALTH_SERVICES:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)

@@ -28,6 +28,13 @@ _CHUNK = 65536
 
 
 def read_small(path: str | os.PathLike[str], limit: int = SMALL_LIMIT, *, short_read_ends: bool = False) -> str:
+    """:func:`read_small_bytes` as text; bytes that are not UTF-8 become U+FFFD, for the parser to reject."""
+    return read_small_bytes(path, limit, short_read_ends=short_read_ends).decode("utf-8", "replace")
+
+
+def read_small_bytes(
+    path: str | os.PathLike[str], limit: int = SMALL_LIMIT, *, short_read_ends: bool = False
+) -> bytes:
     """A procfs/sysfs/cgroupfs file's text, with one open and few reads (a third of Path.read_text's cost).
 
     At most ``limit`` bytes: a larger file raises :class:`SourceError` naming
@@ -36,8 +43,7 @@ def read_small(path: str | os.PathLike[str], limit: int = SMALL_LIMIT, *, short_
     read shorter than asked: right for files the kernel prints in one go
     (kernfs attributes, cgroup control files, single_open seq_files), wrong
     for seq_files printed record by record (mountinfo, cpuinfo), where one
-    read returns about a page. Bytes that are not UTF-8 become U+FFFD, for the
-    parser to reject with the file's name.
+    read returns about a page.
 
     Raises OSError (FileNotFoundError, PermissionError, ...) with ``filename`` set, as open() does.
     """
@@ -58,4 +64,4 @@ def read_small(path: str | os.PathLike[str], limit: int = SMALL_LIMIT, *, short_
         os.close(fd)
     if size > limit:
         raise SourceError(os.fsdecode(path), f"larger than {limit} bytes")
-    return b"".join(chunks).decode("utf-8", "replace")
+    return b"".join(chunks)

@@ -1,12 +1,24 @@
 """cpufreq sysfs per CPU (Documentation/admin-guide/pm/cpufreq.rst).
 
-``/sys/devices/system/cpu/cpu<N>/cpufreq/`` holds ``scaling_cur_freq``,
-``cpuinfo_min_freq`` and ``cpuinfo_max_freq`` in kHz and ``scaling_governor``.
-The directory is absent for CPUs without a cpufreq driver (most VMs). An
-offline CPU may keep its policy directory with stale values, so this reader
-returns every CPU it finds and the snapshot keeps only the online ones
-(/proc/stat lists exactly those). With intel_pstate in active mode
-``scaling_cur_freq`` is an APERF/MPERF average rather than a requested P-state.
+``/sys/devices/system/cpu/cpu<N>/cpufreq/`` holds, in kHz:
+
+- ``cpuinfo_avg_freq`` (Linux 6.13+, where the hardware can measure it): the
+  average frequency over a recent interval from hardware counters (APERF/MPERF
+  on x86, AMU on arm64); node_exporter 1.12 exports it. Read first.
+- ``scaling_cur_freq``: what the cpufreq core believes (the last requested
+  frequency, or with intel_pstate in active mode an APERF/MPERF average);
+  node_exporter's ``node_cpu_scaling_frequency_hertz``.
+- ``cpuinfo_cur_freq``: the frequency read back from the hardware, mode 0400
+  (root only); node_exporter's ``node_cpu_frequency_hertz``. Read where
+  readable, as the hardware's value and as the current frequency where the
+  first two are missing.
+- ``cpuinfo_min_freq`` / ``cpuinfo_max_freq``, and ``scaling_governor``.
+
+The directory is absent for CPUs without a cpufreq driver (most VMs). A driver
+may leave out any of the current-frequency files; the limits and governor are
+kept all the same. An offline CPU may keep its policy directory with stale
+values, so this reader returns every CPU it finds and the snapshot keeps only
+the online ones (/proc/stat lists exactly those).
 """
 
 from __future__ import annotations
@@ -21,12 +33,22 @@ from exporter.sources import SourceError, read_small
 _CPU_DIR = re.compile(r"cpu(\d+)")
 
 
+# The current-frequency files, best first, with the source name the snapshot exports for each.
+CURRENT_FILES = (
+    ("cpuinfo_avg_freq", "cpufreq_avg"),
+    ("scaling_cur_freq", "cpufreq"),
+    ("cpuinfo_cur_freq", "cpufreq_hardware"),
+)
+
+
 @dataclass(frozen=True)
 class CpuFreq:
-    frequency_hertz: float
+    frequency_hertz: float | None  # from the first of CURRENT_FILES present; None: none is
     min_hertz: float | None
     max_hertz: float | None
     governor: str | None
+    source: str = "cpufreq"  # the CURRENT_FILES name of frequency_hertz
+    hardware_hertz: float | None = None  # cpuinfo_cur_freq, where readable
 
 
 def parse_khz(text: str, path: str) -> float:
@@ -36,11 +58,43 @@ def parse_khz(text: str, path: str) -> float:
         raise SourceError(path, f"{text.strip()!r} is not a kHz integer") from None
 
 
-def _optional(path: str) -> str | None:
+def _optional(path: str, unreadable_is_missing: bool = False) -> str | None:
     try:
         return read_small(path)
     except FileNotFoundError:
         return None
+    except PermissionError:
+        if unreadable_is_missing:
+            return None
+        raise
+
+
+def _khz(policy: str, name: str, unreadable_is_missing: bool = False) -> float | None:
+    text = _optional(policy + name, unreadable_is_missing)
+    return None if text is None else parse_khz(text, policy + name)
+
+
+def read_policy(policy: str) -> CpuFreq | None:
+    """One ``cpu<N>/cpufreq/`` directory (path ending in ``/``); None if it does not exist."""
+    if not os.path.isdir(policy):
+        return None
+    hardware = _khz(policy, "cpuinfo_cur_freq", unreadable_is_missing=True)  # 0400: root only
+    current: float | None = None
+    source = "cpufreq"
+    for name, name_source in CURRENT_FILES:
+        value = hardware if name == "cpuinfo_cur_freq" else _khz(policy, name)
+        if value is not None:
+            current, source = value, name_source
+            break
+    governor = _optional(policy + "scaling_governor")
+    return CpuFreq(
+        frequency_hertz=current,
+        min_hertz=_khz(policy, "cpuinfo_min_freq"),
+        max_hertz=_khz(policy, "cpuinfo_max_freq"),
+        governor=None if governor is None else governor.strip() or None,
+        source=source,
+        hardware_hertz=hardware,
+    )
 
 
 def read_cpufreq(sysfs: Path) -> dict[int, CpuFreq]:
@@ -51,24 +105,14 @@ def read_cpufreq(sysfs: Path) -> dict[int, CpuFreq]:
         match = _CPU_DIR.fullmatch(name)
         if not match:
             continue
-        policy = f"{base}/{name}/cpufreq/"
-        cur = _optional(policy + "scaling_cur_freq")
-        if cur is None:
-            continue
-        minimum = _optional(policy + "cpuinfo_min_freq")
-        maximum = _optional(policy + "cpuinfo_max_freq")
-        governor = _optional(policy + "scaling_governor")
-        result[int(match.group(1))] = CpuFreq(
-            frequency_hertz=parse_khz(cur, policy + "scaling_cur_freq"),
-            min_hertz=None if minimum is None else parse_khz(minimum, policy + "cpuinfo_min_freq"),
-            max_hertz=None if maximum is None else parse_khz(maximum, policy + "cpuinfo_max_freq"),
-            governor=None if governor is None else governor.strip() or None,
-        )
+        policy = read_policy(f"{base}/{name}/cpufreq/")
+        if policy is not None:
+            result[int(match.group(1))] = policy
     return result
 
 
 def require_cpufreq(sysfs: Path) -> dict[int, CpuFreq]:
-    """:func:`read_cpufreq`, where no CPU with a cpufreq frequency is an error naming the directory."""
+    """:func:`read_cpufreq`, where no CPU with a cpufreq directory is an error naming the directory."""
     freqs = read_cpufreq(sysfs)
     if not freqs:
         raise SourceError(

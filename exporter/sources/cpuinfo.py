@@ -1,11 +1,19 @@
-"""/proc/cpuinfo ``cpu MHz`` per processor (arch/x86/kernel/cpu/proc.c show_cpuinfo).
+"""/proc/cpuinfo frequency per processor, in each architecture's own wording.
 
-On x86 the kernel reports the frequency measured from APERF/MPERF over the
-last tick when it can (arch/x86/kernel/cpu/aperfmperf.c, since 5.11 via
-arch_freq_get_on_cpu), else cpufreq's value, else the nominal ``cpu_khz``; in
-VMs without APERF/MPERF this is the constant TSC rate. Many arm64 and s390
-kernels print no ``cpu MHz`` at all: such a file yields an empty result, and
-the snapshot falls through to the next frequency source.
+- x86 ``cpu MHz`` (arch/x86/kernel/cpu/proc.c show_cpuinfo): the frequency
+  measured from APERF/MPERF over the last tick when it can
+  (arch/x86/kernel/cpu/aperfmperf.c, since 5.11 via arch_freq_get_on_cpu),
+  else cpufreq's value, else the nominal ``cpu_khz``; in VMs without
+  APERF/MPERF this is the constant TSC rate.
+- s390x ``cpu MHz dynamic`` and ``cpu MHz static`` after ``cpu number``
+  (arch/s390/kernel/processor.c show_cpu_mhz, since 4.15): dynamic is taken,
+  static where dynamic is missing.
+- ppc64 ``clock : 2900.000000MHz`` (arch/powerpc/kernel/setup-common.c
+  show_cpuinfo).
+- LoongArch ``CPU MHz`` (arch/loongarch/kernel/proc.c show_cpuinfo).
+- arm64 and riscv print no frequency at all (arch/arm64/kernel/cpuinfo.c,
+  arch/riscv/kernel/cpu.c): :func:`require_cpuinfo` says so as the source's
+  error, and the snapshot falls through to perf.
 """
 
 from __future__ import annotations
@@ -14,29 +22,47 @@ from pathlib import Path
 
 from exporter.sources import SourceError, read_small
 
+# The lines that carry a frequency in MHz, best first where one processor has several.
+MHZ_KEYS = {"cpu MHz": 0, "CPU MHz": 0, "cpu MHz dynamic": 0, "clock": 0, "cpu MHz static": 1}
+PROCESSOR_KEYS = ("processor", "cpu number")  # "cpu number" on s390x
+
+
+def _mhz(key: str, value: str, path: str, lineno: int) -> float | None:
+    text = value.strip()
+    if key == "clock":
+        if not text.endswith("MHz"):  # only ppc's "clock" is a frequency
+            return None
+        text = text.removesuffix("MHz")
+    try:
+        return float(text)
+    except ValueError:
+        raise SourceError(path, f"{key} {value.strip()!r} is not a number", lineno) from None
+
 
 def parse_cpuinfo(text: str, path: str = "/proc/cpuinfo") -> dict[int, float]:
-    """``cpu MHz`` in hertz keyed by the ``processor`` number it follows."""
+    """The frequency in hertz keyed by the ``processor`` (or s390x ``cpu number``) it follows."""
     result: dict[int, float] = {}
+    rank: dict[int, int] = {}
     processor: int | None = None
     for lineno, line in enumerate(text.splitlines(), 1):
         key, sep, value = line.partition(":")
         if not sep:
             continue
         key = key.strip()
-        if key == "processor":
+        if key in PROCESSOR_KEYS:
             try:
                 processor = int(value)
             except ValueError:
-                raise SourceError(path, f"processor {value.strip()!r} is not a number", lineno) from None
-        elif key == "cpu MHz":
+                raise SourceError(path, f"{key} {value.strip()!r} is not a number", lineno) from None
+        elif key in MHZ_KEYS:
+            mhz = _mhz(key, value, path, lineno)
+            if mhz is None:
+                continue
             if processor is None:
-                raise SourceError(path, "cpu MHz before any processor line", lineno)
-            try:
-                mhz = float(value)
-            except ValueError:
-                raise SourceError(path, f"cpu MHz {value.strip()!r} is not a number", lineno) from None
-            result[processor] = mhz * 1e6
+                raise SourceError(path, f"{key} before any processor line", lineno)
+            if MHZ_KEYS[key] < rank.get(processor, len(MHZ_KEYS)):
+                result[processor] = mhz * 1e6
+                rank[processor] = MHZ_KEYS[key]
     return result
 
 
@@ -49,5 +75,9 @@ def require_cpuinfo(procfs: Path) -> dict[int, float]:
     """:func:`read_cpuinfo`, where a file without any frequency is an error."""
     mhz = read_cpuinfo(procfs)
     if not mhz:
-        raise SourceError(str(procfs / "cpuinfo"), "no 'cpu MHz' lines")
+        raise SourceError(
+            str(procfs / "cpuinfo"),
+            "states no frequency (no 'cpu MHz', 'CPU MHz', 'cpu MHz dynamic' or 'clock' line; "
+            "arm64 and riscv kernels print none)",
+        )
     return mhz

@@ -16,11 +16,26 @@ sees as its root.
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from exporter.sources import SourceError, read_small
-from exporter.sources.mounts import MOUNT_TABLE_LIMIT, unescape
+from exporter.sources import SourceError, read_small_bytes
+
+# A mount table holds a line per mount: a Kubernetes node with many pods has thousands.
+MOUNT_TABLE_LIMIT = 16 << 20
+_ESCAPE = re.compile(rb"\\([0-7]{3})")
+
+
+def unescape(field: bytes) -> bytes:
+    """A path field with its octal escapes (``\\040`` for a space) decoded, as the kernel's bytes."""
+    return _ESCAPE.sub(lambda m: bytes([int(m.group(1), 8) & 0xFF]), field)
+
+
+def label(raw: bytes) -> str:
+    """Bytes as a label value: UTF-8, with undecodable bytes shown as ``\\xNN``."""
+    return raw.decode("utf-8", "backslashreplace")
 
 
 @dataclass(frozen=True)
@@ -28,29 +43,47 @@ class MountInfo:
     mount_id: int
     parent_id: int
     root: str  # the mounted directory within its filesystem ("/" for the whole filesystem)
-    mount_point: str
+    mount_point: str  # as a label (undecodable bytes as \xNN)
     fstype: str
     source: str
+    device_number: str = ""  # major:minor
+    path: str = ""  # the mount point as the kernel gave it (os.fsdecode), for system calls
+    readonly: bool = False  # the mount or its superblock is read-only (node_exporter#3157)
 
 
-def parse_mountinfo(text: str, path: str = "/proc/self/mountinfo") -> list[MountInfo]:
+def parse_mountinfo(data: bytes | str, path: str = "/proc/self/mountinfo") -> list[MountInfo]:
+    raw = os.fsencode(data) if isinstance(data, str) else data
     mounts = []
-    for lineno, line in enumerate(text.splitlines(), 1):
+    for lineno, line in enumerate(raw.splitlines(), 1):
         if not line.strip():
             continue
-        left, sep, right = line.partition(" - ")
+        left, sep, right = line.partition(b" - ")
         fields, tail = left.split(), right.split()
         if not sep or len(fields) < 6 or len(tail) < 2:
             raise SourceError(path, "expected 6 fields, optional fields, '-', fstype and source", lineno)
         try:
             mount_id, parent_id = int(fields[0]), int(fields[1])
         except ValueError:
-            raise SourceError(path, f"mount ids {fields[0]!r} {fields[1]!r} are not numbers", lineno) from None
-        root, mount_point = unescape(fields[3]), unescape(fields[4])
-        mounts.append(MountInfo(mount_id, parent_id, root, mount_point, tail[0], unescape(tail[1])))
+            ids = f"{label(fields[0])!r} {label(fields[1])!r}"
+            raise SourceError(path, f"mount ids {ids} are not numbers", lineno) from None
+        point = unescape(fields[4])
+        options = fields[5].split(b",") + (tail[2].split(b",") if len(tail) > 2 else [])
+        mounts.append(
+            MountInfo(
+                mount_id,
+                parent_id,
+                label(unescape(fields[3])),
+                label(point),
+                label(tail[0]),
+                label(unescape(tail[1])),
+                device_number=label(fields[2]),
+                path=os.fsdecode(point),
+                readonly=b"ro" in options,
+            )
+        )
     return mounts
 
 
 def read_mountinfo(procfs: Path, pid: str = "self") -> list[MountInfo]:
     path = procfs / pid / "mountinfo"
-    return parse_mountinfo(read_small(path, MOUNT_TABLE_LIMIT), str(path))
+    return parse_mountinfo(read_small_bytes(path, MOUNT_TABLE_LIMIT), str(path))

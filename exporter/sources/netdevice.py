@@ -5,6 +5,13 @@ interface at a time from ``if_nameindex(3)``: the primary IPv4 address of each
 interface (the one ``ip addr`` lists first), in the network namespace of the
 process. There is no procfs file with interface addresses in a simple form
 (/proc/net/fib_trie is a routing-table dump), hence the ioctls.
+
+:func:`read_host_ipv4` picks the address as ServiceRadar's Go sysmon-vm
+checker does (pkg/checker/sysmonvm/service.go localIP): the first qualifying
+interface address, else the local address a UDP "dial" to 8.8.8.8:80 would
+use (a connect(2) on a datagram socket: no packet is sent), else
+``"unknown"``. It never fails: the poller overwrites ``host_ip`` anyway, and
+the Go checker answers ``available=true`` on an IPv6-only host.
 """
 
 from __future__ import annotations
@@ -14,10 +21,8 @@ import fcntl
 import ipaddress
 import socket
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-
-from exporter.sources import SourceError
 
 # include/uapi/linux/sockios.h and include/uapi/linux/if.h
 SIOCGIFFLAGS = 0x8913
@@ -26,8 +31,11 @@ IFF_UP = 0x1
 IFF_LOOPBACK = 0x8
 _IFREQ = struct.Struct("16s16x")  # struct ifreq: ifr_name[IFNAMSIZ], then a 24-byte union on x86_64/arm64
 
-# Container and bridge plumbing, never the host's own address.
+# Container and bridge plumbing, never the host's own address (the Go checker's lists).
 SKIPPED_PREFIXES = ("docker", "br-", "veth")
+DOCKER_NETWORKS = tuple(ipaddress.IPv4Network(n) for n in ("172.17.0.0/16", "172.18.0.0/16", "172.19.0.0/16"))
+DIAL_TARGET = ("8.8.8.8", 80)
+UNKNOWN = "unknown"
 
 
 @dataclass(frozen=True)
@@ -45,14 +53,27 @@ def is_global_unicast(address: str) -> bool:
     return not (ip.is_loopback or ip.is_link_local or ip.is_multicast or ip.is_unspecified or ip == broadcast)
 
 
-def pick_host_ipv4(interfaces: Iterable[Interface]) -> str:
-    """The first up, non-loopback, global-unicast IPv4 on an interface that is not docker*, br-* or veth*."""
+def pick_host_ipv4(interfaces: Iterable[Interface]) -> str | None:
+    """The first up, non-loopback, global-unicast IPv4 outside Docker's default networks, on an
+    interface that is not docker*, br-* or veth*; None if there is none (IPv6-only, or only bridges)."""
     for iface in interfaces:
-        if not iface.up or iface.loopback or iface.ipv4 is None or iface.name.startswith(SKIPPED_PREFIXES):
+        if not iface.up or iface.loopback or iface.ipv4 is None or iface.name.lower().startswith(SKIPPED_PREFIXES):
             continue
-        if is_global_unicast(iface.ipv4):
+        if is_global_unicast(iface.ipv4) and not any(
+            ipaddress.IPv4Address(iface.ipv4) in net for net in DOCKER_NETWORKS
+        ):
             return iface.ipv4
-    raise SourceError("netdevice", "no interface is up with a global-unicast IPv4 address")
+    return None
+
+
+def udp_source_ipv4(target: tuple[str, int] = DIAL_TARGET) -> str | None:
+    """The local IPv4 the kernel would send from to ``target`` (Go's net.Dial("udp", ...)); None without a route."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.connect(target)
+            return str(sock.getsockname()[0])
+    except OSError:
+        return None
 
 
 def _ioctl(sock: socket.socket, request: int, name: str) -> bytes:
@@ -81,5 +102,13 @@ def read_interfaces() -> list[Interface]:
     return out
 
 
-def read_host_ipv4() -> str:
-    return pick_host_ipv4(read_interfaces())
+def read_host_ipv4(
+    interfaces: Callable[[], list[Interface]] = read_interfaces,
+    dial: Callable[[], str | None] = udp_source_ipv4,
+) -> str:
+    """The host's IPv4 for ServiceRadar's ``host_ip``: an interface's, else the UDP dial's, else "unknown"."""
+    try:
+        picked = pick_host_ipv4(interfaces())
+    except OSError:  # the Go checker treats a failed interface listing as no address
+        picked = None
+    return picked or dial() or UNKNOWN

@@ -1,6 +1,7 @@
 """The real exporter process with the gRPC shim on, polled by a real client as the agent polls it."""
 
 import json
+import socket
 from pathlib import Path
 
 import grpc
@@ -61,8 +62,6 @@ def test_sysmon_vm_config_clamps_with_one_warning(tmp_path):
 
 
 def test_busy_grpc_port_stops_start_up_with_one_line(tmp_path):
-    import socket
-
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
@@ -135,3 +134,16 @@ def test_bad_pem_stops_start_up_with_one_line_naming_the_file(tmp_path):
         errors = [line for line in exp.stderr().splitlines() if "level=ERROR" in line]
     assert len(errors) == 1
     assert f"{tmp_path / 'server-key.pem'}: not a matching PEM certificate and key" in errors[0]
+
+
+def test_no_poll_after_start_is_answered_unavailable(tmp_path):
+    """Polled as soon as the port is open, before a usage window exists: held until it does, never available=false."""
+    port = free_port()
+    with run_exporter([f"--grpc.listen-address=127.0.0.1:{port}", "--sampler.interval=1s"], tmp_path, ready=False):
+        wait_until(lambda: socket.create_connection(("127.0.0.1", port), timeout=1).close() or True, what="the port")
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = monitoring_pb2_grpc.AgentServiceStub(channel)
+            request = monitoring_pb2.StatusRequest(service_name="sysmon", service_type="grpc")
+            answers = [stub.GetStatus(request, timeout=10) for _ in range(3)]
+    assert [a.available for a in answers] == [True, True, True], [a.message for a in answers]
+    check_payload(answers[0].message)

@@ -106,3 +106,13 @@ def test_golden_payload(tmp_path, request):
     if request.config.getoption("--update-golden"):
         path.write_bytes(raw + b"\n")
     assert raw + b"\n" == path.read_bytes(), f"payload changed; review and run make golden ({path}); pretty:\n{text}"
+
+
+def test_a_bind_mounted_directory_is_one_disk(tmp_path):
+    """The vm-2cpu host mounts /dev/vda at / and binds /run/netns onto itself: ServiceRadar gets one disk."""
+    from exporter.sources.mounts import read_mounts
+
+    assert [m.mount_point for m in read_mounts(VM / "proc") if m.device == "/dev/vda"] == ["/", "/run/netns"]
+    snap = replace(windowed_snapshot(tmp_path), filesystems=read_filesystems(VM / "proc", VM, fixed_statvfs))
+    doc = check_payload(build_payload(snap, lambda: 1)[1], HOST)
+    assert [d["mount_point"] for d in doc["status"]["disks"]] == ["/"]

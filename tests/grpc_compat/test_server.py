@@ -113,3 +113,52 @@ async def test_busy_port_is_an_oserror():
             await start_server(GrpcConfig("127.0.0.1", first.port), sampler.latest)
     finally:
         await first.stop()
+
+
+class Warming:
+    """latest() as the sampler gives it after start: nothing, then one sample (no window), then a window."""
+
+    def __init__(self, tmp_path, polls_before_window: int) -> None:
+        from tests.grpc_compat.agent import fixture_step, windowed_snapshot
+
+        self.steps = [None, fixture_step(None), windowed_snapshot(tmp_path)]
+        self.polls_before_window = polls_before_window
+        self.calls = 0
+
+    def __call__(self):
+        self.calls += 1
+        if self.calls > self.polls_before_window:
+            return self.steps[2]
+        return self.steps[min(1, self.calls // 2)]
+
+
+async def test_calls_before_the_first_window_are_held_until_it_exists(tmp_path):
+    latest = Warming(tmp_path, polls_before_window=5)
+    server = await start_server(GrpcConfig("127.0.0.1", 0), latest, hold_seconds=30.0)
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            first, second = await agent_status_poll(channel, "sysmon")
+            stub = monitoring_pb2_grpc.AgentServiceStub(channel)
+            results = await stub.GetResults(monitoring_pb2.ResultsRequest(service_name="sysmon", service_type="grpc"))
+    finally:
+        await server.stop()
+    assert first.available and second.available and results.available
+    assert latest.calls == 5 + 1 + 2  # held through five unavailable snapshots; later calls read once each
+    check_payload(first.message, HOST)
+
+
+async def test_the_hold_is_bounded_and_happens_once(tmp_path):
+    latest = Warming(tmp_path, polls_before_window=10**9)  # never a window
+    server = await start_server(GrpcConfig("127.0.0.1", 0), latest, hold_seconds=0.2)
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            stub = monitoring_pb2_grpc.AgentServiceStub(channel)
+            request = monitoring_pb2.StatusRequest(service_name="sysmon", service_type="grpc")
+            held = await stub.GetStatus(request)
+            calls = latest.calls
+            after = await stub.GetStatus(request)
+    finally:
+        await server.stop()
+    assert not held.available and "usage needs a window" in json.loads(held.message)["error"]
+    assert calls > 1  # it was held, polling latest()
+    assert not after.available and latest.calls == calls + 1  # past the bound: answered at once

@@ -36,3 +36,74 @@ def test_malformed_names_the_file(tmp_path, content):
 def test_missing_cpu_directory_raises(tmp_path):
     with pytest.raises(FileNotFoundError):
         read_cpufreq(tmp_path)
+
+
+def _policy(root, cpu: int = 0, **files: str):
+    policy = root / f"devices/system/cpu/cpu{cpu}/cpufreq"
+    policy.mkdir(parents=True)
+    for name, text in files.items():
+        (policy / name).write_text(text)
+    return policy
+
+
+@pytest.mark.parametrize(
+    ("files", "hertz", "source"),
+    [
+        (
+            {"cpuinfo_avg_freq": "2400000\n", "scaling_cur_freq": "1500000\n", "cpuinfo_cur_freq": "1600000\n"},
+            2.4e9,
+            "cpufreq_avg",
+        ),
+        ({"scaling_cur_freq": "1500000\n", "cpuinfo_cur_freq": "1600000\n"}, 1.5e9, "cpufreq"),
+        ({"cpuinfo_cur_freq": "1600000\n"}, 1.6e9, "cpufreq_hardware"),
+    ],
+    ids=["avg-first", "then-scaling", "then-hardware"],
+)
+def test_current_frequency_comes_from_the_best_file_present(tmp_path, files, hertz, source):
+    _policy(tmp_path, **files)
+    f = read_cpufreq(tmp_path)[0]
+    assert (f.frequency_hertz, f.source) == (hertz, source)
+    assert f.hardware_hertz == 1.6e9  # cpuinfo_cur_freq, whichever file won
+
+
+def test_a_policy_without_scaling_cur_freq_keeps_limits_and_governor(tmp_path):
+    _policy(tmp_path, cpuinfo_min_freq="800000\n", cpuinfo_max_freq="3900000\n", scaling_governor="schedutil\n")
+    f = read_cpufreq(tmp_path)[0]
+    assert f.frequency_hertz is None and f.hardware_hertz is None
+    assert (f.min_hertz, f.max_hertz, f.governor) == (800e6, 3900e6, "schedutil")
+
+
+def test_cpuinfo_cur_freq_unreadable_to_a_user_is_left_out():
+    """mode 0400 as the kernel makes it; read by nobody in a child, as root bypasses the mode."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    from tests.helpers import ROOT, require_root
+
+    require_root()
+    base = Path(tempfile.mkdtemp(prefix="sysmon-cpufreq-"))
+    try:
+        base.chmod(0o755)
+        policy = _policy(base, scaling_cur_freq="1500000\n", cpuinfo_cur_freq="1600000\n")
+        for p in [policy, *policy.parents]:
+            if p == base.parent:
+                break
+            p.chmod(0o755)
+        (policy / "scaling_cur_freq").chmod(0o444)
+        (policy / "cpuinfo_cur_freq").chmod(0o400)
+        script = (
+            "from pathlib import Path; from exporter.sources.cpufreq import read_cpufreq\n"
+            f"f = read_cpufreq(Path({str(base)!r}))[0]\n"
+            "print(f.frequency_hertz, f.source, f.hardware_hertz)\n"
+        )
+        cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c", script]
+        out = subprocess.run(
+            cmd, capture_output=True, text=True, cwd=ROOT, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)}
+        )
+    finally:
+        shutil.rmtree(base)
+    assert out.stdout.split() == ["1500000000.0", "cpufreq", "None"]

@@ -1,3 +1,4 @@
+import os
 import textwrap
 
 import pytest
@@ -19,11 +20,25 @@ TEXT = textwrap.dedent(
 
 def test_parse_mountinfo_fields():
     assert parse_mountinfo(TEXT) == [
-        MountInfo(25, 1, "/", "/", "ext4", "/dev/vda"),
-        MountInfo(41, 31, "/", "/sys/fs/cgroup/unified", "cgroup2", "cgroup2"),
-        MountInfo(30, 25, "/kubepods/pod1", "/sys/fs/cgroup", "cgroup2", "cgroup2"),
-        MountInfo(50, 25, "/", "/mnt/my disk", "ext4", "/dev/vdb x"),
+        MountInfo(25, 1, "/", "/", "ext4", "/dev/vda", "254:1", "/"),
+        MountInfo(41, 31, "/", "/sys/fs/cgroup/unified", "cgroup2", "cgroup2", "0:38", "/sys/fs/cgroup/unified"),
+        MountInfo(30, 25, "/kubepods/pod1", "/sys/fs/cgroup", "cgroup2", "cgroup2", "0:27", "/sys/fs/cgroup"),
+        MountInfo(50, 25, "/", "/mnt/my disk", "ext4", "/dev/vdb x", "0:45", "/mnt/my disk"),
     ]
+
+
+def test_read_only_from_the_mount_or_the_superblock():
+    ro_mount, ro_super, rw = parse_mountinfo(
+        b"1 0 8:1 / /a ro,relatime - ext4 /dev/sda1 rw\n"
+        b"2 0 8:2 / /b rw - ext4 /dev/sda2 ro,errors=remount-ro\n"
+        b"3 0 8:3 / /c rw - ext4 /dev/sda3 rw\n"
+    )
+    assert (ro_mount.readonly, ro_super.readonly, rw.readonly) == (True, True, False)
+
+
+def test_a_path_that_is_not_utf8_keeps_its_bytes_for_system_calls():
+    (m,) = parse_mountinfo(b"1 0 8:1 / /caf\\351 rw - ext4 /dev/sda1 rw\n")
+    assert m.mount_point == "/caf\\xe9" and os.fsencode(m.path) == b"/caf\xe9"
 
 
 @pytest.mark.parametrize(("text", "count"), [("", 0), ("\n", 0), (TEXT + "\n", 4)], ids=["empty", "blank", "trailing"])

@@ -3,8 +3,14 @@ from pathlib import Path
 
 import pytest
 
-from exporter.sources import SourceError
-from exporter.sources.netdevice import Interface, is_global_unicast, pick_host_ipv4, read_interfaces
+from exporter.sources.netdevice import (
+    Interface,
+    is_global_unicast,
+    pick_host_ipv4,
+    read_host_ipv4,
+    read_interfaces,
+    udp_source_ipv4,
+)
 
 LO = Interface("lo", True, True, "127.0.0.1")
 
@@ -14,8 +20,14 @@ LO = Interface("lo", True, True, "127.0.0.1")
     [
         ([LO, Interface("eth0", True, False, "192.0.2.2")], "192.0.2.2"),
         ([LO, Interface("docker0", True, False, "172.17.0.1"), Interface("ens3", True, False, "10.0.0.5")], "10.0.0.5"),
-        ([Interface("br-1a2b", True, False, "172.18.0.1"), Interface("veth9", True, False, "10.1.1.1"),
-          Interface("eth1", True, False, "198.51.100.4")], "198.51.100.4"),
+        (
+            [
+                Interface("br-1a2b", True, False, "172.18.0.1"),
+                Interface("veth9", True, False, "10.1.1.1"),
+                Interface("eth1", True, False, "198.51.100.4"),
+            ],
+            "198.51.100.4",
+        ),
         ([Interface("eth0", False, False, "192.0.2.2"), Interface("eth1", True, False, "192.0.2.3")], "192.0.2.3"),
         ([Interface("eth0", True, False, "169.254.1.1"), Interface("eth1", True, False, "192.0.2.3")], "192.0.2.3"),
         ([Interface("eth0", True, False, None), Interface("wg0", True, False, "100.64.0.2")], "100.64.0.2"),
@@ -26,15 +38,56 @@ def test_pick_host_ipv4(interfaces, expected):
     assert pick_host_ipv4(interfaces) == expected
 
 
-def test_no_candidate_is_a_source_error():
-    with pytest.raises(SourceError, match="no interface is up"):
-        pick_host_ipv4([LO, Interface("docker0", True, False, "172.17.0.1")])
+def test_docker_networks_are_skipped_on_any_interface():
+    assert pick_host_ipv4(
+        [Interface("eth0", True, False, "172.18.0.5"), Interface("eth1", True, False, "10.0.0.2")]
+    ) == ("10.0.0.2")
+
+
+@pytest.mark.parametrize(
+    ("interfaces", "dialled", "expected"),
+    [
+        ([LO], "192.0.2.7", "192.0.2.7"),  # IPv6-only interfaces carry no IPv4: the UDP dial's source
+        ([LO, Interface("docker0", True, False, "172.17.0.1")], "172.17.0.1", "172.17.0.1"),  # as Go: unfiltered
+        ([LO], None, "unknown"),  # no IPv4 route either
+        ([LO, Interface("eth0", True, False, "192.0.2.2")], "198.51.100.1", "192.0.2.2"),
+    ],
+    ids=["ipv6-only", "only-bridges", "no-route", "interface-first"],
+)
+def test_host_ip_falls_back_like_the_go_checker(interfaces, dialled, expected):
+    assert read_host_ipv4(lambda: interfaces, lambda: dialled) == expected
+
+
+def test_a_failed_interface_listing_falls_back_too():
+    def fail() -> list[Interface]:
+        raise OSError(24, "Too many open files")
+
+    assert read_host_ipv4(fail, lambda: None) == "unknown"
+
+
+@pytest.mark.live
+def test_udp_dial_gives_a_local_address_or_none():
+    """connect(2) on a datagram socket sends nothing; without an IPv4 route it fails and gives None."""
+    import socket
+
+    assert udp_source_ipv4(("127.0.0.1", 9)) == "127.0.0.1"
+    address = udp_source_ipv4()
+    if address is not None:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.bind((address, 0))  # an address of this host
 
 
 @pytest.mark.parametrize(
     ("address", "is_global"),
-    [("10.0.0.1", True), ("192.0.2.1", True), ("127.0.0.1", False), ("169.254.0.1", False),
-     ("224.0.0.1", False), ("0.0.0.0", False), ("255.255.255.255", False)],
+    [
+        ("10.0.0.1", True),
+        ("192.0.2.1", True),
+        ("127.0.0.1", False),
+        ("169.254.0.1", False),
+        ("224.0.0.1", False),
+        ("0.0.0.0", False),
+        ("255.255.255.255", False),
+    ],
 )
 def test_global_unicast_as_go_counts_it(address, is_global):
     assert is_global_unicast(address) is is_global
