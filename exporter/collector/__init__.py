@@ -47,9 +47,9 @@ def default_collectors(version: str) -> list[SnapshotCollectorFn]:
 class CachedFamilies:
     """Families written straight to text (collector/exposition.py) and rewritten only when ``key(snapshot)`` changes.
 
-    For parts of the snapshot that are large and sampled on their own, slower
-    interval (cgroups): the CPU step, every second, reuses their bytes and
-    their compressed form. They come first in the exposition, ahead of the
+    For parts of the snapshot that are large or sampled on their own job
+    (cgroups, guests): the other steps reuse their bytes and their compressed
+    form. They come first in the exposition, ahead of the
     families from the registry (family order carries no meaning).
     """
 
