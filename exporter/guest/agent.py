@@ -161,13 +161,13 @@ class Agent:
         while not self.stop.is_set():
             if not writer.host_connected():
                 if not host_left:
-                    log.info("the host side of %s closed; waiting for it", self.settings.channel)
+                    log.info("no host reader on %s (POLLHUP); waiting for one", self.settings.channel)
                     host_left = True
                 need_hello = True
                 self.stop.wait(HOST_POLL_SECONDS)
                 continue
             if host_left:
-                log.info("the host side of %s is back; sending hello", self.settings.channel)
+                log.info("a host reader is on %s; sending hello", self.settings.channel)
                 host_left = False
             line = hello if need_hello else pending or self.outbox.get(timeout=HOST_POLL_SECONDS)
             if line is None:

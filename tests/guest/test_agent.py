@@ -205,7 +205,7 @@ def test_a_port_whose_host_reader_comes_back_gets_a_new_hello(tmp_path, caplog):
         poller = select.poll()
         poller.register(master, select.POLLOUT)
         assert poller.poll(0)[0][1] & select.POLLHUP
-        wait_until(lambda: "closed; waiting for it" in caplog.text, what="the agent to see POLLHUP")
+        wait_until(lambda: "(POLLHUP); waiting for one" in caplog.text, what="the agent to see POLLHUP")
         host = open_host_side(name)  # the exporter is back
         assert not poller.poll(0)[0][1] & select.POLLHUP
         lines = read_pty_lines(host, 3)
