@@ -27,7 +27,8 @@ EVENTS = ("connect_failed", "connect", "first_byte", "silent_window", "disconnec
 @dataclass(frozen=True)
 class GuestVm:
     vm: str
-    up: bool = False
+    channel_up: bool = False  # the host is connected to the VM's channel
+    up: bool = False  # a valid row arrived within --guest.silent-window, on a connected channel
     hostname: str = ""
     agent_version: str = ""
     boot_id: str = ""
@@ -41,3 +42,4 @@ class GuestVm:
     malformed_rows_total: Mapping[str, int] = field(default_factory=dict)
     dropped_rows_total: int = 0
     channel_events_total: Mapping[str, int] = field(default_factory=dict)
+    unrecorded_rows_total: int = 0  # rows accepted but not written by --guest.record

@@ -1,6 +1,7 @@
 """The exposition writer against prometheus_client's own renderer, on the same families."""
 
 import math
+import subprocess
 
 import pytest
 from prometheus_client import CollectorRegistry, ProcessCollector
@@ -81,3 +82,37 @@ def test_label_prefixes_are_reused_and_forgotten():
 )
 def test_values(value, text):
     assert format_value(value) == text
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (10**400, "+Inf"),  # an integer float64 cannot hold: Go's ParseFloat refuses its 401 digits
+        (-(10**400), "-Inf"),
+        (2**63, "9.223372036854776e+18"),
+        (10**15, "1000000000000000.0"),
+        (True, "1"),
+    ],
+    ids=["huge-int", "huge-negative-int", "int64-overflow", "1e15", "bool"],
+)
+def test_every_value_is_a_float64_token(value, text):
+    assert format_value(value) == text
+
+
+HOSTILE_VALUES = [10**400, -(10**400), 10**4299, 2**64, math.nan, math.inf, -math.inf, 5e-324, 1.7976931348623157e308]
+
+
+def test_promtool_parses_every_value_from_either_writer(tmp_path):
+    from exporter.collector.exposition import Family, format_families, join_pieces
+    from tests.helpers import require_binary
+
+    promtool = require_binary("promtool")
+    g = GaugeMetricFamily("demo_value", "Hostile values.", labels=["n"])
+    for n, value in enumerate(HOSTILE_VALUES):
+        g.add_metric([str(n)], value)
+    registry_text, _ = ExpositionWriter().render(iter([g]))
+    lines = [f'demo_direct{{n="{n}"}} {format_value(v)}\n' for n, v in enumerate(HOSTILE_VALUES)]
+    direct_text, _ = join_pieces(format_families([Family("demo_direct", "gauge", "Hostile values.", lines)]))
+    for text in (registry_text, direct_text):
+        result = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, timeout=60)
+        assert result.returncode == 0, result.stderr.decode() + text.decode()

@@ -18,7 +18,7 @@ from exporter.collector.cgroup import render_cgroup
 from exporter.collector.cpu import collect_cpu, collect_frequency
 from exporter.collector.exposition import ExpositionWriter, Piece
 from exporter.collector.filesystem import collect_filesystem
-from exporter.collector.guest import collect_guest
+from exporter.collector.guest import GuestRenderer
 from exporter.collector.gzipped import EMPTY, Deflated, concat, deflate_pieces, gzip_body, plain_body
 from exporter.collector.memory import collect_load, collect_memory
 from exporter.collector.self import collect_self
@@ -39,7 +39,6 @@ def default_collectors(version: str) -> list[SnapshotCollectorFn]:
         collect_memory,
         collect_load,
         collect_filesystem,
-        collect_guest,
         collect_syscalls,
         lambda snap: collect_self(snap, version),
     ]
@@ -49,9 +48,9 @@ def default_collectors(version: str) -> list[SnapshotCollectorFn]:
 class CachedFamilies:
     """Families written straight to text (collector/exposition.py) and rewritten only when ``key(snapshot)`` changes.
 
-    For parts of the snapshot that are large and sampled on their own, slower
-    interval (cgroups): the CPU step, every second, reuses their bytes and
-    their compressed form. They come first in the exposition, ahead of the
+    For parts of the snapshot that are large or sampled on their own job
+    (cgroups, guests): the other steps reuse their bytes and their compressed
+    form. They come first in the exposition, ahead of the
     families from the registry (family order carries no meaning).
     """
 
@@ -63,7 +62,13 @@ def _cgroups(snap: Snapshot) -> object:
     return snap.cgroups
 
 
-CACHED_FAMILIES: tuple[CachedFamilies, ...] = (CachedFamilies(_cgroups, render_cgroup),)
+def _guests(snap: Snapshot) -> object:
+    return snap.guests
+
+
+def cached_families() -> tuple[CachedFamilies, ...]:
+    """The cached families of one Renderer (the guest renderer counts failures across its snapshots)."""
+    return (CachedFamilies(_cgroups, render_cgroup), CachedFamilies(_guests, GuestRenderer()))
 
 
 class Exposition:
@@ -108,13 +113,13 @@ class Renderer:
         self,
         collectors: list[SnapshotCollectorFn],
         registry: CollectorRegistry | None = None,
-        cached: Sequence[CachedFamilies] = CACHED_FAMILIES,
+        cached: Sequence[CachedFamilies] | None = None,
     ) -> None:
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=False)
         self._collector = _SnapshotCollector(collectors)
         self.registry.register(self._collector)
         self._writer = ExpositionWriter()
-        self._cached = tuple(cached)
+        self._cached = tuple(cached) if cached is not None else cached_families()
         self._keys: list[object] = [object()] * len(self._cached)
         self._deflated: list[tuple[Deflated, Deflated]] = [(EMPTY, EMPTY)] * len(self._cached)
         self._prefix = (EMPTY, EMPTY)

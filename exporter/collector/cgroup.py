@@ -114,7 +114,9 @@ def render_cgroup(snap: Snapshot) -> list[Piece]:
         identity = container_identity(path)
         if identity is not None:
             pod, container = identity
-            info.lines.append(f'sysmon_cgroup_info{cgroup},container_id="{container}",pod_uid="{pod}"}} 1.0\n')
+            info.lines.append(
+                f'sysmon_cgroup_info{cgroup},container_id="{container}",pod_uid="{pod}"}} {format_value(1)}\n'
+            )
         for family, name, field in scalars:
             value = getattr(stats, field)
             if value is not None:

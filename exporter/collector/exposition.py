@@ -19,8 +19,8 @@ Two ways in:
   ``name{labels} `` prefix between renders and forgets label sets that
   disappear, so its cache is never larger than one exposition.
 
-Values are written exactly (integers below 1e15 without exponent or ``.0``);
-both formats accept any float spelling. Tests parse the output with
+Values go through :func:`format_value` whatever their source: float64,
+written exactly (integers below 1e15 without exponent or ``.0``). Tests parse the output with
 prometheus_client's own parsers and compare with its writers.
 (https://prometheus.io/docs/instrumenting/exposition_formats/,
 https://github.com/prometheus/OpenMetrics/blob/main/specification/OpenMetrics.md)
@@ -39,15 +39,24 @@ EOF_LINE = b"# EOF\n"
 
 
 def format_value(value: float) -> str:
-    if isinstance(value, int):
-        return str(value)
-    if value != value:
+    """The one spelling of a sample value, for every family: a float64 as Prometheus parses it.
+
+    Integers are converted like any number (a 401-digit integer written as is
+    fails the whole scrape: Go's ParseFloat refuses it), ints beyond float64
+    become +Inf/-Inf, and the rest is Go-parsable: NaN, +Inf, -Inf, integers
+    below 1e15 as digits, other values as Python's shortest repr.
+    """
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf if value > 0 else -math.inf
+    if number != number:
         return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    if value.is_integer() and abs(value) < 1e15:
-        return str(int(value))
-    return repr(value)
+    if math.isinf(number):
+        return "+Inf" if number > 0 else "-Inf"
+    if number.is_integer() and abs(number) < 1e15:
+        return str(int(number))
+    return repr(number)
 
 
 def escape_label_value(value: str) -> str:

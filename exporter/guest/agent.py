@@ -6,7 +6,10 @@ thread drains. When the host is not reading (a virtio-serial port whose host
 side is closed blocks writes) the queue fills, the oldest rows are dropped, and
 the next row that gets through carries the number dropped so far. When the
 channel goes away the writer reopens it with exponential backoff and sends a
-new ``hello`` first.
+new ``hello`` first. A virtio-serial port does not go away when the host's
+reader does (the exporter restarting, say): poll() reports POLLHUP until a
+reader is back, and then the writer sends a new ``hello`` before the next row,
+so the host learns who the guest is again.
 """
 
 from __future__ import annotations
@@ -15,12 +18,13 @@ import collections
 import json
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from exporter.config import Address
-from exporter.guest.channel import Writer, open_agent_channel
+from exporter.guest.channel import HostGone, Writer, open_agent_channel
 from exporter.guest.protocol import hello_line, row_from_snapshot
 from exporter.snapshot import CgroupReaders, Clock, Readers, Snapshot, take_cgroup_snapshot, take_snapshot
 
@@ -28,6 +32,7 @@ log = logging.getLogger("exporter.agent")
 
 BACKOFF_MAX_SECONDS = 10.0
 STABLE_SECONDS = BACKOFF_MAX_SECONDS  # a connection up this long was working
+HOST_POLL_SECONDS = 0.2  # how often a port without a host reader is polled again
 
 
 @dataclass(frozen=True)
@@ -81,8 +86,17 @@ def _read_id(path: Path) -> str:
 
 
 class Agent:
-    def __init__(self, settings: AgentSettings, clock: Clock, stop: threading.Event) -> None:
+    def __init__(
+        self,
+        settings: AgentSettings,
+        clock: Clock,
+        stop: threading.Event,
+        open_channel: Callable[[], Writer] | None = None,
+    ) -> None:
         self.settings = settings
+        self._open_channel = open_channel or (
+            lambda: open_agent_channel(settings.channel, settings.readers.sysfs, settings.dev)
+        )
         self.clock = clock
         self.stop = stop
         self.outbox = Outbox(settings.queue_size)
@@ -105,7 +119,7 @@ class Agent:
     def _open(self) -> Writer | None:
         while not self.stop.is_set():
             try:
-                writer = open_agent_channel(self.settings.channel, self.settings.readers.sysfs, self.settings.dev)
+                writer = self._open_channel()
             except OSError as e:
                 self._retry("cannot open", e.strerror or str(e))
                 continue
@@ -128,22 +142,53 @@ class Agent:
                 return
             opened = self.clock.monotonic()
             try:
-                writer.write(hello)
-                while not self.stop.is_set():
-                    line = self.outbox.get(timeout=0.2)
-                    if line is None:
-                        continue
-                    try:
-                        writer.write(line)
-                    except OSError:
-                        self.outbox.lost()
-                        raise
+                self._send(writer, hello)
             except OSError as e:
                 if self.clock.monotonic() - opened >= STABLE_SECONDS:
                     self._failing, self._delay, self._announced = "", self._first_delay, False
                 self._retry("lost", e.strerror or str(e))
             finally:
                 writer.close()
+
+    def _send(self, writer: Writer, hello: bytes) -> None:
+        """Hello, then rows, until the writer fails (OSError) or the agent stops.
+
+        Before each row, and while no row is due, the host side is polled: after
+        POLLHUP (no host reader) nothing is written until it is back, and then
+        ``hello`` goes first.
+        """
+        need_hello, pending, host_left = True, None, False
+        while not self.stop.is_set():
+            if not writer.host_connected():
+                if not host_left:
+                    log.info("no host reader on %s (POLLHUP); waiting for one", self.settings.channel)
+                    host_left = True
+                need_hello = True
+                self.stop.wait(HOST_POLL_SECONDS)
+                continue
+            if host_left:
+                log.info("a host reader is on %s; sending hello", self.settings.channel)
+                host_left = False
+            line = hello if need_hello else pending or self.outbox.get(timeout=HOST_POLL_SECONDS)
+            if line is None:
+                continue
+            try:
+                writer.write(line)
+            except HostGone as e:
+                need_hello = True
+                if line is not hello:  # kept for after the hello, unless half of it went out
+                    pending = None if e.partial else line
+                    if e.partial:
+                        self.outbox.lost()
+                continue
+            except OSError:
+                if line is not hello:
+                    self.outbox.lost()
+                raise
+            if line is hello:
+                need_hello = False
+            else:
+                pending = None
 
     def sample_loop(self) -> None:
         snap: Snapshot | None = None

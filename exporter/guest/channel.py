@@ -5,7 +5,10 @@ Agent side (``--agent.channel``):
 - ``virtio:/dev/virtio-ports/<name>``: a virtio-serial port (Documentation/driver-api/
   virtio/virtio.rst; the udev rule in systemd names /dev/virtio-ports/<name> after
   /sys/class/virtio-ports/vport*/name). Plain ``virtio:`` finds the port named
-  :data:`DEFAULT_PORT_NAME`. A write blocks while nothing on the host reads the port.
+  :data:`DEFAULT_PORT_NAME`. While no host reader is connected, poll() reports
+  POLLHUP and a write would block; once one is, POLLOUT (port_fops_poll and
+  will_write_block in drivers/char/virtio_console.c). The port stays open
+  across host reconnects, so the agent watches for that transition itself.
 - ``vsock:<cid>:<port>`` or ``vsock:<port>`` (host CID 2), AF_VSOCK (vsock(7)).
 - ``unix:<path>``.
 
@@ -20,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import select
 import socket
 import stat
 from pathlib import Path
@@ -51,20 +55,54 @@ def find_virtio_port(name: str, sysfs: Path, dev: Path) -> Path:
     raise FileNotFoundError(2, f"no virtio-serial port named {name}", str(ports))
 
 
+class HostGone(OSError):
+    """The host side of a port went away during a write; ``partial`` when part of the data was written."""
+
+    def __init__(self, partial: bool) -> None:
+        super().__init__("the host side of the port closed")
+        self.partial = partial
+
+
 class Writer:
-    """A blocking byte stream to the host: a socket or a character device."""
+    """A byte stream to the host: a socket (blocking) or a character device (non-blocking, polled)."""
 
     def __init__(self, sock: socket.socket | None = None, fd: int | None = None) -> None:
         self._sock, self._fd = sock, fd
+        if fd is not None:
+            os.set_blocking(fd, False)  # a write never waits for a host that is not there
+
+    def _poll(self, timeout_ms: int) -> int:
+        assert self._fd is not None
+        poller = select.poll()
+        poller.register(self._fd, select.POLLOUT)
+        events = 0
+        for _, ev in poller.poll(timeout_ms):
+            events |= ev
+        return events
+
+    def host_connected(self) -> bool:
+        """False while poll() reports POLLHUP on the device (no host reader); a socket is always True."""
+        return self._fd is None or not self._poll(0) & select.POLLHUP
 
     def write(self, data: bytes) -> None:
+        """Write all of ``data``; :class:`HostGone` when a device's host side goes away meanwhile."""
         if self._sock is not None:
             self._sock.sendall(data)
             return
         assert self._fd is not None
         view = memoryview(data)
         while view:
-            view = view[os.write(self._fd, view) :]
+            try:
+                view = view[os.write(self._fd, view) :]
+                continue
+            except BlockingIOError:
+                events = self._poll(200)
+            except OSError:  # a pty, say, fails writes with EIO while its other side is closed
+                events = self._poll(0)
+                if not events & select.POLLHUP:
+                    raise
+            if events & select.POLLHUP:
+                raise HostGone(partial=len(view) < len(data))
 
     def close(self) -> None:
         if self._sock is not None:

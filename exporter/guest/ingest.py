@@ -4,8 +4,10 @@ Two ways in. ``--guest.socket=PATTERN``: QEMU's chardev unix sockets (the host
 end of a virtio-serial port, ``-chardev socket,server=on``): QEMU listens, we
 connect. The pattern is re-globbed every ``--guest.rescan-interval``; ``{vm}``
 names the VM, and the VM exists while the path up to the component holding
-``{vm}`` exists (so ``/run/vms/{vm}/agent.sock`` counts ``connect_failed`` for a
-VM whose directory is there before QEMU has created the socket).
+``{vm}`` exists: as a socket, or as a directory when more follows (so
+``/run/vms/{vm}/agent.sock`` counts ``connect_failed`` for a VM whose
+directory is there before QEMU has created the socket; a stray plain file is
+no VM).
 ``--guest.listen=unix:PATH|vsock:PORT``: agents connect in.
 
 The ``vm`` label always comes from this side (pattern capture, socket name or
@@ -26,17 +28,19 @@ import asyncio
 import contextlib
 import glob
 import logging
+import os
 import re
 import socket
+import stat
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from exporter.config import Address, GuestConfig
 from exporter.guest.channel import listen_socket, vm_label, vm_of_unix_listener
-from exporter.guest.protocol import Hello, Malformed, Row, parse_line
+from exporter.guest.protocol import MAX_NUMBER, Hello, Malformed, Row, parse_line
 from exporter.guest_state import GuestVm
 from exporter.snapshot import Clock
 
@@ -45,21 +49,34 @@ log = logging.getLogger("exporter.guest")
 READ_BYTES = 65536
 
 
+def _is(path: str, kind: Callable[[int], bool]) -> bool:
+    try:
+        return kind(os.stat(path).st_mode)
+    except OSError:  # gone since the glob, or a dangling link
+        return False
+
+
 def expand_pattern(pattern: str) -> dict[str, Path]:
-    """{vm: socket path} for the VMs a pattern names now (see the module docstring)."""
+    """{vm: socket path} for the VMs a pattern names now (see the module docstring).
+
+    Only sockets are VMs (and, for a ``{vm}`` directory, directories): a stray
+    file the glob also matches is no VM.
+    """
     parts = Path(pattern).parts
     index = next((i for i, p in enumerate(parts) if "{vm}" in p), None)
     if index is None:
-        paths = [Path(p) for p in glob.glob(pattern)] if glob.has_magic(pattern) else [Path(pattern)]
-        return {vm_label(p.stem): p for p in paths}
+        if not glob.has_magic(pattern):
+            return {vm_label(Path(pattern).stem): Path(pattern)}
+        return {vm_label(Path(p).stem): Path(p) for p in glob.glob(pattern) if _is(p, stat.S_ISSOCK)}
     before, _, after = parts[index].partition("{vm}")
     capture = re.compile(re.escape(before) + "(.+)" + re.escape(after.replace("{vm}", "")))
     prefix = str(Path(*parts[: index + 1])).replace("{vm}", "*")
     rest = parts[index + 1 :]
+    kind = stat.S_ISDIR if rest else stat.S_ISSOCK
     out: dict[str, Path] = {}
     for match in sorted(glob.glob(prefix)):
         m = capture.fullmatch(Path(match).name)
-        if m:
+        if m and _is(match, kind):
             out[vm_label(m.group(1))] = Path(match, *rest)
     return out
 
@@ -89,12 +106,26 @@ class _Vm:
         self.connections = 0
         self.conn: socket.socket | None = None  # the VM's connection on a listener
         self.last_seq = -1
+        self.last_row_monotonic: float | None = None
         self.last_dropped = 0
         self.events: dict[str, int] = {}
         self.malformed: dict[str, int] = {}
 
 
-Record = Callable[[str, dict[str, Any], int], None]  # vm, re-stamped row, length of the line it came from
+class Record(Protocol):
+    """Where accepted rows are recorded (record.Recorder)."""
+
+    def __call__(self, vm: str, record: dict[str, Any], size: int) -> None:
+        """Queue the re-stamped row of ``vm``; ``size`` is the length of the line it came from."""
+
+    def unrecorded(self) -> Mapping[str, int]:
+        """Rows per VM that were accepted but not written."""
+        ...
+
+
+def _saturating_add(total: int, n: int) -> int:
+    """Counters stay below MAX_NUMBER (int64 and float64 exact enough), whatever guests report."""
+    return min(total + n, MAX_NUMBER - 1)
 
 
 TOO_LONG = None  # what LineSplitter yields for a discarded line
@@ -144,18 +175,25 @@ class Ingest:
         self._connectors: dict[str, asyncio.Task[None]] = {}
         self._servers: list[tuple[Address, socket.socket]] = []
         self._warned_full = False
+        self._warned_parse = False
         self._accept_failing: str | None = None  # why accepting last failed, logged once until it works
 
     # --- read side (sampler thread) ---
 
     def view(self) -> dict[str, GuestVm]:
+        now = self.clock.monotonic()
+        unrecorded = self.record.unrecorded() if self.record is not None else {}
         with self._lock:
             return {
                 name: replace(
                     st.view,
-                    up=st.connections > 0,
+                    channel_up=st.connections > 0,
+                    up=st.connections > 0
+                    and st.last_row_monotonic is not None
+                    and now - st.last_row_monotonic <= self.settings.silent_seconds,
                     channel_events_total=dict(st.events),
                     malformed_rows_total=dict(st.malformed),
+                    unrecorded_rows_total=unrecorded.get(name, 0),
                 )
                 for name, st in sorted(self._vms.items())
             }
@@ -199,6 +237,13 @@ class Ingest:
             with self._lock:
                 self._count(st.malformed, e.reason)
             return
+        except Exception:  # parse_line raises only Malformed (test_protocol_fuzz.py); else one line is lost
+            if not self._warned_parse:
+                log.exception("vm %s: a guest line could not be parsed; counted as invalid_row", st.view.vm)
+                self._warned_parse = True
+            with self._lock:
+                self._count(st.malformed, "invalid_row")
+            return
         with self._lock:
             if isinstance(msg, Hello):
                 st.view = replace(st.view, hostname=msg.hostname, agent_version=msg.agent_version, boot_id=msg.boot_id)
@@ -222,9 +267,10 @@ class Ingest:
             cgroups=row.cgroups,
             clock_offset_seconds=row.wall_seconds - wall,
             last_row_timestamp_seconds=wall,
-            rows_total=st.view.rows_total + 1,
-            dropped_rows_total=st.view.dropped_rows_total + dropped,
+            rows_total=_saturating_add(st.view.rows_total, 1),
+            dropped_rows_total=_saturating_add(st.view.dropped_rows_total, dropped),
         )
+        st.last_row_monotonic = mono
         return {"vm": st.view.vm, "host_wall_ns": int(wall * 1e9), "host_mono_ns": int(mono * 1e9), "row": row.raw}
 
     # --- connections ---

@@ -20,11 +20,18 @@ values that become series are bounded (known modes and memory fields, CPU
 numbers below :data:`MAX_CPUS`, strings cut to :data:`MAX_TEXT`, at most
 ``GUEST_MAX_CGROUPS`` cgroup paths of up to :data:`MAX_CGROUP_PATH`
 characters), so a guest cannot create unbounded series whatever it sends.
+Every number is finite and fits the float64 of a sample and the int64/uint64
+of the gRPC payload (:data:`MAX_NUMBER`); the quantities a row carries are
+all non-negative. Strings are valid Unicode (a JSON ``\\ud800`` escape is not)
+and label values carry no control characters. :func:`parse_line` raises
+nothing but :class:`Malformed`.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +44,12 @@ VERSION = 1
 MAX_CPUS = 4096
 MAX_TEXT = 128
 MAX_CGROUP_PATH = 1024  # Kubernetes container paths are about 200 characters
+# Every number in a line is below this: it fits an int64 (and so a uint64) and a float64 exactly
+# enough; 2**63 itself does not fit an int64 once converted from a float.
+MAX_NUMBER = 2**63
+_MAX_DIGITS = len(str(MAX_NUMBER))  # longer integer literals are refused before int() parses them
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # json.loads turns these into str surrogates
 MEMORY_FIELDS = (
     "total_bytes",
     "free_bytes",
@@ -124,20 +137,38 @@ class Malformed(ValueError):
 
 
 def _number(value: Any, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != value or value < 0:
-        raise Malformed("invalid_row", f"{what} is not a non-negative number")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not 0 <= value < MAX_NUMBER  # False for NaN too
+    ):
+        raise Malformed("invalid_row", f"{what} is not a number in [0, 2**63)")
     return float(value)
+
+
+def _integer(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < MAX_NUMBER:
+        raise Malformed("invalid_row", f"{what} is not an integer in [0, 2**63)")
+    return value
+
+
+def _label(value: str, what: str) -> str:
+    """``value`` if it may become a label value: no control characters."""
+    if _CONTROL.search(value):
+        raise Malformed("invalid_row", f"{what} holds a control character")
+    return value
 
 
 def _text(msg: Mapping[str, Any], key: str) -> str:
     value = msg.get(key, "")
     if not isinstance(value, str):
         raise Malformed("invalid_row", f"{key} is not a string")
-    return value[:MAX_TEXT]
+    return _label(value[:MAX_TEXT], key)
 
 
 def _cpu_number(key: str) -> int:
-    if not key.isdigit() or int(key) >= MAX_CPUS:
+    # isdigit() alone is true for "²", which int() refuses; "007" would alias CPU 7.
+    if not (key.isascii() and key.isdigit() and len(key) <= 4 and str(int(key)) == key and int(key) < MAX_CPUS):
         raise Malformed("invalid_row", f"cpu {key[:16]!r} is not a CPU number below {MAX_CPUS}")
     return int(key)
 
@@ -152,6 +183,7 @@ def _cgroups(msg: Mapping[str, Any]) -> dict[str, dict[str, float]]:
             raise Malformed("invalid_row", f"cgroup {path[:16]!r} is not a path of up to {MAX_CGROUP_PATH} characters")
         if not isinstance(stats, dict):
             raise Malformed("invalid_row", "cgroup values are not an object")
+        _label(path, "cgroup path")
         out[path] = {k: _number(v, f"cgroup {k}") for k, v in stats.items() if k in CGROUP_FIELDS}
     return out
 
@@ -163,18 +195,50 @@ def _mapping(msg: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     return value
 
 
+def _json_int(text: str) -> int:
+    if len(text.lstrip("-")) > _MAX_DIGITS:  # before int(): parsing a long literal costs quadratic time
+        raise Malformed("invalid_row", f"integer of {len(text)} digits")
+    value = int(text)
+    if not -MAX_NUMBER <= value < MAX_NUMBER:
+        raise Malformed("invalid_row", "integer outside [-2**63, 2**63)")
+    return value
+
+
+def _json_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e309 reads as inf
+        raise Malformed("invalid_row", f"number {text[:24]} is outside the float64 range")
+    return value
+
+
+def _json_constant(name: str) -> Any:
+    raise Malformed("invalid_row", f"{name} is not a JSON number")
+
+
+def _decode(text: str) -> Any:
+    try:
+        msg = json.loads(text, parse_int=_json_int, parse_float=_json_float, parse_constant=_json_constant)
+    except Malformed:
+        raise
+    except RecursionError:
+        raise Malformed("too_deep") from None
+    except ValueError as e:
+        raise Malformed("invalid_json", str(e)[:80]) from None
+    if _SURROGATE_ESCAPE.search(text):  # a pair is one character; a lone half cannot be encoded
+        try:
+            json.dumps(msg, ensure_ascii=False).encode()
+        except UnicodeEncodeError:
+            raise Malformed("invalid_utf8", "a lone surrogate escape") from None
+    return msg
+
+
 def parse_line(line: bytes) -> Hello | Row:
     """Decode and check one line (without its newline); raise :class:`Malformed` with the reason."""
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError as e:
         raise Malformed("invalid_utf8", f"byte {e.start}") from None
-    try:
-        msg = json.loads(text)
-    except RecursionError:
-        raise Malformed("too_deep") from None
-    except ValueError as e:
-        raise Malformed("invalid_json", str(e)[:80]) from None
+    msg = _decode(text)
     if not isinstance(msg, dict):
         raise Malformed("invalid_row", "not a JSON object")
     if msg.get("v") != VERSION:
@@ -184,7 +248,6 @@ def parse_line(line: bytes) -> Hello | Row:
         return Hello(_text(msg, "agent_version"), _text(msg, "boot_id"), _text(msg, "hostname"))
     if kind != "row":
         raise Malformed("invalid_row", f"type {str(kind)[:16]!r}")
-    seq, wall_ns, dropped = msg.get("seq"), msg.get("wall_ns"), msg.get("dropped", 0)
     cpu: dict[int, dict[str, float]] = {}
     for key, modes in _mapping(msg, "cpu").items():
         if not isinstance(modes, dict):
@@ -194,13 +257,13 @@ def parse_line(line: bytes) -> Hello | Row:
         }
     freq = {_cpu_number(k): _number(v, f"freq {k}") for k, v in _mapping(msg, "freq").items()}
     mem = {k: _number(v, f"mem {k}") for k, v in _mapping(msg, "mem").items() if k in MEMORY_FIELDS}
-    if not isinstance(seq, int) or not isinstance(dropped, int):
-        raise Malformed("invalid_row", "seq and dropped must be integers")
+    if "mono_ns" in msg:
+        _number(msg["mono_ns"], "mono_ns")
     return Row(
-        seq=seq,
+        seq=_integer(msg.get("seq"), "seq"),
         boot_id=_text(msg, "boot_id"),
-        wall_seconds=_number(wall_ns, "wall_ns") / 1e9,
-        dropped=max(0, dropped),
+        wall_seconds=_number(msg.get("wall_ns"), "wall_ns") / 1e9,
+        dropped=_integer(msg.get("dropped", 0), "dropped"),
         cpu_seconds=cpu,
         frequency_hertz=freq,
         memory_bytes=mem,

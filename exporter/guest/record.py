@@ -7,6 +7,12 @@ separators, UTF-8) of the same object without ``sig``. A file that reaches
 ``max_bytes`` is renamed to ``<vm>.jsonl.1`` (older ones shift up to ``.<keep>``)
 and a new one is started. Keys are PEM (``openssl genpkey -algorithm ed25519``).
 Signing needs the ``cryptography`` package (the ``sign`` extra).
+
+The directory is opened once, when recording starts (a symlink given as the
+directory is followed then, as given), and every file is opened and renamed
+relative to that descriptor with ``O_NOFOLLOW``: replacing the directory or
+planting a symlink, hard link or FIFO in it never redirects a record. Such a
+file is refused, logged once and its rows counted as unrecorded.
 """
 
 from __future__ import annotations
@@ -15,8 +21,11 @@ import base64
 import contextlib
 import json
 import logging
+import os
 import queue
+import stat
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -98,8 +107,11 @@ class Recorder:
     Records wait in a queue bounded both in rows and in the bytes of the lines
     they came from (a parsed row takes several times its line in memory, and
     guests choose how long their lines are); when the disk cannot keep up the
-    newest are not recorded, counted in ``lost`` and logged once. One open file
-    per VM (bounded by --guest.max-vms).
+    newest are not recorded, counted in ``lost`` and logged once. A row that
+    cannot be written (the file is refused or the disk fails, or the row
+    cannot be encoded) is logged once per VM; the thread goes on with the next.
+    Both count in :meth:`unrecorded`. One open file per VM (bounded by
+    --guest.max-vms).
     """
 
     def __init__(
@@ -113,6 +125,11 @@ class Recorder:
     ) -> None:
         self.directory, self.max_bytes, self.keep, self.signer = directory, max_bytes, keep, signer
         self.lost = 0
+        try:
+            self._dir = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as e:
+            raise ConfigError("--guest.record", f"{directory}: {e.strerror}; pass a writable directory") from None
+        self._unrecorded: dict[str, int] = {}
         self._files: dict[str, IO[bytes]] = {}
         self._failing: set[str] = set()
         self._queue: queue.Queue[tuple[str, dict[str, Any], int] | None] = queue.Queue(queue_size)
@@ -131,52 +148,86 @@ class Recorder:
                 self._queued_bytes += size
         if not fits:
             self.lost += 1
+            self._not_written(vm)
             if self.lost == 1:
                 log.warning("recording in %s cannot keep up; rows are not being recorded", self.directory)
+
+    def unrecorded(self) -> Mapping[str, int]:
+        """Rows per VM that were queued for recording but not written, or not queued."""
+        with self._lock:
+            return dict(self._unrecorded)
+
+    def _not_written(self, vm: str) -> None:
+        with self._lock:
+            self._unrecorded[vm] = self._unrecorded.get(vm, 0) + 1
 
     def _run(self) -> None:
         while (item := self._queue.get()) is not None:
             vm, record, size = item
-            self._write(vm, record)
+            try:
+                written = self._write(vm, record)
+            except Exception as e:  # whatever a row holds, the next one is still recorded
+                written = False
+                self._fail(vm, f"{type(e).__name__}: {e}")
+            if not written:
+                self._not_written(vm)
             with self._lock:
                 self._queued_bytes -= size
         for f in self._files.values():
             with contextlib.suppress(OSError):
                 f.close()
         self._files.clear()
+        os.close(self._dir)
 
-    def _write(self, vm: str, record: dict[str, Any]) -> None:
+    def _fail(self, vm: str, why: str) -> None:
+        broken = self._files.pop(vm, None)
+        if broken is not None:
+            with contextlib.suppress(OSError):
+                broken.close()
+        if vm not in self._failing:
+            log.warning("cannot record vm %s in %s: %s", vm, self.directory, why)
+            self._failing.add(vm)
+
+    def _open(self, name: str) -> IO[bytes]:
+        """``name`` in the record directory for appending; never through a link, never anything but a file."""
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+        fd = os.open(name, flags, 0o640, dir_fd=self._dir)  # O_NONBLOCK: a planted FIFO does not block the open
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+                raise OSError(0, f"{name} is not a regular file with one link; refusing to append to it")
+            return open(fd, "ab")
+        except BaseException:
+            os.close(fd)
+            raise
+
+    def _write(self, vm: str, record: dict[str, Any]) -> bool:
         if self.signer is not None:
             record = {**record, "sig": base64.b64encode(self.signer.sign(canonical_json(record))).decode()}
         line = canonical_json(record) + b"\n"
         try:
             f = self._files.get(vm)
             if f is None:
-                f = self._files[vm] = (self.directory / f"{vm}.jsonl").open("ab")
+                f = self._files[vm] = self._open(f"{vm}.jsonl")
             if f.tell() and f.tell() + len(line) > self.max_bytes:
                 f = self._rotate(vm, f)
             f.write(line)
             f.flush()
         except OSError as e:
-            broken = self._files.pop(vm, None)
-            if broken is not None:
-                with contextlib.suppress(OSError):
-                    broken.close()
-            if vm not in self._failing:
-                log.warning("cannot record vm %s in %s: %s", vm, self.directory, e.strerror)
-                self._failing.add(vm)
-            return
+            self._fail(vm, e.strerror or str(e))
+            return False
         self._failing.discard(vm)
+        return True
 
     def _rotate(self, vm: str, f: IO[bytes]) -> IO[bytes]:
         f.close()
-        base = self.directory / f"{vm}.jsonl"
-        for n in range(self.keep - 1, 0, -1):
-            older = base.with_name(f"{base.name}.{n}")
-            if older.exists():
-                older.rename(base.with_name(f"{base.name}.{n + 1}"))
-        base.rename(base.with_name(f"{base.name}.1"))
-        new = self._files[vm] = base.open("ab")
+        del self._files[vm]
+        base = f"{vm}.jsonl"
+        for n in range(self.keep - 1, 0, -1):  # rename() moves a planted link itself, never its target
+            with contextlib.suppress(FileNotFoundError):
+                os.rename(f"{base}.{n}", f"{base}.{n + 1}", src_dir_fd=self._dir, dst_dir_fd=self._dir)
+        os.rename(base, f"{base}.1", src_dir_fd=self._dir, dst_dir_fd=self._dir)
+        new = self._files[vm] = self._open(base)
         return new
 
     def close(self) -> None:

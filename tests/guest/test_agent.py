@@ -5,11 +5,19 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
+import select
 import socket
+import threading
 import time
+import tty
 from pathlib import Path
 
+from exporter.config import parse_agent_channel
+from exporter.guest.agent import Agent, AgentSettings
+from exporter.guest.channel import Writer
+from exporter.snapshot import Readers, SystemClock
 from exporter.sources.cgroup import CgroupLimits, read_cgroups
 from tests.guest.support import agent_args, process
 from tests.helpers import FIXTURES, wait_until
@@ -146,3 +154,69 @@ def test_a_host_that_accepts_and_closes_gets_backoff_and_one_log_line(tmp_path):
     warnings = [line for line in log.read_text().splitlines() if "level=WARNING" in line]
     assert 1 <= len(warnings) <= 2, warnings  # Broken pipe, perhaps Connection reset by peer
     assert all("retrying with backoff" in line for line in warnings), warnings
+
+
+def read_pty_lines(fd: int, count: int) -> list[dict]:  # type: ignore[type-arg]
+    buf = b""
+
+    def enough() -> bool:
+        nonlocal buf
+        with contextlib.suppress(BlockingIOError):
+            buf += os.read(fd, 65536)
+        return buf.count(b"\n") >= count
+
+    wait_until(enough, what=f"{count} lines from the agent")
+    return [json.loads(line) for line in buf.split(b"\n")[:count]]
+
+
+def open_host_side(name: str) -> int:
+    fd = os.open(name, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+    tty.setraw(fd)  # bytes as written: no echo, no line editing
+    return fd
+
+
+def test_a_port_whose_host_reader_comes_back_gets_a_new_hello(tmp_path, caplog):
+    # A pty plays the virtio-serial port: the agent holds the master, which poll()s as
+    # POLLHUP while the slave (the host's reader) is closed and POLLOUT once it is
+    # reopened, without the agent's descriptor closing -- what virtio_console does.
+    master, slave = os.openpty()
+    name = os.ttyname(slave)
+    os.close(slave)
+    host = open_host_side(name)
+    root = FIXTURES / "vm-2cpu"
+    settings = AgentSettings(
+        channel=parse_agent_channel(f"virtio:{name}"),
+        interval_seconds=0.05,
+        queue_size=16,
+        readers=Readers(root / "proc", root / "sys", 100, frozenset({"cpu"})),
+        dev=tmp_path,
+        version="test",
+    )
+    stop = threading.Event()
+    agent = Agent(settings, SystemClock(), stop, open_channel=lambda: Writer(fd=master))
+    thread = threading.Thread(target=agent.run, daemon=True)
+    thread.start()
+    try:
+        first = read_pty_lines(host, 3)
+        assert [m["type"] for m in first] == ["hello", "row", "row"]
+
+        caplog.set_level(logging.INFO, logger="exporter.agent")
+        os.close(host)  # the exporter stops: no reader on the host side
+        poller = select.poll()
+        poller.register(master, select.POLLOUT)
+        assert poller.poll(0)[0][1] & select.POLLHUP
+        wait_until(lambda: "(POLLHUP); waiting for one" in caplog.text, what="the agent to see POLLHUP")
+        host = open_host_side(name)  # the exporter is back
+        assert not poller.poll(0)[0][1] & select.POLLHUP
+        lines = read_pty_lines(host, 3)
+        hello = next(i for i, m in enumerate(lines) if m["type"] == "hello")
+        assert lines[hello]["boot_id"] == first[0]["boot_id"]
+        assert all(m["type"] == "row" for m in lines[hello + 1 :])
+        # Nothing reached the new reader before its hello but the tail of a row that was
+        # being written when the host left (at most one line).
+        assert hello <= 1
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+        os.close(host)
+    assert not thread.is_alive()

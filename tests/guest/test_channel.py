@@ -106,23 +106,43 @@ def test_vm_label_is_bounded():
     assert vm_label('x"}\n') == "x___"
 
 
+def bound_socket(path: Path) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(str(path))
+    return sock
+
+
 def test_pattern_vm_in_a_directory_exists_before_its_socket(tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     (tmp_path / "b" / "agent.sock").touch()
+    (tmp_path / "notes.txt").touch()  # a stray file where VM directories are is no VM
     assert expand_pattern(f"{tmp_path}/{{vm}}/agent.sock") == {
         "a": tmp_path / "a" / "agent.sock",
         "b": tmp_path / "b" / "agent.sock",
     }
 
 
-def test_pattern_vm_in_a_file_name(tmp_path):
-    for name in ("qemu-web.sock", "qemu-db.sock", "other.sock"):
-        (tmp_path / name).touch()
-    assert expand_pattern(f"{tmp_path}/qemu-{{vm}}.sock") == {
-        "web": tmp_path / "qemu-web.sock",
-        "db": tmp_path / "qemu-db.sock",
-    }
+def test_pattern_vm_in_a_file_name_matches_only_sockets(tmp_path):
+    socks = [bound_socket(tmp_path / name) for name in ("qemu-web.sock", "qemu-db.sock", "other.sock")]
+    (tmp_path / "qemu-stray.sock").touch()  # a plain file
+    (tmp_path / "qemu-dir.sock").mkdir()
+    (tmp_path / "qemu-dangling.sock").symlink_to(tmp_path / "nowhere")
+    (tmp_path / "qemu-link.sock").symlink_to(tmp_path / "qemu-web.sock")  # a link to a socket is one
+    try:
+        assert expand_pattern(f"{tmp_path}/qemu-{{vm}}.sock") == {
+            "web": tmp_path / "qemu-web.sock",
+            "db": tmp_path / "qemu-db.sock",
+            "link": tmp_path / "qemu-link.sock",
+        }
+        assert expand_pattern(f"{tmp_path}/qemu-*.sock") == {
+            "qemu-web": tmp_path / "qemu-web.sock",
+            "qemu-db": tmp_path / "qemu-db.sock",
+            "qemu-link": tmp_path / "qemu-link.sock",
+        }
+    finally:
+        for sock in socks:
+            sock.close()
 
 
 def test_literal_pattern_is_always_tried(tmp_path):

@@ -31,6 +31,7 @@ def test_series_and_lifecycle_events_in_order(tmp_path):
         assert ev.keys() == set(EVENTS), ev  # every event exported from the start, at 0
         assert {event for event, n in ev.items() if n} == {"connect_failed"}
         assert value(exp, "sysmon_guest_up", vm="web-1") == 0
+        assert value(exp, "sysmon_guest_channel_up", vm="web-1") == 0
 
         with relay(host_sock, guest_sock, tmp_path / "relay.log"):
             cgroupfs = FIXTURES / "k8s-node-v2" / "sys" / "fs" / "cgroup"
@@ -59,6 +60,9 @@ def test_series_and_lifecycle_events_in_order(tmp_path):
 
                 agent.send_signal(signal.SIGSTOP)
                 wait_until(lambda: events(exp, "web-1").get("silent_window", 0) == 1, what="silent_window")
+                # Connected but silent: the channel is up, the guest is not.
+                wait_until(lambda: value(exp, "sysmon_guest_up", vm="web-1") == 0, what="up to drop while silent")
+                assert value(exp, "sysmon_guest_channel_up", vm="web-1") == 1
                 assert events(exp, "web-1").get("disconnect", 0) == 0
 
                 agent.kill()  # SIGKILL reaches a stopped process

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import threading
 from pathlib import Path
@@ -119,3 +120,61 @@ def test_a_recorder_that_cannot_keep_up_holds_a_bounded_queue(tmp_path, queue_si
     recorder.close()
     recorded = [json.loads(line)["n"] for line in (tmp_path / "vm.jsonl").read_text().splitlines()]
     assert recorded == list(range(kept))
+
+
+def records(path: Path) -> list[dict]:  # type: ignore[type-arg]
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_the_recorder_survives_a_row_it_cannot_write_and_counts_it(tmp_path, caplog):
+    recorder = Recorder(tmp_path, 1 << 20)
+    recorder("vm", {"n": 0, "hostname": "\ud800"}, 10)  # cannot be encoded as UTF-8
+    recorder("vm", {"n": 1, "bad": object()}, 10)  # nor as JSON
+    recorder("vm", {"n": 2}, 10)
+    recorder.close()
+    assert records(tmp_path / "vm.jsonl") == [{"n": 2}]
+    assert recorder.unrecorded() == {"vm": 2}
+    assert caplog.text.count("cannot record vm vm") == 1
+
+
+def test_links_and_fifos_planted_in_the_record_directory_are_never_followed(tmp_path):
+    outside = tmp_path / "outside"
+    outside.write_text("precious\n")
+    records_dir = tmp_path / "records"
+    records_dir.mkdir()
+    (records_dir / "sym.jsonl").symlink_to(outside)
+    os.link(outside, records_dir / "hard.jsonl")
+    os.mkfifo(records_dir / "fifo.jsonl")
+    (records_dir / "rot.jsonl.1").symlink_to(outside)  # rotation renames over the link, not through it
+    recorder = Recorder(records_dir, 1000)  # 200 rows of about 10 bytes: one rotation
+    for vm in ("sym", "hard", "fifo"):
+        recorder(vm, {"vm": vm}, 10)
+    for n in range(200):
+        recorder("rot", {"n": n}, 10)
+    recorder.close()
+    assert outside.read_text() == "precious\n"
+    assert recorder.unrecorded() == {"sym": 1, "hard": 1, "fifo": 1}
+    assert (records_dir / "rot.jsonl.1").is_file() and not (records_dir / "rot.jsonl.1").is_symlink()
+    assert (records_dir / "rot.jsonl.2").is_symlink()  # the planted link, moved along as a link
+    assert len(records(records_dir / "rot.jsonl")) + len(records(records_dir / "rot.jsonl.1")) == 200
+
+
+def test_a_record_directory_swapped_for_a_symlink_is_not_followed(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    given = tmp_path / "given"
+    given.symlink_to(tmp_path / "real")  # a symlink given as the directory is used as given
+    (tmp_path / "real").mkdir()
+    recorder = Recorder(given, 1 << 20)
+    recorder("vm", {"n": 0}, 10)
+    recorder("late", {"n": 0}, 10)
+    wait_until(lambda: (tmp_path / "real" / "late.jsonl").exists(), what="the first rows")
+    given.unlink()
+    given.symlink_to(elsewhere)  # swapped after start
+    (tmp_path / "real").rename(tmp_path / "moved")
+    recorder("vm", {"n": 1}, 10)
+    recorder("new", {"n": 1}, 10)
+    recorder.close()
+    assert list(elsewhere.iterdir()) == []
+    assert records(tmp_path / "moved" / "vm.jsonl") == [{"n": 0}, {"n": 1}]
+    assert records(tmp_path / "moved" / "new.jsonl") == [{"n": 1}]
