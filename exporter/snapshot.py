@@ -33,8 +33,10 @@ from exporter.sources.cpuinfo import require_cpuinfo
 from exporter.sources.hostname import read_hostname
 from exporter.sources.meminfo import MemInfo, read_meminfo
 from exporter.sources.mounts import Filesystem, StatVfs, read_filesystems
+from exporter.sources.net_dev import NetDevice, read_net_dev
 from exporter.sources.netdevice import read_host_ipv4
 from exporter.sources.perf import PerfReading
+from exporter.sources.processes import Process, read_processes
 from exporter.sources.stat import MODES, CpuTimes, read_stat
 from exporter.sources.syscalls import names, syscall_name
 
@@ -221,6 +223,8 @@ class Snapshot:
     memory: MemInfo | None = None
     host: HostIdentity | None = None
     filesystems: tuple[Filesystem, ...] = ()
+    network: Mapping[str, NetDevice] = field(default_factory=dict)  # by interface name
+    processes: tuple[Process, ...] = ()  # read only for the ServiceRadar push
     syscalls: Mapping[str, float] = field(default_factory=dict)
     syscalls_by_label: str = ""  # "comm" | "cgroup" when the counts carry that label
     syscalls_by: Mapping[tuple[str, str], float] = field(default_factory=dict)  # (label value, syscall)
@@ -422,6 +426,10 @@ def take_snapshot(previous: Snapshot | None, readers: Readers, clock: Clock) -> 
     filesystems = None
     if "filesystem" in readers.collectors:
         filesystems = run("filesystem", lambda: read_filesystems(readers.procfs, readers.rootfs, readers.statvfs))
+    network = run("network", lambda: read_net_dev(readers.procfs)) if "network" in readers.collectors else None
+    processes = None
+    if "processes" in readers.collectors:
+        processes = run("processes", lambda: read_processes(readers.procfs, readers.hz))
     host = None
     if readers.host_identity:
         host = run("host", lambda: HostIdentity(read_hostname(readers.procfs), readers.host_ipv4()))
@@ -444,6 +452,8 @@ def take_snapshot(previous: Snapshot | None, readers: Readers, clock: Clock) -> 
         memory=memory,
         host=host,
         filesystems=filesystems or (),
+        network=network or {},
+        processes=processes or (),
         statuses=dict(sorted(statuses.items())),
     )
 
