@@ -537,3 +537,8 @@ BREAKDOWN_IDLE_SAMPLES = 300  # a label's slot is freed after this many samples 
 OTHER_LABEL = "other"
 _CPU_SOURCES = of_job("cpu")
 _GUEST = "guest:"
+
+
+def usage_between(earlier: Snapshot, later: Snapshot) -> dict[int, float]:
+    """Busy ratio per CPU over the window between two snapshots (the one computation of usage)."""
+    return _usage(earlier.cpu_seconds, later.cpu_seconds)[0]

@@ -13,10 +13,8 @@ HEADER = textwrap.dedent("""\
 
 
 def test_columns_by_name():
-    text = (
-        HEADER
-        + "  eth0: 1172118618   26382    1    2    3     4          5         6  1102943   11219    7    8    9    10      11         12\n"
-    )  # noqa: E501
+    line = "  eth0: 1172118618   26382    1    2    3     4          5         6  1102943   11219    7    8    9    10      11         12"  # noqa: E501
+    text = HEADER + line + "\n"
     dev = parse_net_dev(text)["eth0"]
     assert dev.receive == {"bytes": 1172118618, "packets": 26382, "errs": 1, "drop": 2, "fifo": 3, "frame": 4,
                            "compressed": 5, "multicast": 6}  # fmt: skip
