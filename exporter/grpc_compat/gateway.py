@@ -13,7 +13,6 @@ reduce to UNAVAILABLE.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import shutil
 import ssl
@@ -23,12 +22,11 @@ from dataclasses import dataclass, replace
 
 import grpc
 
-from exporter.config.flags import ConfigError
 from exporter.config.serviceradar import CERT_DIR_OPTION, GatewayTls, ServiceRadarConfig
 from exporter.config.values import format_duration, parse_duration
 from exporter.grpc_compat._generated import gateway_pb2, gateway_pb2_grpc
 from exporter.grpc_compat.status import SysmonSettings
-from exporter.grpc_compat.tls import _pipe
+from exporter.grpc_compat.tls import _pipe, close_server, load_pems
 
 # Bounds ServiceRadar's agent applies (pkg/agent push loop; restated in the README).
 HEARTBEAT_BOUNDS = (1, 3600)
@@ -42,16 +40,7 @@ def client_context(files: GatewayTls) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies the chain and the name
     ctx.minimum_version = ssl.TLSVersion.TLSv1_3
     ctx.set_alpn_protocols(["h2"])
-    try:
-        ctx.load_cert_chain(files.cert_file, files.key_file)
-    except (ssl.SSLError, OSError) as e:
-        raise ConfigError(
-            CERT_DIR_OPTION, f"{files.cert_file} / {files.key_file}: not a matching PEM certificate and key: {e}"
-        ) from None
-    try:
-        ctx.load_verify_locations(cafile=files.ca_file)
-    except (ssl.SSLError, OSError) as e:
-        raise ConfigError(CERT_DIR_OPTION, f"{files.ca_file}: not a PEM CA certificate: {e}") from None
+    load_pems(ctx, files.cert_file, files.key_file, files.ca_file, CERT_DIR_OPTION)
     return ctx
 
 
@@ -103,12 +92,7 @@ class TlsDialer:
 
     async def stop(self) -> None:
         if self._server is not None:
-            self._server.close()
-            for task in list(self._connections):
-                task.cancel()
-            with contextlib.suppress(Exception):
-                await asyncio.gather(*self._connections, return_exceptions=True)
-            await self._server.wait_closed()
+            await close_server(self._server, self._connections)
             self._server = None
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
