@@ -203,14 +203,21 @@ async def _serve(config: Config, stop: asyncio.Event, ingest: Ingest | None) -> 
             host_identity=config.grpc is not None or config.serviceradar is not None,
             rootfs=config.roots.rootfs,
         )
-        if config.serviceradar is not None:  # SysmonConfig may ask for processes: read them while pushing
-            readers = replace(readers, collectors=readers.collectors | {"processes"})
+        pushing: list[Pusher] = []
+        if config.serviceradar is not None:  # processes are read while the gateway's SysmonConfig asks for them
+            readers = replace(
+                readers,
+                collectors=readers.collectors | {"processes"},
+                processes_wanted=lambda: any(p.settings.processes for p in pushing),
+            )
         sampler = build_sampler(config, readers, ingest, syscalls)
         try:
             pusher = build_pusher(config, sampler.latest)
         except ConfigError as e:
             log.error("%s", e)
             return 2
+        if pusher is not None:
+            pushing.append(pusher)
         app = make_app(Published(sampler.latest, sampler.rendered), __version__)
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
         await runner.setup()

@@ -192,6 +192,7 @@ class Readers:
     rootfs: Path = Path("/")  # where mount points are stat'ed
     statvfs: StatVfs = os.statvfs
     host_ipv4: Callable[[], str] = read_host_ipv4  # the address a gRPC payload reports (injected in golden runs)
+    processes_wanted: Callable[[], bool] = lambda: True  # the push reads /proc/<pid> only while its config asks
 
 
 @dataclass(frozen=True)
@@ -428,7 +429,7 @@ def take_snapshot(previous: Snapshot | None, readers: Readers, clock: Clock) -> 
         filesystems = run("filesystem", lambda: read_filesystems(readers.procfs, readers.rootfs, readers.statvfs))
     network = run("network", lambda: read_net_dev(readers.procfs)) if "network" in readers.collectors else None
     processes = None
-    if "processes" in readers.collectors:
+    if "processes" in readers.collectors and readers.processes_wanted():
         processes = run("processes", lambda: read_processes(readers.procfs, readers.hz))
     host = None
     if readers.host_identity:

@@ -147,6 +147,7 @@ class Pusher:
         self._address = ""
         self._hostname = platform.node()
         self._backoff = self._timing.backoff_initial
+        self._reconfigured = asyncio.Event()
         self._failure = _Once()
         self._disk_problem = _Once()
         self._tasks: list[asyncio.Task[None]] = []
@@ -194,7 +195,21 @@ class Pusher:
         prev: Snapshot | None = None
         while True:
             prev = self.sample(prev)
-            await self._timing.sample_sleep(self.settings.sample_interval_seconds)
+            while not await self._slept(1.0 if prev is None else None):
+                pass  # the interval changed: wait the new one from now
+
+    async def _slept(self, at_most: float | None) -> bool:
+        """Waits one sample interval (``at_most`` while no snapshot exists); False if the interval changed."""
+        waiting = self.settings.sample_interval_seconds
+        self._reconfigured.clear()
+        sleeper = asyncio.ensure_future(self._timing.sample_sleep(min(waiting, at_most or waiting)))
+        changed = asyncio.ensure_future(self._reconfigured.wait())
+        try:
+            await asyncio.wait({sleeper, changed}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for pending in (sleeper, changed):
+                pending.cancel()
+        return sleeper.done() and not sleeper.cancelled()
 
     # --- the session ----------------------------------------------------------------------------
 
@@ -229,6 +244,8 @@ class Pusher:
             log.warning("gateway config %s: %s; keeping the current one", response.config_version, applied.problem)
             return
         before, self.settings = self.settings, applied.settings
+        if self.settings.sample_interval_seconds != before.sample_interval_seconds:
+            self._reconfigured.set()  # the next sample one new interval from now, not after the old one
         if before.enabled and not self.settings.enabled:
             log.warning(
                 "the gateway turned sysmon off for agent %s (no Sysmon profile targets it yet): nothing is pushed",

@@ -37,11 +37,11 @@ def gateway_thread(fake: FakeGateway, pki: Pki | None = None) -> Iterator[Runnin
         loop.close()
 
 
-def full_config(fake: FakeGateway) -> None:
+def full_config(fake: FakeGateway, processes: bool = True) -> None:
     fake.config.sysmon_config.CopyFrom(
         gateway_pb2.SysmonConfig(
             enabled=True, sample_interval="200ms", collect_cpu=True, collect_memory=True, collect_disk=True,
-            collect_network=True, collect_processes=True,
+            collect_network=True, collect_processes=processes,
         )
     )  # fmt: skip
 
@@ -76,15 +76,18 @@ def test_this_machine_pushed_over_mtls(tmp_path):
     pki = Pki(tmp_path, agent="live-2", partition="lab")
     fake = FakeGateway([])
     fake.check_cn = True
-    full_config(fake)
+    full_config(fake, processes=False)
     with gateway_thread(fake, pki) as gw:
         args = [f"--serviceradar.gateway=127.0.0.1:{gw.port}", f"--serviceradar.cert-dir={pki.cert_dir}",
                 "--serviceradar.server-name=gateway.serviceradar"]  # fmt: skip
         with run_exporter(args, tmp_path) as exp:
-            wait_until(lambda: len(fake.streams) >= 1, timeout=60, what="a sample over mTLS")
+            wait_until(lambda: len(fake.streams) >= 2, timeout=60, what="samples over mTLS")
             log = exp.stderr()
+            metrics = parse_exposition(exp.metrics())
     assert (fake.hellos[0].agent_id, fake.hellos[0].partition) == ("live-2", "lab")
     assert "plaintext" not in log
+    assert fake.statuses()[-1]["processes"] == []
+    assert (("source", "processes"),) not in metrics["sysmon_source_success"]  # not read while not asked for
 
 
 def test_a_bad_certificate_directory_stops_start_up_with_one_line(tmp_path):
@@ -94,3 +97,17 @@ def test_a_bad_certificate_directory_stops_start_up_with_one_line(tmp_path):
         assert exp.proc.wait(timeout=30) == 2
     lines = [line for line in exp.stderr().splitlines() if line.strip()]
     assert len(lines) == 1 and "--serviceradar.cert-dir" in lines[0] and "component.pem" in lines[0]
+
+
+def test_without_grpcio_start_up_names_the_flag_and_the_extra(tmp_path):
+    # A module named grpc that fails to import, ahead of site-packages, stands in for a missing grpcio.
+    shadow = tmp_path / "shadow"
+    shadow.mkdir()
+    (shadow / "grpc.py").write_text("raise ModuleNotFoundError(\"No module named 'grpc'\", name='grpc')\n")
+    args = ["--serviceradar.gateway=127.0.0.1:1", "--serviceradar.agent-id=a"]
+    with run_exporter(args, tmp_path, ready=False, env={"PYTHONPATH": str(shadow)}) as exp:
+        assert exp.proc.wait(timeout=15) == 2
+        log = exp.stderr()
+    assert log == (
+        "sysmon-exporter: --serviceradar.gateway: the gateway push needs grpc; pip install 'sysmon-exporter[grpc]'\n"
+    )

@@ -155,3 +155,24 @@ def test_from_the_fixture_host():
     assert [n["interface"] for n in status["network"]] == ["ifb0", "ifb1", "eth0"]
     assert [p["name"] for p in status["processes"]] == ["process_api", "kthreadd"]  # by memory at equal CPU
     assert status["host_id"] == "vm"
+
+
+def test_processes_are_read_only_while_the_push_wants_them():
+    root = FIXTURES / "vm-2cpu"
+    wanted = [False]
+    readers = Readers(root / "proc", root / "sys", 100, frozenset({"cpu", "processes"}),
+                      processes_wanted=lambda: wanted[0])  # fmt: skip
+    clock = FixedClock()
+    snap = take_snapshot(None, readers, clock)
+    assert snap.processes == () and "processes" not in snap.statuses
+    wanted[0] = True
+    snap = take_snapshot(snap, readers, clock)
+    assert [p.pid for p in snap.processes] == [1, 2] and snap.statuses["processes"].success
+
+
+class FixedClock:
+    def wall(self) -> float:
+        return 1_700_000_000.0
+
+    def monotonic(self) -> float:
+        return 1.0
