@@ -49,9 +49,11 @@ def _reason(e: BaseException) -> str:
         return f"certificate verify failed: {e.verify_message}" if e.verify_message else str(e)
     if isinstance(e, ssl.SSLError):
         return e.reason or str(e)
+    if isinstance(e, ConnectionResetError | asyncio.IncompleteReadError) and not getattr(e, "strerror", None):
+        return "the connection was closed during the handshake (a gateway that does not offer TLS 1.3 does this)"
     if isinstance(e, OSError):
-        return e.strerror or str(e)
-    return str(e)
+        return e.strerror or str(e) or type(e).__name__
+    return str(e) or type(e).__name__
 
 
 class TlsDialer:

@@ -376,3 +376,32 @@ async def test_an_unverified_gateway_gets_nothing_and_one_log_line(tmp_path, cap
     lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(lines) == 1, lines
     assert reason in lines[0] and "TLS to 127.0.0.1" in lines[0]
+
+
+async def test_a_gateway_offering_only_tls_1_2_is_refused(tmp_path, caplog):
+    """TLS 1.3 minimum: a plain TLS listener capped at 1.2, with a valid certificate, gets no byte of gRPC."""
+    import ssl
+
+    pki = Pki(tmp_path)
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    pki.gateway.configure_cert(server_ctx)
+    received: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        received.append(await reader.read(100))
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=server_ctx)
+    port = server.sockets[0].getsockname()[1]
+    tls = find_cert_files(pki.cert_dir)
+    pusher, clock, _ = make(port, [], tls=tls)
+    await pusher.start()
+    try:
+        await until(lambda: len(clock.sleeps()) >= 3, "three attempts")
+    finally:
+        await pusher.stop()
+        server.close()
+    assert not any(received)
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(lines) == 1 and "TLS to 127.0.0.1" in lines[0] and "does not offer TLS 1.3" in lines[0], lines
