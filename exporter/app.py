@@ -160,15 +160,16 @@ def build_pusher(config: Config, latest: Callable[[], Snapshot | None]) -> Pushe
     if config.serviceradar is None:
         return None
     from exporter.grpc_compat.identity import resolve_identity
-    from exporter.grpc_compat.push import Pusher, default_statvfs_disk
+    from exporter.grpc_compat.push import Pusher
     from exporter.sources.addresses import read_source_ip
+    from exporter.sources.mounts import Mount, stat_filesystem
 
     return Pusher(
         config.serviceradar,
         resolve_identity(config.serviceradar),
         latest,
         version=__version__,
-        statvfs=default_statvfs_disk(str(config.roots.rootfs)),
+        statvfs=lambda path: stat_filesystem(Mount("", path, "", False), config.roots.rootfs),
         source_ip=partial(read_source_ip, config.roots.procfs),
     )
 

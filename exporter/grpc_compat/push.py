@@ -21,12 +21,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import platform
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import grpc
 
@@ -47,6 +46,7 @@ from exporter.grpc_compat.gateway import (
 from exporter.grpc_compat.identity import Identity
 from exporter.grpc_compat.status import Disk, SysmonSettings, build_status, disks_from_snapshot, service_message
 from exporter.snapshot import Snapshot
+from exporter.sources.mounts import Filesystem
 
 log = logging.getLogger("exporter.serviceradar")
 
@@ -93,7 +93,6 @@ class _Once:
     """Logs a line when the failure changes, not while it repeats."""
 
     last: str = ""
-    counts: dict[str, int] = field(default_factory=dict)
 
     def failed(self, text: str) -> None:
         if text != self.last:
@@ -106,14 +105,6 @@ class _Once:
         self.last = ""
 
 
-def default_statvfs_disk(rootfs: str) -> Callable[[str], Disk]:
-    def stat(path: str) -> Disk:
-        st = os.statvfs(os.path.join(rootfs, path.lstrip("/")))
-        return Disk(path, int((st.f_blocks - st.f_bfree) * st.f_frsize), int(st.f_blocks * st.f_frsize))
-
-    return stat
-
-
 class Pusher:
     """Samples every sample_interval into a bounded buffer; a session sends them to the gateway."""
 
@@ -124,7 +115,7 @@ class Pusher:
         latest: Callable[[], Snapshot | None],
         *,
         version: str,
-        statvfs: Callable[[str], Disk],
+        statvfs: Callable[[str], Filesystem],  # a SysmonConfig disk path measured (its error set if it cannot be)
         source_ip: Callable[[], str],
         timing: Timing | None = None,
     ) -> None:
@@ -162,10 +153,11 @@ class Pusher:
         for path in s.disk_paths:
             if path in s.disk_exclude_paths:
                 continue
-            try:
-                out.append(self._statvfs(path))
-            except OSError as e:
-                self._disk_problem.failed(f"SysmonConfig disk path {path}: {e.strerror or e}; not reported")
+            fs = self._statvfs(path)
+            if fs.error:
+                self._disk_problem.failed(f"SysmonConfig disk path {path}: {fs.error}; not reported")
+                continue
+            out.append(Disk(path, int(fs.used_bytes), int(fs.size_bytes)))
         return out
 
     def sample(self, prev: Snapshot | None) -> Snapshot | None:

@@ -13,7 +13,6 @@ from exporter.config.serviceradar import GatewayTls, ServiceRadarConfig, find_ce
 from exporter.grpc_compat._generated import gateway_pb2
 from exporter.grpc_compat.identity import Identity, resolve_identity
 from exporter.grpc_compat.push import SOURCE, Pusher, Timing, go_arch
-from exporter.grpc_compat.status import Disk
 from exporter.snapshot import Frequency, HostIdentity, Snapshot
 from exporter.sources.meminfo import MemInfo
 from exporter.sources.mounts import Filesystem
@@ -87,11 +86,13 @@ class Clock:
         return [e[1] for e in self.events if isinstance(e, tuple)]
 
 
-def disk(path: str) -> Disk:
-    sizes = {"/": (100, 400), "/data": (7, 9), "/srv": (1, 2)}
+def disk(path: str) -> Filesystem:
+    """statvfs of a SysmonConfig disk path: (size, free) by path."""
+    sizes = {"/": (400, 300), "/data": (9, 2), "/srv": (2, 1)}
     if path not in sizes:
-        raise FileNotFoundError(2, "No such file or directory", path)
-    return Disk(path, *sizes[path])
+        return Filesystem("", path, "", False, error=f"{path}: No such file or directory")
+    size, free = sizes[path]
+    return Filesystem("", path, "", False, size, free)
 
 
 def make(port: int, events: list[object], *, tls: GatewayTls | None = None, identity: Identity | None = None,
@@ -181,12 +182,12 @@ async def test_config_is_polled_with_its_version_every_poll_interval(gateway):
     assert [e for e in between if isinstance(e, tuple)] == [("sleep", 10.0)] * 3
 
 
-async def test_sysmon_config_is_applied(gateway):
+async def test_sysmon_config_is_applied(gateway, caplog):
     fake, port, events = gateway
     fake.config.sysmon_config.CopyFrom(
         gateway_pb2.SysmonConfig(
             enabled=True, sample_interval="30s", collect_cpu=False, collect_memory=False, collect_disk=True,
-            collect_network=False, collect_processes=True, disk_paths=["/", "/data", "/srv"],
+            collect_network=False, collect_processes=True, disk_paths=["/", "/data", "/srv", "/gone"],
             disk_exclude_paths=["/srv"],
         )
     )  # fmt: skip
@@ -208,6 +209,8 @@ async def test_sysmon_config_is_applied(gateway):
         {"mount_point": "/data", "used_bytes": 7, "total_bytes": 9},
     ]
     assert [p["name"] for p in second["processes"]] == ["busy", "init"]  # by CPU
+    gone = [r.getMessage() for r in caplog.records if "/gone" in r.getMessage()]
+    assert gone == ["SysmonConfig disk path /gone: /gone: No such file or directory; not reported"]
 
 
 async def test_sysmon_turned_off_pushes_nothing_and_says_so_once(gateway, caplog):
