@@ -41,9 +41,10 @@ golden: $(STAMP) deps-test
 	$(BIN)/pytest -q tests/test_golden.py tests/grpc_compat/test_payload.py::test_golden_payload \
 		tests/sources/test_bpf_programs.py --update-golden
 
-# The AgentService stubs; tests/grpc_compat/test_generated.py runs the same command and compares.
+# The AgentService and AgentGatewayService stubs; tests/grpc_compat/test_generated.py runs the same command
+# and compares.
 PROTO_CMD := $(BIN)/python -m grpc_tools.protoc -Iexporter/grpc_compat/_generated=exporter/grpc_compat \
-	--python_out=. --pyi_out=. --grpc_python_out=. exporter/grpc_compat/monitoring.proto
+	--python_out=. --pyi_out=. --grpc_python_out=. exporter/grpc_compat/monitoring.proto exporter/grpc_compat/gateway.proto
 
 proto: $(STAMP)
 	$(PROTO_CMD)

@@ -7,8 +7,10 @@ import contextlib
 import logging
 import platform
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 from functools import partial
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, ProcessCollector
@@ -25,6 +27,7 @@ from exporter.snapshot import (
     CgroupReaders,
     Clock,
     Readers,
+    Snapshot,
     SyscallReaders,
     SystemClock,
     describe,
@@ -40,6 +43,9 @@ from exporter.sources.mounts import MountFilter
 from exporter.sources.perf import PerfCounters, PerfUnavailable
 from exporter.sources.stat import read_stat, user_hz
 from exporter.sources.syscalls import Filter, SyscallCounter
+
+if TYPE_CHECKING:
+    from exporter.grpc_compat.push import Pusher
 
 log = logging.getLogger("exporter")
 
@@ -150,6 +156,25 @@ async def start_ingest(ingest: Ingest) -> bool:
     return True
 
 
+def build_pusher(config: Config, latest: Callable[[], Snapshot | None]) -> Pusher | None:
+    """The ServiceRadar gateway push, or None; ConfigError for a certificate that cannot be used."""
+    if config.serviceradar is None:
+        return None
+    from exporter.grpc_compat.identity import resolve_identity
+    from exporter.grpc_compat.push import Pusher
+    from exporter.sources.addresses import read_source_ip
+    from exporter.sources.mounts import Mount, stat_filesystem
+
+    return Pusher(
+        config.serviceradar,
+        resolve_identity(config.serviceradar),
+        latest,
+        version=__version__,
+        statvfs=lambda path: stat_filesystem(Mount("", path, "", False), config.roots.rootfs),
+        source_ip=partial(read_source_ip, config.roots.procfs),
+    )
+
+
 async def serve(config: Config) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -177,11 +202,25 @@ async def _serve(config: Config, stop: asyncio.Event, ingest: Ingest | None) -> 
             config.collectors,
             perf,
             perf_error,
-            host_identity=config.grpc is not None,
+            host_identity=config.grpc is not None or config.serviceradar is not None,
             rootfs=config.roots.rootfs,
             mounts=MountFilter(config.filesystem.mount_points_exclude, config.filesystem.fs_types_exclude),
         )
+        pushing: list[Pusher] = []
+        if config.serviceradar is not None:  # processes are read while the gateway's SysmonConfig asks for them
+            readers = replace(
+                readers,
+                collectors=readers.collectors | {"processes"},
+                processes_wanted=lambda: any(p.settings.processes for p in pushing),
+            )
         sampler = build_sampler(config, readers, ingest, syscalls)
+        try:
+            pusher = build_pusher(config, sampler.latest)
+        except ConfigError as e:
+            log.error("%s", e)
+            return 2
+        if pusher is not None:
+            pushing.append(pusher)
         app = make_app(Published(sampler.latest, sampler.rendered), __version__)
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
         await runner.setup()
@@ -219,6 +258,8 @@ async def _serve(config: Config, stop: asyncio.Event, ingest: Ingest | None) -> 
                 "mTLS, TLS 1.3" if config.grpc.tls else "plaintext",
             )
         await sampler.start()
+        if pusher is not None:
+            await pusher.start()
         log.info(
             "listening on %s:%d, sampling every %gs, collectors: %s",
             config.web.host or "*",
@@ -230,6 +271,8 @@ async def _serve(config: Config, stop: asyncio.Event, ingest: Ingest | None) -> 
             await stop.wait()
         finally:
             log.info("shutting down")
+            if pusher is not None:
+                await pusher.stop()
             if grpc_server is not None:
                 await grpc_server.stop()
             await runner.cleanup()

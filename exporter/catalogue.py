@@ -55,7 +55,8 @@ class Source:
     probe: Callable[[Roots], str]  # reads once with default settings; returns a one-line summary or raises
     job: str = "cpu"
     default: bool = True
-    flag: bool = True  # False: turned on by a feature, not by --collector.<name> (host: the gRPC shim)
+    flag: bool = True  # False: turned on by a feature, not by --collector.<name>
+    feature: str = ""  # with flag=False: what turns it on (the README's default column says "with <feature>")
     agent: bool | None = None  # default in the guest agent; None: the agent does not read it
     fix: str = ""  # what to do when the probe fails
     replay: bool = True  # reads only files below its roots, so a fixture tree replays it (golden files)
@@ -118,6 +119,19 @@ def _host(roots: Roots) -> str:
     from exporter.sources.netdevice import read_host_ipv4
 
     return f"{read_hostname(roots.procfs)}, {read_host_ipv4()}"
+
+
+def _network(roots: Roots) -> str:
+    from exporter.sources.net_dev import read_net_dev
+
+    return f"{len(read_net_dev(roots.procfs))} interfaces in {roots.procfs}/net/dev"
+
+
+def _processes(roots: Roots) -> str:
+    from exporter.sources.processes import read_processes
+    from exporter.sources.stat import user_hz
+
+    return f"{len(read_processes(roots.procfs, user_hz()))} processes below {roots.procfs}"
 
 
 def _cgroup(roots: Roots) -> str:
@@ -189,12 +203,28 @@ SOURCES: Mapping[str, Source] = MappingProxyType(
             ),
             Source(
                 "host",
-                "hostname and host IPv4 (the gRPC shim's payload)",
+                "hostname and host IPv4 (ServiceRadar's payload)",
                 _host,
                 flag=False,
+                feature="the gRPC shim or --serviceradar.gateway",
                 default=False,
                 replay=False,
                 fix="pass --path.procfs pointing at a mounted procfs",
+            ),
+            Source(
+                "network",
+                "traffic counters of each network interface (/proc/net/dev)",
+                _network,
+                fix="pass --path.procfs pointing at a mounted procfs (the host's network namespace: --network=host)",
+            ),
+            Source(
+                "processes",
+                "each process's CPU time, resident memory and state (/proc/<pid>/stat, status); pushed, not exported",
+                _processes,
+                flag=False,
+                feature="--serviceradar.gateway",
+                default=False,
+                fix="pass --path.procfs pointing at a mounted procfs (the host's pid namespace: --pid=host)",
             ),
             Source(
                 "cgroup",

@@ -31,10 +31,20 @@ def _serve(argv: Sequence[str], env: Mapping[str, str]) -> int:
     config = load(argv, env)
     if config.grpc is not None:
         try:
-            import exporter.grpc_compat.server  # noqa: F401
+            import exporter.grpc_compat.server
         except ImportError as e:
             raise ConfigError(
                 "--grpc.listen-address", f"the gRPC shim needs {e.name}; pip install 'sysmon-exporter[grpc]'"
+            ) from None
+    if config.serviceradar is not None:
+        try:
+            import exporter.grpc_compat.push  # noqa: F401
+
+            if config.serviceradar.tls is not None:
+                import cryptography  # noqa: F401  (the certificate's CN)
+        except ImportError as e:
+            raise ConfigError(
+                "--serviceradar.gateway", f"the gateway push needs {e.name}; pip install 'sysmon-exporter[grpc]'"
             ) from None
     setup_logging(config.log_level)
     for warning in config.warnings:

@@ -35,8 +35,10 @@ from exporter.sources.hostname import read_hostname
 from exporter.sources.loadavg import LoadAvg, read_loadavg
 from exporter.sources.meminfo import MemInfo, read_meminfo
 from exporter.sources.mounts import Filesystem, MountFilter, StatVfs, read_filesystems
+from exporter.sources.net_dev import NetDevice, read_net_dev
 from exporter.sources.netdevice import read_host_ipv4
 from exporter.sources.perf import PerfReading
+from exporter.sources.processes import Process, read_processes
 from exporter.sources.stat import MODES, CpuTimes, read_stat
 from exporter.sources.syscalls import names, syscall_name
 
@@ -200,6 +202,7 @@ class Readers:
     statvfs: StatVfs = os.statvfs
     mounts: MountFilter = field(default_factory=MountFilter)  # mount points and filesystem types left out
     host_ipv4: Callable[[], str] = read_host_ipv4  # the address a gRPC payload reports (injected in golden runs)
+    processes_wanted: Callable[[], bool] = lambda: True  # the push reads /proc/<pid> only while its config asks
 
 
 @dataclass(frozen=True)
@@ -233,6 +236,8 @@ class Snapshot:
     load: LoadAvg | None = None
     host: HostIdentity | None = None
     filesystems: tuple[Filesystem, ...] = ()
+    network: Mapping[str, NetDevice] = field(default_factory=dict)  # by interface name
+    processes: tuple[Process, ...] = ()  # read only for the ServiceRadar push
     syscalls: Mapping[str, float] = field(default_factory=dict)
     syscalls_by_label: str = ""  # "comm" | "cgroup" when the counts carry that label
     syscalls_by: Mapping[tuple[str, str], float] = field(default_factory=dict)  # (label value, syscall)
@@ -442,6 +447,10 @@ def take_snapshot(previous: Snapshot | None, readers: Readers, clock: Clock) -> 
         filesystems = run(
             "filesystem", lambda: read_filesystems(readers.procfs, readers.rootfs, readers.statvfs, readers.mounts)
         )
+    network = run("network", lambda: read_net_dev(readers.procfs)) if "network" in readers.collectors else None
+    processes = None
+    if "processes" in readers.collectors and readers.processes_wanted():
+        processes = run("processes", lambda: read_processes(readers.procfs, readers.hz))
     host = None
     if readers.host_identity:
         host = run("host", lambda: HostIdentity(read_hostname(readers.procfs), readers.host_ipv4()))
@@ -466,6 +475,8 @@ def take_snapshot(previous: Snapshot | None, readers: Readers, clock: Clock) -> 
         load=load,
         host=host,
         filesystems=filesystems or (),
+        network=network or {},
+        processes=processes or (),
         statuses=dict(sorted(statuses.items())),
     )
 
@@ -549,3 +560,8 @@ BREAKDOWN_IDLE_SAMPLES = 300  # a label's slot is freed after this many samples 
 OTHER_LABEL = "other"
 _CPU_SOURCES = of_job("cpu")
 _GUEST = "guest:"
+
+
+def usage_between(earlier: Snapshot, later: Snapshot) -> dict[int, float]:
+    """Busy ratio per CPU over the window between two snapshots (the one computation of usage)."""
+    return _usage(earlier.cpu_seconds, later.cpu_seconds)[0]

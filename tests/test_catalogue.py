@@ -23,7 +23,7 @@ def test_readme_sources_table_is_the_catalogue():
     documented = {name: (default.strip(), agent.strip(), job, what.strip()) for name, default, agent, job, what in rows}
     expected = {
         s.name: (
-            "on" if s.default else ("with the gRPC shim" if not s.flag else "off"),
+            "on" if s.default else (f"with {s.feature}" if not s.flag else "off"),
             {True: "on", False: "off", None: "—"}[s.agent],
             s.job,
             s.help,

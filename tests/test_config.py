@@ -19,7 +19,18 @@ def test_defaults():
         Path("/sys"),
         1.0,
     )
-    assert c.collectors == {"cpu", "cpufreq", "cpuinfo", "perf", "meminfo", "loadavg", "filesystem", "cgroup"}
+    assert c.collectors == {
+        "cpu",
+        "cpufreq",
+        "cpuinfo",
+        "perf",
+        "meminfo",
+        "loadavg",
+        "filesystem",
+        "network",
+        "cgroup",
+    }
+    assert c.serviceradar is None
     assert (c.roots.rootfs, c.grpc) == (Path("/"), None)
     assert (c.roots.cgroupfs, c.cgroup.interval_seconds, c.cgroup.max_depth, c.cgroup.max_count) == (
         Path("/sys/fs/cgroup"),

@@ -33,7 +33,7 @@ from exporter.sources.perf import PerfReading
 from tests.helpers import FIXTURES, GOLDEN, ROOT, require_binary
 
 # Every default source of the CPU job that a fixture tree replays (catalogue ``replay``); the others
-# (perf, filesystem, host, syscalls, cgroup) have scenarios of their own below.
+# (perf, filesystem, host, processes, syscalls, cgroup) have scenarios of their own below.
 COLLECTORS = frozenset(n for n in of_job("cpu") if SOURCES[n].default and SOURCES[n].replay)
 
 
@@ -131,6 +131,7 @@ SCENARIOS: dict[str, Callable[[], Snapshot]] = {
         RecordedPerf({0: PerfReading(4.3e10, 4.1e10), 1: PerfReading(8.9e10, 8.6e10)}),
     ),
     "vm-2cpu-host": lambda: _snapshot([FIXTURES / "vm-2cpu"], host=True),
+    "vm-2cpu-processes": lambda: _snapshot([FIXTURES / "vm-2cpu"], COLLECTORS | {"processes"}),
     "k8s-node-v2": lambda: _cgroup_snapshot(FIXTURES / "k8s-node-v2"),
     "legacy-v1": lambda: _cgroup_snapshot(FIXTURES / "legacy-v1"),
 }
@@ -143,7 +144,7 @@ def test_every_catalogued_source_succeeds_in_some_scenario():
 
 
 def test_the_base_runs_are_the_catalogues_replayable_defaults():
-    assert {"cpu", "cpufreq", "cpuinfo", "meminfo", "loadavg"} == COLLECTORS
+    assert {"cpu", "cpufreq", "cpuinfo", "meminfo", "loadavg", "network"} == COLLECTORS
     assert not SOURCES["perf"].replay and not SOURCES["filesystem"].replay
 
 

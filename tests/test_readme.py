@@ -46,7 +46,7 @@ def test_serviceradar_check_entries_use_each_files_own_keys():
     """The poller's check list reads service_type/service_name/details; the agent's checker file name/type/address."""
     import json
 
-    section = README.split("## ServiceRadar", 1)[1].split("\n## ", 1)[0]
+    section = README.split("## ServiceRadar: replacing the sysmon-vm checker", 1)[1].split("\n## ", 1)[0]
     blocks = [json.loads(b) for b in re.findall(r"```json\n(.*?)\n```", section, flags=re.DOTALL)]
     poller = [b for b in blocks if set(b) == {"service_type", "service_name", "details"}]
     agent = [b for b in blocks if set(b) == {"name", "type", "address"}]

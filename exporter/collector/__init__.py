@@ -21,6 +21,7 @@ from exporter.collector.filesystem import collect_filesystem
 from exporter.collector.guest import GuestRenderer
 from exporter.collector.gzipped import EMPTY, Deflated, concat, deflate_pieces, gzip_body, plain_body
 from exporter.collector.memory import collect_load, collect_memory
+from exporter.collector.network import collect_network
 from exporter.collector.self import collect_self
 from exporter.collector.syscalls import collect_syscalls
 from exporter.snapshot import Snapshot
@@ -39,6 +40,7 @@ def default_collectors(version: str) -> list[SnapshotCollectorFn]:
         collect_memory,
         collect_load,
         collect_filesystem,
+        collect_network,
         collect_syscalls,
         lambda snap: collect_self(snap, version),
     ]

@@ -9,7 +9,7 @@ and the fix, and start-up stops there.
 
 One module per concern, each declaring its flags next to the dataclass fields
 they set (flags.Section): web and log, paths, sampler, cgroup, guest,
-syscalls, grpc; ``serve`` composes them into :class:`Config`, ``commands``
+syscalls, grpc, serviceradar; ``serve`` composes them into :class:`Config`, ``commands``
 into the other commands' settings. The collector toggles come from the
 catalogue of sources (exporter/catalogue.py).
 """

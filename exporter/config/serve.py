@@ -14,6 +14,7 @@ from exporter.config.grpc import GRPC, GRPC_NEEDS, GrpcConfig
 from exporter.config.guest import GUEST, GuestConfig
 from exporter.config.paths import SERVE_PATHS
 from exporter.config.sampler import SAMPLER, SamplerConfig
+from exporter.config.serviceradar import SERVICERADAR, ServiceRadarConfig
 from exporter.config.syscalls import SYSCALLS, SyscallsConfig
 from exporter.config.web import LOG, WEB, WebConfig
 
@@ -29,7 +30,7 @@ SUBCOMMANDS = """commands:
 
 SERVE = FlagSet(
     "sysmon-exporter",
-    (WEB, GRPC, SERVE_PATHS, SAMPLER, CGROUP, FILESYSTEM, LOG, COLLECTORS, GUEST, SYSCALLS),
+    (WEB, GRPC, SERVICERADAR, SERVE_PATHS, SAMPLER, CGROUP, FILESYSTEM, LOG, COLLECTORS, GUEST, SYSCALLS),
     about=SUBCOMMANDS,
 )
 
@@ -46,6 +47,7 @@ class Config:
         default_factory=lambda: frozenset(n for n, on in collector_defaults().items() if on)
     )
     grpc: GrpcConfig | None = None
+    serviceradar: ServiceRadarConfig | None = None  # push to the agent gateway
     guest: GuestConfig = field(default_factory=GuestConfig)
     syscalls: SyscallsConfig = field(default_factory=SyscallsConfig)
     warnings: tuple[str, ...] = ()  # logged once logging is set up
@@ -83,6 +85,7 @@ def load(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
         log_level=LOG.build(v).level,
         collectors=collectors,
         grpc=grpc,
+        serviceradar=SERVICERADAR.build(v).resolve(),
         guest=guest,
         syscalls=syscalls,
         warnings=warnings,

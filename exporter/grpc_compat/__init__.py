@@ -13,4 +13,13 @@ nothing is read or measured on the request path.
 - ``payload``: Snapshot -> the JSON document in ``message`` / ``data``.
 - ``server``: the servicer, the health service and the listener.
 - ``tls``: mTLS (TLS 1.3 only, client certificate required).
+
+And ``monitoring.AgentGatewayService`` as ServiceRadar's agent pushes to it
+(v1.0.81 and later), with ``--serviceradar.gateway``:
+
+- ``gateway.proto``: that contract (stubs in ``_generated/`` too).
+- ``status``: two snapshots -> the sysmon ``status`` sample the core ingests.
+- ``gateway``: the channel (TLS 1.3 through Python's ssl), chunks, SysmonConfig.
+- ``push``: Hello, GetConfig, the heartbeat loop, back-off and the sample buffer.
+- ``identity``: agent id and partition from the client certificate's CN.
 """

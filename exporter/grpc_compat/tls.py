@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
+from pathlib import Path
 
 from exporter.config import SYSMON_VM_OPTION, ConfigError, TlsFiles
 
@@ -28,17 +29,20 @@ def server_context(files: TlsFiles) -> ssl.SSLContext:
     ctx.minimum_version = ssl.TLSVersion.TLSv1_3
     ctx.verify_mode = ssl.CERT_REQUIRED
     ctx.set_alpn_protocols(["h2"])
-    try:
-        ctx.load_cert_chain(files.cert_file, files.key_file)
-    except (ssl.SSLError, OSError) as e:
-        raise ConfigError(
-            SYSMON_VM_OPTION, f"{files.cert_file} / {files.key_file}: not a matching PEM certificate and key: {e}"
-        ) from None
-    try:
-        ctx.load_verify_locations(cafile=files.client_ca_file)
-    except (ssl.SSLError, OSError) as e:
-        raise ConfigError(SYSMON_VM_OPTION, f"{files.client_ca_file}: not a PEM CA certificate: {e}") from None
+    load_pems(ctx, files.cert_file, files.key_file, files.client_ca_file, SYSMON_VM_OPTION)
     return ctx
+
+
+def load_pems(ctx: ssl.SSLContext, cert: Path, key: Path, ca: Path, option: str) -> None:
+    """Our certificate and key, and the CA the peer's must chain to; a bad PEM is a ConfigError naming ``option``."""
+    try:
+        ctx.load_cert_chain(cert, key)
+    except (ssl.SSLError, OSError) as e:
+        raise ConfigError(option, f"{cert} / {key}: not a matching PEM certificate and key: {e}") from None
+    try:
+        ctx.load_verify_locations(cafile=ca)
+    except (ssl.SSLError, OSError) as e:
+        raise ConfigError(option, f"{ca}: not a PEM CA certificate: {e}") from None
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -90,10 +94,15 @@ class TlsTerminator:
 
     async def stop(self) -> None:
         if self._server is not None:
-            self._server.close()
-            for task in list(self._connections):
-                task.cancel()
-            with contextlib.suppress(Exception):
-                await asyncio.gather(*self._connections, return_exceptions=True)
-            await self._server.wait_closed()
+            await close_server(self._server, self._connections)
             self._server = None
+
+
+async def close_server(server: asyncio.Server, connections: set[asyncio.Task[None]]) -> None:
+    """Stops listening and ends the connections still being spliced."""
+    server.close()
+    for task in list(connections):
+        task.cancel()
+    with contextlib.suppress(Exception):
+        await asyncio.gather(*connections, return_exceptions=True)
+    await server.wait_closed()
