@@ -26,7 +26,7 @@ def run_agent(argv: Sequence[str], env: Mapping[str, str], setup_logging: Callab
     cgroups = None
     if "cgroup" in collectors:
         limits = CgroupLimits(v["cgroup_max_depth"], v["cgroup_include"], v["cgroup_exclude"], v["cgroup_max_count"])
-        cgroups = CgroupReaders(v["path_cgroupfs"], limits, readers.hz)
+        cgroups = CgroupReaders(v["path_cgroupfs"], limits, readers.hz, v["path_sysfs"])
     settings = AgentSettings(
         channel=v["agent_channel"],
         interval_seconds=v["agent_interval"],
