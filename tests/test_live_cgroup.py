@@ -25,6 +25,7 @@ from tests.helpers import (
     promql,
     remove_cgroup,
     require_root,
+    root_block_device,
     run_exporter,
     run_prometheus,
     wait_until,
@@ -385,24 +386,6 @@ def test_v1_cpu_quota_of_half_a_core_shows_half(tmp_path):
             )
     assert limit == 0.5
     assert m["sysmon_cgroup_cpu_weight"][path] == 50
-
-
-def root_block_device() -> tuple[str, str]:
-    """(MAJ:MIN, kernel name) of the disk holding /, from /proc/self/mountinfo and sysfs (a partition's disk)."""
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        fields = line.split()
-        if fields[4] == "/":
-            dev = Path("/sys/dev/block") / fields[2]
-            break
-    else:
-        pytest.fail("no / in /proc/self/mountinfo")
-    if not dev.exists():
-        pytest.skip(f"/ is on {fields[2]}, which is not a block device (overlay or network filesystem)")
-    disk = dev.resolve()
-    if (disk / "partition").exists():  # blkio counts per disk
-        disk = disk.parent
-    uevent = dict(line.split("=", 1) for line in (disk / "uevent").read_text().splitlines())
-    return f"{uevent['MAJOR']}:{uevent['MINOR']}", uevent["DEVNAME"]
 
 
 def test_v1_o_direct_writes_show_on_the_root_device(tmp_path):
