@@ -200,7 +200,8 @@ class HostIdentity:
 class CgroupReaders:
     """Where and how the cgroup sampling step walks: an explicit cgroupfs root and the walk's bounds.
 
-    ``sysfs`` names block devices; None means the sysfs holding ``cgroupfs`` (``<sysfs>/fs/cgroup``)."""
+    ``sysfs`` names block devices; None means the sysfs holding ``cgroupfs`` when that is
+    ``<sysfs>/fs/cgroup`` (else devices keep MAJ:MIN)."""
 
     cgroupfs: Path
     limits: CgroupLimits

@@ -183,10 +183,14 @@ def parse_single(text: str, path: str) -> int | None:
 
 
 _PSI_KEYS = ["avg10", "avg60", "avg300", "total"]
+_PSI = re.compile(r"(?:(?:some|full) avg10=[0-9.]++ avg60=[0-9.]++ avg300=[0-9.]++ total=[0-9]++\n)++")
+_PSI_TOTAL = re.compile(r"^(some|full) .* total=([0-9]+)$", re.M)
 
 
 def parse_pressure(text: str, path: str) -> dict[str, float]:
     """PSI lines ``some avg10=.. avg60=.. avg300=.. total=<usec>`` -> {kind: stall seconds}."""
+    if _PSI.fullmatch(text) and text.startswith("some "):  # well-formed: totals straight from the regex
+        return {kind: int(total) / 1e6 for kind, total in _PSI_TOTAL.findall(text)}
     out: dict[str, float] = {}
     for lineno, line in _lines(text, path):
         fields = line.split()
@@ -205,11 +209,24 @@ def parse_pressure(text: str, path: str) -> dict[str, float]:
     return out
 
 
+_MEMORY_STAT = re.compile(r"(?:[A-Za-z0-9_.]++ -?+[0-9]++\n)*+")  # possessive: no backtracking
+
+
 def parse_memory_stat(text: str, path: str, keys: frozenset[str]) -> dict[str, int]:
     """memory.stat ``<key> <integer>`` lines, keeping only ``keys`` (the file has ~40 lines, we use a few).
 
     A key the kernel does not write (older kernels) is simply absent; a line that is not
     ``<key> <value>`` or a kept value that is not an integer fails the file."""
+    if _MEMORY_STAT.fullmatch(text):  # the whole file well-formed: one C-speed check, then no per-line work
+        lines = "\n" + text
+        found: dict[str, int] = {}
+        for key in keys:
+            start = lines.find(f"\n{key} ")
+            if start >= 0:
+                start += len(key) + 2
+                found[key] = int(lines[start : lines.index("\n", start)])
+        return found
+    # Malformed somewhere: find the first bad line for the error.
     out: dict[str, int] = {}
     if text and not text.endswith("\n"):
         raise SourceError(path, "truncated: last line has no newline")
@@ -523,18 +540,19 @@ class BlockDevices:
     """MAJ:MIN -> kernel device name from ``<sysfs>/dev/block/MAJ:MIN/uevent`` DEVNAME, looked up once.
 
     None for a device sysfs no longer has (its io.stat line is skipped); MAJ:MIN itself when the
-    uevent has no DEVNAME or sysfs has no ``dev/block`` at all (nothing to tell a gone device by)."""
+    uevent has no DEVNAME, or there is no sysfs or it has no ``dev/block`` (nothing to tell a gone
+    device by)."""
 
-    def __init__(self, sysfs: Path) -> None:
-        self.block = sysfs / "dev" / "block"
+    def __init__(self, sysfs: Path | None) -> None:
+        self.block = sysfs / "dev" / "block" if sysfs is not None else None
         self.names: dict[str, str | None] = {}
-        self.known: bool | None = None
+        self.known: bool | None = None if sysfs is not None else False
 
     def __call__(self, dev: str) -> str | None:
         if dev in self.names:
             return self.names[dev]
         if self.known is None:
-            self.known = self.block.is_dir()
+            self.known = self.block is not None and self.block.is_dir()
         name: str | None = dev
         if self.known:
             try:
@@ -677,12 +695,14 @@ def read_found(
 
 
 def read_cgroups(root: Path, limits: CgroupLimits, hz: int, sysfs: Path | None = None) -> CgroupTree:
-    """Walks and reads ``root``; block devices are named from ``sysfs`` (by default the sysfs that
-    holds ``root``: ``<sysfs>/fs/cgroup``)."""
+    """Walks and reads ``root``; block devices are named from ``sysfs``, by default the sysfs that
+    holds ``root`` when it is mounted as ``<sysfs>/fs/cgroup`` (else they keep MAJ:MIN)."""
+    if sysfs is None and root.parent.name == "fs":
+        sysfs = root.parent.parent
     layout = detect_layout(root)
     walked = walk(layout, limits)
     errors = dict(walked.errors)
-    stats = read_found(walked.found, hz, errors, BlockDevices(sysfs if sysfs is not None else root.parent.parent))
+    stats = read_found(walked.found, hz, errors, BlockDevices(sysfs))
     return CgroupTree(layout.name, stats, walked.dropped, dict(sorted(errors.items())))
 
 

@@ -586,3 +586,24 @@ def test_malformed_memory_stat_and_io_stat_fail_that_file_for_that_cgroup_only(t
     assert app.memory_working_set_bytes is None and app.memory_rss_bytes is None and app.io
     assert app.memory_usage_bytes == 528482304 and pod.io == {} and pod.memory_working_set_bytes is not None
     assert tree.stats[POD.rsplit("/", 1)[0]].io["nvme0n1"]["reads"] == 25631
+
+
+def test_devices_are_named_from_the_sysfs_holding_the_cgroupfs_else_keep_maj_min(tmp_path):
+    assert list(read_cgroups(V2_ROOT, CgroupLimits(), 100).stats[APP].io) == ["nvme0n1"]  # <fixture>/sys/fs/cgroup
+    elsewhere = tmp_path / "cg"
+    shutil.copytree(V2_ROOT, elsewhere)
+    assert list(read_cgroups(elsewhere, CgroupLimits(), 100).stats[APP].io) == ["253:3", "259:0"]
+    given = read_cgroups(elsewhere, CgroupLimits(), 100, V2_ROOT.parent.parent)
+    assert list(given.stats[APP].io) == ["nvme0n1"]
+
+
+def test_memory_stat_form_of_keys_not_kept_is_checked_but_their_values_are_not_parsed():
+    # the fast path (whole file well-formed) and the line-by-line one agree
+    text = "anon 4096\nweird_key 12abc\nfile 8192\n"
+    assert parse_memory_stat(text, "memory.stat", frozenset({"anon", "file"})) == {"anon": 4096, "file": 8192}
+    assert parse_memory_stat(text.replace("12abc", "12"), "memory.stat", frozenset({"anon", "file"})) == {
+        "anon": 4096,
+        "file": 8192,
+    }
+    with pytest.raises(SourceError, match=re.escape("memory.stat:2: weird_key: '12abc' is not an integer")):
+        parse_memory_stat(text, "memory.stat", frozenset({"weird_key"}))
