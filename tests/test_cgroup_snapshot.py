@@ -151,7 +151,7 @@ def test_unreadable_file_fails_that_file_only():
 def test_directory_names_that_are_not_utf8_are_rendered_not_fatal(tmp_path):
     root = tmp_path / "cg"
     shutil.copytree(V2, root)
-    odd = os.path.join(os.fsencode(root / "system.slice"), b'bad\xff"name')
+    odd = os.path.join(os.fsencode(root / "system.slice"), b"bad\xff\"name")
     os.mkdir(odd)
     with open(os.path.join(odd, b"pids.current"), "w") as f:
         f.write("4\n")

@@ -74,10 +74,14 @@ def fixed_statvfs(path: str) -> os.statvfs_result:
     return os.statvfs_result((4096, 4096, 1000, 400, 300, 100, 50, 50, 0, 255))
 
 
-def _snapshot(roots: list[Path], collectors: frozenset[str] = COLLECTORS, perf: RecordedPerf | None = None) -> Snapshot:
+def _snapshot(
+    roots: list[Path], collectors: frozenset[str] = COLLECTORS, perf: RecordedPerf | None = None
+) -> Snapshot:
     snap = None
     for root in roots:
-        readers = Readers(root / "proc", root / "sys", 100, collectors, perf, rootfs=root, statvfs=fixed_statvfs)
+        readers = Readers(
+            root / "proc", root / "sys", 100, collectors, perf, rootfs=root, statvfs=fixed_statvfs
+        )
         snap = take_snapshot(snap, readers, FixedClock())
     assert snap is not None
     return snap

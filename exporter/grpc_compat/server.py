@@ -71,7 +71,9 @@ class AgentService(monitoring_pb2_grpc.AgentServiceServicer):
             response_time=_since(start),
         )
 
-    async def StreamResults(self, request: monitoring_pb2.ResultsRequest, context: grpc.aio.ServicerContext) -> None:
+    async def StreamResults(
+        self, request: monitoring_pb2.ResultsRequest, context: grpc.aio.ServicerContext
+    ) -> None:
         await context.abort(grpc.StatusCode.UNIMPLEMENTED, "sysmon results fit one message; use GetResults")
 
 

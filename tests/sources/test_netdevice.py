@@ -14,14 +14,8 @@ LO = Interface("lo", True, True, "127.0.0.1")
     [
         ([LO, Interface("eth0", True, False, "192.0.2.2")], "192.0.2.2"),
         ([LO, Interface("docker0", True, False, "172.17.0.1"), Interface("ens3", True, False, "10.0.0.5")], "10.0.0.5"),
-        (
-            [
-                Interface("br-1a2b", True, False, "172.18.0.1"),
-                Interface("veth9", True, False, "10.1.1.1"),
-                Interface("eth1", True, False, "198.51.100.4"),
-            ],
-            "198.51.100.4",
-        ),
+        ([Interface("br-1a2b", True, False, "172.18.0.1"), Interface("veth9", True, False, "10.1.1.1"),
+          Interface("eth1", True, False, "198.51.100.4")], "198.51.100.4"),
         ([Interface("eth0", False, False, "192.0.2.2"), Interface("eth1", True, False, "192.0.2.3")], "192.0.2.3"),
         ([Interface("eth0", True, False, "169.254.1.1"), Interface("eth1", True, False, "192.0.2.3")], "192.0.2.3"),
         ([Interface("eth0", True, False, None), Interface("wg0", True, False, "100.64.0.2")], "100.64.0.2"),
@@ -39,15 +33,8 @@ def test_no_candidate_is_a_source_error():
 
 @pytest.mark.parametrize(
     ("address", "is_global"),
-    [
-        ("10.0.0.1", True),
-        ("192.0.2.1", True),
-        ("127.0.0.1", False),
-        ("169.254.0.1", False),
-        ("224.0.0.1", False),
-        ("0.0.0.0", False),
-        ("255.255.255.255", False),
-    ],
+    [("10.0.0.1", True), ("192.0.2.1", True), ("127.0.0.1", False), ("169.254.0.1", False),
+     ("224.0.0.1", False), ("0.0.0.0", False), ("255.255.255.255", False)],
 )
 def test_global_unicast_as_go_counts_it(address, is_global):
     assert is_global_unicast(address) is is_global
