@@ -373,8 +373,9 @@ def cgroups() -> db.Dashboard:
     d = base(
         "sysmon-cgroups",
         "sysmon / cgroups",
-        "Memory against limit, OOM kills and memory events, CPU use and throttling, pids against limit, per "
-        "cgroup, with the top cgroups by each and pod / container ids where the path carries them.",
+        "Memory and working set against limit, memory breakdown, OOM kills and memory events, CPU use against "
+        "limit and throttling, I/O per device, pids against limit, per cgroup, with the top cgroups by each and "
+        "pod / container ids where the path carries them.",
         label_values("cgroup", "cgroup", f"label_values(sysmon_cgroup_memory_usage_bytes{{{SEL}}}, cgroup)"),
         db.CustomVariable("topn")
         .label("Top N")
@@ -403,6 +404,62 @@ def cgroups() -> db.Dashboard:
             ),
         )
         .span(12)
+        .height(9)
+    )
+    with_info = "\n  * on (job, instance, cgroup) group_left (pod_uid, container_id)\n  " + m(
+        "sysmon_cgroup_info", ', container_id!=""'
+    )
+    d = d.with_panel(
+        ts(
+            "Working set / limit per container, top $topn",
+            "The working set (usage minus inactive file pages: cAdvisor's container_memory_working_set_bytes, "
+            "what the kubelet evicts and the OOM killer acts on) over the memory limit, for containers that "
+            "have one. Near 1 the container is about to be OOM-killed.",
+            "percentunit",
+            query(
+                f"{top}{m('sysmon_cgroup_memory_working_set_bytes')}\n"
+                f"  / {m('sysmon_cgroup_memory_limit_bytes')}{with_info})",
+                "{{instance}} {{cgroup}}",
+            ),
+        )
+        .min(0)
+        .span(12)
+        .height(9)
+    )
+    d = d.with_panel(
+        against_limit(
+            "Working set against limit",
+            "Working set per cgroup (memory.current - memory.stat inactive_file; v1 total_inactive_file), "
+            "dashed: the memory limit.",
+            "bytes",
+            m("sysmon_cgroup_memory_working_set_bytes"),
+            m("sysmon_cgroup_memory_limit_bytes"),
+        )
+    )
+    breakdown = [
+        ("rss", "sysmon_cgroup_memory_rss_bytes"),
+        ("cache", "sysmon_cgroup_memory_cache_bytes"),
+        ("mapped", "sysmon_cgroup_memory_mapped_file_bytes"),
+        ("kernel", "sysmon_cgroup_memory_kernel_bytes"),
+        ("swap", "sysmon_cgroup_memory_swap_bytes"),
+    ]
+    d = d.with_panel(
+        ts(
+            "Memory breakdown, top $topn by working set",
+            "Anonymous memory (rss: memory.stat anon / total_rss), page cache (file / total_cache), the part of "
+            "it mapped by processes (file_mapped), kernel memory and swap, for the cgroups with the largest "
+            "working set. Pick one cgroup with the cgroup variable to see its split.",
+            "bytes",
+            *(
+                query(
+                    f"{m(name)}\n  and on (job, instance, cgroup) {top}{m('sysmon_cgroup_memory_working_set_bytes')})",
+                    "{{instance}} {{cgroup}} " + kind,
+                    chr(ord("A") + i),
+                )
+                for i, (kind, name) in enumerate(breakdown)
+            ),
+        )
+        .span(24)
         .height(9)
     )
     d = d.with_panel(
@@ -467,6 +524,33 @@ def cgroups() -> db.Dashboard:
         .height(9)
     )
     d = d.with_panel(
+        against_limit(
+            "CPU usage against limit",
+            "CPU seconds per second (cores) used by each cgroup, dashed: its CFS bandwidth limit in cores "
+            "(cpu.max; v1 cpu.cfs_quota_us / cpu.cfs_period_us; no line without a quota).",
+            "short",
+            f"rate({m('sysmon_cgroup_cpu_usage_seconds_total')}{rate_window})\n"
+            f"  and on (job, instance, cgroup) {m('sysmon_cgroup_cpu_limit_cores')}",
+            m("sysmon_cgroup_cpu_limit_cores"),
+        )
+    )
+    d = d.with_panel(
+        ts(
+            "CPU usage / limit, top $topn",
+            "Cores used over the cores allowed by the quota; above about 0.8 the cgroup starts being throttled "
+            "in bursts.",
+            "percentunit",
+            query(
+                f"{top}rate({m('sysmon_cgroup_cpu_usage_seconds_total')}{rate_window})\n"
+                f"  / {m('sysmon_cgroup_cpu_limit_cores')})",
+                "{{instance}} {{cgroup}}",
+            ),
+        )
+        .min(0)
+        .span(12)
+        .height(9)
+    )
+    d = d.with_panel(
         ts(
             "CPU throttled ratio, top $topn",
             "Share of CFS periods in which the cgroup was throttled by its CPU quota (cpu.stat nr_throttled / "
@@ -492,6 +576,26 @@ def cgroups() -> db.Dashboard:
         .span(24)
         .height(8)
     )
+    d = d.with_row(db.Row("I/O per device"))
+    dashed = [model.DynamicConfigValue(id_val="custom.lineStyle", value={"fill": "dash"})]
+    for title, unit, read, write, what in [
+        ("I/O bytes", "Bps", "sysmon_cgroup_io_read_bytes_total", "sysmon_cgroup_io_write_bytes_total", "Bytes"),
+        ("I/O operations", "iops", "sysmon_cgroup_io_reads_total", "sysmon_cgroup_io_writes_total", "Operations"),
+    ]:
+        d = d.with_panel(
+            ts(
+                f"{title} per device, top $topn",
+                f"{what} per second each cgroup read (solid) and wrote (dashed) on each block device (io.stat; "
+                "v1 blkio.throttle.*, which counts only devices with a throttle rule, else blkio.bfq.*).",
+                unit,
+                query(f"{top}rate({m(read)}{rate_window}))", "{{instance}} {{cgroup}} {{device}} read", "A"),
+                query(f"{top}rate({m(write)}{rate_window}))", "{{instance}} {{cgroup}} {{device}} write", "B"),
+            )
+            .override_by_query("B", dashed)
+            .min(0)
+            .span(12)
+            .height(9)
+        )
     d = d.with_row(db.Row("Pressure (PSI, cgroup v2)"))
     for title, resource, stalled in [
         ("CPU", "cpu", "waited for a CPU"),

@@ -131,7 +131,7 @@ def build_sampler(
     def cgroup() -> Job:
         c = config.cgroup
         limits = CgroupLimits(c.max_depth, c.include, c.exclude, c.max_count)
-        cgroups = CgroupReaders(config.roots.cgroupfs, limits, readers.hz)
+        cgroups = CgroupReaders(config.roots.cgroupfs, limits, readers.hz, config.roots.sysfs)
         return Job("cgroup", c.interval_seconds, partial(take_cgroup_snapshot, readers=cgroups, clock=clock))
 
     def syscall_job() -> Job:

@@ -213,11 +213,15 @@ class HostIdentity:
 
 @dataclass(frozen=True)
 class CgroupReaders:
-    """Where and how the cgroup sampling step walks: an explicit cgroupfs root and the walk's bounds."""
+    """Where and how the cgroup sampling step walks: an explicit cgroupfs root and the walk's bounds.
+
+    ``sysfs`` names block devices; None means the sysfs holding ``cgroupfs`` when that is
+    ``<sysfs>/fs/cgroup`` (else devices keep MAJ:MIN)."""
 
     cgroupfs: Path
     limits: CgroupLimits
     hz: int
+    sysfs: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -527,7 +531,7 @@ def take_cgroup_snapshot(previous: Snapshot | None, readers: CgroupReaders, cloc
     """
     prev = previous or Snapshot()
     run = _Run(clock)
-    tree = run("cgroup", lambda: read_cgroups(readers.cgroupfs, readers.limits, readers.hz))
+    tree = run("cgroup", lambda: read_cgroups(readers.cgroupfs, readers.limits, readers.hz, readers.sysfs))
     if tree is not None and tree.errors:
         before = prev.cgroups.errors if prev.cgroups is not None else {}
         for path, error in tree.errors.items():

@@ -214,3 +214,21 @@ def remove_cgroup(path: Path) -> None:
         return True
 
     wait_until(removed, timeout=10, what=f"{path} to be removable")
+
+
+def root_block_device() -> tuple[str, str]:
+    """(MAJ:MIN, kernel name) of the disk holding /, from /proc/self/mountinfo and sysfs (a partition's disk)."""
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        fields = line.split()
+        if fields[4] == "/":
+            dev = Path("/sys/dev/block") / fields[2]
+            break
+    else:
+        raise AssertionError("no / in /proc/self/mountinfo")
+    if not dev.exists():
+        pytest.skip(f"/ is on {fields[2]}, which is not a block device (overlay or network filesystem)")
+    disk = dev.resolve()
+    if (disk / "partition").exists():  # blkio counts per disk
+        disk = disk.parent
+    uevent = dict(line.split("=", 1) for line in (disk / "uevent").read_text().splitlines())
+    return f"{uevent['MAJOR']}:{uevent['MINOR']}", uevent["DEVNAME"]

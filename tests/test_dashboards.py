@@ -7,8 +7,10 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +24,7 @@ from tests.helpers import (
     promql,
     remove_cgroup,
     require_binary,
+    root_block_device,
     run_exporter,
     run_prometheus,
     wait_until,
@@ -151,15 +154,19 @@ CONTAINER_ID = "0123456789abcdef" * 4
 
 @contextlib.contextmanager
 def limited_cgroups() -> Iterator[str]:
-    """A v1 cgroup named like a Docker container scope, in the memory, pids, cpu and cpuacct
+    """A v1 cgroup named like a Docker container scope, in the memory, pids, cpu, cpuacct and blkio
     hierarchies, with a memory limit, pids.max 3 and a 10% CPU quota that a busy process in it
-    keeps hitting; yields its path. Removed afterwards."""
+    keeps hitting, and 1 MiB written to the root disk with O_DIRECT under a 1 TiB/s throttle rule
+    (v1 blkio counts nothing without one); yields its path. Removed (and the rule reset) afterwards."""
     if os.geteuid() != 0:
         pytest.skip("needs root to create cgroups")
     parent = f"sysmon-dashboards-{os.getpid()}"
     path = f"/{parent}/docker-{CONTAINER_ID}.scope"
-    controllers = ["memory", "pids", "cpu", "cpuacct"]
+    controllers = ["memory", "pids", "cpu", "cpuacct", "blkio"]
     dirs = [CGROUPFS / c / path.lstrip("/") for c in controllers]
+    majmin, _ = root_block_device()
+    rule = CGROUPFS / "blkio" / path.lstrip("/") / "blkio.throttle.write_bps_device"
+    scratch = Path(tempfile.mkdtemp(prefix="sysmon-dashboards-", dir="/var/tmp"))
     burner = None
     try:
         for d in dirs:
@@ -167,14 +174,34 @@ def limited_cgroups() -> Iterator[str]:
         (CGROUPFS / "memory" / path.lstrip("/") / "memory.limit_in_bytes").write_text(str(64 << 20))
         (CGROUPFS / "pids" / path.lstrip("/") / "pids.max").write_text("3")
         (CGROUPFS / "cpu" / path.lstrip("/") / "cpu.cfs_quota_us").write_text("10000")
-        burner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-        for c in ("cpu", "cpuacct", "pids"):
-            (CGROUPFS / c / path.lstrip("/") / "cgroup.procs").write_text(str(burner.pid))
+        rule.write_text(f"{majmin} {1 << 40}")
+        procs = [CGROUPFS / c / path.lstrip("/") / "cgroup.procs" for c in ("memory", "cpu", "cpuacct", "pids")]
+        burner = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "import mmap, os, sys\n"
+                "for p in sys.argv[1:-1]:\n"
+                "    open(p, 'w').write(str(os.getpid()))\n"
+                "buf = mmap.mmap(-1, 1 << 20)\n"
+                "buf.write(b'x' * (1 << 20))\n"
+                "fd = os.open(sys.argv[-1], os.O_WRONLY | os.O_CREAT | os.O_DIRECT)\n"
+                "os.write(fd, buf)\n"
+                "os.close(fd)\n"
+                "while True: pass\n",
+                str(CGROUPFS / "blkio" / path.lstrip("/") / "cgroup.procs"),
+                *map(str, procs),
+                str(scratch / "direct"),
+            ]
+        )
         yield path
     finally:
         if burner is not None:
             burner.kill()
             burner.wait()
+        if rule.exists():
+            rule.write_text(f"{majmin} 0")
+        shutil.rmtree(scratch)
         for d in dirs:
             for gone in (d, d.parent):
                 remove_cgroup(gone)

@@ -25,6 +25,7 @@ from tests.helpers import (
     promql,
     remove_cgroup,
     require_root,
+    root_block_device,
     run_exporter,
     run_prometheus,
     wait_until,
@@ -234,3 +235,186 @@ def test_prometheus_scrapes_the_cgroup_series_and_joins_on_info(tmp_path):
         up = promql(prom, "up")
     assert [(r["metric"]["pod_uid"], r["value"][1]) for r in result] == [("5f0d3c7e-8a6b-4c1e-9d2f-1b3a4c5d6e7f", "2")]
     assert [r["value"][1] for r in up] == ["1"]
+
+
+KUBE_POD_INFO = (
+    "# HELP kube_pod_info Information about pod.\n"
+    "# TYPE kube_pod_info gauge\n"
+    'kube_pod_info{namespace="shop",pod="checkout-7d9f8c6b5-x2x9q",uid="5f0d3c7e-8a6b-4c1e-9d2f-1b3a4c5d6e7f",'
+    'node="node-1",created_by_kind="ReplicaSet"} 1\n'
+    'kube_pod_info{namespace="batch",pod="report-28711230-kq2lz",uid="c3a1e2f4-0b9d-4e8f-a7c6-5d4e3f2a1b0c",'
+    'node="node-1",created_by_kind="Job"} 1\n'
+    'kube_pod_info{namespace="shop",pod="cart-5c8d7f6b9-p4m2n",uid="0a0b0c0d-1111-2222-3333-444455556666",'
+    'node="node-2",created_by_kind="ReplicaSet"} 1\n'
+)
+
+
+@contextlib.contextmanager
+def static_exporter(body: str) -> Iterator[int]:
+    """A loopback HTTP server answering every GET with ``body`` as text exposition (kube-state-metrics stand-in)."""
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            data = body.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def readme_query(after: str) -> str:
+    """The first ```promql block after the sentence ``after`` in README.md."""
+    text = (ROOT / "README.md").read_text()
+    start = text.index("```promql\n", text.index(after)) + len("```promql\n")
+    return text[start : text.index("```", start)]
+
+
+def test_prometheus_runs_the_readme_kube_state_metrics_join(tmp_path):
+    """Real Prometheus, the exporter on the v2 node and a static kube_pod_info: pods get namespace and name."""
+    query = readme_query("Working set per pod by namespace and name")
+    args = ["--cgroup.interval=1s", f"--path.cgroupfs={FIXTURES / 'k8s-node-v2' / 'sys' / 'fs' / 'cgroup'}"]
+    with (
+        run_exporter([*args, "--no-collector.perf"], tmp_path) as exp,
+        static_exporter(KUBE_POD_INFO) as ksm,
+        run_prometheus([f"127.0.0.1:{exp.port}", f"127.0.0.1:{ksm}"], tmp_path) as prom,
+    ):
+        result = wait_until(lambda: len(promql(prom, query)) == 2 and promql(prom, query), timeout=30, what=query)
+        m = parse_exposition(exp.metrics())
+    got = {(r["metric"]["namespace"], r["metric"]["pod"]): float(r["value"][1]) for r in result}
+    pods = {
+        (("cgroup", labels[0][1]),): dict(labels)["pod_uid"]
+        for labels in m["sysmon_cgroup_info"]
+        if dict(labels)["container_id"] == ""
+    }
+    by_uid = {uid: m["sysmon_cgroup_memory_working_set_bytes"][cg] for cg, uid in pods.items()}
+    assert got == {
+        ("shop", "checkout-7d9f8c6b5-x2x9q"): by_uid["5f0d3c7e-8a6b-4c1e-9d2f-1b3a4c5d6e7f"],
+        ("batch", "report-28711230-kq2lz"): by_uid["c3a1e2f4-0b9d-4e8f-a7c6-5d4e3f2a1b0c"],
+    }
+    assert all(r["metric"]["cgroup"].endswith(".slice") for r in result)
+
+
+@contextlib.contextmanager
+def holding(cg: Path, code: str) -> Iterator[subprocess.Popen[str]]:
+    """A child in ``cg`` that runs ``code``, prints "ready" and stays until its stdin closes."""
+    prelude = f"import os, sys; open({str(cg / 'cgroup.procs')!r}, 'w').write(str(os.getpid()))\n"
+    tail = "\nprint('ready', flush=True)\nsys.stdin.read()\n"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", prelude + code + tail], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "ready\n", "the child did not start"
+        yield proc
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        proc.wait(timeout=30)
+
+
+def kernel_memory(cg: Path) -> dict[str, int]:
+    """The kernel's own figures, by the documented formulas (cAdvisor's for the working set)."""
+    stat = dict(line.split() for line in (cg / "memory.stat").read_text().splitlines())
+    usage = int((cg / "memory.usage_in_bytes").read_text())
+    return {
+        "working_set": max(usage - int(stat["total_inactive_file"]), 0),
+        "rss": int(stat["total_rss"]),
+        "cache": int(stat["total_cache"]),
+    }
+
+
+def test_v1_working_set_rss_and_cache_match_the_kernel(tmp_path):
+    require_hierarchy(CGROUPFS / "memory")
+    scratch = Path(tempfile.mkdtemp(prefix="sysmon-cgroup-live-", dir="/var/tmp"))  # a disk filesystem: page cache
+    try:
+        with (
+            cgroup(CGROUPFS / "memory" / f"{TAG}-mem") as cg,
+            holding(
+                cg,
+                "anon = b'a' * (64 << 20)\n"
+                f"with open({str(scratch / 'cache')!r}, 'wb') as f:\n"
+                "    f.write(b'c' * (32 << 20))\n",
+            ),
+            run_exporter(exporter_args(f"^/{TAG}-mem$"), tmp_path) as exp,
+        ):
+            path = (("cgroup", f"/{TAG}-mem"),)
+            scrape_until(exp, "sysmon_cgroup_memory_working_set_bytes", path)
+            before = kernel_memory(cg)
+            m = parse_exposition(exp.metrics())
+            after = kernel_memory(cg)
+    finally:
+        shutil.rmtree(scratch)
+    ours = {
+        "working_set": m["sysmon_cgroup_memory_working_set_bytes"][path],
+        "rss": m["sysmon_cgroup_memory_rss_bytes"][path],
+        "cache": m["sysmon_cgroup_memory_cache_bytes"][path],
+    }
+    for key, value in ours.items():
+        assert value == pytest.approx(before[key], rel=0.05) or value == pytest.approx(after[key], rel=0.05), key
+    assert ours["rss"] >= 64 << 20 and ours["cache"] >= 32 << 20
+    assert ours["working_set"] >= 64 << 20
+
+
+def test_v1_cpu_quota_of_half_a_core_shows_half(tmp_path):
+    require_hierarchy(CGROUPFS / "cpu")
+    with cgroup(CGROUPFS / "cpu" / f"{TAG}-quota") as cg:
+        (cg / "cpu.cfs_period_us").write_text("100000")
+        (cg / "cpu.cfs_quota_us").write_text("50000")
+        (cg / "cpu.shares").write_text("512")
+        with run_exporter(exporter_args(f"^/{TAG}-quota$"), tmp_path) as exp:
+            path = (("cgroup", f"/{TAG}-quota"),)
+            limit = scrape_until(exp, "sysmon_cgroup_cpu_limit_cores", path)
+            m = parse_exposition(exp.metrics())
+            (cg / "cpu.cfs_quota_us").write_text("-1")
+            wait_until(
+                lambda: path not in parse_exposition(exp.metrics()).get("sysmon_cgroup_cpu_limit_cores", {}),
+                what="the limit series to go with the quota",
+            )
+    assert limit == 0.5
+    assert m["sysmon_cgroup_cpu_weight"][path] == 50
+
+
+def test_v1_o_direct_writes_show_on_the_root_device(tmp_path):
+    require_hierarchy(CGROUPFS / "blkio")
+    majmin, name = root_block_device()
+    scratch = Path(tempfile.mkdtemp(prefix="sysmon-cgroup-live-", dir="/var/tmp"))
+    try:
+        with cgroup(CGROUPFS / "blkio" / f"{TAG}-io") as cg:
+            rule = cg / "blkio.throttle.write_bps_device"
+            # blkio.throttle.* counts only once a rule exists on the device: one nothing reaches (1 TiB/s)
+            rule.write_text(f"{majmin} {1 << 40}")
+            try:
+                child = run_in(
+                    cg,
+                    "import mmap\n"
+                    "buf = mmap.mmap(-1, 16 << 20)\n"
+                    "buf.write(b'd' * (16 << 20))\n"
+                    f"fd = os.open({str(scratch / 'direct')!r}, os.O_WRONLY | os.O_CREAT | os.O_DIRECT)\n"
+                    "assert os.write(fd, buf) == 16 << 20\n"
+                    "os.close(fd)\n",
+                )
+                assert child.returncode == 0, child.stderr
+                with run_exporter(exporter_args(f"^/{TAG}-io$"), tmp_path) as exp:
+                    labels = (("cgroup", f"/{TAG}-io"), ("device", name))
+                    written = scrape_until(exp, "sysmon_cgroup_io_write_bytes_total", labels)
+                    writes = parse_exposition(exp.metrics())["sysmon_cgroup_io_writes_total"][labels]
+            finally:
+                rule.write_text(f"{majmin} 0")
+    finally:
+        shutil.rmtree(scratch)
+    assert written >= 16 << 20
+    assert writes >= 1

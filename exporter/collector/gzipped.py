@@ -23,7 +23,9 @@ from dataclasses import dataclass
 
 from exporter.collector.exposition import Piece
 
-_LEVEL = 6
+# Level 3, not zlib's default 6: on 1000 cgroups' 8 MB of sample lines it deflates in 13 ms instead of
+# 36 ms for 15 % more bytes (320 KB against 277 KB; level 1: 12.5 ms, 331 KB), measured on this project's VM.
+_LEVEL = 3
 # ID1 ID2, CM=deflate, no flags, MTIME 0, XFL 0, OS unknown (255)
 _HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
 # A final, empty, fixed-Huffman block: BFINAL=1, BTYPE=01, end-of-block (what zlib's Z_FINISH writes here).

@@ -27,7 +27,10 @@ def run_agent(argv: Sequence[str], env: Mapping[str, str], setup_logging: Callab
     if "cgroup" in config.collectors:
         c = config.cgroup
         cgroups = CgroupReaders(
-            config.roots.cgroupfs, CgroupLimits(c.max_depth, c.include, c.exclude, c.max_count), readers.hz
+            config.roots.cgroupfs,
+            CgroupLimits(c.max_depth, c.include, c.exclude, c.max_count),
+            readers.hz,
+            config.roots.sysfs,
         )
     settings = AgentSettings(
         channel=config.agent.channel,

@@ -27,13 +27,23 @@ SMALL_LIMIT = 1 << 20
 _CHUNK = 65536
 
 
-def read_small(path: str | os.PathLike[str], limit: int = SMALL_LIMIT, *, short_read_ends: bool = False) -> str:
+def read_small(
+    path: str | os.PathLike[str],
+    limit: int = SMALL_LIMIT,
+    *,
+    short_read_ends: bool = False,
+    dir_fd: int | None = None,
+) -> str:
     """:func:`read_small_bytes` as text; bytes that are not UTF-8 become U+FFFD, for the parser to reject."""
-    return read_small_bytes(path, limit, short_read_ends=short_read_ends).decode("utf-8", "replace")
+    return read_small_bytes(path, limit, short_read_ends=short_read_ends, dir_fd=dir_fd).decode("utf-8", "replace")
 
 
 def read_small_bytes(
-    path: str | os.PathLike[str], limit: int = SMALL_LIMIT, *, short_read_ends: bool = False
+    path: str | os.PathLike[str],
+    limit: int = SMALL_LIMIT,
+    *,
+    short_read_ends: bool = False,
+    dir_fd: int | None = None,
 ) -> bytes:
     """A procfs/sysfs/cgroupfs file's text, with one open and few reads (a third of Path.read_text's cost).
 
@@ -45,9 +55,11 @@ def read_small_bytes(
     for seq_files printed record by record (mountinfo, cpuinfo), where one
     read returns about a page.
 
+    ``dir_fd`` opens ``path`` relative to that directory, as os.open does.
+
     Raises OSError (FileNotFoundError, PermissionError, ...) with ``filename`` set, as open() does.
     """
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC, dir_fd=dir_fd)
     try:
         chunks = []
         size = 0

@@ -1,12 +1,16 @@
-"""cgroup v2 and v1 memory, cpu and pids files, walked below an explicit cgroupfs root.
+"""cgroup v2 and v1 memory, cpu, io and pids files, walked below an explicit cgroupfs root.
 
 Interfaces: Documentation/admin-guide/cgroup-v2.rst (memory.events,
-memory.current, memory.max, cpu.stat, pids.*, "PSI - Pressure Stall
+memory.current, memory.max, memory.high, memory.stat, memory.swap.current,
+cpu.stat, cpu.max, cpu.weight, io.stat, pids.*, "PSI - Pressure Stall
 Information" for *.pressure) and Documentation/admin-guide/cgroup-v1/
 (memory.rst: memory.usage_in_bytes, memory.limit_in_bytes, memory.failcnt,
-memory.oom_control; cpuacct.rst: cpuacct.usage in ns, cpuacct.stat in USER_HZ;
-pids.rst; scheduler/sched-bwc.rst: cpu.stat nr_periods, nr_throttled,
-throttled_time in ns).
+memory.oom_control, memory.stat, memory.memsw.usage_in_bytes,
+memory.kmem.usage_in_bytes; cpuacct.rst: cpuacct.usage in ns, cpuacct.stat in
+USER_HZ; pids.rst; blkio-controller.rst: blkio.throttle.* and blkio.bfq.*
+io_service_bytes_recursive and io_serviced_recursive;
+scheduler/sched-bwc.rst: cpu.stat nr_periods, nr_throttled, throttled_time in
+ns, cpu.cfs_quota_us and cpu.cfs_period_us).
 
 Layouts (:func:`detect_layout`):
 
@@ -26,7 +30,17 @@ there.
 
 Version caveats: memory.oom_control has ``oom_kill`` since 4.13 (commit
 fe6bdfc8e1e1); memory.events ``oom_group_kill`` since 5.17; cpu ``*.pressure``
-since 4.20; the ``full`` line of cpu.pressure since 5.13.
+since 4.20; the ``full`` line of cpu.pressure since 5.13; v2 memory.stat
+``kernel`` since 5.18 (before it, ``kernel_stack`` + ``slab`` + ``sock`` +
+``percpu`` is the same sum). v1 ``blkio.throttle.*`` counts a device's I/O only
+once some throttle rule has been set on that device (checked on 6.18: a fresh
+cgroup's 16 MiB of O_DIRECT writes read ``Total 0``); where BFQ is the device's
+scheduler, ``blkio.bfq.*`` counts it regardless.
+
+The working set is cAdvisor's (container/libcontainer/handler.go
+setMemoryStats), which the kubelet uses for eviction and ``kubectl top``:
+usage minus memory.stat ``inactive_file`` (v1 ``total_inactive_file``),
+floored at 0.
 
 Units are converted here, once: usec and ns to seconds, USER_HZ ticks to
 seconds. A limit of ``max`` (v2) or the v1 "unlimited" sentinel is ``None``.
@@ -44,7 +58,7 @@ from typing import Any
 
 from exporter.sources import SourceError, read_small
 
-V1_CONTROLLERS = frozenset({"memory", "cpu", "cpuacct", "pids"})
+V1_CONTROLLERS = frozenset({"memory", "cpu", "cpuacct", "pids", "blkio"})
 
 # v1 reports "no limit" as PAGE_COUNTER_MAX pages in bytes (LONG_MAX rounded
 # down to the page size: 9223372036854771712 with 4 KiB pages, mm/page_counter.c).
@@ -72,6 +86,18 @@ class CgroupStats:
     pids_limit: int | None = None
     # resource (cpu, memory, io) -> kind (some, full) -> stall seconds
     pressure_seconds: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    memory_working_set_bytes: int | None = None
+    memory_rss_bytes: int | None = None
+    memory_cache_bytes: int | None = None
+    memory_mapped_file_bytes: int | None = None
+    memory_swap_bytes: int | None = None
+    memory_kernel_bytes: int | None = None
+    memory_high_bytes: int | None = None
+    memory_failures: Mapping[str, int] = field(default_factory=dict)  # pgfault, pgmajfault
+    cpu_limit_cores: float | None = None
+    cpu_weight: int | None = None
+    # device name (or MAJ:MIN) -> read_bytes, write_bytes, reads, writes; devices with all zeros left out
+    io: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -157,10 +183,14 @@ def parse_single(text: str, path: str) -> int | None:
 
 
 _PSI_KEYS = ["avg10", "avg60", "avg300", "total"]
+_PSI = re.compile(r"(?:(?:some|full) avg10=[0-9.]++ avg60=[0-9.]++ avg300=[0-9.]++ total=[0-9]++\n)++")
+_PSI_TOTAL = re.compile(r"^(some|full) .* total=([0-9]+)$", re.M)
 
 
 def parse_pressure(text: str, path: str) -> dict[str, float]:
     """PSI lines ``some avg10=.. avg60=.. avg300=.. total=<usec>`` -> {kind: stall seconds}."""
+    if _PSI.fullmatch(text) and text.startswith("some "):  # well-formed: totals straight from the regex
+        return {kind: int(total) / 1e6 for kind, total in _PSI_TOTAL.findall(text)}
     out: dict[str, float] = {}
     for lineno, line in _lines(text, path):
         fields = line.split()
@@ -176,6 +206,90 @@ def parse_pressure(text: str, path: str) -> dict[str, float]:
             raise SourceError(path, f"{fields[4][:30]!r} is not total=<integer>", lineno) from None
     if "some" not in out:
         raise SourceError(path, "no 'some' line")
+    return out
+
+
+_MEMORY_STAT = re.compile(r"(?:[A-Za-z0-9_.]++ -?+[0-9]++\n)*+")  # possessive: no backtracking
+
+
+def parse_memory_stat(text: str, path: str, keys: frozenset[str]) -> dict[str, int]:
+    """memory.stat ``<key> <integer>`` lines, keeping only ``keys`` (the file has ~40 lines, we use a few).
+
+    A key the kernel does not write (older kernels) is simply absent; a line that is not
+    ``<key> <value>`` or a kept value that is not an integer fails the file."""
+    if _MEMORY_STAT.fullmatch(text):  # the whole file well-formed: one C-speed check, then no per-line work
+        lines = "\n" + text
+        found: dict[str, int] = {}
+        for key in keys:
+            start = lines.find(f"\n{key} ")
+            if start >= 0:
+                start += len(key) + 2
+                found[key] = int(lines[start : lines.index("\n", start)])
+        return found
+    # Malformed somewhere: find the first bad line for the error.
+    out: dict[str, int] = {}
+    if text and not text.endswith("\n"):
+        raise SourceError(path, "truncated: last line has no newline")
+    for lineno, line in enumerate(text.splitlines(), 1):
+        key, sep, value = line.partition(" ")
+        if not sep or not key or not value or " " in value:
+            raise SourceError(path, f"expected '<key> <integer>', got {line[:60]!r}", lineno)
+        if key in keys:
+            try:
+                out[key] = int(value)
+            except ValueError:
+                raise SourceError(path, f"{key}: {value[:30]!r} is not an integer", lineno) from None
+    return out
+
+
+_DEVICE = re.compile(r"[0-9]+:[0-9]+")
+_IO_STAT_KEYS = {"rbytes": "read_bytes", "wbytes": "write_bytes", "rios": "reads", "wios": "writes"}
+
+
+def parse_io_stat(text: str, path: str) -> dict[str, dict[str, int]]:
+    """v2 io.stat ``MAJ:MIN rbytes=.. wbytes=.. rios=.. wios=.. dbytes=.. dios=..`` -> {MAJ:MIN: counters}.
+
+    Only the four byte and operation counters are kept; other keys (discards, io.cost and
+    io.latency debug fields) are checked for form only."""
+    out: dict[str, dict[str, int]] = {}
+    for lineno, line in _lines(text, path):
+        fields = line.split()
+        if not fields or not _DEVICE.fullmatch(fields[0]):
+            raise SourceError(path, f"expected 'MAJ:MIN key=value ...', got {line[:60]!r}", lineno)
+        counters: dict[str, int] = {}
+        for f in fields[1:]:
+            key, sep, value = f.partition("=")
+            if not sep:
+                raise SourceError(path, f"expected key=value, got {f[:30]!r}", lineno)
+            name = _IO_STAT_KEYS.get(key)
+            if name is not None:
+                try:
+                    counters[name] = int(value)
+                except ValueError:
+                    raise SourceError(path, f"{key}: {value[:30]!r} is not an integer", lineno) from None
+        out[fields[0]] = counters
+    return out
+
+
+def parse_blkio(text: str, path: str, read: str, write: str) -> dict[str, dict[str, int]]:
+    """v1 blkio ``MAJ:MIN <Op> <integer>`` lines and a last ``Total <integer>`` -> {MAJ:MIN: {read:, write:}}.
+
+    Ops are Read, Write, Sync, Async, Discard and Total; only Read and Write are kept,
+    under the names ``read`` and ``write``."""
+    out: dict[str, dict[str, int]] = {}
+    for lineno, line in _lines(text, path):
+        fields = line.split()
+        if len(fields) == 2 and fields[0] == "Total":
+            continue
+        if len(fields) != 3 or not _DEVICE.fullmatch(fields[0]):
+            expected = "expected 'MAJ:MIN <op> <integer>' or 'Total <integer>'"
+            raise SourceError(path, f"{expected}, got {line[:60]!r}", lineno)
+        if fields[1] in ("Read", "Write"):
+            try:
+                value = int(fields[2])
+            except ValueError:
+                raise SourceError(path, f"{fields[1]}: {fields[2][:30]!r} is not an integer", lineno) from None
+            out.setdefault(fields[0], {})[read if fields[1] == "Read" else write] = value
     return out
 
 
@@ -250,6 +364,77 @@ def _cpuacct_stat(text: str, path: str, hz: int) -> Fields:
     return out
 
 
+_BREAKDOWN = ("memory_rss_bytes", "memory_cache_bytes", "memory_mapped_file_bytes", "raw_inactive_file_bytes")
+_V2_BREAKDOWN = ("anon", "file", "file_mapped", "inactive_file")
+# v1: the total_* keys include the descendants, as v2's do (and as cAdvisor reads them)
+_V1_BREAKDOWN = ("total_rss", "total_cache", "total_mapped_file", "total_inactive_file")
+_KERNEL_PARTS = ("kernel_stack", "slab", "sock", "percpu")
+_V2_MEMORY_STAT = frozenset({*_V2_BREAKDOWN, "kernel", *_KERNEL_PARTS, "pgfault", "pgmajfault"})
+_V1_MEMORY_STAT = frozenset({*_V1_BREAKDOWN, "total_pgfault", "total_pgmajfault"})
+
+
+def _breakdown(v: dict[str, int], keys: tuple[str, ...], fault_prefix: str) -> Fields:
+    out: Fields = {name: v[key] for key, name in zip(keys, _BREAKDOWN, strict=True) if key in v}
+    failures = {kind: v[fault_prefix + kind] for kind in ("pgfault", "pgmajfault") if fault_prefix + kind in v}
+    if failures:
+        out["memory_failures"] = failures
+    return out
+
+
+def _v2_memory_stat(text: str, path: str, hz: int) -> Fields:
+    v = parse_memory_stat(text, path, _V2_MEMORY_STAT)
+    out = _breakdown(v, _V2_BREAKDOWN, "")
+    if "kernel" in v:
+        out["memory_kernel_bytes"] = v["kernel"]
+    elif all(k in v for k in _KERNEL_PARTS):  # before 5.18, which added the "kernel" line
+        out["memory_kernel_bytes"] = sum(v[k] for k in _KERNEL_PARTS)
+    return out
+
+
+def _v1_memory_stat(text: str, path: str, hz: int) -> Fields:
+    return _breakdown(parse_memory_stat(text, path, _V1_MEMORY_STAT), _V1_BREAKDOWN, "total_")
+
+
+def _cpu_max(text: str, path: str, hz: int) -> Fields:
+    # "<quota> <period>" in usec, quota "max" for none
+    fields = text.split()
+    if len(fields) != 2 or not text.endswith("\n"):
+        raise SourceError(path, f"expected '<quota|max> <period>', got {text[:40]!r}")
+    try:
+        period = int(fields[1])
+        quota = None if fields[0] == "max" else int(fields[0])
+    except ValueError:
+        raise SourceError(path, f"expected '<quota|max> <period>' integers, got {text[:40]!r}") from None
+    if period <= 0:
+        raise SourceError(path, f"period {period} is not positive")
+    return {"cpu_limit_cores": None if quota is None else quota / period}
+
+
+def _v1_cfs_quota(text: str, path: str, hz: int) -> Fields:
+    value = parse_single(text, path)
+    return {"raw_cfs_quota_us": None if value is None or value < 0 else value}  # -1: no quota
+
+
+def _cpu_shares(text: str, path: str, hz: int) -> Fields:
+    # The v2 weight the kernel shows for the same group shares: round(shares * 100 / 1024) in
+    # 1..10000 (kernel/sched/core.c cpu_weight_read_u64, sched_weight_to_cgroup since 6.8).
+    shares = parse_single(text, path)
+    if shares is None:
+        return {}
+    return {"cpu_weight": min(max((shares * 100 + 512) // 1024, 1), 10000)}
+
+
+def _io_stat(text: str, path: str, hz: int) -> Fields:
+    return {"raw_io": parse_io_stat(text, path)}
+
+
+def _blkio(key: str, read: str, write: str) -> Callable[[str, str, int], Fields]:
+    def handler(text: str, path: str, hz: int) -> Fields:
+        return {key: parse_blkio(text, path, read, write)}
+
+    return handler
+
+
 def _pressure(resource: str) -> Callable[[str, str, int], Fields]:
     def handler(text: str, path: str, hz: int) -> Fields:
         return {"pressure_seconds": {resource: parse_pressure(text, path)}}
@@ -266,6 +451,12 @@ V2_FILES: dict[str, Callable[[str, str, int], Fields]] = {
     "pids.current": _single("pids_current"),
     "pids.max": _single("pids_limit"),
     **{f"{r}.pressure": _pressure(r) for r in PRESSURE_RESOURCES},
+    "memory.stat": _v2_memory_stat,
+    "memory.swap.current": _single("memory_swap_bytes"),
+    "memory.high": _single("memory_high_bytes"),
+    "cpu.max": _cpu_max,
+    "cpu.weight": _single("cpu_weight"),
+    "io.stat": _io_stat,
 }
 
 V1_FILES: dict[str, Callable[[str, str, int], Fields]] = {
@@ -279,13 +470,30 @@ V1_FILES: dict[str, Callable[[str, str, int], Fields]] = {
     "pids.events": _pids_events,
     "pids.current": _single("pids_current"),
     "pids.max": _single("pids_limit"),
+    "memory.stat": _v1_memory_stat,
+    "memory.memsw.usage_in_bytes": _single("raw_memsw_usage_bytes"),
+    "memory.kmem.usage_in_bytes": _single("memory_kernel_bytes"),
+    "cpu.cfs_quota_us": _v1_cfs_quota,
+    "cpu.cfs_period_us": _single("raw_cfs_period_us"),
+    "cpu.shares": _cpu_shares,
+    "blkio.throttle.io_service_bytes_recursive": _blkio("raw_io_throttle", "read_bytes", "write_bytes"),
+    "blkio.throttle.io_serviced_recursive": _blkio("raw_io_throttle", "reads", "writes"),
+    "blkio.bfq.io_service_bytes_recursive": _blkio("raw_io_bfq", "read_bytes", "write_bytes"),
+    "blkio.bfq.io_serviced_recursive": _blkio("raw_io_bfq", "reads", "writes"),
 }
 
-_MAPPINGS = ("memory_events", "pids_events", "pressure_seconds")
+_MAPPINGS = ("memory_events", "pids_events", "pressure_seconds", "memory_failures")
+# per device (MAJ:MIN) -> counter: merged two levels deep (bytes and operations come from two v1 files)
+_IO_SOURCES = ("raw_io_throttle", "raw_io_bfq", "raw_io")
 
 
-def merge_fields(parts: Iterable[Fields]) -> CgroupStats:
-    """Union of the files' fields; the first part to give a value (or an event key) wins."""
+def merge_fields(parts: Iterable[Fields], device_name: Callable[[str], str | None] | None = None) -> CgroupStats:
+    """Union of the files' fields; the first part to give a value (or an event key) wins.
+
+    Then the values that take two files: the working set (usage and memory.stat), v1 swap
+    (memsw and usage), the v1 CPU limit (quota and period), and I/O per device: v1 throttle
+    counters, else BFQ's, else v2 io.stat, devices with all zeros left out, named by
+    ``device_name`` (MAJ:MIN -> name, None for a device that is gone; MAJ:MIN when not given)."""
     out: Fields = {}
     for part in parts:
         for key, value in part.items():
@@ -293,9 +501,71 @@ def merge_fields(parts: Iterable[Fields]) -> CgroupStats:
                 merged = out.setdefault(key, {})
                 for k, v in value.items():
                     merged.setdefault(k, v)
+            elif key in _IO_SOURCES:
+                devices = out.setdefault(key, {})
+                for dev, counters in value.items():
+                    into = devices.setdefault(dev, {})
+                    for k, v in counters.items():
+                        into.setdefault(k, v)
             elif out.get(key) is None:
                 out[key] = value
-    return CgroupStats(**out)
+    return CgroupStats(**_derive(out, device_name))
+
+
+def _derive(out: Fields, device_name: Callable[[str], str | None] | None) -> Fields:
+    usage = out.get("memory_usage_bytes")
+    inactive = out.pop("raw_inactive_file_bytes", None)
+    if usage is not None and inactive is not None:
+        out["memory_working_set_bytes"] = max(usage - inactive, 0)
+    memsw = out.pop("raw_memsw_usage_bytes", None)
+    if usage is not None and memsw is not None and out.get("memory_swap_bytes") is None:
+        out["memory_swap_bytes"] = max(memsw - usage, 0)
+    quota, period = out.pop("raw_cfs_quota_us", None), out.pop("raw_cfs_period_us", None)
+    if quota is not None and period and out.get("cpu_limit_cores") is None:
+        out["cpu_limit_cores"] = quota / period
+    io: dict[str, Mapping[str, int]] = {}
+    for source in _IO_SOURCES:
+        for dev, counters in out.pop(source, {}).items():
+            if not any(counters.values()):
+                continue
+            name = dev if device_name is None else device_name(dev)
+            if name is not None:
+                io.setdefault(name, counters)
+    if io:
+        out["io"] = dict(sorted(io.items()))
+    return out
+
+
+class BlockDevices:
+    """MAJ:MIN -> kernel device name from ``<sysfs>/dev/block/MAJ:MIN/uevent`` DEVNAME, looked up once.
+
+    None for a device sysfs no longer has (its io.stat line is skipped); MAJ:MIN itself when the
+    uevent has no DEVNAME, or there is no sysfs or it has no ``dev/block`` (nothing to tell a gone
+    device by)."""
+
+    def __init__(self, sysfs: Path | None) -> None:
+        self.block = sysfs / "dev" / "block" if sysfs is not None else None
+        self.names: dict[str, str | None] = {}
+        self.known: bool | None = None if sysfs is not None else False
+
+    def __call__(self, dev: str) -> str | None:
+        if dev in self.names:
+            return self.names[dev]
+        if self.known is None:
+            self.known = self.block is not None and self.block.is_dir()
+        name: str | None = dev
+        if self.known:
+            try:
+                uevent = read_small(f"{self.block}/{dev}/uevent", short_read_ends=True)
+            except OSError as e:
+                name = None if e.errno in (errno.ENOENT, errno.ENOTDIR) else dev
+            else:
+                for line in uevent.splitlines():
+                    if line.startswith("DEVNAME="):
+                        name = _label(line[8:]) or dev
+                        break
+        self.names[dev] = name
+        return name
 
 
 # ---- layout and walk ----
@@ -374,41 +644,64 @@ def walk(layout: Layout, limits: CgroupLimits) -> Walk:
     return Walk(found, len(ordered) - len(kept), errors)
 
 
-def read_found(found: Iterable[Found], hz: int, errors: dict[str, str]) -> dict[str, CgroupStats]:
+_DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_PATH", 0) | os.O_CLOEXEC
+
+
+def read_found(
+    found: Iterable[Found], hz: int, errors: dict[str, str], devices: Callable[[str], str | None] | None = None
+) -> dict[str, CgroupStats]:
     """Reads and parses each found cgroup's files. A cgroup whose directory is gone is skipped;
     a file that cannot be read or parsed is recorded in ``errors`` and the rest still count.
+    ``devices`` names block devices (:class:`BlockDevices`); without it they keep MAJ:MIN.
 
     Every control file read here is printed in one go, so a short read is its end
-    (``short_read_ends``: a tenth of the syscalls of a cgroup cycle)."""
+    (``short_read_ends``: a tenth of the syscalls of a cgroup cycle). Files are opened
+    relative to the cgroup's directory (``dir_fd``), so the kernel resolves one name
+    instead of the whole path: 13 % less time for 16 files a cgroup."""
     stats: dict[str, CgroupStats] = {}
     for cgroup in found:
         parts: list[Fields] = []
         vanished = False
         for directory, version, files in cgroup.dirs:
             table = V2_FILES if version == 2 else V1_FILES
-            for name in files:
-                path = directory + "/" + name
-                try:
-                    parts.append(table[name](read_small(path, short_read_ends=True), path, hz))
-                except OSError as e:
-                    if e.errno in (errno.ENOENT, errno.ENODEV) and not os.path.isdir(directory):
-                        vanished = True
-                        break
-                    errors[path] = f"{path}: {e.strerror}"
-                except SourceError as e:
-                    errors[path] = str(e)
+            try:
+                dir_fd = os.open(directory, _DIRECTORY)
+            except OSError as e:
+                if e.errno in (errno.ENOENT, errno.ENODEV):
+                    vanished = True
+                    break
+                errors[directory] = f"{directory}: {e.strerror}"
+                continue
+            try:
+                for name in files:
+                    path = directory + "/" + name
+                    try:
+                        parts.append(table[name](read_small(name, short_read_ends=True, dir_fd=dir_fd), path, hz))
+                    except OSError as e:
+                        if e.errno in (errno.ENOENT, errno.ENODEV) and not os.path.isdir(directory):
+                            vanished = True
+                            break
+                        errors[path] = f"{path}: {e.strerror}"
+                    except SourceError as e:
+                        errors[path] = str(e)
+            finally:
+                os.close(dir_fd)
             if vanished:
                 break
         if not vanished:
-            stats[cgroup.path] = merge_fields(parts)
+            stats[cgroup.path] = merge_fields(parts, devices)
     return stats
 
 
-def read_cgroups(root: Path, limits: CgroupLimits, hz: int) -> CgroupTree:
+def read_cgroups(root: Path, limits: CgroupLimits, hz: int, sysfs: Path | None = None) -> CgroupTree:
+    """Walks and reads ``root``; block devices are named from ``sysfs``, by default the sysfs that
+    holds ``root`` when it is mounted as ``<sysfs>/fs/cgroup`` (else they keep MAJ:MIN)."""
+    if sysfs is None and root.parent.name == "fs":
+        sysfs = root.parent.parent
     layout = detect_layout(root)
     walked = walk(layout, limits)
     errors = dict(walked.errors)
-    stats = read_found(walked.found, hz, errors)
+    stats = read_found(walked.found, hz, errors, BlockDevices(sysfs))
     return CgroupTree(layout.name, stats, walked.dropped, dict(sorted(errors.items())))
 
 

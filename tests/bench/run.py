@@ -26,7 +26,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.bench.bench_cgroups import build_tree  # noqa: E402
+from tests.bench.bench_cgroups import build_host  # noqa: E402
 from tests.bench.synthetic import make_cpufreq_host  # noqa: E402
 from tests.helpers import free_port, wait_until  # noqa: E402
 
@@ -344,8 +344,8 @@ def main() -> None:
         )
 
     with tempfile.TemporaryDirectory(prefix="sysmon-bench-cgroup-") as tmp:
-        build_tree(Path(tmp), args.cgroups)
-        with trio((f"--path.cgroupfs={tmp}",)) as procs:
+        cgroupfs, _ = build_host(Path(tmp), args.cgroups)
+        with trio((f"--path.cgroupfs={cgroupfs}",)) as procs:
             wait_until(
                 lambda: b"sysmon_cgroup_dropped" in RawClient(procs[0].port).body(), timeout=30, what="cgroup series"
             )

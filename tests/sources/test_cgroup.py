@@ -9,11 +9,15 @@ from exporter.sources import SourceError
 from exporter.sources.cgroup import (
     V1_FILES,
     V2_FILES,
+    BlockDevices,
     CgroupLimits,
     container_identity,
     detect_layout,
     merge_fields,
+    parse_blkio,
     parse_flat_keyed,
+    parse_io_stat,
+    parse_memory_stat,
     parse_pressure,
     parse_single,
     read_cgroups,
@@ -173,6 +177,208 @@ def test_merge_first_hierarchy_wins_and_events_union():
     assert stats.memory_events == {"max": 4, "oom_kill": 1}
 
 
+# ---- memory breakdown, working set, CPU limit and weight, I/O ----
+
+V2_MEMORY_STAT = textwrap.dedent("""\
+    anon 421527552
+    file 94371840
+    kernel 12582912
+    kernel_stack 1572864
+    pagetables 2097152
+    percpu 786432
+    sock 0
+    shmem 0
+    file_mapped 18874368
+    file_dirty 0
+    inactive_anon 42147840
+    active_anon 379379712
+    inactive_file 37748736
+    active_file 56623104
+    slab 6291456
+    pgfault 4831022
+    pgmajfault 4831
+""")
+
+
+def test_memory_stat_keeps_only_the_keys_asked_for():
+    assert parse_memory_stat(V2_MEMORY_STAT, "memory.stat", frozenset({"anon", "pgmajfault", "absent"})) == {
+        "anon": 421527552,
+        "pgmajfault": 4831,
+    }
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("anon 1\nfile\n", "memory.stat:2: expected '<key> <integer>', got 'file'"),
+        ("anon 1 2\n", "memory.stat:1: expected '<key> <integer>'"),
+        ("anon lots\n", "memory.stat:1: anon: 'lots' is not an integer"),
+        ("anon 1\nfile 2", "memory.stat: truncated"),
+    ],
+    ids=["no-value", "extra-column", "not-integer", "truncated"],
+)
+def test_memory_stat_malformed_line_fails_the_file(text, message):
+    with pytest.raises(SourceError, match=re.escape(message)):
+        parse_memory_stat(text, "memory.stat", frozenset({"anon", "file"}))
+
+
+def test_v2_memory_stat_breakdown_and_working_set():
+    fields = V2_FILES["memory.stat"](V2_MEMORY_STAT, "memory.stat", 100)
+    stats = merge_fields([{"memory_usage_bytes": 528482304}, fields])
+    assert stats.memory_rss_bytes == 421527552 and stats.memory_cache_bytes == 94371840
+    assert stats.memory_mapped_file_bytes == 18874368 and stats.memory_kernel_bytes == 12582912
+    assert stats.memory_failures == {"pgfault": 4831022, "pgmajfault": 4831}
+    assert stats.memory_working_set_bytes == 528482304 - 37748736
+
+
+def test_working_set_is_floored_at_zero_and_needs_both_files():
+    # inactive_file above usage happens (the two are read apart; cAdvisor floors at 0 too)
+    assert merge_fields([{"memory_usage_bytes": 4096}, {"raw_inactive_file_bytes": 8192}]).memory_working_set_bytes == 0
+    assert merge_fields([{"memory_usage_bytes": 4096}]).memory_working_set_bytes is None
+    assert merge_fields([{"raw_inactive_file_bytes": 8192}]).memory_working_set_bytes is None
+
+
+def test_v2_memory_stat_before_5_18_sums_the_kernel_parts_and_missing_keys_leave_metrics_out():
+    old = "anon 4096\nkernel_stack 8192\npagetables 4096\npercpu 4096\nsock 0\nslab 12288\n"
+    fields = V2_FILES["memory.stat"](old, "memory.stat", 100)
+    assert fields == {"memory_rss_bytes": 4096, "memory_kernel_bytes": 8192 + 4096 + 0 + 12288}
+    stats = merge_fields([{"memory_usage_bytes": 65536}, fields])
+    assert stats.memory_cache_bytes is None and stats.memory_working_set_bytes is None
+    assert stats.memory_failures == {}
+    assert V2_FILES["memory.stat"]("anon 4096\nslab 12288\n", "memory.stat", 100) == {"memory_rss_bytes": 4096}
+
+
+def test_v1_memory_stat_uses_the_hierarchical_totals_and_memsw_gives_swap():
+    text = "cache 1\nrss 2\nmapped_file 3\npgfault 4\ninactive_file 5\n" + (
+        "total_cache 21094400\ntotal_rss 78368768\ntotal_mapped_file 4194304\ntotal_pgfault 31879\n"
+        "total_pgmajfault 2\ntotal_inactive_file 16777216\n"
+    )
+    fields = V1_FILES["memory.stat"](text, "memory.stat", 100)
+    usage = V1_FILES["memory.usage_in_bytes"]("100589568\n", "memory.usage_in_bytes", 100)
+    memsw = V1_FILES["memory.memsw.usage_in_bytes"]("109051904\n", "memory.memsw.usage_in_bytes", 100)
+    stats = merge_fields([usage, fields, memsw])
+    assert (stats.memory_rss_bytes, stats.memory_cache_bytes, stats.memory_mapped_file_bytes) == (
+        78368768,
+        21094400,
+        4194304,
+    )
+    assert stats.memory_failures == {"pgfault": 31879, "pgmajfault": 2}
+    assert stats.memory_working_set_bytes == 100589568 - 16777216
+    assert stats.memory_swap_bytes == 109051904 - 100589568
+
+
+@pytest.mark.parametrize(
+    ("text", "cores"),
+    [("max 100000\n", None), ("50000 100000\n", 0.5), ("150000 100000\n", 1.5), ("1000 1000\n", 1.0)],
+    ids=["max", "half", "one-and-a-half", "short-period"],
+)
+def test_cpu_max(text, cores):
+    assert V2_FILES["cpu.max"](text, "cpu.max", 100) == {"cpu_limit_cores": cores}
+
+
+@pytest.mark.parametrize("text", ["max\n", "50000 0\n", "fifty 100000\n", "50000 100000"], ids=str)
+def test_cpu_max_is_strict(text):
+    with pytest.raises(SourceError, match=re.escape("cpu.max")):
+        V2_FILES["cpu.max"](text, "cpu.max", 100)
+
+
+def test_v1_cpu_limit_from_quota_and_period():
+    period = V1_FILES["cpu.cfs_period_us"]("100000\n", "cpu.cfs_period_us", 100)
+    assert merge_fields([V1_FILES["cpu.cfs_quota_us"]("50000\n", "q", 100), period]).cpu_limit_cores == 0.5
+    assert merge_fields([V1_FILES["cpu.cfs_quota_us"]("-1\n", "q", 100), period]).cpu_limit_cores is None
+
+
+@pytest.mark.parametrize(
+    ("shares", "weight"),
+    [(1024, 100), (512, 50), (2, 1), (102, 10), (262144, 10000), (10, 1)],
+    ids=["default", "half", "min", "rounded", "max", "clamped-low"],
+)
+def test_v1_cpu_shares_on_the_v2_weight_scale(shares, weight):
+    assert V1_FILES["cpu.shares"](f"{shares}\n", "cpu.shares", 100) == {"cpu_weight": weight}
+
+
+IO_STAT = textwrap.dedent("""\
+    259:0 rbytes=1048576000 wbytes=2147483648 rios=25600 wios=52428 dbytes=0 dios=0
+    8:0 rbytes=0 wbytes=0 rios=0 wios=0 dbytes=0 dios=0
+    253:3 rbytes=4096 wbytes=0 rios=1 wios=0 dbytes=0 dios=0 cost.vrate=100.00
+""")
+
+
+def test_io_stat_keeps_bytes_and_operations():
+    assert parse_io_stat(IO_STAT, "io.stat")["259:0"] == {
+        "read_bytes": 1048576000,
+        "write_bytes": 2147483648,
+        "reads": 25600,
+        "writes": 52428,
+    }
+    assert parse_io_stat("", "io.stat") == {}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("vda rbytes=1\n", "io.stat:1: expected 'MAJ:MIN key=value ...'"),
+        ("../../x rbytes=1\n", "io.stat:1: expected 'MAJ:MIN key=value ...'"),
+        ("8:0 rbytes\n", "io.stat:1: expected key=value, got 'rbytes'"),
+        ("8:0 rbytes=x\n", "io.stat:1: rbytes: 'x' is not an integer"),
+        ("8:0 rbytes=1", "io.stat: truncated"),
+    ],
+    ids=["name-not-number", "path", "no-value", "not-integer", "truncated"],
+)
+def test_io_stat_is_strict(text, message):
+    with pytest.raises(SourceError, match=re.escape(message)):
+        parse_io_stat(text, "io.stat")
+
+
+BLKIO = (
+    "254:0 Read 1163264\n254:0 Write 4194304\n254:0 Sync 5357568\n254:0 Async 0\n254:0 Total 5357568\nTotal 5357568\n"
+)
+
+
+def test_blkio_keeps_read_and_write():
+    assert parse_blkio(BLKIO, "b", "read_bytes", "write_bytes") == {
+        "254:0": {"read_bytes": 1163264, "write_bytes": 4194304}
+    }
+    assert parse_blkio("Total 0\n", "b", "reads", "writes") == {}
+    with pytest.raises(SourceError, match=re.escape("b:1: expected 'MAJ:MIN <op> <integer>' or 'Total <integer>'")):
+        parse_blkio("254:0 Read\n", "b", "reads", "writes")
+    with pytest.raises(SourceError, match=re.escape("b:1: Read: 'x' is not an integer")):
+        parse_blkio("254:0 Read x\n", "b", "reads", "writes")
+
+
+def test_v1_io_throttle_counters_else_bfq_per_device():
+    throttle = V1_FILES["blkio.throttle.io_service_bytes_recursive"](
+        "8:0 Read 0\n8:0 Write 0\n254:0 Read 10\n254:0 Write 20\nTotal 30\n", "t", 100
+    )
+    throttle_ops = V1_FILES["blkio.throttle.io_serviced_recursive"]("254:0 Read 1\n254:0 Write 2\nTotal 3\n", "t", 100)
+    bfq = V1_FILES["blkio.bfq.io_service_bytes_recursive"](
+        "8:0 Read 4096\n8:0 Write 0\n254:0 Read 99\nTotal 1\n", "b", 100
+    )
+    stats = merge_fields([throttle, throttle_ops, bfq])
+    assert stats.io == {
+        "254:0": {"read_bytes": 10, "write_bytes": 20, "reads": 1, "writes": 2},  # throttle: counting
+        "8:0": {"read_bytes": 4096, "write_bytes": 0},  # throttle all zero (no rule on it): BFQ's
+    }
+
+
+def test_io_devices_named_from_sysfs_zeros_and_vanished_left_out(tmp_path):
+    for dev, name in (("259:0", "nvme0n1"), ("259:1", "nvme0n1p1"), ("8:0", "sda")):
+        (tmp_path / "dev" / "block" / dev).mkdir(parents=True)
+        (tmp_path / "dev" / "block" / dev / "uevent").write_text(f"MAJOR=x\nMINOR=y\nDEVNAME={name}\n")
+    (tmp_path / "dev" / "block" / "7:0").mkdir()
+    (tmp_path / "dev" / "block" / "7:0" / "uevent").write_text("MAJOR=7\nMINOR=0\n")
+    devices = BlockDevices(tmp_path)
+    text = IO_STAT + "259:1 rbytes=512 wbytes=0 rios=1 wios=0\n7:0 rbytes=1 wbytes=0 rios=1 wios=0\n"
+    stats = merge_fields([V2_FILES["io.stat"](text, "io.stat", 100)], devices)
+    # sda all zero: omitted; 253:3 not in sysfs (removed): skipped; a partition keeps its name;
+    # a uevent without DEVNAME: MAJ:MIN
+    assert list(stats.io) == ["7:0", "nvme0n1", "nvme0n1p1"]
+    assert stats.io["nvme0n1"]["write_bytes"] == 2147483648
+    # without <sysfs>/dev/block nothing tells a removed device: every device keeps MAJ:MIN
+    bare = merge_fields([V2_FILES["io.stat"](IO_STAT, "io.stat", 100)], BlockDevices(tmp_path / "none"))
+    assert list(bare.io) == ["253:3", "259:0"]
+
+
 # ---- identity ----
 
 
@@ -227,7 +433,7 @@ def test_layouts(tmp_path):
     v1 = detect_layout(V1_ROOT)
     assert v1.name == "v1"
     # cpu and cpuacct are symlinks to cpu,cpuacct; systemd has no controller we read
-    assert [h.path.name for h in v1.hierarchies] == ["cpu,cpuacct", "memory", "pids"]
+    assert [h.path.name for h in v1.hierarchies] == ["blkio", "cpu,cpuacct", "memory", "pids"]
     hybrid = tmp_path / "hybrid"
     shutil.copytree(V1_ROOT, hybrid, symlinks=True)
     shutil.copytree(V2_ROOT, hybrid / "unified")
@@ -252,6 +458,12 @@ def test_v2_tree_is_read_in_base_units():
     root = tree.stats["/"]
     assert root.memory_usage_bytes is None and root.pids_current is None and root.cpu_usage_seconds == 861.523417
     assert tree.stats["/init.scope"].memory_limit_bytes is None  # memory.max "max"
+    assert app.memory_working_set_bytes == 487260160 and app.memory_high_bytes == 483183820
+    assert app.memory_swap_bytes == 8388608 and app.cpu_limit_cores == 1.5 and app.cpu_weight == 20
+    # 253:3 is in io.stat but not in the fixture's sysfs (a removed volume); sda's line is all zero
+    assert list(app.io) == ["nvme0n1"] and app.io["nvme0n1"]["reads"] == 25600
+    assert list(root.io) == ["nvme0n1"] and root.memory_working_set_bytes is None  # no memory.current
+    assert tree.stats["/init.scope"].cpu_limit_cores is None and tree.stats["/init.scope"].memory_high_bytes is None
 
 
 def test_v1_tree_is_the_union_of_its_hierarchies():
@@ -259,9 +471,14 @@ def test_v1_tree_is_the_union_of_its_hierarchies():
     assert tree.layout == "v1" and tree.errors == {}
     c = tree.stats[DOCKER]
     assert c.memory_limit_bytes == 268435456 and c.memory_events == {"max": 0, "oom_kill": 0}
-    assert c.cpu_usage_seconds == 0.730452917 and c.cpu_user_seconds == 0.3 and c.cpu_throttled_periods == 36
+    assert c.cpu_usage_seconds == 0.867180716 and c.cpu_user_seconds == 0.21 and c.cpu_throttled_periods == 43
     assert c.pids_limit == 64
     assert tree.stats["/"].memory_limit_bytes is None  # the unlimited sentinel
+    # made by make.sh: 64 MiB touched, 16 MiB of page cache (inactive), 4 MiB written with O_DIRECT
+    assert c.memory_rss_bytes is not None and c.memory_rss_bytes >= 64 << 20
+    assert c.memory_working_set_bytes == c.memory_usage_bytes - (16 << 20)
+    assert c.cpu_limit_cores == 0.2 and c.cpu_weight == 50 and tree.stats["/docker"].cpu_limit_cores is None
+    assert c.io["vda"]["write_bytes"] == 4 << 20 and c.io["vda"]["writes"] > 0
 
 
 def test_hybrid_v1_wins_and_v2_fills_in(tmp_path):
@@ -277,7 +494,7 @@ def test_hybrid_v1_wins_and_v2_fills_in(tmp_path):
     tree = read_cgroups(root, CgroupLimits(), 100)
     assert tree.layout == "hybrid"
     c = tree.stats[DOCKER]
-    assert c.cpu_usage_seconds == 0.730452917  # cpuacct, not the v2 core stats
+    assert c.cpu_usage_seconds == 0.867180716  # cpuacct, not the v2 core stats
     assert c.pressure_seconds["io"]["some"] == 5.935503  # only v2 has it
     assert tree.stats["/only-v2"].cpu_usage_seconds == 1.5
 
@@ -352,3 +569,41 @@ def test_garbage_file_fails_that_file_only(tmp_path):
     assert tree.errors == {bad: f"{bad}:1: oom_kill: 'lots' is not an integer"}
     assert tree.stats[APP].memory_events == {} and tree.stats[APP].memory_usage_bytes == 528482304
     assert tree.stats[POD].memory_events["oom_kill"] == 2 and len(tree.stats) == 14
+
+
+def test_malformed_memory_stat_and_io_stat_fail_that_file_for_that_cgroup_only(tmp_path):
+    root = tmp_path / "cg"
+    shutil.copytree(V2_ROOT, root)
+    (root / APP.lstrip("/") / "memory.stat").write_text("anon 1\nfile\n")
+    (root / POD.lstrip("/") / "io.stat").write_text("259:0 rbytes=lots\n")
+    tree = read_cgroups(root, CgroupLimits(), 100, V2_ROOT.parent.parent)
+    stat, io = f"{root}{APP}/memory.stat", f"{root}{POD}/io.stat"
+    assert tree.errors == {
+        stat: f"{stat}:2: expected '<key> <integer>', got 'file'",
+        io: f"{io}:1: rbytes: 'lots' is not an integer",
+    }
+    app, pod = tree.stats[APP], tree.stats[POD]
+    assert app.memory_working_set_bytes is None and app.memory_rss_bytes is None and app.io
+    assert app.memory_usage_bytes == 528482304 and pod.io == {} and pod.memory_working_set_bytes is not None
+    assert tree.stats[POD.rsplit("/", 1)[0]].io["nvme0n1"]["reads"] == 25631
+
+
+def test_devices_are_named_from_the_sysfs_holding_the_cgroupfs_else_keep_maj_min(tmp_path):
+    assert list(read_cgroups(V2_ROOT, CgroupLimits(), 100).stats[APP].io) == ["nvme0n1"]  # <fixture>/sys/fs/cgroup
+    elsewhere = tmp_path / "cg"
+    shutil.copytree(V2_ROOT, elsewhere)
+    assert list(read_cgroups(elsewhere, CgroupLimits(), 100).stats[APP].io) == ["253:3", "259:0"]
+    given = read_cgroups(elsewhere, CgroupLimits(), 100, V2_ROOT.parent.parent)
+    assert list(given.stats[APP].io) == ["nvme0n1"]
+
+
+def test_memory_stat_form_of_keys_not_kept_is_checked_but_their_values_are_not_parsed():
+    # the fast path (whole file well-formed) and the line-by-line one agree
+    text = "anon 4096\nweird_key 12abc\nfile 8192\n"
+    assert parse_memory_stat(text, "memory.stat", frozenset({"anon", "file"})) == {"anon": 4096, "file": 8192}
+    assert parse_memory_stat(text.replace("12abc", "12"), "memory.stat", frozenset({"anon", "file"})) == {
+        "anon": 4096,
+        "file": 8192,
+    }
+    with pytest.raises(SourceError, match=re.escape("memory.stat:2: weird_key: '12abc' is not an integer")):
+        parse_memory_stat(text, "memory.stat", frozenset({"weird_key"}))
