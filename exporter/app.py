@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from functools import partial
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, ProcessCollector
+from prometheus_client import CollectorRegistry
 
 from exporter import __version__
 from exporter.catalogue import JOBS, of_job
@@ -39,6 +39,7 @@ from exporter.sources.cgroup import CgroupLimits
 from exporter.sources.perf import PerfCounters, PerfUnavailable
 from exporter.sources.stat import read_stat, user_hz
 from exporter.sources.syscalls import Filter, SyscallCounter
+from exporter.web import describe_listeners, exporter_registry, instrument, open_front_door, start_sites
 
 log = logging.getLogger("exporter")
 
@@ -111,9 +112,10 @@ def build_sampler(
     readers: Readers,
     ingest: Ingest | None = None,
     syscalls: SyscallReaders | None = None,
+    registry: CollectorRegistry | None = None,
 ) -> Sampler[Exposition]:
-    registry = CollectorRegistry(auto_describe=False)
-    ProcessCollector(registry=registry)
+    if registry is None:
+        registry = exporter_registry(config.web)
     render = Renderer(default_collectors(__version__), registry)
     clock = SystemClock()
     interval = config.sampler.interval_seconds
@@ -168,6 +170,7 @@ async def serve(config: Config) -> int:
 
 
 async def _serve(config: Config, stop: asyncio.Event, ingest: Ingest | None) -> int:
+    front = open_front_door(config.web)  # a bad --web.config.file stops start-up with one line
     with open_perf(config) as (perf, perf_error), open_syscalls(config) as syscalls:
         readers = Readers(
             config.roots.procfs,
@@ -179,21 +182,17 @@ async def _serve(config: Config, stop: asyncio.Event, ingest: Ingest | None) -> 
             host_identity=config.grpc is not None,
             rootfs=config.roots.rootfs,
         )
-        sampler = build_sampler(config, readers, ingest, syscalls)
-        app = make_app(Published(sampler.latest, sampler.rendered), __version__)
+        registry = exporter_registry(config.web)
+        sampler = build_sampler(config, readers, ingest, syscalls, registry)
+        middlewares = (instrument(config.web, registry), *front.middlewares)
+        app = make_app(Published(sampler.latest, sampler.rendered), __version__, middlewares, config.web.telemetry_path)
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
         await runner.setup()
-        site = web.TCPSite(runner, config.web.host or None, config.web.port, reuse_address=True)
         try:
-            await site.start()
+            await start_sites(runner, config.web.listen_addresses, front.ssl_context)
         except OSError as e:
             await runner.cleanup()
-            log.error(
-                "--web.listen-address: cannot listen on %s:%d: %s; pick a free port",
-                config.web.host,
-                config.web.port,
-                e.strerror,
-            )
+            log.error("--web.listen-address: %s; pick a free port", e.strerror)
             return 1
         grpc_server = None
         if config.grpc is not None:
@@ -216,9 +215,8 @@ async def _serve(config: Config, stop: asyncio.Event, ingest: Ingest | None) -> 
             )
         await sampler.start()
         log.info(
-            "listening on %s:%d, sampling every %gs, collectors: %s",
-            config.web.host or "*",
-            config.web.port,
+            "listening on %s, sampling every %gs, collectors: %s",
+            describe_listeners(config.web.listen_addresses, front.scheme),
             config.sampler.interval_seconds,
             ", ".join(sorted(config.collectors)),
         )

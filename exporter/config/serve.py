@@ -40,6 +40,7 @@ class Config:
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     cgroup: CgroupConfig = field(default_factory=CgroupConfig)
     log_level: str = "info"
+    log_format: str = "logfmt"
     collectors: frozenset[str] = field(
         default_factory=lambda: frozenset(n for n, on in collector_defaults().items() if on)
     )
@@ -78,6 +79,7 @@ def load(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
         sampler=sampler,
         cgroup=CGROUP.build(v),
         log_level=LOG.build(v).level,
+        log_format=LOG.build(v).format,
         collectors=collectors,
         grpc=grpc,
         guest=guest,
