@@ -39,7 +39,14 @@ from exporter.sources.cgroup import CgroupLimits
 from exporter.sources.perf import PerfCounters, PerfUnavailable
 from exporter.sources.stat import read_stat, user_hz
 from exporter.sources.syscalls import Filter, SyscallCounter
-from exporter.web import describe_listeners, exporter_registry, instrument, open_front_door, start_sites
+from exporter.web import (
+    collect_filter,
+    describe_listeners,
+    exporter_registry,
+    instrument,
+    open_front_door,
+    start_sites,
+)
 
 log = logging.getLogger("exporter")
 
@@ -184,7 +191,7 @@ async def _serve(config: Config, stop: asyncio.Event, ingest: Ingest | None) -> 
         )
         registry = exporter_registry(config.web)
         sampler = build_sampler(config, readers, ingest, syscalls, registry)
-        middlewares = (instrument(config.web, registry), *front.middlewares)
+        middlewares = (instrument(config.web, registry), *front.middlewares, collect_filter(config.web))
         app = make_app(Published(sampler.latest, sampler.rendered), __version__, middlewares, config.web.telemetry_path)
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
         await runner.setup()

@@ -12,6 +12,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, ProcessCollector
 
 from exporter.config.web import WebConfig
+from exporter.web import collect as _collect
 from exporter.web import instrument as _instrument
 from exporter.web.auth import Middleware, middleware
 from exporter.web.live import LiveWebFile
@@ -46,6 +47,11 @@ def exporter_registry(config: WebConfig) -> CollectorRegistry:
     if not config.disable_exporter_metrics:
         ProcessCollector(registry=registry)
     return registry
+
+
+def collect_filter(config: WebConfig) -> Middleware:
+    """The innermost middleware: collect[] on the telemetry path, cut from the cached exposition."""
+    return _collect.middleware(config.telemetry_path)
 
 
 def instrument(config: WebConfig, registry: CollectorRegistry) -> Middleware:
