@@ -54,12 +54,16 @@ def collect_filter(config: WebConfig) -> Middleware:
     return _collect.middleware(config.telemetry_path)
 
 
-def instrument(config: WebConfig, registry: CollectorRegistry) -> Middleware:
-    """The outermost middleware: sysmon_http_* (unless disabled) and --web.max-requests."""
+def instrument(config: WebConfig, registry: CollectorRegistry) -> tuple[Middleware, Middleware]:
+    """sysmon_http_* (registered unless disabled): the outermost middleware; and --web.max-requests, to go
+    inside the web configuration's."""
     metrics = _instrument.HttpMetrics()
     if not config.disable_exporter_metrics:
         registry.register(metrics)
-    return _instrument.middleware(metrics, config.telemetry_path, config.max_requests)
+    return (
+        _instrument.middleware(metrics),
+        _instrument.limiter(metrics, config.telemetry_path, config.max_requests),
+    )
 
 
 def _shown(host: str, port: int) -> str:

@@ -82,46 +82,56 @@ class HttpMetrics:
         )
 
 
-def middleware(
-    metrics: HttpMetrics,
-    telemetry_path: str,
-    max_requests: int,
-    clock: Callable[[], float] = time.perf_counter,
-) -> Middleware:
-    scrapes = 0  # requests to the telemetry path in flight
+async def _send(request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
+    """Sends the response here, so that the request stays in flight until a slow reader has it."""
+    if not response.prepared:
+        await response.prepare(request)
+        await response.write_eof()
+    return response
+
+
+def middleware(metrics: HttpMetrics, clock: Callable[[], float] = time.perf_counter) -> Middleware:
+    """The outermost middleware: counts every request, 401s from the web configuration included."""
 
     @web.middleware
     async def instrument(request: web.Request, handler: Handler) -> web.StreamResponse:
-        nonlocal scrapes
         resource = request.match_info.route.resource
         name = resource.canonical if resource is not None else "other"
         start = clock()
         code = 500
-        limited = name == telemetry_path and max_requests > 0 and scrapes >= max_requests
         metrics.in_flight += 1
-        if name == telemetry_path:
-            scrapes += 1
         try:
-            if limited:
-                metrics.limited += 1
-                response: web.StreamResponse = web.Response(
-                    status=503, text=f"more than {max_requests} scrapes in flight (--web.max-requests)\n"
-                )
-            else:
-                try:
-                    response = await handler(request)
-                except web.HTTPException as e:
-                    code = e.status
-                    raise
+            try:
+                response = await handler(request)
+            except web.HTTPException as e:
+                code = e.status
+                raise
             code = response.status
-            if not response.prepared:  # send it here, so that a slow reader stays in flight
-                await response.prepare(request)
-                await response.write_eof()
-            return response
+            return await _send(request, response)
         finally:
-            if name == telemetry_path:
-                scrapes -= 1
             metrics.in_flight -= 1
             metrics.observe(name, code, clock() - start)
 
     return instrument
+
+
+def limiter(metrics: HttpMetrics, telemetry_path: str, max_requests: int) -> Middleware:
+    """``--web.max-requests`` on the telemetry path, inside authentication (as promhttp's limit sits inside
+    exporter-toolkit's handler), so requests that fail to authenticate take no slot."""
+    scrapes = 0
+
+    @web.middleware
+    async def limit(request: web.Request, handler: Handler) -> web.StreamResponse:
+        nonlocal scrapes
+        if request.path != telemetry_path or max_requests == 0:
+            return await handler(request)
+        if scrapes >= max_requests:
+            metrics.limited += 1
+            return web.Response(status=503, text=f"more than {max_requests} scrapes in flight (--web.max-requests)\n")
+        scrapes += 1
+        try:
+            return await _send(request, await handler(request))
+        finally:
+            scrapes -= 1
+
+    return limit

@@ -21,7 +21,7 @@ def sample(registry: CollectorRegistry, name: str, **labels: str) -> float | Non
 async def test_requests_are_counted_by_handler_and_code(aiohttp_client) -> None:  # type: ignore[no-untyped-def]
     registry = CollectorRegistry()
     web_config = load([], {}).web
-    app = make_app(Published(lambda: None, lambda: None), "test", (instrument(web_config, registry),))
+    app = make_app(Published(lambda: None, lambda: None), "test", instrument(web_config, registry))
     client = await aiohttp_client(app)
     for _ in range(3):
         assert (await client.get("/-/healthy")).status == 200
@@ -45,7 +45,7 @@ async def test_max_requests_refuses_with_503_and_counts(aiohttp_client) -> None:
         await release.wait()
         return web.Response(text="ok")
 
-    app = web.Application(middlewares=[instrument(web_config, registry)])
+    app = web.Application(middlewares=instrument(web_config, registry))
     app.router.add_get("/stats", slow)
     app.router.add_get("/other", slow)
     client = await aiohttp_client(app)
