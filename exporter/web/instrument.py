@@ -82,16 +82,13 @@ class HttpMetrics:
         )
 
 
-async def _send(request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
-    """Sends the response here, so that the request stays in flight until a slow reader has it."""
-    if not response.prepared:
-        await response.prepare(request)
-        await response.write_eof()
-    return response
+# What to run once the response is sent (the limiter's slot release): the outermost middleware sends it.
+AFTER_SENT = web.RequestKey("sysmon_after_sent", list)
 
 
 def middleware(metrics: HttpMetrics, clock: Callable[[], float] = time.perf_counter) -> Middleware:
-    """The outermost middleware: counts every request, 401s from the web configuration included."""
+    """The outermost middleware: counts every request, 401s from the web configuration included, and sends
+    the response itself, so that a request stays in flight until a slow reader has it."""
 
     @web.middleware
     async def instrument(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -100,6 +97,7 @@ def middleware(metrics: HttpMetrics, clock: Callable[[], float] = time.perf_coun
         start = clock()
         code = 500
         metrics.in_flight += 1
+        request[AFTER_SENT] = []
         try:
             try:
                 response = await handler(request)
@@ -107,8 +105,13 @@ def middleware(metrics: HttpMetrics, clock: Callable[[], float] = time.perf_coun
                 code = e.status
                 raise
             code = response.status
-            return await _send(request, response)
+            if not response.prepared:
+                await response.prepare(request)
+                await response.write_eof()
+            return response
         finally:
+            for done in request[AFTER_SENT]:
+                done()
             metrics.in_flight -= 1
             metrics.observe(name, code, clock() - start)
 
@@ -117,8 +120,13 @@ def middleware(metrics: HttpMetrics, clock: Callable[[], float] = time.perf_coun
 
 def limiter(metrics: HttpMetrics, telemetry_path: str, max_requests: int) -> Middleware:
     """``--web.max-requests`` on the telemetry path, inside authentication (as promhttp's limit sits inside
-    exporter-toolkit's handler), so requests that fail to authenticate take no slot."""
+    exporter-toolkit's handler), so requests that fail to authenticate take no slot. A slot is held until
+    the outermost middleware has sent the response."""
     scrapes = 0
+
+    def release() -> None:
+        nonlocal scrapes
+        scrapes -= 1
 
     @web.middleware
     async def limit(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -129,9 +137,7 @@ def limiter(metrics: HttpMetrics, telemetry_path: str, max_requests: int) -> Mid
             metrics.limited += 1
             return web.Response(status=503, text=f"more than {max_requests} scrapes in flight (--web.max-requests)\n")
         scrapes += 1
-        try:
-            return await _send(request, await handler(request))
-        finally:
-            scrapes -= 1
+        request[AFTER_SENT].append(release)
+        return await handler(request)
 
     return limit
