@@ -197,10 +197,10 @@ async def _serve(config: Config, stop: asyncio.Event, ingest: Ingest | None) -> 
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
         await runner.setup()
         try:
-            await start_sites(runner, config.web.listen_addresses, front.ssl_context)
+            await start_sites(runner, config.web, front.ssl_context)
         except OSError as e:
             await runner.cleanup()
-            log.error("--web.listen-address: %s; pick a free port", e.strerror)
+            log.error("%s", e.strerror)
             return 1
         grpc_server = None
         if config.grpc is not None:
@@ -224,7 +224,7 @@ async def _serve(config: Config, stop: asyncio.Event, ingest: Ingest | None) -> 
         await sampler.start()
         log.info(
             "listening on %s, sampling every %gs, collectors: %s",
-            describe_listeners(config.web.listen_addresses, front.scheme),
+            describe_listeners(config.web, front.scheme),
             config.sampler.interval_seconds,
             ", ".join(sorted(config.collectors)),
         )

@@ -86,6 +86,7 @@ def run_exporter(
     env: dict[str, str] | None = None,
     preexec=None,
     wrapper: Sequence[str] = (),
+    pass_fds: Sequence[int] = (),
 ) -> Iterator[Exporter]:  # type: ignore[no-untyped-def]
     """The real sysmon-exporter process on a free loopback port; stopped with SIGTERM.
 
@@ -102,6 +103,7 @@ def run_exporter(
             env=full_env,
             cwd=ROOT,
             preexec_fn=preexec,
+            pass_fds=tuple(pass_fds),
         )
     exporter = Exporter(proc, port, log)
     try:

@@ -35,6 +35,7 @@ class WebConfig:
     telemetry_path: str = "/metrics"
     max_requests: int = 40  # 0: unlimited
     disable_exporter_metrics: bool = False
+    systemd_socket: bool = False  # serve on the sockets systemd passes instead of listen_addresses
 
     @property
     def host(self) -> str:
@@ -61,6 +62,12 @@ LISTEN = Opt(
 WEB = Section(
     WebConfig,
     listen_addresses=LISTEN,
+    systemd_socket=Opt(
+        "web.systemd-socket",
+        parse_bool,
+        "serve on the sockets systemd passes (socket activation) instead of --web.listen-address",
+        boolean=True,
+    ),
     telemetry_path=Opt("web.telemetry-path", parse_telemetry_path, "path of the metrics"),
     max_requests=Opt("web.max-requests", int_in(0, 1_000_000), "most concurrent scrapes, then 503; 0 is no limit"),
     disable_exporter_metrics=Opt(

@@ -4,8 +4,11 @@ and from the catalogue of sources."""
 
 from __future__ import annotations
 
+import errno
+import os
+import socket
 import ssl
-from collections.abc import Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -66,24 +69,54 @@ def instrument(config: WebConfig, registry: CollectorRegistry) -> tuple[Middlewa
     )
 
 
+SD_LISTEN_FDS_START = 3  # sd_listen_fds(3): the first passed descriptor
+
+
+def systemd_sockets(environ: Mapping[str, str], pid: int) -> list[socket.socket]:
+    """The listening sockets systemd passed, as sd_listen_fds(3) finds them; OSError when there are none."""
+    if environ.get("LISTEN_PID") != str(pid) or not environ.get("LISTEN_FDS", "").isdigit():
+        raise OSError(
+            errno.ENOENT,
+            "--web.systemd-socket: no socket activation file descriptors found; start it from a .socket unit "
+            "(deploy/sysmon-exporter.socket) or leave the flag out",
+        )
+    try:
+        return [socket.socket(fileno=SD_LISTEN_FDS_START + i) for i in range(int(environ["LISTEN_FDS"]))]
+    except OSError as e:
+        raise OSError(e.errno, f"--web.systemd-socket: a passed descriptor is not a socket ({e.strerror})") from None
+
+
 def _shown(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host or '*'}:{port}"
 
 
-def describe_listeners(addresses: Sequence[tuple[str, int]], scheme: str) -> str:
-    return ", ".join(f"{scheme}://{_shown(h, p)}" for h, p in addresses)
+def describe_listeners(config: WebConfig, scheme: str) -> str:
+    if config.systemd_socket:
+        return f"{scheme} on the systemd sockets"
+    return ", ".join(f"{scheme}://{_shown(h, p)}" for h, p in config.listen_addresses)
 
 
 async def start_sites(
-    runner: web.AppRunner, addresses: Sequence[tuple[str, int]], ssl_context: ssl.SSLContext | None
-) -> list[web.TCPSite]:
-    """One site per --web.listen-address; OSError names the address that failed."""
-    sites = []
-    for host, port in addresses:
-        site = web.TCPSite(runner, host or None, port, reuse_address=True, ssl_context=ssl_context)
-        try:
+    runner: web.AppRunner,
+    config: WebConfig,
+    ssl_context: ssl.SSLContext | None,
+    environ: Mapping[str, str] = os.environ,
+) -> list[web.BaseSite]:
+    """One site per --web.listen-address, or per systemd socket; OSError says what failed and the fix."""
+    sites: list[web.BaseSite] = []
+    if config.systemd_socket:
+        for sock in systemd_sockets(environ, os.getpid()):
+            site = web.SockSite(runner, sock, ssl_context=ssl_context)
             await site.start()
+            sites.append(site)
+        return sites
+    for host, port in config.listen_addresses:
+        tcp = web.TCPSite(runner, host or None, port, reuse_address=True, ssl_context=ssl_context)
+        try:
+            await tcp.start()
         except OSError as e:
-            raise OSError(e.errno, f"cannot listen on {_shown(host, port)}: {e.strerror}") from None
-        sites.append(site)
+            raise OSError(
+                e.errno, f"--web.listen-address: cannot listen on {_shown(host, port)}: {e.strerror}; pick a free port"
+            ) from None
+        sites.append(tcp)
     return sites

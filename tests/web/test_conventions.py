@@ -94,3 +94,34 @@ def test_version_prints_version_python_and_build(capsys: pytest.CaptureFixture[s
     assert re.fullmatch(r"  python: 3\.\d+\.\d+ \(CPython\)", lines[1])
     assert lines[2].startswith("  platform: linux/")
     assert lines[3].startswith("  build: aiohttp ") and "OpenSSL" in lines[3]
+
+
+def test_systemd_socket_activation_serves_the_passed_socket(tmp_path: Path) -> None:
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    fd = listener.fileno()
+    # As systemd does: the socket at descriptor 3, LISTEN_FDS=1 and LISTEN_PID naming the exporter itself.
+    wrapper = ("bash", "-c", 'LISTEN_PID=$$ LISTEN_FDS=1 exec "$@" 3<&' + str(fd), "sh")
+    try:
+        with run_exporter(["--web.systemd-socket"], tmp_path, ready=False, wrapper=wrapper, pass_fds=(fd,)) as exp:
+            from tests.helpers import wait_until
+
+            url = f"http://127.0.0.1:{port}"
+            wait_until(
+                lambda: exp.proc.poll() is not None or http_get(url + "/-/ready")[0] == 200,
+                what="the exporter on the activated socket",
+            )
+            assert exp.proc.poll() is None, exp.stderr()
+            assert "sysmon_cpu_seconds_total" in http_get(url + "/metrics")[1].decode()
+            with pytest.raises(OSError):  # --web.listen-address (run_exporter passes one) is not listened on
+                http_get(exp.url + "/-/healthy", timeout=2)
+    finally:
+        listener.close()
+
+
+def test_systemd_socket_without_sockets_stops_start_up(tmp_path: Path) -> None:
+    with run_exporter(["--web.systemd-socket"], tmp_path, ready=False) as exp:
+        assert exp.proc.wait(timeout=30) == 1
+        assert "no socket activation file descriptors found" in exp.stderr()
