@@ -2,8 +2,10 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
-ARGS   ?=
+# `make run` installs the runtime only; `make test` adds the test extras.
+RUNTIME := $(VENV)/.runtime
+STAMP   := $(VENV)/.installed
+ARGS    ?=
 
 # Debian packages the tests and the benchmark drive as real peers.
 DEB_TEST  := prometheus prometheus-node-exporter bpftool
@@ -11,16 +13,29 @@ DEB_BENCH := prometheus-node-exporter wrk linux-perf
 # Building and running the container image with no registry (docker/image-test.sh).
 DEB_IMAGE := podman runc mmdebstrap
 
-.PHONY: run test bench lint deps-test deps-bench deps-image image-test dashboards golden proto clean
+.PHONY: run test bench lint deps-test deps-bench deps-image image-test dashboards golden proto dist clean
 
-$(STAMP): pyproject.toml
+$(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+
+$(RUNTIME): pyproject.toml | $(VENV)/bin/python
+	$(BIN)/pip install --quiet -e .
 	touch $@
 
-run: $(STAMP)
+$(STAMP): pyproject.toml | $(VENV)/bin/python
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(RUNTIME) $@
+
+run: $(RUNTIME)
 	$(BIN)/sysmon-exporter $(ARGS)
+
+# An sdist and a wheel in dist/, checked by twine (nothing is published).
+dist: $(RUNTIME)
+	$(BIN)/pip install --quiet build twine
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
+	$(BIN)/twine check --strict dist/*
 
 # Installs what is missing, and only that (apt-get needs root; CI is root).
 deps-test:

@@ -13,7 +13,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, ProcessCollector
+from prometheus_client import CollectorRegistry
 
 from exporter import __version__
 from exporter.catalogue import JOBS, of_job
@@ -43,6 +43,14 @@ from exporter.sources.mounts import MountFilter
 from exporter.sources.perf import PerfCounters, PerfUnavailable
 from exporter.sources.stat import read_stat, user_hz
 from exporter.sources.syscalls import Filter, SyscallCounter
+from exporter.web import (
+    collect_filter,
+    describe_listeners,
+    exporter_registry,
+    instrument,
+    open_front_door,
+    start_sites,
+)
 
 if TYPE_CHECKING:
     from exporter.grpc_compat.push import Pusher
@@ -118,9 +126,10 @@ def build_sampler(
     readers: Readers,
     ingest: Ingest | None = None,
     syscalls: SyscallReaders | None = None,
+    registry: CollectorRegistry | None = None,
 ) -> Sampler[Exposition]:
-    registry = CollectorRegistry(auto_describe=False)
-    ProcessCollector(registry=registry)
+    if registry is None:
+        registry = exporter_registry(config.web)
     render = Renderer(default_collectors(__version__), registry)
     clock = SystemClock()
     interval = config.sampler.interval_seconds
@@ -194,6 +203,7 @@ async def serve(config: Config) -> int:
 
 
 async def _serve(config: Config, stop: asyncio.Event, ingest: Ingest | None) -> int:
+    front = open_front_door(config.web)  # a bad --web.config.file stops start-up with one line
     with open_perf(config) as (perf, perf_error), open_syscalls(config) as syscalls:
         readers = Readers(
             config.roots.procfs,
@@ -213,7 +223,8 @@ async def _serve(config: Config, stop: asyncio.Event, ingest: Ingest | None) -> 
                 collectors=readers.collectors | {"processes"},
                 processes_wanted=lambda: any(p.settings.processes for p in pushing),
             )
-        sampler = build_sampler(config, readers, ingest, syscalls)
+        registry = exporter_registry(config.web)
+        sampler = build_sampler(config, readers, ingest, syscalls, registry)
         try:
             pusher = build_pusher(config, sampler.latest)
         except ConfigError as e:
@@ -221,20 +232,16 @@ async def _serve(config: Config, stop: asyncio.Event, ingest: Ingest | None) -> 
             return 2
         if pusher is not None:
             pushing.append(pusher)
-        app = make_app(Published(sampler.latest, sampler.rendered), __version__)
+        counted, limited = instrument(config.web, registry)
+        middlewares = (counted, *front.middlewares, limited, collect_filter(config.web))
+        app = make_app(Published(sampler.latest, sampler.rendered), __version__, middlewares, config.web.telemetry_path)
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
         await runner.setup()
-        site = web.TCPSite(runner, config.web.host or None, config.web.port, reuse_address=True)
         try:
-            await site.start()
+            await start_sites(runner, config.web, front.ssl_context)
         except OSError as e:
             await runner.cleanup()
-            log.error(
-                "--web.listen-address: cannot listen on %s:%d: %s; pick a free port",
-                config.web.host,
-                config.web.port,
-                e.strerror,
-            )
+            log.error("%s", e.strerror)
             return 1
         grpc_server = None
         if config.grpc is not None:
@@ -261,9 +268,8 @@ async def _serve(config: Config, stop: asyncio.Event, ingest: Ingest | None) -> 
         if pusher is not None:
             await pusher.start()
         log.info(
-            "listening on %s:%d, sampling every %gs, collectors: %s",
-            config.web.host or "*",
-            config.web.port,
+            "listening on %s, sampling every %gs, collectors: %s",
+            describe_listeners(config.web, front.scheme),
             config.sampler.interval_seconds,
             ", ".join(sorted(config.collectors)),
         )

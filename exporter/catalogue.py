@@ -60,6 +60,7 @@ class Source:
     agent: bool | None = None  # default in the guest agent; None: the agent does not read it
     fix: str = ""  # what to do when the probe fails
     replay: bool = True  # reads only files below its roots, so a fixture tree replays it (golden files)
+    families: tuple[str, ...] = ()  # the metric families it feeds (fnmatch patterns): what collect[]=<name> serves
 
 
 def _cpu(roots: Roots) -> str:
@@ -156,12 +157,23 @@ SOURCES: Mapping[str, Source] = MappingProxyType(
     {
         s.name: s
         for s in (
-            Source("cpu", "per-CPU time in each mode (/proc/stat)", _cpu, agent=True),
+            Source(
+                "cpu",
+                "per-CPU time in each mode (/proc/stat)",
+                _cpu,
+                agent=True,
+                families=("sysmon_cpu_seconds_total", "sysmon_cpu_guest_seconds_total", "sysmon_cpu_usage_ratio"),
+            ),
             Source(
                 "cpufreq",
                 "per-CPU frequency from the cpufreq driver (sysfs)",
                 _cpufreq,
                 agent=True,
+                families=(
+                    "sysmon_cpu_frequency_*",
+                    "sysmon_cpu_hardware_frequency_hertz",
+                    "sysmon_cpu_scaling_governor_info",
+                ),
                 fix="on bare metal load a cpufreq driver (intel_pstate, amd-pstate, acpi-cpufreq); "
                 "in a VM nothing to do: the frequency comes from /proc/cpuinfo",
             ),
@@ -170,6 +182,7 @@ SOURCES: Mapping[str, Source] = MappingProxyType(
                 "per-CPU frequency from /proc/cpuinfo where cpufreq has none",
                 _cpuinfo,
                 agent=True,
+                families=("sysmon_cpu_frequency_hertz", "sysmon_cpu_frequency_source_info"),
                 fix="pass --path.procfs pointing at a mounted procfs",
             ),
             Source(
@@ -177,6 +190,7 @@ SOURCES: Mapping[str, Source] = MappingProxyType(
                 "cycles and reference cycles per CPU (perf_event_open), the frequency where neither file has one",
                 _perf,
                 replay=False,
+                families=("sysmon_cpu_cycles_total", "sysmon_cpu_ref_cycles_total", "sysmon_cpu_frequency_hertz"),
                 fix="run as root, grant CAP_PERFMON as an ambient capability (systemd: "
                 "AmbientCapabilities=CAP_PERFMON; a container: uid 0 with --cap-add PERFMON), or sysctl "
                 "kernel.perf_event_paranoid=0; without a core PMU (most VMs) turn off --collector.perf",
@@ -186,12 +200,14 @@ SOURCES: Mapping[str, Source] = MappingProxyType(
                 "memory and swap (/proc/meminfo)",
                 _meminfo,
                 agent=True,
+                families=("sysmon_memory_*",),
                 fix="pass --path.procfs pointing at a mounted procfs",
             ),
             Source(
                 "loadavg",
                 "load averages over 1, 5 and 15 minutes (/proc/loadavg)",
                 _loadavg,
+                families=("sysmon_load1", "sysmon_load5", "sysmon_load15"),
                 fix="pass --path.procfs pointing at a mounted procfs",
             ),
             Source(
@@ -199,6 +215,7 @@ SOURCES: Mapping[str, Source] = MappingProxyType(
                 "size and free space of each mounted filesystem (statvfs of /proc/1/mountinfo's mount points)",
                 _filesystem,
                 replay=False,
+                families=("sysmon_filesystem_*",),
                 fix="pass --path.procfs and --path.rootfs (the host's / mounted read-only)",
             ),
             Source(
@@ -215,6 +232,7 @@ SOURCES: Mapping[str, Source] = MappingProxyType(
                 "network",
                 "traffic counters of each network interface (/proc/net/dev)",
                 _network,
+                families=("sysmon_network_*",),
                 fix="pass --path.procfs pointing at a mounted procfs (the host's network namespace: --network=host)",
             ),
             Source(
@@ -232,6 +250,7 @@ SOURCES: Mapping[str, Source] = MappingProxyType(
                 _cgroup,
                 job="cgroup",
                 agent=False,
+                families=("sysmon_cgroup_*",),
                 fix="mount cgroupfs (mount -t cgroup2 none /sys/fs/cgroup) or pass --path.cgroupfs",
             ),
             Source(
@@ -241,6 +260,7 @@ SOURCES: Mapping[str, Source] = MappingProxyType(
                 job="syscalls",
                 default=False,
                 replay=False,
+                families=("sysmon_syscalls_*",),
                 fix="run as root, or grant CAP_BPF and CAP_PERFMON",
             ),
         )

@@ -15,16 +15,34 @@ from collections.abc import Callable, Mapping, Sequence
 from exporter import __version__
 from exporter.config import SERVE, ConfigError, FlagSet, load
 
-_LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING, "error": logging.ERROR}
+
+def setup_logging(level: str, format: str = "logfmt") -> None:
+    from exporter.logs import setup_logging as setup
+
+    setup(level, format)
 
 
-def setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=_LOG_LEVELS[level],
-        format="%(asctime)s level=%(levelname)s logger=%(name)s msg=%(message)s",
-        stream=sys.stderr,
+def version_text() -> str:
+    """Version, Python and build lines, as Prometheus components print them."""
+    import importlib.metadata
+    import platform
+    import ssl
+
+    def dist(name: str) -> str:
+        try:
+            return f"{name} {importlib.metadata.version(name)}"
+        except importlib.metadata.PackageNotFoundError:
+            return f"{name} missing"
+
+    libraries = ", ".join(dist(n) for n in ("aiohttp", "prometheus-client", "uvloop", "bcrypt", "PyYAML"))
+    return "\n".join(
+        [
+            f"sysmon-exporter, version {__version__}",
+            f"  python: {platform.python_version()} ({platform.python_implementation()})",
+            f"  platform: {platform.system().lower()}/{platform.machine()}",
+            f"  build: {libraries}, {ssl.OPENSSL_VERSION}",
+        ]
     )
-    logging.getLogger("aiohttp").setLevel(logging.WARNING)
 
 
 def _serve(argv: Sequence[str], env: Mapping[str, str]) -> int:
@@ -46,7 +64,7 @@ def _serve(argv: Sequence[str], env: Mapping[str, str]) -> int:
             raise ConfigError(
                 "--serviceradar.gateway", f"the gateway push needs {e.name}; pip install 'sysmon-exporter[grpc]'"
             ) from None
-    setup_logging(config.log_level)
+    setup_logging(config.log_level, config.log_format)
     for warning in config.warnings:
         logging.getLogger("exporter").warning("%s", warning)
 
@@ -96,7 +114,7 @@ def main(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> int:
         print(flags.usage())
         return 0
     if "--version" in argv:
-        print(f"sysmon-exporter {__version__}")
+        print(version_text())
         return 0
     try:
         return command(argv, env)

@@ -7,8 +7,9 @@ happens on the scrape path (gzip aside, done once per sample on first demand).
 from __future__ import annotations
 
 import html
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 
@@ -26,6 +27,7 @@ class Published:
 
 PUBLISHED = web.AppKey("published", Published)
 VERSION = web.AppKey("version", str)
+TELEMETRY_PATH = web.AppKey("telemetry_path", str)
 
 
 def wants_openmetrics(accept: str) -> bool:
@@ -81,19 +83,24 @@ async def landing(request: web.Request) -> web.Response:
             state = "ok" if status.success else "failed: " + status.error
             rows.append(f"<tr><td>{html.escape(name)}</td><td>{html.escape(state)}</td></tr>")
     table = "".join(rows) or "<tr><td colspan=2>waiting for the first sample</td></tr>"
+    path = request.app[TELEMETRY_PATH]
     page = (
         "<!doctype html><html><head><meta charset=utf-8><title>sysmon-exporter</title></head><body>"
         f"<h1>sysmon-exporter</h1><p>version {html.escape(request.app[VERSION])}</p>"
-        f"<p><a href=metrics>/metrics</a></p><h2>Sources</h2><table>{table}</table></body></html>"
+        f"<p><a href={html.escape(path.lstrip('/'))}>{html.escape(path)}</a></p>"
+        f"<h2>Sources</h2><table>{table}</table></body></html>"
     )
     return web.Response(text=page, content_type="text/html")
 
 
-def make_app(published: Published, version: str) -> web.Application:
-    app = web.Application()
+def make_app(
+    published: Published, version: str, middlewares: Iterable[Any] = (), telemetry_path: str = "/metrics"
+) -> web.Application:
+    app = web.Application(middlewares=middlewares)
     app[PUBLISHED] = published
     app[VERSION] = version
-    app.router.add_get("/metrics", metrics)
+    app[TELEMETRY_PATH] = telemetry_path
+    app.router.add_get(telemetry_path, metrics)
     app.router.add_get("/-/healthy", healthy)
     app.router.add_get("/-/ready", ready)
     app.router.add_get("/", landing)

@@ -86,6 +86,7 @@ def run_exporter(
     env: dict[str, str] | None = None,
     preexec=None,
     wrapper: Sequence[str] = (),
+    pass_fds: Sequence[int] = (),
 ) -> Iterator[Exporter]:  # type: ignore[no-untyped-def]
     """The real sysmon-exporter process on a free loopback port; stopped with SIGTERM.
 
@@ -102,6 +103,7 @@ def run_exporter(
             env=full_env,
             cwd=ROOT,
             preexec_fn=preexec,
+            pass_fds=tuple(pass_fds),
         )
     exporter = Exporter(proc, port, log)
     try:
@@ -135,9 +137,16 @@ def parse_exposition(text: str) -> dict[str, dict[tuple[tuple[str, str], ...], f
 
 @contextlib.contextmanager
 def run_prometheus(
-    targets: Sequence[str], tmp_path: Path, scrape_interval: str = "1s", rule_files: Sequence[Path] = ()
+    targets: Sequence[str],
+    tmp_path: Path,
+    scrape_interval: str = "1s",
+    rule_files: Sequence[Path] = (),
+    job_extra: str = "",
 ) -> Iterator[str]:
-    """Debian's prometheus on a free loopback port scraping ``targets``; yields its base URL."""
+    """Debian's prometheus on a free loopback port scraping ``targets``; yields its base URL.
+
+    ``job_extra`` is YAML added to the scrape job (e.g. ``scheme``, ``tls_config``, ``basic_auth``), indented
+    by four spaces."""
     binary = require_binary("prometheus")
     port = free_port()
     config = tmp_path / "prometheus.yml"
@@ -145,7 +154,9 @@ def run_prometheus(
     config.write_text(
         f"global:\n  scrape_interval: {scrape_interval}\n  evaluation_interval: {scrape_interval}\n"
         + (f"rule_files:{rules}\n" if rule_files else "")
-        + "scrape_configs:\n  - job_name: sysmon\n    static_configs:\n      - targets: ["
+        + "scrape_configs:\n  - job_name: sysmon\n"
+        + job_extra
+        + "    static_configs:\n      - targets: ["
         + ", ".join(f"'{t}'" for t in targets)
         + "]\n"
     )

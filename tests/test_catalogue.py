@@ -35,6 +35,7 @@ def test_readme_sources_table_is_the_catalogue():
 
 def test_collector_flags_and_defaults_come_from_the_catalogue():
     serve = {f.name: f.default for f in SERVE.flags if f.name.startswith("collector.")}
+    assert serve.pop("collector.disable-defaults") is False
     assert serve == {f"collector.{n}": on for n, on in collector_defaults().items()}
     assert "collector.host" not in serve  # turned on by the gRPC shim, not by a flag
     agent = {f.name: f.default for f in AGENT.flags if f.name.startswith("collector.")}
@@ -79,11 +80,11 @@ def test_every_status_a_cpu_step_records_is_catalogued():
 
 # Layers of the import graph, lowest first: a module may import its own layer and those below.
 LAYERS = (
-    ("exporter.sources", "exporter.guest_state", "exporter.__init__"),
+    ("exporter.sources", "exporter.guest_state", "exporter.__init__", "exporter.logs"),
     ("exporter.catalogue",),
     ("exporter.config", "exporter.snapshot"),
     ("exporter.collector", "exporter.sampler"),
-    ("exporter.guest", "exporter.grpc_compat", "exporter.http"),
+    ("exporter.guest", "exporter.grpc_compat", "exporter.http", "exporter.web"),
     ("exporter.app", "exporter.diag", "exporter.syscalls_cmd"),
     ("exporter.cli", "exporter.__main__"),
 )

@@ -168,8 +168,8 @@ def test_go_durations(text, seconds):
 
 
 def test_a_flag_given_twice_is_refused_unless_repeatable():
-    with pytest.raises(ConfigError, match=r"--web.listen-address: given twice"):
-        load(["--web.listen-address=:1", "--web.listen-address=:2"], {})
+    with pytest.raises(ConfigError, match=r"--sampler.interval: given twice"):
+        load(["--sampler.interval=1s", "--sampler.interval=2s"], {})
     assert load(["--guest.socket=/a/{vm}", "--guest.socket=/b/{vm}"], {}).guest.patterns == ("/a/{vm}", "/b/{vm}")
     # A toggle may be flipped back: the last one wins, as with Go's flag package.
     assert "perf" in load(["--no-collector.perf", "--collector.perf"], {}).collectors

@@ -55,3 +55,25 @@ def test_agent_unit_runs_the_agent_with_flags_it_accepts(tmp_path):
     assert values["agent.channel"] == Address("virtio")
     assert unit["Service"]["Restart"] == "always"
     systemd_verify(AGENT_UNIT, tmp_path)
+
+
+def test_socket_activated_unit_pair(tmp_path):
+    service = configparser.ConfigParser(strict=True, interpolation=None)
+    service.optionxform = str  # type: ignore[assignment,method-assign]
+    service.read_string((ROOT / "deploy" / "sysmon-exporter.service").read_text())
+    argv = shlex.split(service["Service"]["ExecStart"])
+    assert SERVE.parse(argv[1:], {})["web.systemd-socket"] is True
+    assert service["Unit"]["Requires"] == "sysmon-exporter.socket"
+    socket_unit = configparser.ConfigParser(strict=True, interpolation=None)
+    socket_unit.optionxform = str  # type: ignore[assignment,method-assign]
+    socket_unit.read_string((ROOT / "deploy" / "sysmon-exporter.socket").read_text())
+    assert socket_unit["Socket"]["ListenStream"] == "9477"
+    analyze = require_binary("systemd-analyze")
+    installed = Path(sys.executable).parent / "sysmon-exporter"
+    paths = []
+    for name in ("sysmon-exporter.socket", "sysmon-exporter.service"):
+        path = tmp_path / name
+        path.write_text((ROOT / "deploy" / name).read_text().replace("/usr/local/bin/sysmon-exporter", str(installed)))
+        paths.append(str(path))
+    result = subprocess.run([analyze, "verify", "--man=no", *paths], capture_output=True, text=True)
+    assert (result.returncode, result.stdout + result.stderr) == (0, "")

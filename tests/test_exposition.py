@@ -116,3 +116,24 @@ def test_promtool_parses_every_value_from_either_writer(tmp_path):
     for text in (registry_text, direct_text):
         result = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, timeout=60)
         assert result.returncode == 0, result.stderr.decode() + text.decode()
+
+
+def test_histograms_render_as_prometheus_client_renders_them():
+    from prometheus_client import Histogram
+
+    def hist_registry():
+        reg = CollectorRegistry(auto_describe=False)
+        h = Histogram("sysmon_http_request_duration_seconds", "Time.", ["handler"], registry=reg)
+        for v in (0.0004, 0.02, 3.0, 20.0):
+            h.labels("/metrics").observe(v)
+        return reg
+
+    text, om = ExpositionWriter().render(hist_registry().collect())
+    theirs_text = generate_latest(hist_registry()).decode()
+    theirs_om = generate_openmetrics(hist_registry()).decode()
+    mine_text, mine_om = as_set(parse_text(text.decode())), as_set(parse_openmetrics(om.decode()))
+    # _created carries the time of each registry's creation: compare the rest.
+    drop = lambda s: ({x for x in s[0] if not x[0].endswith("_created")}, s[1])  # noqa: E731
+    assert drop(mine_text) == drop(as_set(parse_text(theirs_text)))
+    assert drop(mine_om) == drop(as_set(parse_openmetrics(theirs_om)))
+    assert b'sysmon_http_request_duration_seconds_bucket{handler="/metrics",le="+Inf"} 4\n' in text

@@ -14,6 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from exporter.catalogue import SOURCES, of_job
 from exporter.collector import Renderer, default_collectors
@@ -30,6 +31,7 @@ from exporter.snapshot import (
 )
 from exporter.sources.cgroup import CgroupLimits
 from exporter.sources.perf import PerfReading
+from exporter.web.instrument import HttpMetrics
 from tests.helpers import FIXTURES, GOLDEN, ROOT, require_binary
 
 # Every default source of the CPU job that a fixture tree replays (catalogue ``replay``); the others
@@ -132,6 +134,7 @@ SCENARIOS: dict[str, Callable[[], Snapshot]] = {
     ),
     "vm-2cpu-host": lambda: _snapshot([FIXTURES / "vm-2cpu"], host=True),
     "vm-2cpu-processes": lambda: _snapshot([FIXTURES / "vm-2cpu"], COLLECTORS | {"processes"}),
+    "vm-2cpu-http": lambda: _snapshot([FIXTURES / "vm-2cpu"]),
     "k8s-node-v2": lambda: _cgroup_snapshot(FIXTURES / "k8s-node-v2"),
     "legacy-v1": lambda: _cgroup_snapshot(FIXTURES / "legacy-v1"),
 }
@@ -148,8 +151,31 @@ def test_the_base_runs_are_the_catalogues_replayable_defaults():
     assert not SOURCES["perf"].replay and not SOURCES["filesystem"].replay
 
 
+def _http_registry() -> CollectorRegistry:
+    """The exporter's own HTTP metrics after a fixed set of requests."""
+    metrics = HttpMetrics()
+    for handler, code, seconds in [
+        ("/metrics", 200, 0.0004),
+        ("/metrics", 200, 0.003),
+        ("/metrics", 401, 0.06),
+        ("/metrics", 503, 0.0001),
+        ("/-/ready", 200, 0.0002),
+        ("other", 404, 0.0002),
+    ]:
+        metrics.observe(handler, code, seconds)
+    metrics.limited = 1
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(metrics)
+    return registry
+
+
+# Scenarios rendered with a registry of their own (the sampler's holds process_* and the HTTP metrics).
+REGISTRIES: dict[str, Callable[[], CollectorRegistry]] = {"vm-2cpu-http": _http_registry}
+
+
 def render(name: str, openmetrics: bool = False) -> bytes:
-    return Renderer(default_collectors("golden"))(SCENARIOS[name]()).body(openmetrics, False)[0]
+    registry = REGISTRIES[name]() if name in REGISTRIES else None
+    return Renderer(default_collectors("golden"), registry)(SCENARIOS[name]()).body(openmetrics, False)[0]
 
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))

@@ -170,7 +170,8 @@ def test_security_context_non_root_read_only_no_capabilities(values):
     assert sc["readOnlyRootFilesystem"] is True
     assert sc["allowPrivilegeEscalation"] is False
     assert sc["capabilities"]["drop"] == ["ALL"]
-    assert "privileged" not in sc and pod["hostNetwork"] is False and pod["hostPID"] is False
+    assert "privileged" not in sc
+    assert pod["hostNetwork"] is values.get("hostNetwork", True) and pod["hostPID"] is values.get("hostPID", False)
     added = set()
     if values.get("perf", {}).get("addCapability", False):
         added |= {"PERFMON"}
@@ -252,3 +253,151 @@ def test_dashboard_configmaps_carry_each_dashboard_for_the_grafana_sidecar():
         assert json.loads(text) == json.loads(path.read_text())
         assert configmap["metadata"]["labels"]["grafana_dashboard"] == "1"
         assert configmap["metadata"]["annotations"]["grafana_folder"] == "sysmon"
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"hostNetworking": True},
+        {"serviceMonitor": {"intervall": "10s"}},
+        {"image": {"digest": "latest"}},
+        {"webConfig": {"enable": True}},
+        {"podSecurityContext": {"runAsUser": 1}},
+    ],
+    ids=["top-level", "nested", "bad-digest", "web-config-typo", "old-name"],
+)
+def test_schema_refuses_values_that_would_do_nothing(values):
+    with pytest.raises(helm.HelmError, match="schema"):
+        render(values)
+
+
+def test_node_agent_defaults_as_the_community_chart():
+    pod = one(render(), "DaemonSet")["spec"]["template"]["spec"]
+    assert pod["priorityClassName"] == "system-node-critical"
+    assert pod["hostNetwork"] is True and pod["hostPID"] is False
+    assert pod["tolerations"] == [{"operator": "Exists"}]
+
+
+def test_pass_through_values_land_where_the_community_chart_puts_them():
+    values = {
+        "nodeSelector": {"pool": "a"},
+        "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": []}}},
+        "podLabels": {"team": "x"},
+        "podAnnotations": {"a": "b"},
+        "imagePullSecrets": [{"name": "creds"}],
+        "image": {"repository": "r/sysmon", "digest": "sha256:" + "ab" * 32},
+        "updateStrategy": {"type": "OnDelete"},
+        "resources": {"limits": {"memory": "64Mi"}},
+        "securityContext": {"runAsUser": 1000},
+        "containerSecurityContext": {"readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}},
+        "extraEnv": [{"name": "TZ", "value": "UTC"}],
+        "extraVolumes": [{"name": "x", "emptyDir": {}}],
+        "extraVolumeMounts": [{"name": "x", "mountPath": "/x", "readOnly": True}],
+        "service": {"annotations": {"s": "t"}},
+        "hostNetwork": False,
+        "priorityClassName": "",
+    }
+    objects = render(values)
+    ds = one(objects, "DaemonSet")
+    pod = ds["spec"]["template"]
+    c = container(objects)
+    # Maps merge with the chart's defaults, as Helm merges values.
+    assert pod["spec"]["nodeSelector"]["pool"] == "a" and "nodeAffinity" in pod["spec"]["affinity"]
+    assert pod["metadata"]["labels"]["team"] == "x" and pod["metadata"]["annotations"] == {"a": "b"}
+    assert pod["spec"]["imagePullSecrets"] == [{"name": "creds"}]
+    assert c["image"] == "r/sysmon@sha256:" + "ab" * 32
+    assert ds["spec"]["updateStrategy"] == {"type": "OnDelete"}
+    assert c["resources"]["limits"] == {"memory": "64Mi"}
+    assert pod["spec"]["securityContext"]["runAsUser"] == 1000
+    assert c["securityContext"].items() >= {"readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}}.items()
+    assert c["env"] == [{"name": "TZ", "value": "UTC"}]
+    assert {"name": "x", "emptyDir": {}} in pod["spec"]["volumes"]
+    assert {"name": "x", "mountPath": "/x", "readOnly": True} in c["volumeMounts"]
+    assert one(objects, "Service")["metadata"]["annotations"] == {"s": "t"}
+    assert pod["spec"]["hostNetwork"] is False and "priorityClassName" not in pod["spec"]
+
+
+def test_service_monitor_values():
+    monitor = one(
+        render(
+            {
+                "serviceMonitor": {
+                    "enabled": True,
+                    "jobLabel": "app",
+                    "interval": "15s",
+                    "scrapeTimeout": "5s",
+                    "relabelings": [{"targetLabel": "a", "replacement": "b"}],
+                    "metricRelabelings": [{"action": "drop", "regex": "x_.*", "sourceLabels": ["__name__"]}],
+                }
+            }
+        ),
+        "ServiceMonitor",
+    )
+    assert monitor["spec"]["jobLabel"] == "app"
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert (endpoint["interval"], endpoint["scrapeTimeout"], endpoint["scheme"]) == ("15s", "5s", "http")
+    assert endpoint["relabelings"][0]["targetLabel"] == "node"  # the chart's own first, then the user's
+    assert endpoint["relabelings"][1:] == [{"targetLabel": "a", "replacement": "b"}]
+    assert endpoint["metricRelabelings"] == [{"action": "drop", "regex": "x_.*", "sourceLabels": ["__name__"]}]
+
+
+def test_network_policy_admits_only_the_ports():
+    policy = one(render({"networkPolicy": {"enabled": True}, "grpc": {"listenAddress": ":50051"}}), "NetworkPolicy")
+    (rule,) = policy["spec"]["ingress"]
+    assert [p["port"] for p in rule["ports"]] == ["metrics", "grpc"] and "from" not in rule
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+
+
+def test_web_config_renders_a_secret_the_exporter_loads_and_https_scrapes(tmp_path):
+    import trustme
+
+    from exporter.web.live import load as load_web_config
+    from tests.web.pki import bcrypt_hash
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("sysmon-exporter")
+    values = {
+        "webConfig": {
+            "enabled": True,
+            "config": {
+                "tls_server_config": {"cert_file": "tls.crt", "key_file": "tls.key", "min_version": "TLS13"},
+                "basic_auth_users": {"prometheus": bcrypt_hash("pw")},
+            },
+            "files": {
+                "tls.crt": cert.cert_chain_pems[0].bytes().decode(),
+                "tls.key": cert.private_key_pem.bytes().decode(),
+            },
+        },
+        "serviceMonitor": {
+            "enabled": True,
+            "tlsConfig": {"ca": {"secret": {"name": "ca", "key": "ca.crt"}}, "serverName": "sysmon-exporter"},
+            "basicAuth": {"username": {"name": "s", "key": "u"}, "password": {"name": "s", "key": "p"}},
+        },
+    }
+    objects = render(values)
+    secret = one(objects, "Secret")
+    pod = one(objects, "DaemonSet")["spec"]["template"]["spec"]
+    c = container(objects)
+    # Mounted where the flag points, from that Secret.
+    flag = next(a for a in c["args"] if a.startswith("--web.config.file="))
+    path = Path(flag.split("=", 1)[1])
+    mount = next(m for m in c["volumeMounts"] if Path(m["mountPath"]) == path.parent)
+    assert mount["readOnly"] is True
+    assert {v["name"]: v for v in pod["volumes"]}[mount["name"]]["secret"]["secretName"] == secret["metadata"]["name"]
+    assert "--web.health-without-auth" in c["args"]
+    assert c["readinessProbe"]["httpGet"]["scheme"] == "HTTPS" == c["livenessProbe"]["httpGet"]["scheme"]
+    # What the Secret holds is a web configuration the exporter accepts, certificates included.
+    for name, content in secret["stringData"].items():
+        (tmp_path / name).write_text(content)
+    active = load_web_config(tmp_path / path.name)
+    assert active.tls is not None and active.tls.minimum_version.name == "TLSv1_3"
+    assert set(active.file.users) == {"prometheus"}
+    (endpoint,) = one(objects, "ServiceMonitor")["spec"]["endpoints"]
+    assert endpoint["scheme"] == "https"
+    assert endpoint["tlsConfig"] == values["serviceMonitor"]["tlsConfig"]
+    assert endpoint["basicAuth"] == values["serviceMonitor"]["basicAuth"]
+
+
+def test_web_config_without_content_fails_rendering():
+    with pytest.raises(helm.HelmError, match=re.escape("webConfig.enabled needs webConfig.config")):
+        render({"webConfig": {"enabled": True}})

@@ -43,6 +43,7 @@ class Config:
     cgroup: CgroupConfig = field(default_factory=CgroupConfig)
     filesystem: FilesystemConfig = field(default_factory=FilesystemConfig)
     log_level: str = "info"
+    log_format: str = "logfmt"
     collectors: frozenset[str] = field(
         default_factory=lambda: frozenset(n for n, on in collector_defaults().items() if on)
     )
@@ -83,6 +84,7 @@ def load(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
         cgroup=CGROUP.build(v),
         filesystem=FILESYSTEM.build(v),
         log_level=LOG.build(v).level,
+        log_format=LOG.build(v).format,
         collectors=collectors,
         grpc=grpc,
         serviceradar=SERVICERADAR.build(v).resolve(),

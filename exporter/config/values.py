@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 DEFAULT_PORT = 9477
 
@@ -107,6 +108,12 @@ def parse_listen_address(text: str) -> tuple[str, int]:
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     return host, int(port)
+
+
+def parse_path(text: str) -> Path:
+    if not text.strip():
+        raise ValueError("empty path; pass a file path")
+    return Path(text)
 
 
 def positive_float(text: str) -> float:

@@ -7,12 +7,14 @@ Needs Debian's prometheus-node-exporter and wrk (make bench installs them).
 from __future__ import annotations
 
 import argparse
+import base64
 import http.client
 import os
 import re
 import shutil
 import signal
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -38,10 +40,15 @@ NODE_COLLECTORS = ["--collector.disable-defaults", "--collector.cpu", "--collect
 
 
 class Proc:
-    def __init__(self, name: str, argv: list[str], port: int) -> None:
-        self.name, self.port = name, port
+    def __init__(self, name: str, argv: list[str], port: int, tls: ssl.SSLContext | None = None) -> None:
+        self.name, self.port, self.tls = name, port, tls
+        self.headers = {"Authorization": BENCH_AUTH} if tls is not None else {}
         self.p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_until(lambda: _status(port, "/metrics") == 200, timeout=20, what=f"{name} to serve")
+        wait_until(lambda: _status(port, "/metrics", tls) == 200, timeout=20, what=f"{name} to serve")
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}/metrics"
 
     def cpu_seconds(self) -> float:
         fields = Path(f"/proc/{self.p.pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -61,26 +68,28 @@ class Proc:
             self.p.kill()
 
 
-def _status(port: int, path: str) -> int:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+def _status(port: int, path: str, tls: ssl.SSLContext | None = None) -> int:
+    if tls is None:
+        conn: http.client.HTTPConnection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    else:
+        conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=5, context=tls)
     try:
-        conn.request("GET", path)
+        conn.request("GET", path, headers={"Authorization": BENCH_AUTH} if tls else {})
         return conn.getresponse().status
     finally:
         conn.close()
 
 
-def sysmon(port: int, *args: str) -> Proc:
-    return Proc(
-        "sysmon-exporter", [sys.executable, "-m", "exporter", f"--web.listen-address=127.0.0.1:{port}", *args], port
-    )
+def sysmon(port: int, *args: str, tls: ssl.SSLContext | None = None) -> Proc:
+    argv = [sys.executable, "-m", "exporter", f"--web.listen-address=127.0.0.1:{port}", *args]
+    return Proc("sysmon-exporter", argv, port, tls)
 
 
-def node(port: int, *args: str) -> Proc:
+def node(port: int, *args: str, tls: ssl.SSLContext | None = None) -> Proc:
     binary = shutil.which("prometheus-node-exporter") or shutil.which("node_exporter")
     if binary is None:
         sys.exit("bench: prometheus-node-exporter is not installed (make bench installs it)")
-    return Proc("node_exporter", [binary, f"--web.listen-address=127.0.0.1:{port}", *args], port)
+    return Proc("node_exporter", [binary, f"--web.listen-address=127.0.0.1:{port}", *args], port, tls)
 
 
 @contextmanager
@@ -102,10 +111,11 @@ class RawClient:
     """A minimal keep-alive HTTP/1.1 client, so client overhead (http.client parses headers
     with the email package, ~0.1 ms) does not drown the servers' own latency."""
 
-    def __init__(self, port: int) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port))
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        headers = "".join(f"{k}: {v}\r\n" for k, v in PROMETHEUS_HEADERS.items())
+    def __init__(self, port: int, tls: ssl.SSLContext | None = None, extra: dict[str, str] | None = None) -> None:
+        raw = socket.create_connection(("127.0.0.1", port))
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock = tls.wrap_socket(raw, server_hostname="127.0.0.1") if tls is not None else raw
+        headers = "".join(f"{k}: {v}\r\n" for k, v in {**PROMETHEUS_HEADERS, **(extra or {})}.items())
         self.request = f"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{headers}\r\n".encode()
         self.buf = b""
         self.last = b""
@@ -167,7 +177,7 @@ class RawClient:
 
 def scrape_latencies(procs: tuple[Proc, ...], rounds: int) -> list[list[float]]:
     """Interleaved sequential scrapes over one keep-alive connection each, as Prometheus scrapes."""
-    clients = [RawClient(p.port) for p in procs]
+    clients = [RawClient(p.port, p.tls, p.headers) for p in procs]
     out: list[list[float]] = [[] for _ in procs]
     for i in range(rounds + 20):
         for j, client in enumerate(clients):
@@ -185,10 +195,11 @@ def pct(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
-def wrk_rps(port: int, seconds: int) -> float:
+def wrk_rps(proc: Proc, seconds: int) -> float:
     wrk = shutil.which("wrk")
     if wrk is None:
         sys.exit("bench: wrk is not installed (make bench installs it)")
+    auth = [x for k, v in proc.headers.items() for x in ("-H", f"{k}: {v}")]
     out = subprocess.run(
         [
             wrk,
@@ -197,7 +208,8 @@ def wrk_rps(port: int, seconds: int) -> float:
             f"-d{seconds}s",
             "-H",
             f"Accept-Encoding: {PROMETHEUS_HEADERS['Accept-Encoding']}",
-            f"http://127.0.0.1:{port}/metrics",
+            *auth,
+            proc.url,
         ],
         capture_output=True,
         text=True,
@@ -213,11 +225,11 @@ def _wrk_ms(text: str) -> float:
     return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
 
 
-def wrk_latency(port: int, seconds: int) -> tuple[float, float]:
+def wrk_latency(proc: Proc, seconds: int) -> tuple[float, float]:
     """p50 and p99 in ms of sequential scrapes from one connection of a C client (wrk -t1 -c1)."""
-    headers = [x for k, v in PROMETHEUS_HEADERS.items() for x in ("-H", f"{k}: {v}")]
+    headers = [x for k, v in {**PROMETHEUS_HEADERS, **proc.headers}.items() for x in ("-H", f"{k}: {v}")]
     out = subprocess.run(
-        ["wrk", "-t1", "-c1", f"-d{seconds}s", "--latency", *headers, f"http://127.0.0.1:{port}/metrics"],
+        ["wrk", "-t1", "-c1", f"-d{seconds}s", "--latency", *headers, proc.url],
         capture_output=True,
         text=True,
         check=True,
@@ -284,7 +296,7 @@ def row(name: str, unit: str, ours: float, same: float, shipped: float | None = 
 def latency_rows(procs: tuple[Proc, ...], args: argparse.Namespace, what: str) -> None:
     """p50 and p99 scrape latency: interleaved from a Python client, then sequential from wrk (C)."""
     lat = scrape_latencies(procs, args.rounds)
-    seq = [wrk_latency(p.port, args.wrk_seconds) for p in procs]
+    seq = [wrk_latency(p, args.wrk_seconds) for p in procs]
     for i, q in enumerate((50, 99)):
         row(
             f"scrape p{q}{what} ({args.rounds} interleaved, Python client)",
@@ -298,6 +310,50 @@ def latency_rows(procs: tuple[Proc, ...], args: argparse.Namespace, what: str) -
             *(x[i] for x in seq),
             note="lower is better",
         )
+
+
+BENCH_AUTH = "Basic " + base64.b64encode(b"bench:bench-password").decode()
+
+
+@contextmanager
+def tls_trio() -> Iterator[tuple[Proc, Proc, Proc]]:
+    """sysmon-exporter and node_exporter(same) behind one web config file (TLS 1.3, basic auth), and sysmon plain."""
+    import bcrypt
+    import trustme
+
+    with tempfile.TemporaryDirectory(prefix="sysmon-bench-tls-") as tmp:
+        d = Path(tmp)
+        ca = trustme.CA()
+        cert = ca.issue_cert("127.0.0.1")
+        cert.cert_chain_pems[0].write_to_path(str(d / "server.crt"))
+        cert.private_key_pem.write_to_path(str(d / "server.key"))
+        hashed = bcrypt.hashpw(b"bench-password", bcrypt.gensalt(10)).decode()
+        (d / "web.yml").write_text(
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
+            f"basic_auth_users:\n  bench: '{hashed}'\n"
+        )
+        client = ssl.create_default_context()
+        ca.configure_trust(client)
+        procs: list[Proc] = []
+        try:
+            procs.append(sysmon(free_port(), f"--web.config.file={d / 'web.yml'}", tls=client))
+            procs.append(node(free_port(), *NODE_COLLECTORS, f"--web.config.file={d / 'web.yml'}", tls=client))
+            procs.append(sysmon(free_port()))
+            time.sleep(1.5)
+            yield procs[0], procs[1], procs[2]
+        finally:
+            for p in procs:
+                p.stop()
+
+
+def tls_rows(args: argparse.Namespace) -> None:
+    """Over TLS with basic auth, the same web config file for both; the third column is sysmon in plain HTTP."""
+    print("\n# TLS + basic auth: node(same) reads the same --web.config.file; third column: sysmon plain HTTP")
+    with tls_trio() as procs:
+        latency_rows(procs, args, " TLS+auth")
+        rps = [wrk_rps(p, args.wrk_seconds) for p in procs]
+        row(f"scrapes/s TLS+auth (wrk -t2 -c4 -d{args.wrk_seconds}s)", "req/s", *rps, note="higher is better")
+    print()
 
 
 def main() -> None:
@@ -319,10 +375,11 @@ def main() -> None:
     )
     with trio() as procs:
         latency_rows(procs, args, "")
-        rps = [wrk_rps(p.port, args.wrk_seconds) for p in procs]
+        rps = [wrk_rps(p, args.wrk_seconds) for p in procs]
         row(f"scrapes/s (wrk -t2 -c4 -d{args.wrk_seconds}s)", "req/s", *rps, note="higher is better")
         time.sleep(2)
         row("RSS after the load", "MiB", *(p.rss_bytes() / 2**20 for p in procs), note="lower is better")
+    tls_rows(args)
     for interval in ("1s", "250ms"):
         with trio((f"--sampler.interval={interval}",)) as procs:
             cpu = [idle_cpu(p, args.idle_seconds) * 100 for p in procs]

@@ -131,7 +131,7 @@ def test_bad_pem_stops_start_up_with_one_line_naming_the_file(tmp_path):
     config.write_text(json.dumps(doc))
     with run_exporter([f"--sysmon-vm.config={config}"], tmp_path, ready=False) as exp:
         assert exp.proc.wait(timeout=15) == 2
-        errors = [line for line in exp.stderr().splitlines() if "level=ERROR" in line]
+        errors = [line for line in exp.stderr().splitlines() if "level=error" in line]
     assert len(errors) == 1
     assert f"{tmp_path / 'server-key.pem'}: not a matching PEM certificate and key" in errors[0]
 

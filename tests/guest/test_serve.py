@@ -35,7 +35,7 @@ def test_listener_that_cannot_be_opened_stops_start_up_and_touches_nothing(tmp_p
             f"--guest.listen=unix:{path}",
         )
         assert result.returncode == 1
-        errors = [line for line in result.stderr.splitlines() if "level=ERROR" in line]
+        errors = [line for line in result.stderr.splitlines() if "level=error" in line]
         assert len(errors) == 1 and f"--guest.listen: cannot listen on unix:{path}" in errors[0], result.stderr
     assert regular.read_text() == "keep"
     assert not (tmp_path / "ok.sock").exists()

@@ -1,0 +1,40 @@
+"""Packaging: `make run` installs the runtime only, `make test` the test extras; the LICENSE is pyproject's."""
+
+from __future__ import annotations
+
+import subprocess
+import tomllib
+
+from tests.helpers import ROOT
+
+
+def dry_run(target: str, tmp_path) -> list[str]:  # type: ignore[no-untyped-def]
+    out = subprocess.run(
+        ["make", "-n", target, f"VENV={tmp_path / 'venv'}"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    return out.splitlines()
+
+
+def test_make_run_installs_the_runtime_only(tmp_path):
+    installs = [line for line in dry_run("run", tmp_path) if "pip install" in line and "--upgrade pip" not in line]
+    assert installs == [f"{tmp_path / 'venv'}/bin/pip install --quiet -e ."]
+
+
+def test_make_test_installs_the_test_extras(tmp_path):
+    installs = [line for line in dry_run("test", tmp_path) if "pip install" in line and "--upgrade pip" not in line]
+    assert installs == [f"{tmp_path / 'venv'}/bin/pip install --quiet -e '.[test]'"]
+
+
+def test_license_is_the_one_pyproject_names():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    text = (ROOT / "LICENSE").read_text()
+    assert project["license"] == "Apache-2.0"
+    assert "Apache License\n                           Version 2.0, January 2004" in text
+    assert "END OF TERMS AND CONDITIONS" in text
+
+
+def test_the_runtime_dependencies_cover_what_serving_imports():
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    names = {d.split(">")[0].split("=")[0].strip().lower() for d in deps}
+    # The web configuration file is YAML with bcrypt hashes: both are needed without any extra.
+    assert {"prometheus-client", "aiohttp", "uvloop", "bcrypt", "pyyaml"} <= names
