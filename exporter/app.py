@@ -24,6 +24,7 @@ from exporter.sampler import Job, Sampler
 from exporter.snapshot import (
     CgroupReaders,
     Clock,
+    Deadline,
     Readers,
     SyscallReaders,
     SystemClock,
@@ -117,19 +118,22 @@ def build_sampler(
     render = Renderer(default_collectors(__version__), registry)
     clock = SystemClock()
     interval = config.sampler.interval_seconds
+    # Every source runs under this deadline on a thread of its own (a hung read fails only its source).
+    deadline = Deadline(config.sampler.source_timeout_seconds)
 
     def cpu() -> Job:
-        return Job("cpu", interval, partial(take_snapshot, readers=readers, clock=clock))
+        return Job("cpu", interval, partial(take_snapshot, readers=readers, clock=clock, deadline=deadline))
 
     def cgroup() -> Job:
         c = config.cgroup
         limits = CgroupLimits(c.max_depth, c.include, c.exclude, c.max_count)
         cgroups = CgroupReaders(config.roots.cgroupfs, limits, readers.hz)
-        return Job("cgroup", c.interval_seconds, partial(take_cgroup_snapshot, readers=cgroups, clock=clock))
+        step = partial(take_cgroup_snapshot, readers=cgroups, clock=clock, deadline=deadline)
+        return Job("cgroup", c.interval_seconds, step)
 
     def syscall_job() -> Job:
         attached = syscalls or SyscallReaders(None, "syscall counters are not attached", platform.machine())
-        return Job("syscalls", interval, partial(take_syscalls, readers=attached, clock=clock))
+        return Job("syscalls", interval, partial(take_syscalls, readers=attached, clock=clock, deadline=deadline))
 
     # One job per catalogue job with an enabled source; the CPU job also stamps every sample.
     make = {"cpu": cpu, "cgroup": cgroup, "syscalls": syscall_job}
@@ -180,7 +184,7 @@ async def _serve(config: Config, stop: asyncio.Event, ingest: Ingest | None) -> 
             rootfs=config.roots.rootfs,
         )
         sampler = build_sampler(config, readers, ingest, syscalls)
-        app = make_app(Published(sampler.latest, sampler.rendered), __version__)
+        app = make_app(Published(sampler.latest, sampler.rendered, sampler.stale), __version__)
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
         await runner.setup()
         site = web.TCPSite(runner, config.web.host or None, config.web.port, reuse_address=True)

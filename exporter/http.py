@@ -22,6 +22,7 @@ class Published:
 
     latest: Callable[[], Snapshot | None]
     rendered: Callable[[], Exposition | None]
+    stale: Callable[[], str] = str  # why sampling is stale, "" while it is not
 
 
 PUBLISHED = web.AppKey("published", Published)
@@ -68,8 +69,12 @@ async def healthy(request: web.Request) -> web.Response:
 
 
 async def ready(request: web.Request) -> web.Response:
-    if request.app[PUBLISHED].latest() is None:
+    published = request.app[PUBLISHED]
+    if published.latest() is None:
         return web.Response(status=503, text="waiting for the first sample\n")
+    stale = published.stale()
+    if stale:
+        return web.Response(status=503, text=f"sampling is stale: {stale}\n")
     return web.Response(text="OK\n")
 
 

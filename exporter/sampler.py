@@ -18,7 +18,10 @@ Each :class:`Job` runs on its own interval (CPU every second, cgroups every
 few); all steps run one at a time on a single worker thread, so a step always
 starts from the snapshot the previous step produced and the event loop never
 waits on file I/O. A step that overruns its interval skips the ticks it
-missed instead of letting them pile up.
+missed instead of letting them pile up. Sources run under a deadline on
+threads of their own (snapshot.Deadline), so a hung read fails its source
+instead of stopping the worker; :meth:`Sampler.stale` says when a job has
+nevertheless gone without a good sample for ``STALE_INTERVALS`` intervals.
 """
 
 from __future__ import annotations
@@ -37,6 +40,9 @@ from exporter.snapshot import Snapshot
 log = logging.getLogger("exporter.sampler")
 
 R = TypeVar("R")
+
+# /-/ready turns 503 when a job's last good sample is older than this many of its intervals.
+STALE_INTERVALS = 3
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,7 @@ class Sampler(Generic[R]):
         self._tasks: list[asyncio.Task[None]] = []
         self.skipped_ticks = {job.name: 0 for job in jobs}
         self.ready = asyncio.Event()
+        self._last_good: dict[str, float] = {}  # job -> loop time its last step ended without an error
 
     def latest(self) -> Snapshot | None:
         current = self._current
@@ -67,6 +74,19 @@ class Sampler(Generic[R]):
     def rendered(self) -> R | None:
         current = self._current
         return None if current is None else current[1]
+
+    def stale(self) -> str:
+        """Why sampling is stale ("" when every job had a good sample within STALE_INTERVALS intervals)."""
+        if not self._tasks:
+            return ""
+        now = asyncio.get_running_loop().time()
+        late = [
+            f"job {job.name} has had no good sample for {now - self._last_good[job.name]:.1f}s "
+            f"(interval {job.interval_seconds:g}s)"
+            for job in self._jobs
+            if now - self._last_good[job.name] > STALE_INTERVALS * job.interval_seconds
+        ]
+        return "; ".join(late)
 
     def _run_step(self, job: Job) -> None:
         # Runs on the single worker thread: steps never overlap.
@@ -81,6 +101,7 @@ class Sampler(Generic[R]):
         while True:
             try:
                 await loop.run_in_executor(self._executor, self._run_step, job)
+                self._last_good[job.name] = loop.time()
                 self.ready.set()
             except asyncio.CancelledError:
                 raise
@@ -96,6 +117,8 @@ class Sampler(Generic[R]):
 
     async def start(self) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sampler")
+        now = asyncio.get_running_loop().time()
+        self._last_good = {job.name: now for job in self._jobs}
         self._tasks = [asyncio.create_task(self._loop(job), name=f"sampler-{job.name}") for job in self._jobs]
 
     async def stop(self) -> None:
