@@ -7,6 +7,7 @@ happens on the scrape path (gzip aside, done once per sample on first demand).
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -29,27 +30,53 @@ PUBLISHED = web.AppKey("published", Published)
 VERSION = web.AppKey("version", str)
 
 
+_QVALUE = re.compile(r"(?:0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?)\Z")
+
+
+def _ranked(header: str) -> list[tuple[str, float]]:
+    """(lower-cased token, q) for each element of an Accept or Accept-Encoding header (RFC 9110 12.4.2).
+
+    An element whose q is not a valid qvalue is left out: it accepts nothing.
+    """
+    out: list[tuple[str, float]] = []
+    for element in header.split(","):
+        token, *params = (p.strip() for p in element.split(";"))
+        if not token:
+            continue
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                value = value.strip()
+                q = float(value) if _QVALUE.match(value) else -1.0
+        if q >= 0:
+            out.append((token.lower(), q))
+    return out
+
+
+def _weight(ranked: list[tuple[str, float]], exact: str, *wildcards: str) -> tuple[float, int]:
+    """q of the most specific element matching ``exact`` (then each wildcard), and how specific it was."""
+    for specificity, name in enumerate((exact, *wildcards)):
+        qs = [q for token, q in ranked if token == name]
+        if qs:
+            return max(qs), len(wildcards) - specificity + 1
+    return 0.0, 0
+
+
 def wants_openmetrics(accept: str) -> bool:
-    for part in accept.split(","):
-        media, _, params = part.partition(";")
-        if media.strip() != "application/openmetrics-text":
-            continue
-        q = [p.strip()[2:] for p in params.split(";") if p.strip().startswith("q=")]
-        try:
-            if q and float(q[0]) == 0:
-                continue
-        except ValueError:
-            continue
-        return True
-    return False
+    """OpenMetrics when the client weighs it above text 0.0.4, or equal and more specifically named."""
+    ranked = _ranked(accept)
+    om = _weight(ranked, "application/openmetrics-text", "application/*", "*/*")
+    text = _weight(ranked, "text/plain", "text/*", "*/*")
+    return om[0] > 0 and om > text
 
 
 def wants_gzip(accept_encoding: str) -> bool:
-    for part in accept_encoding.split(","):
-        coding, _, params = part.partition(";")
-        if coding.strip().lower() == "gzip":
-            return params.replace(" ", "") not in ("q=0", "q=0.0", "q=0.00", "q=0.000")
-    return False
+    """gzip when named with q > 0 and not weighed below an identity (or ``*``) the client names."""
+    ranked = _ranked(accept_encoding)
+    gzip_q = max((q for token, q in ranked if token in ("gzip", "x-gzip")), default=0.0)
+    identity_q, named = _weight(ranked, "identity", "*")
+    return gzip_q > 0 and (not named or gzip_q >= identity_q)
 
 
 async def metrics(request: web.Request) -> web.Response:
