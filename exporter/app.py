@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import platform
+import resource
 import signal
 from collections.abc import Iterator
 from functools import partial
@@ -19,7 +21,7 @@ from exporter.collector import Exposition, Renderer, default_collectors
 from exporter.config import Config, ConfigError, GuestConfig
 from exporter.guest.ingest import Ingest
 from exporter.guest.record import Recorder, load_private_key
-from exporter.http import Published, make_app
+from exporter.http import ConnectionLimits, Connections, LimitedSite, Published, make_app
 from exporter.sampler import Job, Sampler
 from exporter.snapshot import (
     CgroupReaders,
@@ -33,6 +35,7 @@ from exporter.snapshot import (
     take_snapshot,
     take_syscalls,
     with_guests,
+    with_http,
 )
 from exporter.sources import SourceError
 from exporter.sources.bpf import BpfUnavailable
@@ -42,6 +45,10 @@ from exporter.sources.stat import read_stat, user_hz
 from exporter.sources.syscalls import Filter, SyscallCounter
 
 log = logging.getLogger("exporter")
+
+# Descriptors kept free for the sources (each read opens one; the cgroup walk one per level) and the
+# gRPC shim, whatever the web clients hold.
+FD_RESERVE = 128
 
 
 @contextlib.contextmanager
@@ -107,11 +114,40 @@ def open_syscalls(config: Config) -> Iterator[SyscallReaders | None]:
         counter.close()
 
 
+def connection_cap(config: Config) -> int:
+    """--web.max-connections, lowered (with a warning) to leave FD_RESERVE descriptors (and one per guest) free.
+
+    Raises the soft RLIMIT_NOFILE to the hard limit first, as Go programs do at start.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+        target = hard if hard != resource.RLIM_INFINITY else 1 << 20
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+    if soft == resource.RLIM_INFINITY:
+        return config.web.max_connections
+    reserve = FD_RESERVE + len(os.listdir("/proc/self/fd")) + (config.guest.max_vms if config.guest.enabled else 0)
+    room = max(1, soft - reserve)
+    if room < config.web.max_connections:
+        log.warning(
+            "--web.max-connections=%d lowered to %d: the descriptor limit is %d and %d are kept for the sources; "
+            "raise LimitNOFILE (ulimit -n)",
+            config.web.max_connections,
+            room,
+            soft,
+            reserve,
+        )
+        return room
+    return config.web.max_connections
+
+
 def build_sampler(
     config: Config,
     readers: Readers,
     ingest: Ingest | None = None,
     syscalls: SyscallReaders | None = None,
+    connections: Connections | None = None,
 ) -> Sampler[Exposition]:
     registry = CollectorRegistry(auto_describe=False)
     ProcessCollector(registry=registry)
@@ -122,7 +158,12 @@ def build_sampler(
     deadline = Deadline(config.sampler.source_timeout_seconds)
 
     def cpu() -> Job:
-        return Job("cpu", interval, partial(take_snapshot, readers=readers, clock=clock, deadline=deadline))
+        step = partial(take_snapshot, readers=readers, clock=clock, deadline=deadline)
+        if connections is None:
+            return Job("cpu", interval, step)
+        view = connections.view
+        # The listener's counts ride on the CPU job's samples (a job of their own would render twice as often).
+        return Job("cpu", interval, lambda prev: with_http(step(prev), view))
 
     def cgroup() -> Job:
         c = config.cgroup
@@ -183,11 +224,15 @@ async def _serve(config: Config, stop: asyncio.Event, ingest: Ingest | None) -> 
             host_identity=config.grpc is not None,
             rootfs=config.roots.rootfs,
         )
-        sampler = build_sampler(config, readers, ingest, syscalls)
+        w = config.web
+        connections = Connections(
+            ConnectionLimits(connection_cap(config), w.read_header_timeout_seconds, w.idle_timeout_seconds)
+        )
+        sampler = build_sampler(config, readers, ingest, syscalls, connections)
         app = make_app(Published(sampler.latest, sampler.rendered, sampler.stale), __version__)
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
         await runner.setup()
-        site = web.TCPSite(runner, config.web.host or None, config.web.port, reuse_address=True)
+        site = LimitedSite(runner, config.web.host or None, config.web.port, connections)
         try:
             await site.start()
         except OSError as e:

@@ -1,20 +1,35 @@
-"""The aiohttp application: /metrics, /, /-/healthy, /-/ready.
+"""The aiohttp application: /metrics, /, /-/healthy, /-/ready, and the listener that bounds its connections.
 
 Handlers only read what the sampler published; no file I/O and no rendering
 happens on the scrape path (gzip aside, done once per sample on first demand).
+
+A client cannot exhaust the process's descriptors: a new connection must send
+its first request head within ``--web.read-header-timeout``, a kept-alive one
+is closed after ``--web.idle-timeout`` without a request, and at most
+``--web.max-connections`` are open (:class:`Connections`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import html
+import logging
 import re
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_request import BaseRequest
 
 from exporter.collector import Exposition
-from exporter.snapshot import Snapshot
+from exporter.snapshot import HTTP_CLOSE_REASONS, HttpConnections, Snapshot
+
+log = logging.getLogger("exporter.http")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @dataclass(frozen=True)
@@ -122,7 +137,7 @@ async def landing(request: web.Request) -> web.Response:
 
 
 def make_app(published: Published, version: str) -> web.Application:
-    app = web.Application()
+    app = web.Application(middlewares=[_first_request])
     app[PUBLISHED] = published
     app[VERSION] = version
     app.router.add_get("/metrics", metrics)
@@ -130,3 +145,166 @@ def make_app(published: Published, version: str) -> web.Application:
     app.router.add_get("/-/ready", ready)
     app.router.add_get("/", landing)
     return app
+
+
+@dataclass(frozen=True)
+class ConnectionLimits:
+    """Bounds on the listener's connections (``--web.max-connections``, ``--web.*-timeout``)."""
+
+    max_connections: int = 512
+    read_header_timeout_seconds: float = 10.0
+    idle_timeout_seconds: float = 60.0
+
+
+class Connections:
+    """The open connections, oldest activity first, and what the exporter closed and why.
+
+    Runs on the event loop only. At the cap a new connection takes the place of
+    the connection idle the longest (waiting for a request, none in progress),
+    so idle clients cannot lock a scrape out; only when every connection has a
+    request in progress is the new one refused.
+    """
+
+    def __init__(self, limits: ConnectionLimits) -> None:
+        self.limits = limits
+        self._open: OrderedDict[_Connection, None] = OrderedDict()
+        self._closed = dict.fromkeys(HTTP_CLOSE_REASONS, 0)
+        self._bad_requests = 0
+
+    def view(self) -> HttpConnections:
+        return HttpConnections(len(self._open), dict(self._closed), self._bad_requests)
+
+    def admit(self, conn: _Connection) -> bool:
+        if len(self._open) >= self.limits.max_connections:
+            victim = next((c for c in self._open if c.idle()), None)
+            if victim is None:
+                self._closed["refused"] += 1
+                return False
+            self.close(victim, "evicted")
+        self._open[conn] = None
+        return True
+
+    def touch(self, conn: _Connection) -> None:
+        if conn in self._open:
+            self._open.move_to_end(conn)
+
+    def close(self, conn: _Connection, reason: str) -> None:
+        if conn not in self._open:  # already closed (evicted as its header deadline fell due)
+            return
+        self._closed[reason] += 1
+        self.forget(conn)
+        conn.force_close()
+
+    def forget(self, conn: _Connection) -> None:
+        self._open.pop(conn, None)
+
+    def bad_request(self) -> None:
+        self._bad_requests += 1
+
+
+class _Connection(RequestHandler):
+    """aiohttp's request handler with a header-read deadline, the connection cap, and quiet client errors."""
+
+    def __init__(self, manager: web.Server, connections: Connections, loop: asyncio.AbstractEventLoop) -> None:
+        limits = connections.limits
+        super().__init__(
+            manager,
+            loop=loop,
+            # aiohttp arms this at connection_made and again after each response: the idle timeout.
+            keepalive_timeout=limits.idle_timeout_seconds,
+            access_log=None,  # type: ignore[arg-type]  # None turns the access log off, as AppRunner(access_log=None)
+            # The exporter takes no request bodies: an unread body is not waited for long.
+            lingering_time=limits.read_header_timeout_seconds,
+        )
+        self._connections = connections
+        self._header_timer: asyncio.TimerHandle | None = None
+        self._admitted = False
+        self._client_error = False
+
+    def idle(self) -> bool:
+        # Waiting for the next request with none in progress: the state in which
+        # aiohttp's own keep-alive timeout closes a connection (_process_keepalive).
+        waiter = self._waiter
+        return waiter is not None and not waiter.done() and not self._messages
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if not self._connections.admit(self):
+            assert isinstance(transport, asyncio.Transport)
+            transport.abort()
+            return
+        self._admitted = True
+        super().connection_made(transport)
+        self._header_timer = self._loop.call_later(
+            self._connections.limits.read_header_timeout_seconds, self._connections.close, self, "header_timeout"
+        )
+
+    def data_received(self, data: bytes) -> None:
+        self._connections.touch(self)
+        super().data_received(data)
+
+    def request_arrived(self) -> None:
+        """Called once the first request's head is in: the header-read deadline no longer applies."""
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        if not self._admitted:
+            return
+        self.request_arrived()
+        self._connections.forget(self)
+        super().connection_lost(exc)
+
+    def handle_error(
+        self, request: BaseRequest, status: int = 500, exc: BaseException | None = None, message: str | None = None
+    ) -> web.StreamResponse:
+        # 4xx: a malformed request (bad request line, oversized header, ...) is the client's
+        # error; counted, and logged at debug instead of aiohttp's ERROR with a traceback.
+        self._client_error = status < 500
+        if self._client_error:
+            self._connections.bad_request()
+        try:
+            return super().handle_error(request, status, exc, message)
+        finally:
+            self._client_error = False
+
+    def log_exception(self, *args: Any, **kw: Any) -> None:
+        if self._client_error:
+            log.debug(*args, **kw)
+        else:
+            super().log_exception(*args, **kw)
+
+
+@web.middleware
+async def _first_request(request: web.Request, handler: Handler) -> web.StreamResponse:
+    protocol = request.protocol
+    if isinstance(protocol, _Connection):
+        protocol.request_arrived()
+    return await handler(request)
+
+
+class LimitedSite(web.BaseSite):
+    """A TCP site whose connections are bounded by :class:`Connections`."""
+
+    def __init__(self, runner: web.BaseRunner, host: str | None, port: int, connections: Connections) -> None:
+        super().__init__(runner)
+        self._host, self._port, self._connections = host, port, connections
+
+    @property
+    def name(self) -> str:
+        return f"http://{self._host or '*'}:{self._port}"
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        sockets = getattr(self._server, "sockets", None) or []
+        return int(sockets[0].getsockname()[1])
+
+    async def start(self) -> None:
+        await super().start()
+        loop = asyncio.get_running_loop()
+        manager = self._runner.server
+        assert isinstance(manager, web.Server)
+        self._server = await loop.create_server(
+            lambda: _Connection(manager, self._connections, loop), self._host, self._port, reuse_address=True
+        )

@@ -200,6 +200,19 @@ class HostIdentity:
     ipv4: str
 
 
+# The values of sysmon_http_connections_closed_total{reason}.
+HTTP_CLOSE_REASONS = ("refused", "evicted", "header_timeout")
+
+
+@dataclass(frozen=True)
+class HttpConnections:
+    """The /metrics listener's connections: open now, closed by the exporter (by reason), malformed requests."""
+
+    open: int = 0
+    closed_total: Mapping[str, int] = field(default_factory=dict)
+    bad_requests_total: int = 0
+
+
 @dataclass(frozen=True)
 class CgroupReaders:
     """Where and how the cgroup sampling step walks: an explicit cgroupfs root and the walk's bounds."""
@@ -229,6 +242,7 @@ class Snapshot:
     cgroups: CgroupTree | None = None
     statuses: Mapping[str, SourceStatus] = field(default_factory=dict)
     guests: Mapping[str, GuestVm] = field(default_factory=dict)  # by vm label, from the guest ingest
+    http: HttpConnections | None = None  # from the web listener, when there is one
     # Carried from sample to sample; not exposed.
     cpu_counters: Monotonic = field(default_factory=Monotonic)
     perf_counters: Monotonic = field(default_factory=Monotonic)
@@ -528,6 +542,11 @@ def take_snapshot(
 def with_guests(previous: Snapshot | None, guests: Callable[[], Mapping[str, GuestVm]]) -> Snapshot:
     """The guest ingest's current state copied into the snapshot; everything else kept."""
     return replace(previous or Snapshot(), guests=guests())
+
+
+def with_http(previous: Snapshot | None, connections: Callable[[], HttpConnections]) -> Snapshot:
+    """The web listener's connection counts copied into the snapshot; everything else kept."""
+    return replace(previous or Snapshot(), http=connections())
 
 
 def take_syscalls(

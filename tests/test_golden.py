@@ -20,6 +20,7 @@ from exporter.config import GuestConfig
 from exporter.guest.ingest import Ingest
 from exporter.snapshot import (
     CgroupReaders,
+    HttpConnections,
     Readers,
     Snapshot,
     SyscallReaders,
@@ -118,6 +119,11 @@ SCENARIOS: dict[str, Callable[[], Snapshot]] = {
         [FIXTURES / "vm-2cpu"],
         COLLECTORS | {"perf"},
         RecordedPerf({0: PerfReading(4.3e10, 4.1e10), 1: PerfReading(8.9e10, 8.6e10)}),
+    ),
+    # the listener's counts as Connections.view() gives them after a connection flood
+    "vm-2cpu-http": lambda: replace(
+        _snapshot([FIXTURES / "vm-2cpu"]),
+        http=HttpConnections(3, {"refused": 7, "evicted": 120, "header_timeout": 40}, 2),
     ),
     "k8s-node-v2": lambda: _cgroup_snapshot(FIXTURES / "k8s-node-v2"),
     "legacy-v1": lambda: _cgroup_snapshot(FIXTURES / "legacy-v1"),

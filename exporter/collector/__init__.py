@@ -20,6 +20,7 @@ from exporter.collector.exposition import ExpositionWriter, Piece
 from exporter.collector.filesystem import collect_filesystem
 from exporter.collector.guest import collect_guest
 from exporter.collector.gzipped import EMPTY, Deflated, concat, deflate_pieces, gzip_body, plain_body
+from exporter.collector.http import collect_http
 from exporter.collector.memory import collect_memory
 from exporter.collector.self import collect_self
 from exporter.collector.syscalls import collect_syscalls
@@ -40,6 +41,7 @@ def default_collectors(version: str) -> list[SnapshotCollectorFn]:
         collect_filesystem,
         collect_guest,
         collect_syscalls,
+        collect_http,
         lambda snap: collect_self(snap, version),
     ]
 
