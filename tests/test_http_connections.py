@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import time
 from collections.abc import Iterator
 
 from tests.helpers import parse_exposition, run_exporter, wait_until
@@ -100,3 +101,21 @@ def test_a_malformed_request_is_counted_and_logged_without_a_traceback(tmp_path)
                 assert s.recv(100).split(b" ")[1] == b"400"
         wait_until(lambda: counts(exporter)["bad"] == 3, what="bad requests to be counted")
         assert "Traceback" not in exporter.stderr() and "Error handling request" not in exporter.stderr()
+
+
+def test_at_a_low_descriptor_limit_the_cap_leaves_room_for_the_sources(tmp_path):
+    import resource
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (300, 300))
+
+    args = [*ARGS, "--web.read-header-timeout=60s", "--web.idle-timeout=60s"]
+    with run_exporter(args, tmp_path, preexec=limit) as exporter:
+        assert "--web.max-connections=512 lowered to" in exporter.stderr()
+        before = parse_exposition(exporter.metrics())["sysmon_source_success"]
+        assert before[(("source", "meminfo"),)] == 1
+        with idle_clients(exporter.port, 400) as socks:
+            wait_until(lambda: sum(closed_by_server(s) for s in socks) >= 100, what="evictions at the lowered cap")
+            time.sleep(0.3)  # a few samples taken while the clients hold every slot
+            assert parse_exposition(exporter.metrics())["sysmon_source_success"] == before
+        assert "Too many open files" not in exporter.stderr()
