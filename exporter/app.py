@@ -65,14 +65,27 @@ def open_perf(config: Config) -> Iterator[tuple[PerfCounters | None, str]]:
     try:
         for cpu in sorted(read_stat(config.roots.procfs, user_hz())):
             counters.open_cpu(cpu)
-    except (PerfUnavailable, OSError) as e:
+    except (OSError, SourceError) as e:  # a malformed /proc/stat fails perf as a source, never start-up
         counters.close()
-        yield None, e.strerror or str(e)
+        yield None, e.strerror if isinstance(e, OSError) and e.strerror else describe(e)
         return
     try:
         yield counters, ""
     finally:
         counters.close()
+
+
+# Signals whose default action would end the process; a stray kill -HUP, -USR1, -USR2 or -ALRM must not.
+IGNORED_SIGNALS = (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGALRM)
+
+
+def _ignored(sig: signal.Signals) -> None:
+    if sig == signal.SIGHUP:
+        # Prometheus components re-read their configuration on SIGHUP; every setting here
+        # (flags, --sysmon-vm.config and its TLS files) is read once at start.
+        log.info("SIGHUP: nothing to reload; flags and --sysmon-vm.config (with its TLS files) apply at restart")
+    else:
+        log.info("%s ignored", sig.name)
 
 
 def build_recorder(guest: GuestConfig) -> Recorder | None:
@@ -199,6 +212,8 @@ async def serve(config: Config) -> int:
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    for sig in IGNORED_SIGNALS:
+        loop.add_signal_handler(sig, _ignored, sig)
     recorder = build_recorder(config.guest)  # a ConfigError stops start-up with one line
     ingest = build_ingest(config.guest, SystemClock(), recorder)
     try:
