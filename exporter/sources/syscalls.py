@@ -49,6 +49,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -201,10 +202,22 @@ def free_program(pids_fd: int, pid_offset: int, tgid_offset: int) -> bytes:
     return bytes(a)
 
 
-def parse_ppid(text: str) -> int:
+_PID = re.compile(r"[0-9]{1,10}\Z")
+
+
+def _pid(text: str, path: str, what: str) -> int:
+    if not _PID.match(text):
+        raise SourceError(path, f"{what} {text[:20]!r} is not a pid")
+    return int(text)
+
+
+def parse_ppid(text: str, path: str = "/proc/<pid>/stat") -> int:
     """The parent pid from /proc/<pid>/stat (field 4, after the parenthesised comm)."""
-    rest = text[text.rindex(")") + 2 :].split()
-    return int(rest[1])
+    end = text.rfind(")")
+    rest = text[end + 1 :].split() if end >= 0 else []
+    if len(rest) < 2:
+        raise SourceError(path, "no state and ppid after the comm")
+    return _pid(rest[1], path, "ppid")
 
 
 def read_descendants(procfs: Path, pid: int) -> set[int]:
@@ -215,7 +228,7 @@ def read_descendants(procfs: Path, pid: int) -> set[int]:
             continue
         try:
             ppid = parse_ppid((procfs / entry.name / "stat").read_text())
-        except (OSError, ValueError, IndexError):
+        except (OSError, ValueError):  # SourceError and UnicodeDecodeError are ValueErrors
             continue  # exited while scanning, or a kernel thread oddity
         children.setdefault(ppid, []).append(int(entry.name))
     out: set[int] = set()
@@ -228,23 +241,24 @@ def read_descendants(procfs: Path, pid: int) -> set[int]:
     return out
 
 
-def parse_tgid(status: str) -> int:
+def parse_tgid(status: str, path: str = "/proc/<pid>/status") -> int:
     """The thread group (process) id from /proc/<pid>/status."""
     for line in status.splitlines():
         if line.startswith("Tgid:"):
-            return int(line.split()[1])
-    raise ValueError("no Tgid line")
+            fields = line.split()
+            return _pid(fields[1] if len(fields) > 1 else "", path, "Tgid")
+    raise SourceError(path, "no Tgid line")
 
 
 def read_process(procfs: Path, pid: int) -> None:
     """Checks that ``pid`` is a process (a thread group leader): the filter matches processes, not threads."""
     path = procfs / str(pid) / "status"
     try:
-        tgid = parse_tgid(path.read_text())
+        tgid = parse_tgid(path.read_text(), str(path))
     except FileNotFoundError:
         raise SourceError(str(procfs / str(pid)), f"no process {pid}") from None
-    except (ValueError, IndexError):
-        raise SourceError(str(path), "no Tgid line") from None
+    except UnicodeDecodeError:
+        raise SourceError(str(path), "not UTF-8") from None
     if tgid != pid:
         raise SourceError(str(procfs / str(pid)), f"{pid} is a thread of process {tgid}: pass {tgid}")
 
@@ -252,12 +266,8 @@ def read_process(procfs: Path, pid: int) -> None:
 def parse_cgroup2_level(mountinfo: str, path: Path) -> int:
     """The depth of ``path`` in the cgroup2 hierarchy (root = 0), from /proc/self/mountinfo."""
     best: tuple[Path, Path] | None = None
-    for line in mountinfo.splitlines():
-        left, sep, right = line.partition(" - ")
-        fields = left.split()
-        if not sep or not right.startswith("cgroup2 ") or len(fields) < 5:
-            continue
-        root, mount = Path(fields[3]), Path(fields[4])
+    for root_text, mount_text in _cgroup2_lines(mountinfo):
+        root, mount = Path(root_text), Path(mount_text)
         inside = path == mount or mount in path.parents
         if inside and (best is None or len(mount.parts) > len(best[1].parts)):
             best = (root, mount)
@@ -273,8 +283,19 @@ def parse_cgroup2_level(mountinfo: str, path: Path) -> int:
     return len(root.parts) - 1 + len(path.relative_to(mount).parts)
 
 
+def _cgroup2_lines(mountinfo: str) -> list[tuple[str, str]]:
+    """(root, mount point) of each cgroup2 line of a mountinfo (proc(5): fields 4 and 5, then " - " and the type)."""
+    out = []
+    for line in mountinfo.splitlines():
+        left, sep, right = line.partition(" - ")
+        fields = left.split()
+        if sep and right.startswith("cgroup2 ") and len(fields) >= 5:
+            out.append((fields[3], fields[4]))
+    return out
+
+
 def _cgroup2_mounts(mountinfo: str) -> list[str]:
-    return [ln.split()[4] for ln in mountinfo.splitlines() if " - cgroup2 " in ln]
+    return [mount for _, mount in _cgroup2_lines(mountinfo)]
 
 
 def read_cgroup2_paths(procfs: Path) -> dict[int, str]:
