@@ -31,6 +31,7 @@ from exporter.snapshot import (
     SyscallReaders,
     SystemClock,
     describe,
+    read_cgroup_step,
     take_cgroup_snapshot,
     take_snapshot,
     take_syscalls,
@@ -183,7 +184,8 @@ def build_sampler(
         limits = CgroupLimits(c.max_depth, c.include, c.exclude, c.max_count)
         cgroups = CgroupReaders(config.roots.cgroupfs, limits, readers.hz)
         step = partial(take_cgroup_snapshot, readers=cgroups, clock=clock, deadline=deadline)
-        return Job("cgroup", c.interval_seconds, step)
+        walk = partial(read_cgroup_step, readers=cgroups, clock=clock, deadline=deadline)
+        return Job("cgroup", c.interval_seconds, step, prepare=walk)
 
     def syscall_job() -> Job:
         attached = syscalls or SyscallReaders(None, "syscall counters are not attached", platform.machine())

@@ -592,23 +592,38 @@ def take_cgroup_snapshot(
     ``cgroup`` to failed, naming the first such file; every other file and
     cgroup still counts.
     """
-    prev = previous or Snapshot()
+    return read_cgroup_step(readers, clock, deadline)(previous)
+
+
+def read_cgroup_step(
+    readers: CgroupReaders, clock: Clock, deadline: Deadline | None = None
+) -> Callable[[Snapshot | None], Snapshot]:
+    """The walk of :func:`take_cgroup_snapshot`, done now; returns the step that puts it into a snapshot.
+
+    The sampler walks on the job's own thread and runs only the returned step on
+    the worker the jobs share, so a slow walk never delays the CPU job.
+    """
     run = _Run(clock, deadline)
     tree = run("cgroup", lambda: read_cgroups(readers.cgroupfs, readers.limits, readers.hz))
-    if tree is not None and tree.errors:
-        before = prev.cgroups.errors if prev.cgroups is not None else {}
-        for path, error in tree.errors.items():
-            if before.get(path) != error:
-                log.warning("cgroup file failed: %s", error)
-        first = next(iter(tree.errors.values()))
-        more = f" (and {len(tree.errors) - 1} more)" if len(tree.errors) > 1 else ""
-        run.fail("cgroup", first + more, run.statuses["cgroup"].duration_seconds)
-    else:
-        log_transitions(prev.statuses, run.statuses)
-    if tree is not None:
-        _log_dropped(prev.cgroups.dropped if prev.cgroups is not None else 0, tree.dropped, readers.limits)
-    statuses = {**prev.statuses, **run.statuses}
-    return replace(prev, cgroups=tree, statuses=dict(sorted(statuses.items())))
+
+    def step(previous: Snapshot | None) -> Snapshot:
+        prev = previous or Snapshot()
+        if tree is not None and tree.errors:
+            before = prev.cgroups.errors if prev.cgroups is not None else {}
+            for path, error in tree.errors.items():
+                if before.get(path) != error:
+                    log.warning("cgroup file failed: %s", error)
+            first = next(iter(tree.errors.values()))
+            more = f" (and {len(tree.errors) - 1} more)" if len(tree.errors) > 1 else ""
+            run.fail("cgroup", first + more, run.statuses["cgroup"].duration_seconds)
+        else:
+            log_transitions(prev.statuses, run.statuses)
+        if tree is not None:
+            _log_dropped(prev.cgroups.dropped if prev.cgroups is not None else 0, tree.dropped, readers.limits)
+        statuses = {**prev.statuses, **run.statuses}
+        return replace(prev, cgroups=tree, statuses=dict(sorted(statuses.items())))
+
+    return step
 
 
 def _log_dropped(before: int, now: int, limits: CgroupLimits) -> None:
