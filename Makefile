@@ -13,7 +13,7 @@ DEB_BENCH := prometheus-node-exporter wrk linux-perf
 # Building and running the container image with no registry (docker/image-test.sh).
 DEB_IMAGE := podman runc mmdebstrap
 
-.PHONY: run test bench lint deps-test deps-bench deps-image image-test dashboards golden proto dist clean
+.PHONY: run test fuzz bench lint deps-test deps-bench deps-image image-test dashboards golden proto dist clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,10 @@ test: $(STAMP) deps-test
 	$(BIN)/ruff check exporter tests dashboards
 	$(BIN)/mypy
 	$(BIN)/pytest -q
+
+# Every parser under hypothesis with 1,000,000 examples each (make test runs 10,000); about an hour.
+fuzz: $(STAMP)
+	SYSMON_FUZZ_EXAMPLES=1000000 $(BIN)/pytest -q -p no:cacheprovider tests/sources/test_fuzz.py
 
 golden: $(STAMP) deps-test
 	$(BIN)/pytest -q tests/test_golden.py tests/grpc_compat/test_payload.py::test_golden_payload \

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import platform
+import resource
 import signal
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -21,20 +23,23 @@ from exporter.collector import Exposition, Renderer, default_collectors
 from exporter.config import Config, ConfigError, GuestConfig
 from exporter.guest.ingest import Ingest
 from exporter.guest.record import Recorder, load_private_key
-from exporter.http import Published, make_app
+from exporter.http import ConnectionLimits, Connections, Published, make_app
 from exporter.sampler import Job, Sampler
 from exporter.snapshot import (
     CgroupReaders,
     Clock,
+    Deadline,
     Readers,
     Snapshot,
     SyscallReaders,
     SystemClock,
     describe,
+    read_cgroup_step,
     take_cgroup_snapshot,
     take_snapshot,
     take_syscalls,
     with_guests,
+    with_http,
 )
 from exporter.sources import SourceError
 from exporter.sources.bpf import BpfUnavailable
@@ -57,6 +62,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("exporter")
 
+# Descriptors kept free for the sources (each read opens one; the cgroup walk one per level) and the
+# gRPC shim, whatever the web clients hold.
+FD_RESERVE = 128
+
 
 @contextlib.contextmanager
 def open_perf(config: Config) -> Iterator[tuple[PerfCounters | None, str]]:
@@ -72,14 +81,27 @@ def open_perf(config: Config) -> Iterator[tuple[PerfCounters | None, str]]:
     try:
         for cpu in sorted(read_stat(config.roots.procfs, user_hz())):
             counters.open_cpu(cpu)
-    except (PerfUnavailable, OSError) as e:
+    except (OSError, SourceError) as e:  # a malformed /proc/stat fails perf as a source, never start-up
         counters.close()
-        yield None, e.strerror or str(e)
+        yield None, e.strerror if isinstance(e, OSError) and e.strerror else describe(e)
         return
     try:
         yield counters, ""
     finally:
         counters.close()
+
+
+# Signals whose default action would end the process; a stray kill -HUP, -USR1, -USR2 or -ALRM must not.
+IGNORED_SIGNALS = (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGALRM)
+
+
+def _ignored(sig: signal.Signals) -> None:
+    if sig == signal.SIGHUP:
+        # Prometheus components re-read their configuration on SIGHUP; every setting here
+        # (flags, --sysmon-vm.config and its TLS files) is read once at start.
+        log.info("SIGHUP: nothing to reload; flags and --sysmon-vm.config (with its TLS files) apply at restart")
+    else:
+        log.info("%s ignored", sig.name)
 
 
 def build_recorder(guest: GuestConfig) -> Recorder | None:
@@ -121,31 +143,69 @@ def open_syscalls(config: Config) -> Iterator[SyscallReaders | None]:
         counter.close()
 
 
+def connection_cap(config: Config) -> int:
+    """--web.max-connections, lowered (with a warning) to leave FD_RESERVE descriptors (and one per guest) free.
+
+    Raises the soft RLIMIT_NOFILE to the hard limit first, as Go programs do at start.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+        target = hard if hard != resource.RLIM_INFINITY else 1 << 20
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+    if soft == resource.RLIM_INFINITY:
+        return config.web.max_connections
+    reserve = FD_RESERVE + len(os.listdir("/proc/self/fd")) + (config.guest.max_vms if config.guest.enabled else 0)
+    room = max(1, soft - reserve)
+    if room < config.web.max_connections:
+        log.warning(
+            "--web.max-connections=%d lowered to %d: the descriptor limit is %d and %d are kept for the sources; "
+            "raise LimitNOFILE (ulimit -n)",
+            config.web.max_connections,
+            room,
+            soft,
+            reserve,
+        )
+        return room
+    return config.web.max_connections
+
+
 def build_sampler(
     config: Config,
     readers: Readers,
     ingest: Ingest | None = None,
     syscalls: SyscallReaders | None = None,
     registry: CollectorRegistry | None = None,
+    connections: Connections | None = None,
 ) -> Sampler[Exposition]:
     if registry is None:
         registry = exporter_registry(config.web)
     render = Renderer(default_collectors(__version__), registry)
     clock = SystemClock()
     interval = config.sampler.interval_seconds
+    # Every source runs under this deadline on a thread of its own (a hung read fails only its source).
+    deadline = Deadline(config.sampler.source_timeout_seconds)
 
     def cpu() -> Job:
-        return Job("cpu", interval, partial(take_snapshot, readers=readers, clock=clock))
+        step = partial(take_snapshot, readers=readers, clock=clock, deadline=deadline)
+        if connections is None or config.web.disable_exporter_metrics:
+            return Job("cpu", interval, step)
+        view = connections.view
+        # The listener's counts ride on the CPU job's samples (a job of their own would render twice as often).
+        return Job("cpu", interval, lambda prev: with_http(step(prev), view))
 
     def cgroup() -> Job:
         c = config.cgroup
         limits = CgroupLimits(c.max_depth, c.include, c.exclude, c.max_count)
         cgroups = CgroupReaders(config.roots.cgroupfs, limits, readers.hz, config.roots.sysfs)
-        return Job("cgroup", c.interval_seconds, partial(take_cgroup_snapshot, readers=cgroups, clock=clock))
+        step = partial(take_cgroup_snapshot, readers=cgroups, clock=clock, deadline=deadline)
+        walk = partial(read_cgroup_step, readers=cgroups, clock=clock, deadline=deadline)
+        return Job("cgroup", c.interval_seconds, step, prepare=walk)
 
     def syscall_job() -> Job:
         attached = syscalls or SyscallReaders(None, "syscall counters are not attached", platform.machine())
-        return Job("syscalls", interval, partial(take_syscalls, readers=attached, clock=clock))
+        return Job("syscalls", interval, partial(take_syscalls, readers=attached, clock=clock, deadline=deadline))
 
     # One job per catalogue job with an enabled source; the CPU job also stamps every sample.
     make = {"cpu": cpu, "cgroup": cgroup, "syscalls": syscall_job}
@@ -189,6 +249,8 @@ async def serve(config: Config) -> int:
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    for sig in IGNORED_SIGNALS:
+        loop.add_signal_handler(sig, _ignored, sig)
     recorder = build_recorder(config.guest)  # a ConfigError stops start-up with one line
     ingest = build_ingest(config.guest, SystemClock(), recorder)
     try:
@@ -224,7 +286,11 @@ async def _serve(config: Config, stop: asyncio.Event, ingest: Ingest | None) -> 
                 processes_wanted=lambda: any(p.settings.processes for p in pushing),
             )
         registry = exporter_registry(config.web)
-        sampler = build_sampler(config, readers, ingest, syscalls, registry)
+        w = config.web
+        connections = Connections(
+            ConnectionLimits(connection_cap(config), w.read_header_timeout_seconds, w.idle_timeout_seconds)
+        )
+        sampler = build_sampler(config, readers, ingest, syscalls, registry, connections)
         try:
             pusher = build_pusher(config, sampler.latest)
         except ConfigError as e:
@@ -234,11 +300,12 @@ async def _serve(config: Config, stop: asyncio.Event, ingest: Ingest | None) -> 
             pushing.append(pusher)
         counted, limited = instrument(config.web, registry)
         middlewares = (counted, *front.middlewares, limited, collect_filter(config.web))
-        app = make_app(Published(sampler.latest, sampler.rendered), __version__, middlewares, config.web.telemetry_path)
+        published = Published(sampler.latest, sampler.rendered, sampler.stale)
+        app = make_app(published, __version__, middlewares, config.web.telemetry_path)
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
         await runner.setup()
         try:
-            await start_sites(runner, config.web, front.ssl_context)
+            await start_sites(runner, config.web, front.ssl_context, connections)
         except OSError as e:
             await runner.cleanup()
             log.error("%s", e.strerror)

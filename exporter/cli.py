@@ -68,9 +68,14 @@ def _serve(argv: Sequence[str], env: Mapping[str, str]) -> int:
     for warning in config.warnings:
         logging.getLogger("exporter").warning("%s", warning)
 
+    import signal
+
     import uvloop
 
-    from exporter.app import serve
+    from exporter.app import IGNORED_SIGNALS, serve
+
+    for sig in IGNORED_SIGNALS:  # until serve() installs its handlers
+        signal.signal(sig, signal.SIG_IGN)
 
     return uvloop.run(serve(config))
 

@@ -17,8 +17,13 @@ handling is unchanged.
 Each :class:`Job` runs on its own interval (CPU every second, cgroups every
 few); all steps run one at a time on a single worker thread, so a step always
 starts from the snapshot the previous step produced and the event loop never
-waits on file I/O. A step that overruns its interval skips the ticks it
-missed instead of letting them pile up.
+waits on file I/O. A job's slow part that needs no snapshot (the cgroup walk)
+runs before its step on a thread of its own, so it never holds up the CPU job.
+A step that overruns its interval skips the ticks it missed instead of
+letting them pile up. Sources run under a deadline on
+threads of their own (snapshot.Deadline), so a hung read fails its source
+instead of stopping the worker; :meth:`Sampler.stale` says when a job has
+nevertheless gone without a good sample for ``STALE_INTERVALS`` intervals.
 """
 
 from __future__ import annotations
@@ -38,12 +43,26 @@ log = logging.getLogger("exporter.sampler")
 
 R = TypeVar("R")
 
+# /-/ready turns 503 when a job's last good sample is older than this many of its intervals.
+STALE_INTERVALS = 3
+
+
+Step = Callable[[Snapshot | None], Snapshot]
+
 
 @dataclass(frozen=True)
 class Job:
+    """``step`` runs on the worker the jobs share.
+
+    With ``prepare``, the job's slow part that needs no snapshot (the cgroup walk)
+    runs first on a thread of the job's own and returns the step to run on the
+    worker instead of ``step``: a long walk never delays the other jobs' ticks.
+    """
+
     name: str
     interval_seconds: float
-    step: Callable[[Snapshot | None], Snapshot]
+    step: Step
+    prepare: Callable[[], Step] | None = None
 
 
 class Sampler(Generic[R]):
@@ -56,9 +75,11 @@ class Sampler(Generic[R]):
         self._render = render
         self._current: tuple[Snapshot, R] | None = None
         self._executor: ThreadPoolExecutor | None = None
+        self._preparing: ThreadPoolExecutor | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.skipped_ticks = {job.name: 0 for job in jobs}
         self.ready = asyncio.Event()
+        self._last_good: dict[str, float] = {}  # job -> loop time its last step ended without an error
 
     def latest(self) -> Snapshot | None:
         current = self._current
@@ -68,10 +89,23 @@ class Sampler(Generic[R]):
         current = self._current
         return None if current is None else current[1]
 
-    def _run_step(self, job: Job) -> None:
+    def stale(self) -> str:
+        """Why sampling is stale ("" when every job had a good sample within STALE_INTERVALS intervals)."""
+        if not self._tasks:
+            return ""
+        now = asyncio.get_running_loop().time()
+        late = [
+            f"job {job.name} has had no good sample for {now - self._last_good[job.name]:.1f}s "
+            f"(interval {job.interval_seconds:g}s)"
+            for job in self._jobs
+            if now - self._last_good[job.name] > STALE_INTERVALS * job.interval_seconds
+        ]
+        return "; ".join(late)
+
+    def _run_step(self, step: Step) -> None:
         # Runs on the single worker thread: steps never overlap.
         current = self._current
-        snap = job.step(None if current is None else current[0])
+        snap = step(None if current is None else current[0])
         self._current = (snap, self._render(snap))
 
     async def _loop(self, job: Job) -> None:
@@ -80,7 +114,9 @@ class Sampler(Generic[R]):
         tick = 0
         while True:
             try:
-                await loop.run_in_executor(self._executor, self._run_step, job)
+                step = job.step if job.prepare is None else await loop.run_in_executor(self._preparing, job.prepare)
+                await loop.run_in_executor(self._executor, self._run_step, step)
+                self._last_good[job.name] = loop.time()
                 self.ready.set()
             except asyncio.CancelledError:
                 raise
@@ -96,6 +132,11 @@ class Sampler(Generic[R]):
 
     async def start(self) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sampler")
+        preparing = sum(job.prepare is not None for job in self._jobs)
+        if preparing:
+            self._preparing = ThreadPoolExecutor(max_workers=preparing, thread_name_prefix="sampler-prepare")
+        now = asyncio.get_running_loop().time()
+        self._last_good = {job.name: now for job in self._jobs}
         self._tasks = [asyncio.create_task(self._loop(job), name=f"sampler-{job.name}") for job in self._jobs]
 
     async def stop(self) -> None:
@@ -109,3 +150,8 @@ class Sampler(Generic[R]):
                 None, partial(self._executor.shutdown, wait=True, cancel_futures=True)
             )
             self._executor = None
+        if self._preparing is not None:
+            await asyncio.get_running_loop().run_in_executor(
+                None, partial(self._preparing.shutdown, wait=True, cancel_futures=True)
+            )
+            self._preparing = None

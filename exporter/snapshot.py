@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -211,6 +213,19 @@ class HostIdentity:
     ipv4: str
 
 
+# The values of sysmon_http_connections_closed_total{reason}.
+HTTP_CLOSE_REASONS = ("refused", "evicted", "header_timeout")
+
+
+@dataclass(frozen=True)
+class HttpConnections:
+    """The /metrics listener's connections: open now, closed by the exporter (by reason), malformed requests."""
+
+    open: int = 0
+    closed_total: Mapping[str, int] = field(default_factory=dict)
+    bad_requests_total: int = 0
+
+
 @dataclass(frozen=True)
 class CgroupReaders:
     """Where and how the cgroup sampling step walks: an explicit cgroupfs root and the walk's bounds.
@@ -248,6 +263,7 @@ class Snapshot:
     cgroups: CgroupTree | None = None
     statuses: Mapping[str, SourceStatus] = field(default_factory=dict)
     guests: Mapping[str, GuestVm] = field(default_factory=dict)  # by vm label, from the guest ingest
+    http: HttpConnections | None = None  # from the web listener, when there is one
     # Carried from sample to sample; not exposed.
     cpu_counters: Monotonic = field(default_factory=Monotonic)
     perf_counters: Monotonic = field(default_factory=Monotonic)
@@ -269,11 +285,84 @@ def describe(exc: BaseException) -> str:
     return f"internal error: {type(exc).__name__}: {exc}"
 
 
-class _Run:
-    """Runs sources, timing each and recording its status; a failure is contained to its source."""
+class SourceTimeout(TimeoutError):
+    """A source did not return within its deadline (or an earlier read of it has still not returned)."""
 
-    def __init__(self, clock: Clock) -> None:
+
+class _Call:
+    def __init__(self, fn: Callable[[], object]) -> None:
+        self.fn = fn
+        self.done = threading.Event()
+        self.value: object = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.value = self.fn()
+        except BaseException as e:  # handed to the waiting caller, which decides
+            self.error = e
+        finally:
+            self.done.set()
+
+
+class _Worker:
+    """One source's thread: runs its calls one at a time, so a hung read blocks only that source."""
+
+    def __init__(self, name: str) -> None:
+        self._calls: queue.SimpleQueue[_Call] = queue.SimpleQueue()
+        self.pending: _Call | None = None
+        threading.Thread(target=self._loop, name=f"source-{name}", daemon=True).start()
+
+    def _loop(self) -> None:
+        while True:
+            self._calls.get().run()
+
+    def submit(self, fn: Callable[[], object]) -> _Call:
+        call = _Call(fn)
+        self.pending = call
+        self._calls.put(call)
+        return call
+
+
+class Deadline:
+    """Runs each source on a thread of its own and waits for it at most ``seconds``.
+
+    A read from a hung FUSE or lxcfs file (or a FIFO) cannot be interrupted, so
+    a source that overruns fails with "timed out after Ns" while its read stays
+    blocked on its own thread; that source is not started again until the read
+    returns (one stuck thread per hung source, never one per tick), and every
+    other source keeps its cadence. Daemon threads: a hung read never holds up
+    the process's exit.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._workers: dict[str, _Worker] = {}
+
+    def call(self, name: str, fn: Callable[[], T]) -> T:
+        worker = self._workers.get(name)
+        if worker is None:
+            worker = self._workers[name] = _Worker(name)
+        pending = worker.pending
+        if pending is not None and not pending.done.is_set():
+            raise SourceTimeout(f"timed out after {self.seconds:g}s; not read again until the blocked read returns")
+        call = worker.submit(fn)
+        if not call.done.wait(self.seconds):
+            raise SourceTimeout(f"timed out after {self.seconds:g}s; not read again until the blocked read returns")
+        if call.error is not None:
+            raise call.error
+        return call.value  # type: ignore[return-value]  # what fn returned
+
+
+class _Run:
+    """Runs sources, timing each and recording its status; a failure is contained to its source.
+
+    With a :class:`Deadline`, each source runs on its own thread and fails when it overruns.
+    """
+
+    def __init__(self, clock: Clock, deadline: Deadline | None = None) -> None:
         self.clock = clock
+        self.deadline = deadline
         self.statuses: dict[str, SourceStatus] = {}
 
     def __call__(self, name: str, fn: Callable[[], T]) -> T | None:
@@ -281,7 +370,7 @@ class _Run:
             raise KeyError(f"source {name!r} is not in the catalogue")
         start = self.clock.monotonic()
         try:
-            value = fn()
+            value = fn() if self.deadline is None else self.deadline.call(name, fn)
         except Exception as exc:  # contained per source: the process never dies from data it reads
             if not isinstance(exc, OSError | SourceError):
                 log.debug("source %s raised", name, exc_info=True)
@@ -430,10 +519,12 @@ def _perf_frequency(prev: Snapshot, perf: _PerfPart, busy_seconds: Mapping[int, 
     return out
 
 
-def take_snapshot(previous: Snapshot | None, readers: Readers, clock: Clock) -> Snapshot:
+def take_snapshot(
+    previous: Snapshot | None, readers: Readers, clock: Clock, deadline: Deadline | None = None
+) -> Snapshot:
     """Read every enabled CPU and memory source once; keep what other steps own (e.g. cgroups)."""
     prev = previous or Snapshot()
-    run = _Run(clock)
+    run = _Run(clock, deadline)
     wall, mono = clock.wall(), clock.monotonic()
     cpu = _read_cpu(prev, readers, run)
     frequency, cpufreq = _read_frequency(readers, run, cpu.cpus)
@@ -490,10 +581,17 @@ def with_guests(previous: Snapshot | None, guests: Callable[[], Mapping[str, Gue
     return replace(previous or Snapshot(), guests=guests())
 
 
-def take_syscalls(previous: Snapshot | None, readers: SyscallReaders, clock: Clock) -> Snapshot:
+def with_http(previous: Snapshot | None, connections: Callable[[], HttpConnections]) -> Snapshot:
+    """The web listener's connection counts copied into the snapshot; everything else kept."""
+    return replace(previous or Snapshot(), http=connections())
+
+
+def take_syscalls(
+    previous: Snapshot | None, readers: SyscallReaders, clock: Clock, deadline: Deadline | None = None
+) -> Snapshot:
     """Sum the per-CPU syscall counts (kept since attach, so already monotonic); keep everything else."""
     prev = previous or Snapshot()
-    run = _Run(clock)
+    run = _Run(clock, deadline)
     read: tuple[dict[int, int], dict[tuple[str, int], int]] | None = None
     source = readers.source
     if source is None:
@@ -521,7 +619,9 @@ def take_syscalls(previous: Snapshot | None, readers: SyscallReaders, clock: Clo
     )
 
 
-def take_cgroup_snapshot(previous: Snapshot | None, readers: CgroupReaders, clock: Clock) -> Snapshot:
+def take_cgroup_snapshot(
+    previous: Snapshot | None, readers: CgroupReaders, clock: Clock, deadline: Deadline | None = None
+) -> Snapshot:
     """Walk and read every cgroup within the bounds; keep what the CPU step owns.
 
     A cgroup that vanished during the walk is left out silently. A file that
@@ -529,23 +629,38 @@ def take_cgroup_snapshot(previous: Snapshot | None, readers: CgroupReaders, cloc
     ``cgroup`` to failed, naming the first such file; every other file and
     cgroup still counts.
     """
-    prev = previous or Snapshot()
-    run = _Run(clock)
+    return read_cgroup_step(readers, clock, deadline)(previous)
+
+
+def read_cgroup_step(
+    readers: CgroupReaders, clock: Clock, deadline: Deadline | None = None
+) -> Callable[[Snapshot | None], Snapshot]:
+    """The walk of :func:`take_cgroup_snapshot`, done now; returns the step that puts it into a snapshot.
+
+    The sampler walks on the job's own thread and runs only the returned step on
+    the worker the jobs share, so a slow walk never delays the CPU job.
+    """
+    run = _Run(clock, deadline)
     tree = run("cgroup", lambda: read_cgroups(readers.cgroupfs, readers.limits, readers.hz, readers.sysfs))
-    if tree is not None and tree.errors:
-        before = prev.cgroups.errors if prev.cgroups is not None else {}
-        for path, error in tree.errors.items():
-            if before.get(path) != error:
-                log.warning("cgroup file failed: %s", error)
-        first = next(iter(tree.errors.values()))
-        more = f" (and {len(tree.errors) - 1} more)" if len(tree.errors) > 1 else ""
-        run.fail("cgroup", first + more, run.statuses["cgroup"].duration_seconds)
-    else:
-        log_transitions(prev.statuses, run.statuses)
-    if tree is not None:
-        _log_dropped(prev.cgroups.dropped if prev.cgroups is not None else 0, tree.dropped, readers.limits)
-    statuses = {**prev.statuses, **run.statuses}
-    return replace(prev, cgroups=tree, statuses=dict(sorted(statuses.items())))
+
+    def step(previous: Snapshot | None) -> Snapshot:
+        prev = previous or Snapshot()
+        if tree is not None and tree.errors:
+            before = prev.cgroups.errors if prev.cgroups is not None else {}
+            for path, error in tree.errors.items():
+                if before.get(path) != error:
+                    log.warning("cgroup file failed: %s", error)
+            first = next(iter(tree.errors.values()))
+            more = f" (and {len(tree.errors) - 1} more)" if len(tree.errors) > 1 else ""
+            run.fail("cgroup", first + more, run.statuses["cgroup"].duration_seconds)
+        else:
+            log_transitions(prev.statuses, run.statuses)
+        if tree is not None:
+            _log_dropped(prev.cgroups.dropped if prev.cgroups is not None else 0, tree.dropped, readers.limits)
+        statuses = {**prev.statuses, **run.statuses}
+        return replace(prev, cgroups=tree, statuses=dict(sorted(statuses.items())))
+
+    return step
 
 
 def _log_dropped(before: int, now: int, limits: CgroupLimits) -> None:

@@ -6,9 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+from exporter.app import FD_RESERVE
 from exporter.config import AGENT, SERVE, Address
+from exporter.config.web import WebConfig
 from tests.helpers import ROOT, require_binary
 
+SERVE_DEFAULT_MAX_CONNECTIONS = WebConfig().max_connections
 UNIT = ROOT / "deploy" / "sysmon-exporter-sysmon-vm.service"
 
 
@@ -19,6 +22,8 @@ def test_sysmon_vm_unit():
     service = unit["Service"]
     assert service["User"] == "root"
     assert service["Restart"] == "on-failure"
+    # room for every web client the default cap admits, plus the sources' reserve
+    assert int(service["LimitNOFILE"]) >= SERVE_DEFAULT_MAX_CONNECTIONS + FD_RESERVE
     argv = shlex.split(service["ExecStart"])
     assert argv[0].endswith("/sysmon-exporter")
     values = SERVE.parse(argv[1:], {})  # unknown flags raise ConfigError
@@ -54,6 +59,7 @@ def test_agent_unit_runs_the_agent_with_flags_it_accepts(tmp_path):
     values = AGENT.parse(argv[2:], {})  # unknown flags raise ConfigError
     assert values["agent.channel"] == Address("virtio")
     assert unit["Service"]["Restart"] == "always"
+    assert int(unit["Service"]["LimitNOFILE"]) > 0
     systemd_verify(AGENT_UNIT, tmp_path)
 
 

@@ -22,6 +22,7 @@ from exporter.config import GuestConfig
 from exporter.guest.ingest import Ingest
 from exporter.snapshot import (
     CgroupReaders,
+    HttpConnections,
     Readers,
     Snapshot,
     SyscallReaders,
@@ -134,7 +135,11 @@ SCENARIOS: dict[str, Callable[[], Snapshot]] = {
     ),
     "vm-2cpu-host": lambda: _snapshot([FIXTURES / "vm-2cpu"], host=True),
     "vm-2cpu-processes": lambda: _snapshot([FIXTURES / "vm-2cpu"], COLLECTORS | {"processes"}),
-    "vm-2cpu-http": lambda: _snapshot([FIXTURES / "vm-2cpu"]),
+    # the listener's counts as Connections.view() gives them after a connection flood
+    "vm-2cpu-http": lambda: replace(
+        _snapshot([FIXTURES / "vm-2cpu"]),
+        http=HttpConnections(3, {"refused": 7, "evicted": 120, "header_timeout": 40}, 2),
+    ),
     "k8s-node-v2": lambda: _cgroup_snapshot(FIXTURES / "k8s-node-v2"),
     "legacy-v1": lambda: _cgroup_snapshot(FIXTURES / "legacy-v1"),
 }

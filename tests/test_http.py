@@ -88,8 +88,34 @@ async def test_landing_page_lists_sources(client):
         (PROMETHEUS_ACCEPT, True),
         ("application/openmetrics-text; version=1.0.0", True),
         ("application/openmetrics-text;q=0", False),
+        ("application/openmetrics-text;Q=0", False),
+        ("APPLICATION/OpenMetrics-Text", True),
+        ("application/openmetrics-text;q=0.0000", False),  # not a qvalue (3 decimals at most): accepts nothing
+        ("application/openmetrics-text;q=0.2, text/plain;q=0.8", False),
+        ("text/plain;q=0.2, application/openmetrics-text;q=0.8", True),
+        ("text/plain;q=0.5, */*;q=0.9", True),  # text is weighed 0.5; OpenMetrics, through */*, 0.9
+        ("application/*;q=0.9, text/plain;q=0.5", True),
+        ("application/openmetrics-text;q=2", False),
+        ("application/openmetrics-text;q=abc", False),
+        (";;,,", False),
     ],
-    ids=["none", "text", "prometheus", "openmetrics", "refused"],
+    ids=[
+        "none",
+        "text",
+        "prometheus",
+        "openmetrics",
+        "refused",
+        "refused-upper-q",
+        "case-insensitive",
+        "refused-bad-qvalue",
+        "text-ranked-higher",
+        "openmetrics-ranked-higher",
+        "wildcard-outweighs-named-text",
+        "type-wildcard",
+        "q-above-1",
+        "q-not-a-number",
+        "empty-elements",
+    ],
 )
 def test_openmetrics_negotiation(accept, expected):
     assert wants_openmetrics(accept) is expected
@@ -97,8 +123,40 @@ def test_openmetrics_negotiation(accept, expected):
 
 @pytest.mark.parametrize(
     ("header", "expected"),
-    [("", False), ("gzip", True), ("deflate, gzip;q=1.0, *;q=0.5", True), ("gzip;q=0", False), ("identity", False)],
-    ids=["none", "gzip", "prometheus", "refused", "identity"],
+    [
+        ("", False),
+        ("gzip", True),
+        ("deflate, gzip;q=1.0, *;q=0.5", True),
+        ("gzip;q=0", False),
+        ("identity", False),
+        ("GZIP", True),
+        ("gzip;Q=0", False),
+        ("gzip;q=0.0000", False),
+        ("gzip;q=0.000", False),
+        ("gzip;q=0.3, identity;q=0.9", False),
+        ("gzip;q=0.3, identity;q=0", True),
+        ("gzip;q=0.3, *;q=0.1", True),
+        ("gzip;q=0.3, *;q=0.9", False),
+        ("gzip ; q = 0.5", True),
+        ("*", False),
+    ],
+    ids=[
+        "none",
+        "gzip",
+        "prometheus",
+        "refused",
+        "identity",
+        "upper-case",
+        "refused-upper-q",
+        "refused-bad-qvalue",
+        "refused-q-0.000",
+        "identity-ranked-higher",
+        "identity-refused",
+        "wildcard-lower",
+        "wildcard-higher",
+        "spaces",
+        "wildcard-only",
+    ],
 )
 def test_gzip_negotiation(header, expected):
     assert wants_gzip(header) is expected

@@ -65,3 +65,24 @@ async def test_a_failing_step_is_logged_and_sampling_goes_on(caplog):
     await sampler.stop()
     assert len(rec.spans) >= 2
     assert "sampling job flaky failed" in caplog.text
+
+
+async def test_a_jobs_slow_prepare_does_not_hold_up_the_other_jobs():
+    fast = Recorder()
+    walking = threading.Event()
+    release = threading.Event()
+
+    def prepare():  # the slow part (a cgroup walk), blocked until the fast job has sampled five times
+        walking.set()
+        release.wait(10)
+        return lambda previous: previous or Snapshot()
+
+    sampler = Sampler([Job("fast", 0.02, fast), Job("slow", 0.02, Recorder(), prepare=prepare)], lambda snap: snap)
+    await sampler.start()
+    try:
+        await asyncio.wait_for(asyncio.to_thread(walking.wait, 10), 10)
+        before = len(fast.spans)
+        await asyncio.wait_for(wait_for_steps(fast, before + 5), 10)
+    finally:
+        release.set()
+        await sampler.stop()

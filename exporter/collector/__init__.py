@@ -20,6 +20,7 @@ from exporter.collector.exposition import ExpositionWriter, Piece
 from exporter.collector.filesystem import collect_filesystem
 from exporter.collector.guest import GuestRenderer
 from exporter.collector.gzipped import EMPTY, Deflated, concat, deflate_pieces, gzip_body, plain_body
+from exporter.collector.http import collect_http
 from exporter.collector.memory import collect_load, collect_memory
 from exporter.collector.network import collect_network
 from exporter.collector.self import collect_self
@@ -42,6 +43,7 @@ def default_collectors(version: str) -> list[SnapshotCollectorFn]:
         collect_filesystem,
         collect_network,
         collect_syscalls,
+        collect_http,
         lambda snap: collect_self(snap, version),
     ]
 

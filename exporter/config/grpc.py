@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from exporter.config.flags import ConfigError, Opt, Section
-from exporter.config.values import format_duration, parse_duration, parse_listen_address
+from exporter.config.values import duration_in, format_duration, parse_duration, parse_listen_address
 
 # ServiceRadar's sysmon-vm checker: its defaults and the interval bounds it clamps to.
 SYSMON_VM_LISTEN = ("0.0.0.0", 50110)
@@ -38,6 +38,7 @@ class GrpcConfig:
     host: str = SYSMON_VM_LISTEN[0]
     port: int = SYSMON_VM_LISTEN[1]
     tls: TlsFiles | None = None  # None: plaintext (security mode "none")
+    idle_timeout_seconds: float = 300.0  # a connection without traffic (TLS) or RPCs (gRPC) this long is closed
 
 
 @dataclass(frozen=True)
@@ -134,6 +135,7 @@ def _tls_files(security: Mapping[str, Any], where: str) -> TlsFiles:
 class GrpcFlags:
     listen_address: tuple[str, int] | None = None
     sysmon_vm_config: Path | None = None
+    idle_timeout_seconds: float = GrpcConfig.idle_timeout_seconds
 
     def resolve(self) -> tuple[GrpcConfig | None, SysmonVmConfig | None]:
         """The shim's settings (None: off) and the checker file they came from, if any."""
@@ -145,6 +147,8 @@ class GrpcFlags:
         if self.listen_address is not None:
             host, port = self.listen_address
             grpc = replace(grpc or GrpcConfig(), host=host, port=port)
+        if grpc is not None:
+            grpc = replace(grpc, idle_timeout_seconds=self.idle_timeout_seconds)
         return grpc, vm
 
 
@@ -159,5 +163,10 @@ GRPC = Section(
         "sysmon-vm.config",
         Path,
         "ServiceRadar sysmon-vm checker JSON config (listen_addr, sample_interval, security); enables gRPC",
+    ),
+    idle_timeout_seconds=Opt(
+        "grpc.idle-timeout",
+        duration_in(1.0, 86400.0),
+        "a gRPC connection with no RPC (mTLS: no byte either way) for this long is closed",
     ),
 )

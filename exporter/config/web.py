@@ -8,6 +8,7 @@ from pathlib import Path
 from exporter.config.flags import Opt, Section
 from exporter.config.values import (
     DEFAULT_PORT,
+    duration_in,
     int_in,
     parse_bool,
     parse_choice,
@@ -36,6 +37,10 @@ class WebConfig:
     max_requests: int = 40  # 0: unlimited
     disable_exporter_metrics: bool = False
     systemd_socket: bool = False  # serve on the sockets systemd passes instead of listen_addresses
+    # Prometheus' own --web.max-connections default; far below the 8192 descriptors the units allow.
+    max_connections: int = 512
+    read_header_timeout_seconds: float = 10.0
+    idle_timeout_seconds: float = 60.0
 
     @property
     def host(self) -> str:
@@ -79,6 +84,21 @@ WEB = Section(
     config_file=Opt("web.config.file", parse_path, "exporter-toolkit web configuration: TLS, client certs, basic auth"),
     health_without_auth=Opt(
         "web.health-without-auth", parse_bool, "serve /-/healthy and /-/ready without basic auth", boolean=True
+    ),
+    max_connections=Opt(
+        "web.max-connections",
+        int_in(1, 1_000_000),
+        "most connections open at once; at the cap the longest-idle one makes room, else a new one is refused",
+    ),
+    read_header_timeout_seconds=Opt(
+        "web.read-header-timeout",
+        duration_in(0.1, 300.0),
+        "a new connection that has not sent a whole request head by then is closed",
+    ),
+    idle_timeout_seconds=Opt(
+        "web.idle-timeout",
+        duration_in(0.1, 3600.0),
+        "a connection waiting this long for its next request is closed",
     ),
 )
 LOG = Section(

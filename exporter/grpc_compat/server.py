@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -19,6 +21,12 @@ from exporter.grpc_compat._generated import monitoring_pb2, monitoring_pb2_grpc
 from exporter.grpc_compat.payload import build_payload, unavailable_reason
 from exporter.grpc_compat.tls import TlsTerminator, server_context
 from exporter.snapshot import Snapshot
+
+log = logging.getLogger("exporter.grpc")
+
+# The private directory of the mTLS front's plaintext upstream socket: <base>/sysmon-grpc-<pid>-<random>.
+SOCKET_DIR_PREFIX = "sysmon-grpc-"
+_SOCKET_DIR = re.compile(re.escape(SOCKET_DIR_PREFIX) + r"([0-9]+)-")
 
 # The agent checks "" before every poll; the other two are what its configs may name.
 HEALTH_SERVICES = ("", "sysmon-vm", "monitoring.AgentService")
@@ -124,6 +132,45 @@ class GrpcServer:
             shutil.rmtree(self._socket_dir, ignore_errors=True)
 
 
+def socket_base() -> str:
+    """Where the upstream socket's directory goes: systemd's RuntimeDirectory=, else $XDG_RUNTIME_DIR, else $TMPDIR."""
+    runtime = os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0] or os.environ.get("XDG_RUNTIME_DIR", "")
+    return runtime if os.path.isdir(runtime) else tempfile.gettempdir()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_stale_socket_dirs(base: str) -> list[str]:
+    """Removes this user's socket directories left by processes that no longer run (SIGKILL, OOM kill)."""
+    removed: list[str] = []
+    try:
+        entries = list(os.scandir(base))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _SOCKET_DIR.match(entry.name)
+        if match is None or not entry.is_dir(follow_symlinks=False):
+            continue
+        pid = int(match.group(1))
+        try:
+            owner = entry.stat(follow_symlinks=False).st_uid
+        except OSError:
+            continue
+        if owner == os.getuid() and pid != os.getpid() and not _alive(pid):
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed.append(entry.path)
+            log.info("removed %s, left by process %d that no longer runs", entry.path, pid)
+    return removed
+
+
 async def start_server(
     config: GrpcConfig, latest: Callable[[], Snapshot | None], hold_seconds: float = 0.0
 ) -> GrpcServer:
@@ -132,8 +179,13 @@ async def start_server(
     ``hold_seconds``: how long after start a call may wait for the first usage window (AgentService).
     """
     context = server_context(config.tls) if config.tls is not None else None  # ConfigError before binding
-    # No SO_REUSEPORT (grpc's default): a second process on the same port must fail, not share it.
-    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    options = [
+        # No SO_REUSEPORT (grpc's default): a second process on the same port must fail, not share it.
+        ("grpc.so_reuseport", 0),
+        # A connection with no RPC for this long gets GOAWAY and is closed (plaintext and behind the TLS front).
+        ("grpc.max_connection_idle_ms", int(config.idle_timeout_seconds * 1000)),
+    ]
+    server = grpc.aio.server(options=options)
     monitoring_pb2_grpc.add_AgentServiceServicer_to_server(AgentService(latest, hold_seconds), server)
     health_servicer = health.aio.HealthServicer()
     for name in HEALTH_SERVICES:
@@ -149,11 +201,13 @@ async def start_server(
             raise OSError(f"cannot listen on {address}: address in use or not available")
         await server.start()
         return GrpcServer(server, port, None, None)
-    socket_dir = tempfile.mkdtemp(prefix=f"sysmon-grpc-{os.getpid()}-")  # mode 0700
+    base = socket_base()
+    remove_stale_socket_dirs(base)
+    socket_dir = tempfile.mkdtemp(prefix=f"{SOCKET_DIR_PREFIX}{os.getpid()}-", dir=base)  # mode 0700
     upstream = os.path.join(socket_dir, "agent.sock")
     server.add_insecure_port(f"unix:{upstream}")
     await server.start()
-    terminator = TlsTerminator(context, upstream)
+    terminator = TlsTerminator(context, upstream, config.idle_timeout_seconds)
     try:
         port = await terminator.start(config.host, config.port)
     except OSError:

@@ -45,9 +45,15 @@ def load_pems(ctx: ssl.SSLContext, cert: Path, key: Path, ca: Path, option: str)
         raise ConfigError(option, f"{ca}: not a PEM CA certificate: {e}") from None
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def _pipe(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, active: list[float] | None = None
+) -> None:
+    """Copies until EOF or an error, stamping ``active[0]`` (if given) with the loop time of each chunk."""
+    loop = asyncio.get_running_loop()
     try:
         while data := await reader.read(_CHUNK):
+            if active is not None:
+                active[0] = loop.time()
             writer.write(data)
             await writer.drain()
     except (ConnectionError, ssl.SSLError, OSError):
@@ -56,12 +62,24 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
         writer.close()
 
 
-class TlsTerminator:
-    """Accepts TLS on host:port and splices each connection to the unix socket at ``upstream``."""
+async def _idle(active: list[float], timeout: float) -> None:
+    """Returns once ``active[0]`` is ``timeout`` seconds old."""
+    loop = asyncio.get_running_loop()
+    while (left := active[0] + timeout - loop.time()) > 0:
+        await asyncio.sleep(left)
 
-    def __init__(self, context: ssl.SSLContext, upstream: str) -> None:
+
+class TlsTerminator:
+    """Accepts TLS on host:port and splices each connection to the unix socket at ``upstream``.
+
+    A connection that carries no byte either way for ``idle_timeout`` seconds is
+    closed: a client with a valid certificate cannot hold a descriptor forever.
+    """
+
+    def __init__(self, context: ssl.SSLContext, upstream: str, idle_timeout: float = 300.0) -> None:
         self._context = context
         self._upstream = upstream
+        self._idle_timeout = idle_timeout
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
 
@@ -76,7 +94,21 @@ class TlsTerminator:
                 log.warning("gRPC upstream %s unreachable: %s", self._upstream, e.strerror)
                 client_writer.close()
                 return
-            await asyncio.gather(_pipe(client_reader, up_writer), _pipe(up_reader, client_writer))
+            active = [asyncio.get_running_loop().time()]
+            pipes = {
+                asyncio.create_task(_pipe(client_reader, up_writer, active)),
+                asyncio.create_task(_pipe(up_reader, client_writer, active)),
+            }
+            idle = asyncio.create_task(_idle(active, self._idle_timeout))
+            try:
+                done, _ = await asyncio.wait({*pipes, idle}, return_when=asyncio.FIRST_COMPLETED)
+                if idle in done:  # no traffic for idle_timeout: end both sides; the pipes then stop
+                    client_writer.close()
+                    up_writer.close()
+                await asyncio.wait(pipes)
+            finally:
+                for task in (*pipes, idle):
+                    task.cancel()
         except asyncio.CancelledError:
             # stop() ended the connection. Returning, not re-raising: before Python 3.13 the
             # start_server done-callback calls task.exception() on a cancelled task, which logs

@@ -27,13 +27,14 @@ from __future__ import annotations
 import ctypes
 import errno
 import platform
+import re
 import struct
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
 
-from exporter.sources import read_small
+from exporter.sources import SourceError, read_small
 from exporter.sources.libc import syscall
 
 
@@ -469,10 +470,24 @@ class Bpf:
         return self.call(Cmd.RAW_TRACEPOINT_OPEN, attr)
 
 
+_CPU_RANGE = re.compile(r"([0-9]{1,7})(?:-([0-9]{1,7}))?\Z")
+
+
+def parse_possible_cpus(text: str, path: str = "/sys/devices/system/cpu/possible") -> int:
+    """Highest CPU number + 1 in a cpulist such as ``0-3,8-11`` (Documentation/admin-guide/cputopology.rst)."""
+    highest = -1
+    for part in text.strip().split(","):
+        match = _CPU_RANGE.match(part)
+        if match is None or (match.group(2) is not None and int(match.group(2)) < int(match.group(1))):
+            raise SourceError(path, f"not a CPU list: {text[:60]!r}")
+        highest = max(highest, int(match.group(2) or match.group(1)))
+    return highest + 1
+
+
 def possible_cpus(sysfs: Path) -> int:
     """How many values a per-CPU map holds: highest possible CPU + 1 (devices/system/cpu/possible)."""
-    text = read_small(sysfs / "devices" / "system" / "cpu" / "possible").strip()
-    return max(int(part.split("-")[-1]) for part in text.split(",")) + 1
+    path = sysfs / "devices" / "system" / "cpu" / "possible"
+    return parse_possible_cpus(read_small(path), str(path))
 
 
 # --- BTF -------------------------------------------------------------------
@@ -504,33 +519,56 @@ _BTF_TRAILER = {
 }
 
 
-def parse_btf_struct_offsets(data: bytes, struct_name: str, members: Iterable[str]) -> dict[str, int]:
+def parse_btf_struct_offsets(
+    data: bytes, struct_name: str, members: Iterable[str], path: str = "/sys/kernel/btf/vmlinux"
+) -> dict[str, int]:
     """Byte offsets of ``members`` in the struct named ``struct_name`` of a raw BTF blob.
 
     Members inside anonymous structs and unions (as CONFIG_RANDSTRUCT lays out
-    task_struct) are found too, at their offset from the outer struct.
+    task_struct) are found too, at their offset from the outer struct. Any blob
+    that is not such BTF (truncated, offsets out of range, a name that is not
+    UTF-8, anonymous members that nest in a cycle) is a :class:`SourceError`.
     """
+    try:
+        return _btf_struct_offsets(data, struct_name, list(members))
+    except struct.error:
+        raise SourceError(path, "truncated") from None
+    except UnicodeDecodeError:
+        raise SourceError(path, "a name is not UTF-8") from None
+    except _BtfError as e:
+        raise SourceError(path, str(e)) from None
+
+
+class _BtfError(Exception):
+    pass
+
+
+def _btf_struct_offsets(data: bytes, struct_name: str, wanted: list[str]) -> dict[str, int]:
     magic, _version, _flags, hdr_len = struct.unpack_from("<HBBI", data, 0)
     if magic != _BTF_MAGIC:
-        raise ValueError("not BTF (bad magic)")
+        raise _BtfError("not BTF (bad magic)")
     type_off, type_len, str_off, _str_len = struct.unpack_from("<IIII", data, 8)
     types = hdr_len + type_off
     strings = hdr_len + str_off
 
     def name_at(off: int) -> str:
-        end = data.index(b"\0", strings + off)
+        end = data.find(b"\0", strings + off)
+        if end < 0 or strings + off > len(data):
+            raise _BtfError(f"name offset {off} is outside the string section")
         return data[strings + off : end].decode()
 
     # Type ids start at 1; for structs and unions keep (member name offset, type id, byte offset).
     composite: dict[int, list[tuple[int, int, int]]] = {}
     named: list[int] = []
     pos, end, type_id = types, types + type_len, 0
+    if end > len(data):
+        raise _BtfError("type section runs past the end")
     while pos < end:
         type_id += 1
         name_off, info, _size = struct.unpack_from("<III", data, pos)
         kind, vlen, kind_flag = (info >> 24) & 0x1F, info & 0xFFFF, info >> 31
         if kind not in _BTF_TRAILER:
-            raise ValueError(f"unknown BTF kind {kind}")
+            raise _BtfError(f"unknown BTF kind {kind}")
         fixed, each = _BTF_TRAILER[kind]
         body = pos + 12
         if kind in _COMPOSITE:
@@ -543,28 +581,29 @@ def parse_btf_struct_offsets(data: bytes, struct_name: str, members: Iterable[st
                 named.append(type_id)
         pos = body + fixed + each * vlen
     if not named:
-        raise ValueError(f"no struct {struct_name} in BTF")
-
-    def walk(tid: int, base: int, out: dict[str, int]) -> None:
-        for m_name, m_type, off in composite[tid]:
-            if m_name:
-                out.setdefault(name_at(m_name), base + off)
-            elif m_type in composite:
-                walk(m_type, base + off, out)
+        raise _BtfError(f"no struct {struct_name} in BTF")
 
     found: dict[str, int] = {}
-    walk(named[0], 0, found)
-    wanted = list(members)
+    # Anonymous members are walked with an explicit stack; a type already on the path is a cycle.
+    todo: list[tuple[int, int, frozenset[int]]] = [(named[0], 0, frozenset({named[0]}))]
+    while todo:
+        tid, base, path = todo.pop()
+        nested = []
+        for m_name, m_type, off in composite[tid]:
+            if m_name:
+                found.setdefault(name_at(m_name), base + off)
+            elif m_type in composite:
+                if m_type in path:
+                    raise _BtfError(f"anonymous members of type {m_type} nest in a cycle")
+                nested.append((m_type, base + off, path | {m_type}))
+        todo.extend(reversed(nested))  # depth first, in member order, as the recursive walk did
     missing = [m for m in wanted if m not in found]
     if missing:
-        raise ValueError(f"struct {struct_name} has no member {', '.join(missing)}")
+        raise _BtfError(f"struct {struct_name} has no member {', '.join(missing)}")
     return {m: found[m] for m in wanted}
 
 
 def read_btf_struct_offsets(sysfs: Path, struct_name: str, members: Sequence[str]) -> dict[str, int]:
     """Member offsets from the running kernel's BTF (``kernel/btf/vmlinux``, CONFIG_DEBUG_INFO_BTF)."""
     path = sysfs / "kernel" / "btf" / "vmlinux"
-    try:
-        return parse_btf_struct_offsets(path.read_bytes(), struct_name, members)
-    except (ValueError, struct.error) as e:
-        raise ValueError(f"{path}: {e}") from None
+    return parse_btf_struct_offsets(path.read_bytes(), struct_name, members, str(path))

@@ -6,10 +6,15 @@ a few keys (HugePages_*) carry no unit. MemAvailable exists since 3.14.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from exporter.sources import SourceError, read_small
+
+# An unsigned decimal (int() also takes "-1", "1_0" and "²"); at most 64 bits, as the kernel's unsigned long.
+_NUMBER = re.compile(r"[0-9]{1,20}\Z")
+_U64_MAX = 2**64 - 1
 
 
 @dataclass(frozen=True)
@@ -41,10 +46,9 @@ def parse_meminfo(text: str, path: str = "/proc/meminfo") -> MemInfo:
         parts = rest.split()
         if not parts or len(parts) > 2 or (len(parts) == 2 and parts[1] != "kB"):
             raise SourceError(path, f"{key}: unexpected value {rest.strip()!r}", lineno)
-        try:
-            number = int(parts[0])
-        except ValueError:
-            raise SourceError(path, f"{key}: {parts[0]!r} is not an integer", lineno) from None
+        if not _NUMBER.match(parts[0]) or int(parts[0]) > _U64_MAX:
+            raise SourceError(path, f"{key[:40]}: {parts[0][:40]!r} is not an unsigned 64-bit integer", lineno)
+        number = int(parts[0])
         values[key] = number * 1024 if len(parts) == 2 else number
 
     def need(key: str) -> int:

@@ -51,8 +51,16 @@ class MountInfo:
     readonly: bool = False  # the mount or its superblock is read-only (node_exporter#3157)
 
 
+def _encode(text: str) -> bytes:
+    """Text back to the kernel's bytes (os.fsdecode's escapes undone); a lone surrogate cannot be a byte: '?'."""
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace")
+
+
 def parse_mountinfo(data: bytes | str, path: str = "/proc/self/mountinfo") -> list[MountInfo]:
-    raw = os.fsencode(data) if isinstance(data, str) else data
+    raw = _encode(data) if isinstance(data, str) else data
     mounts = []
     for lineno, line in enumerate(raw.splitlines(), 1):
         if not line.strip():

@@ -9,6 +9,7 @@ that is what the syscall counters' process-tree filter needs.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,16 +24,23 @@ class PidStat:
     ppid: int
 
 
+_PID = re.compile(r"[0-9]{1,10}\Z")  # pid_max is at most 2**22; no sign, no "_", no other digits
+
+
+def parse_pid_number(text: str, path: str, what: str, line: int | None = None) -> int:
+    """A process id as the kernel prints it: plain ASCII decimal digits."""
+    if not _PID.match(text):
+        raise SourceError(path, f"{what}: {text[:20]!r} is not a number", line)
+    return int(text)
+
+
 def parse_pid_stat(text: str, path: str = "/proc/self/stat") -> PidStat:
     head, paren, rest = text.partition(" (")
     comm, close, tail = rest.rpartition(")")
     fields = tail.split()
     if not paren or not close or len(fields) < 2:
         raise SourceError(path, f"expected 'pid (comm) state ppid ...', got {text[:60]!r}")
-    try:
-        return PidStat(int(head), comm, fields[0], int(fields[1]))
-    except ValueError:
-        raise SourceError(path, f"pid {head!r} or ppid {fields[1]!r} is not a number") from None
+    return PidStat(parse_pid_number(head, path, "pid"), comm, fields[0], parse_pid_number(fields[1], path, "ppid"))
 
 
 def read_pid_stat(procfs: Path, pid: int) -> PidStat:

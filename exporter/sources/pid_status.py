@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from exporter.sources import SourceError, read_small
+from exporter.sources.pid_stat import parse_pid_number
 
 
 @dataclass(frozen=True)
@@ -26,10 +27,7 @@ def parse_pid_status(text: str, path: str = "/proc/self/status") -> PidStatus:
     for lineno, line in enumerate(text.splitlines(), 1):
         key, sep, value = line.partition(":")
         if key in ("Tgid", "Pid"):
-            try:
-                ids[key] = int(value)
-            except ValueError:
-                raise SourceError(path, f"{key}: {value.strip()!r} is not a number", lineno) from None
+            ids[key] = parse_pid_number(value.strip(), path, key, lineno)
         elif not sep and line.strip():
             raise SourceError(path, f"not a 'Key: value' line: {line[:60]!r}", lineno)
     for key in ("Tgid", "Pid"):

@@ -14,6 +14,7 @@ for_each_online_cpu).
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,11 @@ from exporter.sources import SourceError, read_small
 MODES = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
 GUEST_MODES = ("guest", "guest_nice")
 _COLUMNS = MODES + GUEST_MODES
+_CPU = re.compile(r"cpu([0-9]+)\Z")
+# An unsigned decimal, as fs/proc/stat.c prints u64 (int() would also take "-1", "1_0" and "²").
+# An unsigned decimal, as fs/proc/stat.c prints u64 (int() would also take "-1", "1_0" and "²").
+_TICKS = re.compile(r"[0-9]{1,20}\Z")
+_U64_MAX = 2**64 - 1
 
 
 def user_hz() -> int:
@@ -45,17 +51,20 @@ def parse_stat(text: str, hz: int, path: str = "/proc/stat") -> dict[int, CpuTim
             continue
         fields = line.split()
         name = fields[0]
-        if not name[3:].isdigit():
-            raise SourceError(path, f"unexpected CPU name {name!r}", lineno)
+        number = _CPU.match(name)
+        if number is None:
+            raise SourceError(path, f"unexpected CPU name {name[:40]!r}", lineno)
         values = fields[1:]
         if len(values) < 4:
             raise SourceError(path, f"{name} has {len(values)} columns, need at least 4", lineno)
-        try:
-            ticks = [int(v) for v in values[: len(_COLUMNS)]]
-        except ValueError:
-            raise SourceError(path, f"{name} has a non-integer column", lineno) from None
+        columns = values[: len(_COLUMNS)]
+        if not all(_TICKS.match(v) for v in columns):
+            raise SourceError(path, f"{name} has a column that is not an unsigned integer", lineno)
+        ticks = [int(v) for v in columns]
+        if max(ticks) > _U64_MAX:
+            raise SourceError(path, f"{name} has a column beyond 64 bits", lineno)
         by_name = dict(zip(_COLUMNS, ticks, strict=False))
-        cpu = int(name[3:])
+        cpu = int(number.group(1))
         if cpu in cpus:
             raise SourceError(path, f"{name} appears twice", lineno)
         cpus[cpu] = CpuTimes(

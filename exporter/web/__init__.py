@@ -15,6 +15,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, ProcessCollector
 
 from exporter.config.web import WebConfig
+from exporter.http import Connections, LimitedSite
 from exporter.web import collect as _collect
 from exporter.web import instrument as _instrument
 from exporter.web.auth import Middleware, middleware
@@ -100,18 +101,19 @@ async def start_sites(
     runner: web.AppRunner,
     config: WebConfig,
     ssl_context: ssl.SSLContext | None,
+    connections: Connections,
     environ: Mapping[str, str] = os.environ,
 ) -> list[web.BaseSite]:
     """One site per --web.listen-address, or per systemd socket; OSError says what failed and the fix."""
     sites: list[web.BaseSite] = []
     if config.systemd_socket:
         for sock in systemd_sockets(environ, os.getpid()):
-            site = web.SockSite(runner, sock, ssl_context=ssl_context)
+            site = LimitedSite(runner, None, 0, connections, ssl_context, sock)
             await site.start()
             sites.append(site)
         return sites
     for host, port in config.listen_addresses:
-        tcp = web.TCPSite(runner, host or None, port, reuse_address=True, ssl_context=ssl_context)
+        tcp = LimitedSite(runner, host or None, port, connections, ssl_context)
         try:
             await tcp.start()
         except OSError as e:

@@ -418,6 +418,14 @@ def main() -> None:
             "cgroup cycle (tests/bench/bench_cgroups.py)",
             [sys.executable, str(HERE / "bench_cgroups.py"), f"--count={args.cgroups}", "--scrapes=0"],
         ),
+        (
+            "max gap between samples under a gzip flood, wrk -c64 (tests/bench/sample_gap.py)",
+            [sys.executable, str(HERE / "sample_gap.py"), f"--cgroups={args.cgroups}", "--connections=64"],
+        ),
+        (
+            "5,000 idle clients: connections held, evicted, refused (tests/bench/idle_clients.py)",
+            [sys.executable, str(HERE / "idle_clients.py"), "--clients=5000"],
+        ),
         ("gRPC GetStatus (tests/bench/grpc_latency.py)", [sys.executable, str(HERE / "grpc_latency.py"), "100"]),
         (
             "syscall counter cost (tests/bench/bench_syscalls.py)",

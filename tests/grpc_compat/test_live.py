@@ -1,6 +1,7 @@
 """The real exporter process with the gRPC shim on, polled by a real client as the agent polls it."""
 
 import json
+import signal
 import socket
 from pathlib import Path
 
@@ -72,7 +73,8 @@ def test_busy_grpc_port_stops_start_up_with_one_line(tmp_path):
     assert "--grpc.listen-address: cannot listen on 127.0.0.1:" in log
 
 
-def test_mtls_from_the_checkers_config(tmp_path):
+def mtls_config(tmp_path: Path, port: int) -> tuple[Path, grpc.ChannelCredentials]:
+    """A sysmon-vm checker config in mtls mode with test certificates, and an agent's credentials for it."""
     import trustme
 
     ca = trustme.CA()
@@ -81,7 +83,6 @@ def test_mtls_from_the_checkers_config(tmp_path):
     server.private_key_pem.write_to_path(tmp_path / "server-key.pem")
     ca.cert_pem.write_to_path(tmp_path / "root.pem")
     client = ca.issue_cert("agent")
-    port = free_port()
     config = tmp_path / "sysmon-vm.json"
     tls = {"cert_file": "server.pem", "key_file": "server-key.pem", "ca_file": "root.pem"}
     security = {"mode": "mtls", "cert_dir": str(tmp_path), "server_name": "localhost", "role": "checker", "tls": tls}
@@ -90,6 +91,30 @@ def test_mtls_from_the_checkers_config(tmp_path):
     creds = grpc.ssl_channel_credentials(
         ca.cert_pem.bytes(), client.private_key_pem.bytes(), client.cert_chain_pems[0].bytes()
     )
+    return config, creds
+
+
+def test_a_socket_dir_left_by_sigkill_is_removed_at_the_next_start(tmp_path):
+    port = free_port()
+    config, _ = mtls_config(tmp_path, port)
+    base = tmp_path / "run"
+    base.mkdir()
+    env = {"RUNTIME_DIRECTORY": str(base)}
+    with run_exporter([f"--sysmon-vm.config={config}"], tmp_path, env=env) as exp:
+        left = list(base.glob(f"sysmon-grpc-{exp.proc.pid}-*"))
+        assert len(left) == 1
+        exp.proc.send_signal(signal.SIGKILL)
+        exp.proc.wait()
+    assert left[0].exists()
+    with run_exporter([f"--sysmon-vm.config={config}"], tmp_path, env=env) as exp:
+        assert not left[0].exists()
+        assert len(list(base.glob("sysmon-grpc-*"))) == 1
+        assert f"removed {left[0]}, left by process" in exp.stderr()
+
+
+def test_mtls_from_the_checkers_config(tmp_path):
+    port = free_port()
+    config, creds = mtls_config(tmp_path, port)
 
     def poll_tls() -> bool:
         options = [("grpc.ssl_target_name_override", "localhost")]

@@ -182,3 +182,39 @@ async def test_busy_port_is_an_oserror_and_leaves_nothing_behind(mtls):
         await start_server(GrpcConfig("127.0.0.1", port, pki.files), lambda: None)
     assert upstream_sockets() == 1  # only the first server's listener
     assert len(list(Path(tempfile.gettempdir()).glob(f"sysmon-grpc-{os.getpid()}-*"))) == 1
+
+
+async def test_an_idle_connection_with_a_good_certificate_is_closed_after_the_idle_timeout(tmp_path):
+    pki = Pki(tmp_path)
+    snap = fixture_step(None)
+    server = await start_server(GrpcConfig("127.0.0.1", 0, pki.files, idle_timeout_seconds=1.0), lambda: snap)
+    try:
+        with await asyncio.to_thread(idle_client, pki, server.port) as idle:
+            assert await asyncio.to_thread(read_to_eof, idle)  # the socket's 30 s timeout turns a hang into an error
+        async with pki.channel(server.port, pki.client) as channel:  # a new connection is served as before
+            await status(channel)
+    finally:
+        await server.stop()
+
+
+async def test_socket_dirs_of_processes_that_no_longer_run_are_removed_at_start(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    base = tmp_path / "run"
+    base.mkdir()
+    monkeypatch.setenv("RUNTIME_DIRECTORY", str(base))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = base / f"sysmon-grpc-{int(dead.stdout)}-abc123"
+    stale.mkdir()
+    (stale / "agent.sock").write_bytes(b"")
+    live = base / f"sysmon-grpc-{os.getppid()}-def456"  # a running process's: kept
+    live.mkdir()
+    pki = Pki(tmp_path)
+    server = await start(pki)
+    try:
+        assert not stale.exists() and live.exists()
+        assert len(list(base.glob(f"sysmon-grpc-{os.getpid()}-*"))) == 1  # ours, under the runtime directory
+    finally:
+        await server.stop()
+    assert list(base.glob(f"sysmon-grpc-{os.getpid()}-*")) == []

@@ -36,11 +36,27 @@ def test_pre_3_14_kernel_has_no_memavailable():
     [
         ("", "MemTotal is missing"),
         ("MemTotal: 1000 kB\nMemFree: 4", "Buffers is missing"),
-        ("MemTotal: lots kB\n", "not an integer"),
+        ("MemTotal: lots kB\n", "not an unsigned 64-bit integer"),
         ("MemTotal: 1 MB\n", "unexpected value"),
         ("garbage\n", "no ':'"),
+        ("MemTotal: -4 kB\n", "not an unsigned 64-bit integer"),
+        ("MemTotal: 1_000 kB\n", "not an unsigned 64-bit integer"),
+        ("MemTotal: \u0663 kB\n", "not an unsigned 64-bit integer"),
+        (f"MemTotal: {2**64} kB\n", "not an unsigned 64-bit integer"),
+        ("MemTotal: 1" + "0" * 400 + " kB\n", "not an unsigned 64-bit integer"),
     ],
-    ids=["empty", "truncated", "not-integer", "unknown-unit", "no-colon"],
+    ids=[
+        "empty",
+        "truncated",
+        "not-integer",
+        "unknown-unit",
+        "no-colon",
+        "negative",
+        "underscore",
+        "arabic-indic-digit",
+        "beyond-64-bits",
+        "401-digits",
+    ],
 )
 def test_malformed(text, message):
     with pytest.raises(SourceError, match=message):

@@ -64,11 +64,26 @@ def test_offline_cpu_is_absent():
         ("", "no per-CPU lines"),
         ("cpu  1 2 3 4\nintr 1\n", "no per-CPU lines"),
         ("cpu0 1 2\n", "cpu0 has 2 columns"),
-        ("cpu0 1 2 x 4\n", "non-integer"),
+        ("cpu0 1 2 x 4\n", "not an unsigned integer"),
         ("cpuX 1 2 3 4\n", "unexpected CPU name"),
         ("cpu0 1 2 3 4\ncpu0 1 2 3 4\n", "appears twice"),
+        ("cpu\u00b2 1 2 3 4\n", "unexpected CPU name"),
+        ("cpu0 1 -2 3 4\n", "not an unsigned integer"),
+        ("cpu0 1 2_0 3 4\n", "not an unsigned integer"),
+        (f"cpu0 1 2 {2**64} 4\n", "beyond 64 bits"),
     ],
-    ids=["empty", "aggregate-only", "truncated-line", "garbage-column", "bad-name", "duplicate"],
+    ids=[
+        "empty",
+        "aggregate-only",
+        "truncated-line",
+        "garbage-column",
+        "bad-name",
+        "duplicate",
+        "superscript-cpu-number",
+        "negative",
+        "underscore",
+        "beyond-64-bits",
+    ],
 )
 def test_malformed(text, message):
     with pytest.raises(SourceError, match=message) as info:

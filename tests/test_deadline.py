@@ -1,0 +1,122 @@
+"""A source whose read never returns fails alone; the sampler keeps its cadence; /-/ready tells staleness."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import threading
+import time
+from pathlib import Path
+
+from exporter.http import Published, make_app
+from exporter.sampler import Job, Sampler
+from exporter.snapshot import Deadline, Readers, Snapshot, SystemClock, take_snapshot
+from tests.helpers import FIXTURES, http_get, parse_exposition, run_exporter, wait_until
+
+
+def fifo_root(tmp_path: Path) -> Path:
+    """vm-2cpu's /proc with meminfo replaced by a FIFO nobody writes: open(2) blocks, as on a hung FUSE file."""
+    root = tmp_path / "root"
+    shutil.copytree(FIXTURES / "vm-2cpu", root, symlinks=True)
+    (root / "proc" / "meminfo").unlink()
+    os.mkfifo(root / "proc" / "meminfo")
+    return root
+
+
+def release(fifo: Path) -> None:
+    """Unblocks the reader (a writer opens the FIFO and closes it) and puts the real file in the FIFO's place."""
+    fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)  # succeeds because a reader is waiting
+    try:
+        real = fifo.with_name("meminfo.real")
+        shutil.copyfile(FIXTURES / "vm-2cpu" / "proc" / "meminfo", real)
+        real.rename(fifo)
+    finally:
+        os.close(fd)
+
+
+def test_hung_source_fails_alone_and_is_not_read_again_while_blocked(tmp_path):
+    root = fifo_root(tmp_path)
+    readers = Readers(root / "proc", root / "sys", 100, frozenset({"cpu", "meminfo"}))
+    deadline = Deadline(0.2)
+    before = threading.active_count()
+    snap: Snapshot | None = None
+    for _ in range(5):
+        snap = take_snapshot(snap, readers, SystemClock(), deadline)
+        assert snap.statuses["meminfo"].success is False
+        assert snap.statuses["meminfo"].error.startswith("timed out after 0.2s")
+        assert snap.statuses["cpu"].success is True
+    # one thread per source (cpu, meminfo), not one per tick
+    assert threading.active_count() - before == 2
+    release(root / "proc" / "meminfo")
+    # the blocked read returns; the next one reads the file now in its place
+    wait_until(
+        lambda: take_snapshot(None, readers, SystemClock(), deadline).statuses["meminfo"].success,
+        what="meminfo to be read again once its blocked read returned",
+    )
+    assert threading.active_count() - before == 2
+
+
+def test_fifo_meminfo_in_the_real_process_fails_meminfo_and_cpu_keeps_sampling(tmp_path):
+    root = fifo_root(tmp_path)
+    args = [
+        f"--path.procfs={root / 'proc'}",
+        f"--path.sysfs={root / 'sys'}",
+        "--sampler.interval=100ms",
+        "--sampler.source-timeout=300ms",
+        "--no-collector.perf",
+        "--no-collector.filesystem",
+        "--no-collector.cgroup",
+        "--no-collector.syscalls",
+    ]
+    with run_exporter(args, tmp_path) as exporter:
+
+        def meminfo_timed_out() -> dict[str, dict[tuple[tuple[str, str], ...], float]] | None:
+            series = parse_exposition(exporter.metrics())
+            ok = series["sysmon_source_success"]
+            return series if ok[(("source", "meminfo"),)] == 0 and ok[(("source", "cpu"),)] == 1 else None
+
+        first = wait_until(meminfo_timed_out, what="meminfo to fail by its deadline")
+        stamp = first["sysmon_last_sample_timestamp_seconds"][()]
+        # samples go on while the read stays blocked
+        wait_until(
+            lambda: parse_exposition(exporter.metrics())["sysmon_last_sample_timestamp_seconds"][()] > stamp + 0.5,
+            what="the sampler to keep sampling",
+        )
+        assert http_get(exporter.url + "/-/ready")[0] == 200
+        assert parse_exposition(exporter.metrics())["sysmon_source_success"][(("source", "meminfo"),)] == 0
+        assert "source meminfo failed: timed out after 0.3s" in exporter.stderr()
+        assert exporter.stderr().count("source meminfo failed") == 1  # one line, not one per tick
+
+
+async def test_ready_is_503_with_the_reason_when_a_job_stops_sampling(aiohttp_client):
+    unblock = threading.Event()
+    calls = []
+
+    def step(previous: Snapshot | None) -> Snapshot:
+        calls.append(time.monotonic())
+        if len(calls) > 1:
+            unblock.wait()
+        return Snapshot(timestamp_seconds=len(calls))
+
+    sampler: Sampler[Snapshot] = Sampler([Job("cpu", 0.05, step)], lambda snap: snap)
+    client = await aiohttp_client(make_app(Published(sampler.latest, lambda: None, sampler.stale), "test"))
+    await sampler.start()
+    try:
+
+        async def ready() -> tuple[int, str]:
+            resp = await client.get("/-/ready")
+            return resp.status, await resp.text()
+
+        await asyncio.wait_for(sampler.ready.wait(), 10)
+        while (answer := await ready())[0] == 200:
+            await asyncio.sleep(0.02)
+        status, text = answer
+        assert status == 503
+        assert "job cpu has had no good sample for" in text and "(interval 0.05s)" in text
+        unblock.set()
+        while (await ready())[0] != 200:
+            await asyncio.sleep(0.02)
+    finally:
+        unblock.set()
+        await sampler.stop()
