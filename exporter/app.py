@@ -79,7 +79,7 @@ def build_recorder(guest: GuestConfig) -> Recorder | None:
     if guest.record_dir is None:
         return None
     signer = load_private_key(guest.sign_key) if guest.sign_key is not None else None
-    return Recorder(guest.record_dir, guest.record_max_bytes, signer=signer)
+    return Recorder(guest.record_dir, guest.record_max_bytes, signer=signer, fmt=guest.record_format)
 
 
 def build_ingest(guest: GuestConfig, clock: Clock, recorder: Recorder | None) -> Ingest | None:
