@@ -100,6 +100,7 @@ def open_syscalls(config: Config) -> Iterator[SyscallReaders | None]:
         cgroup=config.syscalls.cgroup,
         exclude_self=not config.syscalls.include_self,
         by=config.syscalls.by,
+        containers=config.syscalls.containers,
     )
     try:
         counter = SyscallCounter(config.roots.procfs, config.roots.sysfs, filt)
