@@ -313,3 +313,14 @@ def test_a_signature_with_changed_unused_base64_bits_is_caught(tmp_path: Path) -
     bad.write_bytes(cloudevent.jcs(event) + b"\n")
     verdict = verify_file(bad, public_pem(key))
     assert (verdict.bad_line, verdict.reason) == (1, "not a signed record line")
+
+
+def test_jsonl_records_rows_and_guest_events_but_not_hellos_or_channel_events(tmp_path: Path) -> None:
+    recorder = Recorder(tmp_path, 1 << 20)
+    recorder("vm-1", entry("hello", {"v": 1, "type": "hello"}), 100)
+    recorder("vm-1", entry("lifecycle", "connect", 1), 100)
+    recorder("vm-1", entry("row", row(7), 2), 100)
+    recorder("vm-1", entry("cloudevent", GUEST_EVENT, 3), 100)
+    recorder.close()
+    lines = [json.loads(line) for line in (tmp_path / "vm-1.jsonl").read_bytes().splitlines()]
+    assert lines == [entry("row", row(7), 2), entry("cloudevent", GUEST_EVENT, 3)]
