@@ -109,7 +109,7 @@ def build_recorder(guest: GuestConfig) -> Recorder | None:
     if guest.record_dir is None:
         return None
     signer = load_private_key(guest.sign_key) if guest.sign_key is not None else None
-    return Recorder(guest.record_dir, guest.record_max_bytes, signer=signer)
+    return Recorder(guest.record_dir, guest.record_max_bytes, signer=signer, fmt=guest.record_format)
 
 
 def build_ingest(guest: GuestConfig, clock: Clock, recorder: Recorder | None) -> Ingest | None:
@@ -130,6 +130,7 @@ def open_syscalls(config: Config) -> Iterator[SyscallReaders | None]:
         cgroup=config.syscalls.cgroup,
         exclude_self=not config.syscalls.include_self,
         by=config.syscalls.by,
+        containers=config.syscalls.containers,
     )
     try:
         counter = SyscallCounter(config.roots.procfs, config.roots.sysfs, filt)

@@ -18,6 +18,7 @@ REASONS = (
     "invalid_row",
     "unsupported_version",
     "rate_limited",
+    "invalid_cloudevent",
 )
 
 # The values of sysmon_guest_channel_events_total{event}, in the order they happen.

@@ -47,8 +47,21 @@ def test_guest_socket_from_the_environment_is_a_list():
         (["--guest.record=/tmp"], "--guest.record"),
         (["--guest.listen=vsock:1", "--guest.record=/nonexistent/dir"], "--guest.record"),
         (["--guest.listen=vsock:1", "--guest.record.sign-key=/k.pem"], "--guest.record.sign-key"),
+        (["--guest.listen=vsock:1", "--guest.record.format=cloudevents"], "--guest.record.format"),
+        (["--guest.listen=vsock:1", "--guest.record=/tmp", "--guest.record.format=xml"], "--guest.record.format"),
     ],
-    ids=["listen-kind", "listen-port", "max-vms", "rate", "line", "record-alone", "record-missing", "key-alone"],
+    ids=[
+        "listen-kind",
+        "listen-port",
+        "max-vms",
+        "rate",
+        "line",
+        "record-alone",
+        "record-missing",
+        "key-alone",
+        "format-alone",
+        "format-unknown",
+    ],
 )
 def test_bad_guest_flags_name_the_option(argv, option):
     with pytest.raises(ConfigError) as e:

@@ -50,6 +50,8 @@ def test_flags():
         False,
     )
     assert load(["--collector.syscalls", "--syscalls.include-self"], {}).syscalls.include_self
+    assert load(["--collector.syscalls", "--syscalls.containers"], {}).syscalls.containers
+    assert not load(["--collector.syscalls"], {}).syscalls.containers
     assert "syscalls" not in load([], {}).collectors  # off by default
 
 
@@ -58,9 +60,10 @@ def test_flags():
     [
         (["--syscalls.pid=42"], "--syscalls.pid", "add --collector.syscalls"),
         (["--syscalls.include-self"], "--syscalls.include-self", "add --collector.syscalls"),
+        (["--syscalls.containers"], "--syscalls.containers", "add --collector.syscalls"),
         (["--collector.syscalls", "--syscalls.pid=-3"], "--syscalls.pid", "positive integer"),
     ],
-    ids=["pid-without-collector", "include-self-without-collector", "bad-pid"],
+    ids=["pid-without-collector", "include-self-without-collector", "containers-without-collector", "bad-pid"],
 )
 def test_bad_flags_name_the_option(argv, option, needle):
     with pytest.raises(ConfigError, match=needle) as e:

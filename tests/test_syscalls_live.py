@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from exporter.sources.syscalls import Filter, SyscallCounter, container_cgroups, read_cgroup2_paths
 from tests.helpers import ROOT, free_port, http_get, parse_exposition, require_root, run_exporter, wait_until
 
 pytestmark = pytest.mark.live
@@ -130,11 +132,16 @@ def cgroup2(name: str) -> Iterator[Path]:
     try:
         yield path
     finally:
-        with contextlib.suppress(OSError):
-            for pid in (path / "cgroup.procs").read_text().split():
-                (CGROUP2 / "cgroup.procs").write_text(pid)
-        wait_until(lambda: not (path / "cgroup.procs").read_text().strip(), what=f"{path} to empty")
-        path.rmdir()
+        remove_cgroup(path)
+
+
+def remove_cgroup(path: Path) -> None:
+    """Moves what is left in ``path`` to the root cgroup, then removes it."""
+    with contextlib.suppress(OSError):
+        for pid in (path / "cgroup.procs").read_text().split():
+            (CGROUP2 / "cgroup.procs").write_text(pid)
+    wait_until(lambda: not (path / "cgroup.procs").read_text().strip(), what=f"{path} to empty")
+    path.rmdir()
 
 
 def join_cgroup(path: Path):  # type: ignore[no-untyped-def]
@@ -200,6 +207,89 @@ def test_by_cgroup_labels_with_the_cgroup_path(tmp_path):
     assert by[(f"/{cg.name}", "sched_getscheduler")] == RARE_CALLS + CHILD_RARE_CALLS
     assert {label for label, _ in by} <= {f"/{cg.name}", "other"}
     assert_only_the_worker(syscalls_of(series))
+
+
+@contextlib.contextmanager
+def container_scope(create: bool = True) -> Iterator[Path]:
+    """A cgroup2 path shaped like a Docker container's scope, /system.slice/docker-<64 hex>.scope; made if asked."""
+    if not (CGROUP2 / "cgroup.procs").exists():
+        pytest.skip(f"no cgroup2 hierarchy at {CGROUP2}")
+    parent = CGROUP2 / "system.slice"
+    made_parent = not parent.exists()
+    parent.mkdir(exist_ok=True)
+    path = parent / f"docker-{secrets.token_hex(32)}.scope"
+    if create:
+        path.mkdir()
+    try:
+        yield path
+    finally:
+        if path.exists():
+            remove_cgroup(path)
+        if made_parent:
+            with contextlib.suppress(OSError):  # in use by another scope: left as it was found
+                parent.rmdir()
+
+
+def test_containers_only_counts_each_container_exactly_and_no_host_process(tmp_path):
+    """One container before attach, one started after, and the same calls from a host process beside them."""
+    require_bpf()
+    with container_scope() as before, container_scope(create=False) as after:
+        in_before, on_host = start_worker(join_cgroup(before)), start_worker()
+        workers = [in_before, on_host]
+        try:
+            args = ["--collector.syscalls", "--syscalls.containers", "--syscalls.by=cgroup", "--sampler.interval=100ms"]
+            with run_exporter(args, tmp_path) as exp:
+                assert source_success(exp) == 1.0, exp.stderr()
+                after.mkdir()
+                for _ in range(2):  # the first may have walked before the mkdir; the second walked after it
+                    next_sample(exp.metrics)
+                in_after = start_worker(join_cgroup(after))
+                workers.append(in_after)
+                for worker in workers:
+                    release_and_run_decoy(worker)
+                settled(exp, 2 * (RARE_CALLS + CHILD_RARE_CALLS))
+                series = dict(parse_exposition(exp.metrics()).get("sysmon_syscalls_total", {}))
+        finally:
+            for worker in workers:
+                worker.kill()
+                worker.wait()
+        others = set(container_cgroups(read_cgroup2_paths(Path("/proc")))) - {before.stat().st_ino, after.stat().st_ino}
+    by = {(dict(k)["cgroup"], dict(k)["syscall"]): v for k, v in series.items()}
+    for scope in (before, after):
+        label = "/" + scope.relative_to(CGROUP2).as_posix()
+        assert by[(label, "sched_getscheduler")] == RARE_CALLS + CHILD_RARE_CALLS, (label, by)
+        assert by[(label, "getppid")] >= CHEAP_CALLS
+        assert (label, "sched_getparam") not in by  # only the decoys make it, in the host's cgroup
+    if not others:  # no real container on this machine: nothing else is in the counts
+        assert syscalls_of(series)["sched_getscheduler"] == 2 * (RARE_CALLS + CHILD_RARE_CALLS)
+
+
+def test_the_containers_map_follows_cgroups_as_they_come_and_go():
+    """Each walk adds new container cgroups (a cgroup below one maps to the container's) and drops removed ones."""
+    require_bpf()
+    counter = SyscallCounter(Path("/proc"), Path("/sys"), Filter(exclude_self=True, containers=True))
+    try:
+        with container_scope() as scope:
+            scope_id = scope.stat().st_ino
+            assert scope_id not in counter.tracked_containers()  # made after attach, not walked yet
+            inner = scope / "init"
+            inner.mkdir()
+            try:
+                inner_id = inner.stat().st_ino
+                counter.refresh_containers()
+                tracked = counter.tracked_containers()
+                assert (tracked.get(scope_id), tracked.get(inner_id)) == (scope_id, scope_id)
+            finally:
+                inner.rmdir()
+            counter.refresh_containers()
+            tracked = counter.tracked_containers()
+            assert inner_id not in tracked and tracked.get(scope_id) == scope_id
+        counter.refresh_containers()
+        tracked = counter.tracked_containers()
+        assert scope_id not in tracked
+        assert tracked == container_cgroups(read_cgroup2_paths(Path("/proc")))
+    finally:
+        counter.close()
 
 
 @pytest.mark.parametrize("include_self", [False, True], ids=["self-excluded", "self-included"])

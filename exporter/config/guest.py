@@ -6,10 +6,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from exporter.config.flags import ConfigError, Opt, Section
-from exporter.config.values import bytes_in, duration_in, int_in, parse_pattern, positive_float
+from exporter.config.values import bytes_in, duration_in, int_in, parse_choice, parse_pattern, positive_float
 
 HOST_CID = 2  # VMADDR_CID_HOST, vsock(7)
 VMADDR_CID_ANY = 0xFFFFFFFF
+RECORD_FORMATS = ("jsonl", "cloudevents")
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ class GuestConfig:
     record_dir: Path | None = None
     record_max_bytes: int = 64 << 20
     sign_key: Path | None = None
+    record_format: str = "jsonl"
 
     @property
     def enabled(self) -> bool:
@@ -81,6 +83,10 @@ class GuestConfig:
             raise ConfigError("--guest.record", "records nothing without --guest.socket or --guest.listen")
         if self.sign_key is not None and self.record_dir is None:
             raise ConfigError("--guest.record.sign-key", "signs recorded lines; pass --guest.record=DIR as well")
+        if self.record_format != "jsonl" and self.record_dir is None:
+            raise ConfigError(
+                "--guest.record.format", "is the format of --guest.record; pass --guest.record=DIR as well"
+            )
         if self.record_dir is not None and not self.record_dir.is_dir():
             raise ConfigError("--guest.record", f"{self.record_dir} is not a directory; create it first")
 
@@ -116,6 +122,11 @@ GUEST = Section(
     record_dir=Opt("guest.record", Path, "append every guest row to DIR/<vm>.jsonl"),
     record_max_bytes=Opt("guest.record.max-bytes", bytes_in(4096, 1 << 40), "rotate a record file at this size"),
     sign_key=Opt("guest.record.sign-key", Path, "Ed25519 PEM private key that signs each recorded line"),
+    record_format=Opt(
+        "guest.record.format",
+        parse_choice(RECORD_FORMATS),
+        "jsonl (rows as host-stamped JSON lines) or cloudevents (one CloudEvents 1.0 JSON event a line)",
+    ),
 )
 
 

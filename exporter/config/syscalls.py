@@ -18,6 +18,7 @@ class SyscallsConfig:
     include_self: bool = False
     by: str | None = None
     top: int = 10
+    containers: bool = False
 
     def check(self, enabled: bool) -> None:
         """Filters without the collector would be silently ignored: refuse them."""
@@ -35,4 +36,10 @@ SYSCALLS = Section(
     include_self=Opt("syscalls.include-self", parse_bool, "count the exporter's own syscalls too", boolean=True),
     by=Opt("syscalls.by", parse_choice(SYSCALLS_BY), "add a label: " + " or ".join(SYSCALLS_BY)),
     top=Opt("syscalls.top", int_in(1, 1000), "with --syscalls.by, label values kept; the rest count as other"),
+    containers=Opt(
+        "syscalls.containers",
+        parse_bool,
+        "count only tasks in container cgroups (docker, containerd, cri-o scopes, cgroupfs ids), found each sample",
+        boolean=True,
+    ),
 )

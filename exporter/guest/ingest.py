@@ -13,7 +13,9 @@ no VM).
 The ``vm`` label always comes from this side (pattern capture, socket name or
 peer CID); what a guest says about itself only reaches ``sysmon_guest_info``.
 Each row is re-stamped with the host's clocks; the guest's wall clock is kept
-only as the offset. Bounds: a line longer than ``max_line_bytes`` is discarded
+only as the offset. Rows, hellos, the guest's own CloudEvents (which make no
+series) and channel events go to the recorder (record.py), which writes what
+its format holds. Bounds: a line longer than ``max_line_bytes`` is discarded
 up to its newline, a token bucket limits rows per VM, a VM has one connection
 at a time (on a listener the newest replaces the older), and at most
 ``max_vms`` VMs are tracked, so memory does not grow with what guests send.
@@ -40,7 +42,7 @@ from typing import Any, Protocol
 
 from exporter.config import Address, GuestConfig
 from exporter.guest.channel import listen_socket, vm_label, vm_of_unix_listener
-from exporter.guest.protocol import MAX_NUMBER, Hello, Malformed, Row, parse_line
+from exporter.guest.protocol import MAX_NUMBER, GuestEvent, Hello, Malformed, Row, parse_line
 from exporter.guest_state import GuestVm
 from exporter.snapshot import Clock
 
@@ -112,11 +114,15 @@ class _Vm:
         self.malformed: dict[str, int] = {}
 
 
-class Record(Protocol):
-    """Where accepted rows are recorded (record.Recorder)."""
+Entry = dict[str, Any]
+LIFECYCLE_BYTES = 128  # what a channel event's entry counts against the recorder's queue
 
-    def __call__(self, vm: str, record: dict[str, Any], size: int) -> None:
-        """Queue the re-stamped row of ``vm``; ``size`` is the length of the line it came from."""
+
+class Record(Protocol):
+    """Where accepted rows, hellos, guest CloudEvents and channel events are recorded (record.Recorder)."""
+
+    def __call__(self, vm: str, record: Entry, size: int) -> None:
+        """Queue the re-stamped entry of ``vm``; ``size`` is the length of the line it came from."""
 
     def unrecorded(self) -> Mapping[str, int]:
         """Rows per VM that were accepted but not written."""
@@ -223,6 +229,18 @@ class Ingest:
     def _event(self, st: _Vm, event: str) -> None:
         with self._lock:
             self._count(st.events, event)
+        self._record_event(st, event)
+
+    def _record_event(self, st: _Vm, event: str) -> None:
+        # connect_failed repeats every --guest.rescan-interval while a VM is down: counted, not recorded
+        if self.record is not None and event != "connect_failed":
+            self.record(st.view.vm, self._entry("lifecycle", event, st.view.vm), LIFECYCLE_BYTES)
+
+    def _entry(self, key: str, value: Any, vm: str, wall: float | None = None, mono: float | None = None) -> Entry:
+        """What the recorder gets: ``vm``, the host's clocks in ns, and ``key`` (row, hello, lifecycle, cloudevent)."""
+        wall = self.clock.wall() if wall is None else wall
+        mono = self.clock.monotonic() if mono is None else mono
+        return {"vm": vm, "host_wall_ns": int(wall * 1e9), "host_mono_ns": int(mono * 1e9), key: value}
 
     def _line(self, st: _Vm, line: bytes) -> None:
         if not line.strip():
@@ -247,12 +265,15 @@ class Ingest:
         with self._lock:
             if isinstance(msg, Hello):
                 st.view = replace(st.view, hostname=msg.hostname, agent_version=msg.agent_version, boot_id=msg.boot_id)
-                return
-            record = self._row(st, msg)
+                record = self._entry("hello", msg.raw, st.view.vm)
+            elif isinstance(msg, GuestEvent):  # recorded only: what a guest says of itself makes no series
+                record = self._entry("cloudevent", msg.raw, st.view.vm)
+            else:
+                record = self._row(st, msg)
         if self.record is not None:
             self.record(st.view.vm, record, len(line))
 
-    def _row(self, st: _Vm, row: Row) -> dict[str, Any]:
+    def _row(self, st: _Vm, row: Row) -> Entry:
         wall, mono = self.clock.wall(), self.clock.monotonic()
         if row.seq <= st.last_seq:  # the agent restarted: its drop count starts again
             st.last_dropped = 0
@@ -271,14 +292,16 @@ class Ingest:
             dropped_rows_total=_saturating_add(st.view.dropped_rows_total, dropped),
         )
         st.last_row_monotonic = mono
-        return {"vm": st.view.vm, "host_wall_ns": int(wall * 1e9), "host_mono_ns": int(mono * 1e9), "row": row.raw}
+        return self._entry("row", row.raw, st.view.vm, wall, mono)
 
     # --- connections ---
 
     def _connected(self, st: _Vm, delta: int) -> None:
+        event = "connect" if delta > 0 else "disconnect"
         with self._lock:
             st.connections += delta
-            self._count(st.events, "connect" if delta > 0 else "disconnect")
+            self._count(st.events, event)
+        self._record_event(st, event)
 
     def _data(self, st: _Vm, lines: LineSplitter, chunk: bytes) -> None:
         for line in lines.feed(chunk):

@@ -25,6 +25,11 @@ of the gRPC payload (:data:`MAX_NUMBER`); the quantities a row carries are
 all non-negative. Strings are valid Unicode (a JSON ``\\ud800`` escape is not)
 and label values carry no control characters. :func:`parse_line` raises
 nothing but :class:`Malformed`.
+
+A line with ``specversion`` is the guest's own CloudEvents 1.0 event in
+structured JSON mode, checked by :func:`exporter.guest.cloudevent.check_guest_event`
+(reason ``invalid_cloudevent``; a ``specversion`` other than "1.0" is
+``unsupported_version``): the host records it and makes no series of it.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from exporter.config import GUEST_MAX_CGROUPS
+from exporter.guest.cloudevent import SPECVERSION, InvalidEvent, check_guest_event, sdk_missing
 from exporter.snapshot import Snapshot
 from exporter.sources.stat import MODES
 
@@ -63,6 +69,8 @@ MEMORY_FIELDS = (
 )
 # Per-cgroup values a row carries (CgroupStats fields), with --collector.cgroup on the agent.
 CGROUP_FIELDS = ("cpu_usage_seconds", "memory_usage_bytes", "pids_current")
+
+
 def canonical_json(obj: Any) -> bytes:
     """Sorted keys, compact separators, UTF-8: the bytes a signature covers."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
@@ -113,6 +121,14 @@ class Hello:
     agent_version: str
     boot_id: str
     hostname: str
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class GuestEvent:
+    """A CloudEvents 1.0 event the guest sent itself (a line with ``specversion``): recorded, never a metric."""
+
+    raw: Mapping[str, Any]
 
 
 @dataclass(frozen=True)
@@ -232,7 +248,18 @@ def _decode(text: str) -> Any:
     return msg
 
 
-def parse_line(line: bytes) -> Hello | Row:
+def _guest_event(msg: dict[str, Any]) -> GuestEvent:
+    if msg["specversion"] != SPECVERSION:
+        raise Malformed("unsupported_version", f"specversion={str(msg['specversion'])[:16]}")
+    try:
+        return GuestEvent(check_guest_event(msg))
+    except InvalidEvent as e:
+        raise Malformed("invalid_cloudevent", str(e)) from None
+    except ImportError:
+        raise Malformed("unsupported_version", f"a CloudEvent; the host {sdk_missing()}") from None
+
+
+def parse_line(line: bytes) -> Hello | Row | GuestEvent:
     """Decode and check one line (without its newline); raise :class:`Malformed` with the reason."""
     try:
         text = line.decode("utf-8")
@@ -241,11 +268,13 @@ def parse_line(line: bytes) -> Hello | Row:
     msg = _decode(text)
     if not isinstance(msg, dict):
         raise Malformed("invalid_row", "not a JSON object")
+    if "specversion" in msg:
+        return _guest_event(msg)
     if msg.get("v") != VERSION:
         raise Malformed("unsupported_version", f"v={str(msg.get('v'))[:16]}")
     kind = msg.get("type")
     if kind == "hello":
-        return Hello(_text(msg, "agent_version"), _text(msg, "boot_id"), _text(msg, "hostname"))
+        return Hello(_text(msg, "agent_version"), _text(msg, "boot_id"), _text(msg, "hostname"), msg)
     if kind != "row":
         raise Malformed("invalid_row", f"type {str(kind)[:16]!r}")
     cpu: dict[int, dict[str, float]] = {}

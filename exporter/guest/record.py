@@ -1,9 +1,19 @@
 """Recording re-stamped guest rows to ``<dir>/<vm>.jsonl``, optionally signed, and checking them.
 
-Each line is one JSON object: ``vm``, ``host_wall_ns``, ``host_mono_ns``, the
-guest's ``row`` as received, and with a signing key ``sig``: the base64
-Ed25519 signature (RFC 8032) over the canonical JSON (sorted keys, compact
-separators, UTF-8) of the same object without ``sig``. A file that reaches
+``--guest.record.format=jsonl`` (the default): each line is one JSON object:
+``vm``, ``host_wall_ns``, ``host_mono_ns``, the guest's ``row`` (or
+``cloudevent``, an event the guest sent itself) as received, and with a
+signing key ``sig``: the base64 Ed25519 signature (RFC 8032) over the
+canonical JSON (sorted keys, compact separators, UTF-8) of the same object
+without ``sig``. Hellos and channel events are not in this format.
+
+``--guest.record.format=cloudevents``: each line is one CloudEvents 1.0 event
+in structured JSON mode, for every row, hello, guest-sent event and channel
+event (cloudevent.py says which attributes), written in its canonical form;
+with a signing key the ``sysmonsig`` extension carries the signature over
+:func:`exporter.guest.cloudevent.canonical` (RFC 8785 JCS of the event without
+``sysmonsig``). This needs the ``cloudevents`` package (the ``cloudevents``
+extra). :func:`verify_file` checks either kind of line. A file that reaches
 ``max_bytes`` is renamed to ``<vm>.jsonl.1`` (older ones shift up to ``.<keep>``)
 and a new one is started. Keys are PEM (``openssl genpkey -algorithm ed25519``).
 Signing needs the ``cryptography`` package (the ``sign`` extra).
@@ -23,6 +33,7 @@ import json
 import logging
 import os
 import queue
+import socket
 import stat
 import threading
 from collections.abc import Mapping
@@ -31,6 +42,7 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 
 from exporter.config import ConfigError
+from exporter.guest import cloudevent
 from exporter.guest.protocol import canonical_json
 
 log = logging.getLogger("exporter.guest.record")
@@ -71,6 +83,24 @@ class Verdict:
     lines: int
     bad_line: int | None = None
     reason: str = ""
+    event_id: str = ""  # the bad line's CloudEvents id, when it has one
+
+
+def _check_line(record: Any, key: Any) -> None:
+    """Raise InvalidSignature, or ValueError/KeyError/TypeError for a line that is no signed record."""
+    if not isinstance(record, dict):
+        raise TypeError("not an object")
+    if "specversion" in record:
+        key.verify(_signature(record[cloudevent.SIG]), cloudevent.canonical(record))
+    else:
+        key.verify(_signature(record.pop("sig")), canonical_json(record))
+
+
+def _signature(text: Any) -> bytes:
+    sig = base64.b64decode(text, validate=True)
+    if base64.b64encode(sig).decode() != text:  # b64decode ignores the unused bits of the last character
+        raise ValueError("not the canonical base64 of a signature")
+    return sig
 
 
 def verify_file(path: Path, public_key_pem: bytes) -> Verdict:
@@ -90,15 +120,20 @@ def verify_file(path: Path, public_key_pem: bytes) -> Verdict:
     count = 0
     with path.open("rb") as f:
         for count, raw in enumerate(f, 1):
+            record: Any = None
             try:
                 record = json.loads(raw)
-                sig = base64.b64decode(record.pop("sig"), validate=True)
-                key.verify(sig, canonical_json(record))
+                _check_line(record, key)
             except InvalidSignature:
-                return Verdict(count, count, "signature does not match the line")
+                return Verdict(count, count, "signature does not match the line", _event_id(record))
             except (ValueError, KeyError, TypeError, AttributeError):
-                return Verdict(count, count, "not a signed record line")
+                return Verdict(count, count, "not a signed record line", _event_id(record))
     return Verdict(count)
+
+
+def _event_id(record: Any) -> str:
+    event_id = record.get("id") if isinstance(record, dict) and "specversion" in record else None
+    return event_id[: cloudevent.MAX_ATTRIBUTE_TEXT] if isinstance(event_id, str) else ""
 
 
 class Recorder:
@@ -122,8 +157,16 @@ class Recorder:
         signer: Signer | None = None,
         queue_size: int = 4096,
         queue_bytes: int = 8 << 20,
+        fmt: str = "jsonl",
+        host: str | None = None,
     ) -> None:
         self.directory, self.max_bytes, self.keep, self.signer = directory, max_bytes, keep, signer
+        self.fmt, self.host = fmt, host if host is not None else socket.gethostname()
+        if fmt == "cloudevents":
+            try:
+                import cloudevents  # noqa: F401
+            except ImportError:
+                raise ConfigError("--guest.record.format", cloudevent.sdk_missing()) from None
         self.lost = 0
         try:
             self._dir = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -141,6 +184,8 @@ class Recorder:
 
     def __call__(self, vm: str, record: dict[str, Any], size: int) -> None:
         """Queue ``record`` for ``vm``; ``size`` is the length of the line it was parsed from."""
+        if self.fmt == "jsonl" and ("hello" in record or "lifecycle" in record):
+            return  # not in this format
         with self._lock:  # only the writer thread takes from the queue, so a queue not full takes this row
             fits = self._queued_bytes + size <= self._queue_bytes and not self._queue.full()
             if fits:
@@ -201,10 +246,18 @@ class Recorder:
             os.close(fd)
             raise
 
-    def _write(self, vm: str, record: dict[str, Any]) -> bool:
+    def _line(self, record: dict[str, Any]) -> bytes:
+        if self.fmt == "cloudevents":
+            event = cloudevent.from_entry(record, self.host)
+            if self.signer is not None:
+                event[cloudevent.SIG] = base64.b64encode(self.signer.sign(cloudevent.canonical(event))).decode()
+            return cloudevent.jcs(event) + b"\n"
         if self.signer is not None:
             record = {**record, "sig": base64.b64encode(self.signer.sign(canonical_json(record))).decode()}
-        line = canonical_json(record) + b"\n"
+        return canonical_json(record) + b"\n"
+
+    def _write(self, vm: str, record: dict[str, Any]) -> bool:
+        line = self._line(record)
         try:
             f = self._files.get(vm)
             if f is None:

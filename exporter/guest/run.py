@@ -67,7 +67,8 @@ def run_verify(argv: Sequence[str], env: Mapping[str, str]) -> int:
         print(f"sysmon-exporter: {path}: {e.strerror}", file=sys.stderr)
         return 2
     if verdict.bad_line is not None:
-        print(f"{path}:{verdict.bad_line}: {verdict.reason}")
+        event = f" (event {verdict.event_id})" if verdict.event_id else ""
+        print(f"{path}:{verdict.bad_line}: {verdict.reason}{event}")
         return 1
     print(f"{path}: {verdict.lines} lines, all signatures valid")
     return 0

@@ -43,6 +43,7 @@ class Cmd(IntEnum):
 
     MAP_CREATE = 0
     MAP_UPDATE_ELEM = 2
+    MAP_DELETE_ELEM = 3
     MAP_GET_NEXT_KEY = 4
     PROG_LOAD = 5
     PROG_TEST_RUN = 10
@@ -359,6 +360,10 @@ class Bpf:
             ctypes.create_string_buffer(key, len(key)),
             ctypes.create_string_buffer(value, len(value)),
         )
+
+    def delete(self, fd: int, key: bytes) -> None:
+        """Remove ``key`` from a hash map; ENOENT when it is not there."""
+        self._elem(Cmd.MAP_DELETE_ELEM, fd, ctypes.create_string_buffer(key, len(key)), None)
 
     def keys(self, fd: int, key_size: int) -> list[bytes]:
         """Every key of a hash map (BPF_MAP_GET_NEXT_KEY from no key)."""

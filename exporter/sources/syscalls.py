@@ -35,6 +35,14 @@ helper call or two:
 - cgroup v2 subtree: ``bpf_get_current_ancestor_cgroup_id(level)`` (5.6)
   equals the target's id (its directory's inode number) exactly for tasks in
   the target or below it. cgroup v1 hierarchies have no such id.
+- containers: a hash of cgroup v2 ids, each mapped to the id of the container
+  cgroup it is or is below, looked up with ``bpf_get_current_cgroup_id()``
+  (4.18). Userspace fills it from a walk of the cgroup2 hierarchy before
+  attaching and again before every read (:meth:`SyscallCounter.refresh_containers`),
+  recognising containers as ``sysmon_cgroup_info`` does
+  (:func:`exporter.sources.cgroup.container_identity`), and deletes the ids of
+  removed cgroups. A container created between two reads is counted from the
+  second.
 - the exporter's own process is skipped unless asked, by its tgid as the
   kernel numbers it: a one-instruction program run once with
   BPF_PROG_TEST_RUN (5.10) in the exporter's context returns it, since
@@ -65,6 +73,7 @@ from exporter.sources.bpf import (
     R4,
     R6,
     R7,
+    R8,
     Asm,
     Bpf,
     BpfUnavailable,
@@ -74,6 +83,7 @@ from exporter.sources.bpf import (
     possible_cpus,
     read_btf_struct_offsets,
 )
+from exporter.sources.cgroup import container_identity
 from exporter.sources.mountinfo import MountInfo, read_mountinfo
 from exporter.sources.pid_stat import read_descendants
 from exporter.sources.pid_status import read_pid_status
@@ -81,6 +91,7 @@ from exporter.sources.syscall_names import NAMES
 
 MAX_SYSCALLS = 1024
 MAX_TRACKED_PROCESSES = 65536
+MAX_CONTAINER_CGROUPS = 65536
 
 
 def syscall_name(nr: int, machine: str) -> str:
@@ -97,6 +108,7 @@ class Filter:
     cgroup: Path | None = None
     exclude_self: bool = False  # skip the calling process (the exporter), unless asked to include it
     by: str | None = None  # "comm" | "cgroup": also count per command name or per cgroup v2
+    containers: bool = False  # only tasks in cgroups that container_identity() names a container
 
 
 @dataclass(frozen=True)
@@ -160,12 +172,17 @@ def count_program(
     pids_fd: int | None,
     cgroup: CgroupTarget | None,
     breakdown: BreakdownMap | None = None,
+    containers_fd: int | None = None,
 ) -> Asm:
     """``sys_enter``: skip unless the filters match, then add 1 to this CPU's slot for the syscall number.
 
     With a breakdown, also add 1 to this CPU's value for (comm or cgroup id, number).
-    Stack: fp-4 the u32 number (counts key), fp-8 the u32 tgid (pids key); the
-    breakdown key (label, u32 number, u32 padding) below them, its zero value below that.
+    With ``containers_fd`` (a hash of cgroup v2 id -> the id of the container cgroup
+    it is, or is below), only tasks whose cgroup is a key count, and a cgroup
+    breakdown labels them with the container's cgroup.
+    Stack: fp-4 the u32 number (counts key), fp-8 the u32 tgid (pids key), fp-16
+    the u64 cgroup id (containers key); the breakdown key (label, u32 number, u32
+    padding) below fp-8 once those are used, its zero value below that.
     """
     a = Asm()
     a.comment("r6 = ctx (struct bpf_raw_tracepoint_args *), kept across calls")
@@ -188,6 +205,13 @@ def count_program(
         a.call(Helper.GET_CURRENT_ANCESTOR_CGROUP_ID)
         a.ld_imm64(R1, cgroup.id)
         a.jne_reg(R0, R1, "out")
+    if containers_fd is not None:
+        a.comment("the task's cgroup is no container's: not counted; r8 = the container's cgroup id")
+        a.call(Helper.GET_CURRENT_CGROUP_ID)
+        a.store(FP, -16, R0)
+        _map_call(a, Helper.MAP_LOOKUP_ELEM, containers_fd, -16)
+        a.jeq_imm(R0, 0, "out")
+        a.load(R8, R0, 0)
     a.comment("r7 = args[1], the syscall number; numbers past the table are not counted")
     a.load(R7, R6, 8)
     a.jge_imm(R7, MAX_SYSCALLS, "out")
@@ -205,6 +229,9 @@ def count_program(
             a.add_imm(R1, key)
             a.mov_imm(R2, size)
             a.call(Helper.GET_CURRENT_COMM)
+        elif containers_fd is not None:
+            a.comment("key = {the container's cgroup id, number, 0}")
+            a.store(FP, key, R8)
         else:
             a.comment("key = {cgroup id, number, 0}")
             a.call(Helper.GET_CURRENT_CGROUP_ID)
@@ -331,6 +358,31 @@ def read_cgroup2_paths(procfs: Path) -> dict[int, str]:
     return out
 
 
+def container_cgroups(paths: Mapping[int, str]) -> dict[int, int]:
+    """{cgroup id: the id of its container's cgroup} for every cgroup that is a container's or below one.
+
+    ``paths`` is :func:`read_cgroup2_paths`. A cgroup is a container's when
+    :func:`exporter.sources.cgroup.container_identity` (the recogniser behind
+    ``sysmon_cgroup_info``) finds a container id in its path and its parent's
+    path holds another one (or none); below it, a cgroup belongs to the same
+    container.
+    """
+    ids = {path: cid for cid, path in paths.items()}
+    out: dict[int, int] = {}
+    for path in sorted(paths.values(), key=lambda p: p.count("/")):
+        identity = container_identity(path)
+        if identity is None or not identity[1]:
+            continue
+        parent = path.rsplit("/", 1)[0] or "/"
+        parent_identity = container_identity(parent)
+        cid = ids[path]
+        if parent_identity is not None and parent_identity[1] == identity[1] and ids.get(parent) in out:
+            out[cid] = out[ids[parent]]
+        else:
+            out[cid] = cid
+    return out
+
+
 def read_cgroup_target(procfs: Path, path: Path) -> CgroupTarget:
     resolved = path.resolve()
     st = os.stat(resolved)  # FileNotFoundError names the path
@@ -436,8 +488,15 @@ class SyscallCounter:
             self._breakdown = BreakdownMap(fd, filt.by)
         self._cgroup_paths: dict[int, str] = {}
         self._by_seen: dict[bytes, int] = {}  # breakdown key -> its running value at the previous read
+        self._containers: int | None = None
+        self._in_map: dict[int, int] = {}  # what the containers map holds: cgroup id -> container cgroup id
+        if filt.containers:
+            self._containers = self._privileged(
+                "containers map", bpf.map_create, MapType.HASH, 8, 8, MAX_CONTAINER_CGROUPS, "sysmon_sc_ctrs"
+            )
+            self.refresh_containers()  # before attaching: the containers there now count from the start
         exclude = self._own_tgid() if filt.exclude_self else None
-        code = count_program(self._counts, exclude, pids, cgroup, self._breakdown)
+        code = count_program(self._counts, exclude, pids, cgroup, self._breakdown, self._containers)
         self._attach("sys_enter", self._load("sysmon_sc_enter", code))
 
     def _own_tgid(self) -> int:
@@ -452,6 +511,37 @@ class SyscallCounter:
             self._fds.remove(fd)
             os.close(fd)
 
+    def refresh_containers(self) -> None:
+        """Walk the cgroup2 hierarchy and make the containers map hold exactly its container cgroups.
+
+        New ones are added, removed ones deleted. Beyond MAX_CONTAINER_CGROUPS
+        cgroups (the map's size) the rest are not counted until others go.
+        """
+        if self._containers is None:
+            return
+        self._cgroup_paths = read_cgroup2_paths(self._procfs)
+        wanted = container_cgroups(self._cgroup_paths)
+        for cid in [c for c in self._in_map if c not in wanted]:
+            with contextlib.suppress(FileNotFoundError):
+                self._bpf.delete(self._containers, struct.pack("=Q", cid))
+            del self._in_map[cid]
+        for cid, container in wanted.items():
+            if self._in_map.get(cid) == container:
+                continue
+            if cid not in self._in_map and len(self._in_map) >= MAX_CONTAINER_CGROUPS:
+                break
+            self._bpf.update(self._containers, struct.pack("=Q", cid), struct.pack("=Q", container))
+            self._in_map[cid] = container
+
+    def tracked_containers(self) -> dict[int, int]:
+        """What the containers map holds, read back from the kernel: {cgroup id: container cgroup id}."""
+        if self._containers is None:
+            return {}
+        return {
+            struct.unpack("=Q", k)[0]: struct.unpack("=Q", v)[0]
+            for k, v in self._bpf.lookup_all(self._containers, 8, 8, MAX_CONTAINER_CGROUPS)
+        }
+
     def tracked_processes(self) -> set[int]:
         """The tgids the process-tree filter currently counts (empty without one)."""
         if self._pids is None:
@@ -459,7 +549,11 @@ class SyscallCounter:
         return {struct.unpack("=I", k)[0] for k in self._bpf.keys(self._pids, 4)}
 
     def read(self) -> dict[int, int]:
-        """{syscall number: count since attach, summed over CPUs} for every number seen at least once."""
+        """{syscall number: count since attach, summed over CPUs} for every number seen at least once.
+
+        With the container filter, the containers map is brought up to date first (each sample's walk).
+        """
+        self.refresh_containers()
         out: dict[int, int] = {}
         for key, value in self._bpf.lookup_all(self._counts, 4, 8 * self._ncpus, MAX_SYSCALLS):
             total = sum(struct.unpack(f"={self._ncpus}Q", value))

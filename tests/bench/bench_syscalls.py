@@ -11,7 +11,13 @@ C loop, reporting microseconds per call. Each round measures, in turn:
 - ``pid-other``: filtered to a process tree that is not the workload (a
   sleeping child), so the workload's calls pay the filter and are dropped;
 - ``cgroup-other``: filtered to an empty cgroup v2 directory;
-- ``by-comm``, ``by-cgroup``: unfiltered with the per-label breakdown.
+- ``by-comm``, ``by-cgroup``: unfiltered with the per-label breakdown;
+- ``containers-other``: ``--syscalls.containers`` with the workload on the host,
+  so its calls pay the container lookup and are dropped;
+- ``containers-in``, ``containers-by-cgroup``: the workload in a cgroup shaped
+  like a Docker scope (``/system.slice/docker-<64 hex>.scope`` under the
+  cgroup2 mount), counted, without and with the per-container breakdown
+  (``none-in`` is its baseline: nothing attached, the workload in the scope).
 
 Rounds interleave the modes so drift (other tenants of the VM) spreads evenly;
 the table shows the median and minimum per mode and the median minus the
@@ -24,6 +30,7 @@ import argparse
 import contextlib
 import os
 import re
+import secrets
 import statistics
 import subprocess
 import sys
@@ -37,9 +44,17 @@ from exporter.sources.syscalls import Filter, SyscallCounter
 CGROUP2 = Path("/sys/fs/cgroup/unified")
 
 
-def ns_per_call(loops: int) -> float:
+def ns_per_call(loops: int, cgroup: Path | None = None) -> float:
+    def join() -> None:
+        if cgroup is not None:
+            (cgroup / "cgroup.procs").write_text("0")
+
     out = subprocess.run(
-        ["perf", "bench", "syscall", "basic", "-l", str(loops)], capture_output=True, text=True, check=True
+        ["perf", "bench", "syscall", "basic", "-l", str(loops)],
+        capture_output=True,
+        text=True,
+        check=True,
+        preexec_fn=join,
     ).stdout
     m = re.search(r"([\d.]+) usecs/op", out)
     if m is None:
@@ -70,31 +85,42 @@ def main() -> int:
     other = subprocess.Popen(["sleep", "3600"])
     cgroup = CGROUP2 / f"sysmon-bench-{os.getpid()}"
     cgroup.mkdir()
-    modes: dict[str, Filter | None] = {
-        "none": None,
-        "unfiltered": Filter(exclude_self=True),
-        "pid-other": Filter(pid=other.pid, exclude_self=True),
-        "cgroup-other": Filter(cgroup=cgroup, exclude_self=True),
-        "by-comm": Filter(exclude_self=True, by="comm"),
-        "by-cgroup": Filter(exclude_self=True, by="cgroup"),
+    made_slice = not (CGROUP2 / "system.slice").exists()
+    scope = CGROUP2 / "system.slice" / f"docker-{secrets.token_hex(32)}.scope"
+    scope.mkdir(parents=True)
+    # name: (filter, the workload's cgroup)
+    modes: dict[str, tuple[Filter | None, Path | None]] = {
+        "none": (None, None),
+        "unfiltered": (Filter(exclude_self=True), None),
+        "pid-other": (Filter(pid=other.pid, exclude_self=True), None),
+        "cgroup-other": (Filter(cgroup=cgroup, exclude_self=True), None),
+        "by-comm": (Filter(exclude_self=True, by="comm"), None),
+        "by-cgroup": (Filter(exclude_self=True, by="cgroup"), None),
+        "containers-other": (Filter(exclude_self=True, containers=True), None),
+        "none-in": (None, scope),
+        "containers-in": (Filter(exclude_self=True, containers=True), scope),
+        "containers-by-cgroup": (Filter(exclude_self=True, containers=True, by="cgroup"), scope),
     }
     results: dict[str, list[float]] = {name: [] for name in modes}
     try:
         ns_per_call(args.loops // 10)  # warm up
         for _ in range(args.rounds):
-            for name, filt in modes.items():
+            for name, (filt, where) in modes.items():
                 with attached(filt):
-                    results[name].append(ns_per_call(args.loops))
+                    results[name].append(ns_per_call(args.loops, where))
     finally:
         other.kill()
         other.wait()
         cgroup.rmdir()
-    base = statistics.median(results["none"])
+        scope.rmdir()
+        if made_slice:
+            scope.parent.rmdir()
     print(f"getppid(2) x {args.loops:,} per measurement, {args.rounds} rounds, {os.cpu_count()} CPUs")
-    print(f"{'mode':<14}{'median ns':>12}{'min ns':>10}{'added ns':>10}")
+    print(f"{'mode':<22}{'median ns':>12}{'min ns':>10}{'added ns':>10}")
     for name, values in results.items():
         med = statistics.median(values)
-        print(f"{name:<14}{med:>12.1f}{min(values):>10.1f}{med - base:>10.1f}")
+        base = statistics.median(results["none-in" if modes[name][1] is not None else "none"])
+        print(f"{name:<22}{med:>12.1f}{min(values):>10.1f}{med - base:>10.1f}")
     return 0
 
 

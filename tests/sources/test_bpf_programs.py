@@ -35,8 +35,8 @@ BYTES = ROOT / "fixtures" / "bpf" / "programs.hex"
 GOLDEN = ROOT / "golden" / "bpf"
 
 # The same arguments as the capture (see the header of programs.hex).
-COUNTS, PIDS, BY_COMM, BY_CGROUP = 11, 12, 13, 14
-MAPS = {COUNTS: "counts", PIDS: "pids", BY_COMM: "by_comm", BY_CGROUP: "by_cgroup"}
+COUNTS, PIDS, BY_COMM, BY_CGROUP, CONTAINERS = 11, 12, 13, 14, 15
+MAPS = {COUNTS: "counts", PIDS: "pids", BY_COMM: "by_comm", BY_CGROUP: "by_cgroup", CONTAINERS: "containers"}
 TGID, CGROUP = 4242, CgroupTarget(id=0x1_0000_0002, level=2)
 PID_OFF, TGID_OFF = 2440, 2444
 COMM, CGROUP_BY = BreakdownMap(BY_COMM, "comm"), BreakdownMap(BY_CGROUP, "cgroup")
@@ -51,6 +51,9 @@ VARIANTS: dict[str, Callable[[], Asm]] = {
     "count-by-cgroup": lambda: count_program(COUNTS, None, None, None, CGROUP_BY),
     "count-pid-cgroup-exclude-self-by-comm": lambda: count_program(COUNTS, TGID, PIDS, CGROUP, COMM),
     "count-pid-cgroup-exclude-self-by-cgroup": lambda: count_program(COUNTS, TGID, PIDS, CGROUP, CGROUP_BY),
+    "count-exclude-self-containers": lambda: count_program(COUNTS, TGID, None, None, None, CONTAINERS),
+    "count-exclude-self-containers-by-cgroup": lambda: count_program(COUNTS, TGID, None, None, CGROUP_BY, CONTAINERS),
+    "count-exclude-self-containers-by-comm": lambda: count_program(COUNTS, TGID, None, None, COMM, CONTAINERS),
     "fork": lambda: fork_program(PIDS, TGID_OFF),
     "free": lambda: free_program(PIDS, PID_OFF, TGID_OFF),
     "own-tgid": own_tgid_program,

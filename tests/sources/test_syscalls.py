@@ -18,6 +18,7 @@ from exporter.sources.syscalls import (
     Filter,
     SyscallCounter,
     cgroup2_level,
+    container_cgroups,
     count_program,
     fork_program,
     free_program,
@@ -277,3 +278,30 @@ def test_a_failed_start_releases_every_fd_it_opened(filt, error):
     with pytest.raises(error):
         SyscallCounter(Path("/proc"), Path("/sys"), filt)
     assert set(os.listdir("/proc/self/fd")) == before
+
+
+DOCKER = "docker-" + "a" * 64 + ".scope"
+POD = "kubepods-burstable-pod0f1e2d3c_4b5a_6978_8796_a5b4c3d2e1f0.slice"
+CRI = "cri-containerd-" + "b" * 64 + ".scope"
+
+
+def test_container_cgroups_are_what_cgroup_info_calls_containers_and_what_is_below_them():
+    paths = {
+        1: "/",
+        2: "/system.slice",
+        3: f"/system.slice/{DOCKER}",
+        4: f"/system.slice/{DOCKER}/init",  # a cgroup inside the container: counted as the container
+        5: "/kubepods.slice",
+        6: f"/kubepods.slice/{POD}",  # a pod without a container id: not a container
+        7: f"/kubepods.slice/{POD}/{CRI}",
+        8: "/docker/" + "c" * 64,  # cgroupfs driver
+        9: "/user.slice/sshd.scope",
+        10: "/" + "d" * 63,  # one hex digit short
+    }
+    assert container_cgroups(paths) == {3: 3, 4: 3, 7: 7, 8: 8}
+
+
+def test_a_container_inside_a_container_is_its_own():
+    outer, inner = "docker-" + "a" * 64 + ".scope", "docker-" + "e" * 64 + ".scope"
+    paths = {1: "/", 2: f"/{outer}", 3: f"/{outer}/{inner}", 4: f"/{outer}/{inner}/x"}
+    assert container_cgroups(paths) == {2: 2, 3: 3, 4: 3}
