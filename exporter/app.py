@@ -26,12 +26,12 @@ from exporter.guest.record import Recorder, load_private_key
 from exporter.http import ConnectionLimits, Connections, Published, make_app
 from exporter.sampler import Job, Sampler
 from exporter.snapshot import (
-    CgroupReaders,
+    CgroupSources,
     Clock,
+    CpuSources,
     Deadline,
-    Readers,
     Snapshot,
-    SyscallReaders,
+    SyscallSources,
     SystemClock,
     describe,
     read_cgroup_step,
@@ -119,7 +119,7 @@ def build_ingest(guest: GuestConfig, clock: Clock, recorder: Recorder | None) ->
 
 
 @contextlib.contextmanager
-def open_syscalls(config: Config) -> Iterator[SyscallReaders | None]:
+def open_syscalls(config: Config) -> Iterator[SyscallSources | None]:
     """The syscall counters attached with the configured filters (or the reason they are not); closed on exit."""
     if "syscalls" not in config.collectors:
         yield None
@@ -136,10 +136,10 @@ def open_syscalls(config: Config) -> Iterator[SyscallReaders | None]:
         counter = SyscallCounter(config.roots.procfs, config.roots.sysfs, filt)
     except (BpfUnavailable, SourceError, OSError, ValueError) as e:
         reason = e.strerror if isinstance(e, BpfUnavailable) and e.strerror else describe(e)
-        yield SyscallReaders(None, reason, machine, config.syscalls.by, config.syscalls.top)
+        yield SyscallSources(None, reason, machine, config.syscalls.by, config.syscalls.top)
         return
     try:
-        yield SyscallReaders(counter, "", machine, config.syscalls.by, config.syscalls.top)
+        yield SyscallSources(counter, "", machine, config.syscalls.by, config.syscalls.top)
     finally:
         counter.close()
 
@@ -174,9 +174,9 @@ def connection_cap(config: Config) -> int:
 
 def build_sampler(
     config: Config,
-    readers: Readers,
+    readers: CpuSources,
     ingest: Ingest | None = None,
-    syscalls: SyscallReaders | None = None,
+    syscalls: SyscallSources | None = None,
     registry: CollectorRegistry | None = None,
     connections: Connections | None = None,
 ) -> Sampler[Exposition]:
@@ -199,13 +199,13 @@ def build_sampler(
     def cgroup() -> Job:
         c = config.cgroup
         limits = CgroupLimits(c.max_depth, c.include, c.exclude, c.max_count)
-        cgroups = CgroupReaders(config.roots.cgroupfs, limits, readers.hz, config.roots.sysfs)
+        cgroups = CgroupSources(config.roots.cgroupfs, limits, readers.hz, config.roots.sysfs)
         step = partial(take_cgroup_snapshot, readers=cgroups, clock=clock, deadline=deadline)
         walk = partial(read_cgroup_step, readers=cgroups, clock=clock, deadline=deadline)
         return Job("cgroup", c.interval_seconds, step, prepare=walk)
 
     def syscall_job() -> Job:
-        attached = syscalls or SyscallReaders(None, "syscall counters are not attached", platform.machine())
+        attached = syscalls or SyscallSources(None, "syscall counters are not attached", platform.machine())
         return Job("syscalls", interval, partial(take_syscalls, readers=attached, clock=clock, deadline=deadline))
 
     # One job per catalogue job with an enabled source; the CPU job also stamps every sample.
@@ -268,7 +268,7 @@ async def serve(config: Config) -> int:
 async def _serve(config: Config, stop: asyncio.Event, ingest: Ingest | None) -> int:
     front = open_front_door(config.web)  # a bad --web.config.file stops start-up with one line
     with open_perf(config) as (perf, perf_error), open_syscalls(config) as syscalls:
-        readers = Readers(
+        readers = CpuSources(
             config.roots.procfs,
             config.roots.sysfs,
             user_hz(),

@@ -33,7 +33,7 @@ import logging
 import math
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Generic, TypeVar
 
@@ -105,7 +105,8 @@ class Sampler(Generic[R]):
     def _run_step(self, step: Step) -> None:
         # Runs on the single worker thread: steps never overlap.
         current = self._current
-        snap = step(None if current is None else current[0])
+        # The ticks each job skipped so far ride on the snapshot (sysmon_sampler_skipped_ticks_total).
+        snap = replace(step(None if current is None else current[0]), skipped_ticks=dict(self.skipped_ticks))
         self._current = (snap, self._render(snap))
 
     async def _loop(self, job: Job) -> None:

@@ -1,7 +1,7 @@
 """One frozen Snapshot of everything the exporter serves, and the code that takes it.
 
 ``take_snapshot`` is synchronous and pure apart from reading the kernel files
-its :class:`Readers` point at: each source runs on its own, and its outcome is
+its :class:`CpuSources` point at: each source runs on its own, and its outcome is
 recorded as a :class:`SourceStatus` (success, duration, error). A failing
 source never stops another. Counters are made monotonic here, across samples:
 /proc/stat idle and iowait can step backwards on NO_HZ kernels
@@ -76,7 +76,7 @@ class SyscallSource(Protocol):
 
 
 @dataclass(frozen=True)
-class SyscallReaders:
+class SyscallSources:
     """The attached syscall counters, or None and why not; ``machine`` picks the name table.
 
     ``by`` ("comm" or "cgroup") adds that label to the counts for the ``top`` busiest
@@ -190,7 +190,7 @@ class SyscallBreakdown:
 
 
 @dataclass(frozen=True)
-class Readers:
+class CpuSources:
     """Where and what the CPU/memory sampling step reads. Roots are explicit; nothing is global."""
 
     procfs: Path
@@ -227,7 +227,7 @@ class HttpConnections:
 
 
 @dataclass(frozen=True)
-class CgroupReaders:
+class CgroupSources:
     """Where and how the cgroup sampling step walks: an explicit cgroupfs root and the walk's bounds.
 
     ``sysfs`` names block devices; None means the sysfs holding ``cgroupfs`` when that is
@@ -262,6 +262,7 @@ class Snapshot:
     syscalls_by: Mapping[tuple[str, str], float] = field(default_factory=dict)  # (label value, syscall)
     cgroups: CgroupTree | None = None
     statuses: Mapping[str, SourceStatus] = field(default_factory=dict)
+    skipped_ticks: Mapping[str, int] = field(default_factory=dict)  # by sampler job, set by the sampler
     guests: Mapping[str, GuestVm] = field(default_factory=dict)  # by vm label, from the guest ingest
     http: HttpConnections | None = None  # from the web listener, when there is one
     # Carried from sample to sample; not exposed.
@@ -443,7 +444,7 @@ class _CpuPart:
     counters: Monotonic | None = None
 
 
-def _read_cpu(prev: Snapshot, readers: Readers, run: _Run) -> _CpuPart:
+def _read_cpu(prev: Snapshot, readers: CpuSources, run: _Run) -> _CpuPart:
     stat: dict[int, CpuTimes] | None = None
     if "cpu" in readers.collectors:
         stat = run("cpu", lambda: read_stat(readers.procfs, readers.hz))
@@ -461,7 +462,7 @@ def _read_cpu(prev: Snapshot, readers: Readers, run: _Run) -> _CpuPart:
 
 
 def _read_frequency(
-    readers: Readers, run: _Run, online: tuple[int, ...]
+    readers: CpuSources, run: _Run, online: tuple[int, ...]
 ) -> tuple[dict[int, Frequency], dict[int, CpuFreq]]:
     """cpufreq, then /proc/cpuinfo for the CPUs cpufreq has no current frequency for; and cpufreq's reading."""
     frequency: dict[int, Frequency] = {}
@@ -485,7 +486,7 @@ class _PerfPart:
     counters: Monotonic
 
 
-def _read_perf(prev: Snapshot, readers: Readers, run: _Run, online: tuple[int, ...]) -> _PerfPart | None:
+def _read_perf(prev: Snapshot, readers: CpuSources, run: _Run, online: tuple[int, ...]) -> _PerfPart | None:
     if "perf" not in readers.collectors:
         return None
     perf = readers.perf
@@ -520,7 +521,7 @@ def _perf_frequency(prev: Snapshot, perf: _PerfPart, busy_seconds: Mapping[int, 
 
 
 def take_snapshot(
-    previous: Snapshot | None, readers: Readers, clock: Clock, deadline: Deadline | None = None
+    previous: Snapshot | None, readers: CpuSources, clock: Clock, deadline: Deadline | None = None
 ) -> Snapshot:
     """Read every enabled CPU and memory source once; keep what other steps own (e.g. cgroups)."""
     prev = previous or Snapshot()
@@ -587,7 +588,7 @@ def with_http(previous: Snapshot | None, connections: Callable[[], HttpConnectio
 
 
 def take_syscalls(
-    previous: Snapshot | None, readers: SyscallReaders, clock: Clock, deadline: Deadline | None = None
+    previous: Snapshot | None, readers: SyscallSources, clock: Clock, deadline: Deadline | None = None
 ) -> Snapshot:
     """Sum the per-CPU syscall counts (kept since attach, so already monotonic); keep everything else."""
     prev = previous or Snapshot()
@@ -620,7 +621,7 @@ def take_syscalls(
 
 
 def take_cgroup_snapshot(
-    previous: Snapshot | None, readers: CgroupReaders, clock: Clock, deadline: Deadline | None = None
+    previous: Snapshot | None, readers: CgroupSources, clock: Clock, deadline: Deadline | None = None
 ) -> Snapshot:
     """Walk and read every cgroup within the bounds; keep what the CPU step owns.
 
@@ -633,7 +634,7 @@ def take_cgroup_snapshot(
 
 
 def read_cgroup_step(
-    readers: CgroupReaders, clock: Clock, deadline: Deadline | None = None
+    readers: CgroupSources, clock: Clock, deadline: Deadline | None = None
 ) -> Callable[[Snapshot | None], Snapshot]:
     """The walk of :func:`take_cgroup_snapshot`, done now; returns the step that puts it into a snapshot.
 

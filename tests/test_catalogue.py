@@ -10,7 +10,7 @@ import pytest
 
 from exporter.catalogue import JOBS, SOURCES, collector_defaults
 from exporter.config import AGENT, SERVE, load, load_agent
-from exporter.snapshot import Readers, SystemClock, _Run, take_snapshot
+from exporter.snapshot import CpuSources, SystemClock, _Run, take_snapshot
 from tests.helpers import FIXTURES, ROOT
 
 PACKAGE = ROOT / "exporter"
@@ -64,7 +64,7 @@ def test_every_status_a_cpu_step_records_is_catalogued():
     names = {n for n in SOURCES if SOURCES[n].job == "cpu"}
     snap = take_snapshot(
         None,
-        Readers(
+        CpuSources(
             root / "proc",
             root / "sys",
             100,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from exporter.collector import CachedFamilies, Renderer, default_collectors
 from exporter.collector.exposition import Piece
-from exporter.snapshot import CgroupReaders, Readers, Snapshot, take_cgroup_snapshot, take_snapshot
+from exporter.snapshot import CgroupSources, CpuSources, Snapshot, take_cgroup_snapshot, take_snapshot
 from exporter.sources.cgroup import CgroupLimits
 from tests.helpers import FIXTURES, ROOT, parse_exposition
 
@@ -28,12 +28,12 @@ class FixedClock:
         return 100.0
 
 
-def cgroups(root: Path, **limits) -> CgroupReaders:  # type: ignore[no-untyped-def]
-    return CgroupReaders(root, CgroupLimits(**limits), 100)
+def cgroups(root: Path, **limits) -> CgroupSources:  # type: ignore[no-untyped-def]
+    return CgroupSources(root, CgroupLimits(**limits), 100)
 
 
 def test_cpu_and_cgroup_steps_keep_each_others_part():
-    cpu = Readers(FIXTURES / "vm-2cpu" / "proc", FIXTURES / "vm-2cpu" / "sys", 100, frozenset({"cpu", "meminfo"}))
+    cpu = CpuSources(FIXTURES / "vm-2cpu" / "proc", FIXTURES / "vm-2cpu" / "sys", 100, frozenset({"cpu", "meminfo"}))
     s1 = take_snapshot(None, cpu, FixedClock())
     s2 = take_cgroup_snapshot(s1, cgroups(V2), FixedClock())
     s3 = take_snapshot(s2, cpu, FixedClock())
@@ -102,7 +102,7 @@ def test_cpu_steps_reuse_the_cgroup_bytes():
         return [Piece(b"# HELP x text\n", b"# HELP x om\n", b"x 1.0\n")]
 
     renderer = Renderer([], cached=[CachedFamilies(lambda s: s.cgroups, render)])
-    cpu = Readers(FIXTURES / "vm-2cpu" / "proc", FIXTURES / "vm-2cpu" / "sys", 100, frozenset({"cpu"}))
+    cpu = CpuSources(FIXTURES / "vm-2cpu" / "proc", FIXTURES / "vm-2cpu" / "sys", 100, frozenset({"cpu"}))
     s1 = take_cgroup_snapshot(None, cgroups(V2), FixedClock())
     renderer(s1)
     s2 = take_snapshot(s1, cpu, FixedClock())
@@ -124,9 +124,9 @@ def test_unreadable_file_fails_that_file_only():
         (root / APP.lstrip("/") / "pids.max").chmod(0)
         (root / "system.slice" / "kubelet.service").chmod(0o600)  # a directory it cannot list
         script = (
-            "import json; from pathlib import Path; from exporter.snapshot import CgroupReaders, take_cgroup_snapshot,"
+            "import json; from pathlib import Path; from exporter.snapshot import CgroupSources, take_cgroup_snapshot,"
             " SystemClock; from exporter.sources.cgroup import CgroupLimits\n"
-            f"s = take_cgroup_snapshot(None, CgroupReaders(Path({str(root)!r}), CgroupLimits(), 100), SystemClock())\n"
+            f"s = take_cgroup_snapshot(None, CgroupSources(Path({str(root)!r}), CgroupLimits(), 100), SystemClock())\n"
             "print(json.dumps({'status': [s.statuses['cgroup'].success, s.statuses['cgroup'].error],"
             " 'errors': s.cgroups.errors, 'cgroups': sorted(s.cgroups.stats),"
             f" 'app_pids_current': s.cgroups.stats[{APP!r}].pids_current}}))\n"

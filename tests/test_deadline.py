@@ -11,7 +11,7 @@ from pathlib import Path
 
 from exporter.http import Published, make_app
 from exporter.sampler import Job, Sampler
-from exporter.snapshot import Deadline, Readers, Snapshot, SystemClock, take_snapshot
+from exporter.snapshot import CpuSources, Deadline, Snapshot, SystemClock, take_snapshot
 from tests.helpers import FIXTURES, http_get, parse_exposition, run_exporter, wait_until
 
 
@@ -37,7 +37,7 @@ def release(fifo: Path) -> None:
 
 def test_hung_source_fails_alone_and_is_not_read_again_while_blocked(tmp_path):
     root = fifo_root(tmp_path)
-    readers = Readers(root / "proc", root / "sys", 100, frozenset({"cpu", "meminfo"}))
+    readers = CpuSources(root / "proc", root / "sys", 100, frozenset({"cpu", "meminfo"}))
     deadline = Deadline(0.2)
     before = threading.active_count()
     snap: Snapshot | None = None

@@ -21,11 +21,11 @@ from exporter.collector import Renderer, default_collectors
 from exporter.config import GuestConfig
 from exporter.guest.ingest import Ingest
 from exporter.snapshot import (
-    CgroupReaders,
+    CgroupSources,
+    CpuSources,
     HttpConnections,
-    Readers,
     Snapshot,
-    SyscallReaders,
+    SyscallSources,
     take_cgroup_snapshot,
     take_snapshot,
     take_syscalls,
@@ -85,7 +85,7 @@ def _snapshot(
 ) -> Snapshot:
     snap = None
     for root in roots:
-        readers = Readers(
+        readers = CpuSources(
             root / "proc",
             root / "sys",
             100,
@@ -111,11 +111,11 @@ def _with_guests(snap: Snapshot) -> Snapshot:
 
 
 def _with_syscalls(snap: Snapshot, counts: Path) -> Snapshot:
-    return take_syscalls(snap, SyscallReaders(RecordedSyscalls(counts), "", "x86_64"), FixedClock())
+    return take_syscalls(snap, SyscallSources(RecordedSyscalls(counts), "", "x86_64"), FixedClock())
 
 
 def _cgroup_snapshot(root: Path) -> Snapshot:
-    return take_cgroup_snapshot(None, CgroupReaders(root / "sys" / "fs" / "cgroup", CgroupLimits(), 100), FixedClock())
+    return take_cgroup_snapshot(None, CgroupSources(root / "sys" / "fs" / "cgroup", CgroupLimits(), 100), FixedClock())
 
 
 # name -> how its snapshot is made; each writes tests/golden/<name>.prom
@@ -133,6 +133,7 @@ SCENARIOS: dict[str, Callable[[], Snapshot]] = {
         COLLECTORS | {"perf"},
         RecordedPerf({0: PerfReading(4.3e10, 4.1e10), 1: PerfReading(8.9e10, 8.6e10)}),
     ),
+    "vm-2cpu-sampler": lambda: replace(_snapshot([FIXTURES / "vm-2cpu"]), skipped_ticks={"cgroup": 3, "cpu": 0}),
     "vm-2cpu-host": lambda: _snapshot([FIXTURES / "vm-2cpu"], host=True),
     "vm-2cpu-processes": lambda: _snapshot([FIXTURES / "vm-2cpu"], COLLECTORS | {"processes"}),
     # the listener's counts as Connections.view() gives them after a connection flood

@@ -7,7 +7,7 @@ import pytest
 from exporter.collector import Renderer, default_collectors
 from exporter.http import Published, make_app, wants_gzip, wants_openmetrics
 from exporter.sampler import Job, Sampler
-from exporter.snapshot import Readers, SystemClock, take_snapshot
+from exporter.snapshot import CpuSources, SystemClock, take_snapshot
 from tests.helpers import FIXTURES
 
 ROOT = FIXTURES / "vm-2cpu"
@@ -18,7 +18,7 @@ PROMETHEUS_ACCEPT = (
 
 
 def make_sampler():
-    readers = Readers(ROOT / "proc", ROOT / "sys", 100, frozenset({"cpu", "cpuinfo", "meminfo"}))
+    readers = CpuSources(ROOT / "proc", ROOT / "sys", 100, frozenset({"cpu", "cpuinfo", "meminfo"}))
     step = partial(take_snapshot, readers=readers, clock=SystemClock())
     return Sampler([Job("cpu", 0.05, step)], Renderer(default_collectors("test")))
 

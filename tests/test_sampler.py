@@ -39,6 +39,8 @@ async def test_overrunning_step_skips_ticks_instead_of_piling_up():
     await asyncio.wait_for(wait_for_steps(rec, 4), 10)
     await sampler.stop()
     assert sampler.skipped_ticks["slow"] >= 3
+    latest = sampler.latest()  # each snapshot carries the skips counted before its step
+    assert latest is not None and 1 <= latest.skipped_ticks["slow"] <= sampler.skipped_ticks["slow"]
     for (_, end), (start, _) in zip(rec.spans, rec.spans[1:], strict=False):
         assert start >= end  # never two at once
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter.snapshot import Readers, Snapshot, take_snapshot
+from exporter.snapshot import CpuSources, Snapshot, take_snapshot
 from exporter.sources.perf import PerfReading
 from tests.helpers import FIXTURES, ROOT
 
@@ -28,8 +28,8 @@ class FixedClock:
         return self.t
 
 
-def readers(root: Path, collectors=NO_PERF, perf=None, perf_error="") -> Readers:
-    return Readers(root / "proc", root / "sys", 100, frozenset(collectors), perf, perf_error)
+def readers(root: Path, collectors=NO_PERF, perf=None, perf_error="") -> CpuSources:
+    return CpuSources(root / "proc", root / "sys", 100, frozenset(collectors), perf, perf_error)
 
 
 def test_vm_without_cpufreq_falls_back_to_cpuinfo():
@@ -194,8 +194,8 @@ def test_unreadable_file_fails_its_source(tmp_path_factory):
     shutil.copytree(FIXTURES / "vm-2cpu", root)
     (root / "proc" / "meminfo").chmod(0)
     script = (
-        "import json; from pathlib import Path; from exporter.snapshot import Readers, take_snapshot, SystemClock\n"
-        f"r = Readers(Path({str(root / 'proc')!r}), Path({str(root / 'sys')!r}), 100,"
+        "import json; from pathlib import Path; from exporter.snapshot import CpuSources, take_snapshot, SystemClock\n"
+        f"r = CpuSources(Path({str(root / 'proc')!r}), Path({str(root / 'sys')!r}), 100,"
         " frozenset({'cpu','cpuinfo','meminfo'}))\n"
         "s = take_snapshot(None, r, SystemClock())\n"
         "print(json.dumps({n: [st.success, st.error] for n, st in s.statuses.items()}))\n"

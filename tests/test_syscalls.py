@@ -12,7 +12,7 @@ from exporter.snapshot import (
     Snapshot,
     SourceStatus,
     SyscallBreakdown,
-    SyscallReaders,
+    SyscallSources,
     take_syscalls,
 )
 from exporter.syscalls_cmd import delta, format_table, parse_args
@@ -73,7 +73,7 @@ def test_bad_flags_name_the_option(argv, option, needle):
 
 def test_step_names_counts_and_keeps_other_sources():
     prev = Snapshot(statuses={"cpu": SourceStatus(True, 0.001)})
-    snap = take_syscalls(prev, SyscallReaders(Counts({0: 5, 110: 100_000, 1000: 2}), "", "x86_64"), FixedClock())
+    snap = take_syscalls(prev, SyscallSources(Counts({0: 5, 110: 100_000, 1000: 2}), "", "x86_64"), FixedClock())
     assert snap.syscalls == {"getppid": 100_000.0, "read": 5.0, "unknown_1000": 2.0}
     assert snap.statuses["syscalls"].success and snap.statuses["cpu"].success
     [family] = collect_syscalls(snap)
@@ -83,7 +83,7 @@ def test_step_names_counts_and_keeps_other_sources():
 
 def test_unavailable_fails_the_source_and_logs_once(caplog):
     caplog.set_level(logging.INFO, logger="exporter.snapshot")
-    readers = SyscallReaders(None, "bpf(2) refused (Operation not permitted): run as root", "x86_64")
+    readers = SyscallSources(None, "bpf(2) refused (Operation not permitted): run as root", "x86_64")
     snap = None
     for _ in range(3):
         snap = take_syscalls(snap, readers, FixedClock())
@@ -96,7 +96,7 @@ def test_unavailable_fails_the_source_and_logs_once(caplog):
 
 def test_a_failing_read_fails_alone_and_recovers(caplog):
     caplog.set_level(logging.INFO, logger="exporter.snapshot")
-    readers = SyscallReaders(Counts({0: 1}, OSError(9, "Bad file descriptor"), {0: 3}), "", "x86_64")
+    readers = SyscallSources(Counts({0: 1}, OSError(9, "Bad file descriptor"), {0: 3}), "", "x86_64")
     snaps = []
     snap = None
     for _ in range(3):
@@ -171,7 +171,7 @@ def test_breakdown_frees_the_slot_of_an_idle_label():
 
 
 def test_step_with_a_breakdown_labels_the_family():
-    readers = SyscallReaders(Counts({110: 7, 0: 3}, by=[{("sh", 110): 7, ("cat", 0): 1}]), "", "x86_64", "comm", 1)
+    readers = SyscallSources(Counts({110: 7, 0: 3}, by=[{("sh", 110): 7, ("cat", 0): 1}]), "", "x86_64", "comm", 1)
     snap = take_syscalls(None, readers, FixedClock())
     assert snap.syscalls_by == {("other", "read"): 3.0, ("sh", "getppid"): 7.0}
     [family] = collect_syscalls(snap)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from exporter.snapshot import Snapshot
 
@@ -26,6 +26,15 @@ def collect_self(snap: Snapshot, version: str) -> Iterator[Metric]:
         duration.add_metric([name], status.duration_seconds)
     yield success
     yield duration
+    if snap.skipped_ticks:
+        skipped = CounterMetricFamily(
+            "sysmon_sampler_skipped_ticks",
+            "Ticks a sampling job skipped because its previous step overran its interval.",
+            labels=["job"],
+        )
+        for job, n in sorted(snap.skipped_ticks.items()):
+            skipped.add_metric([job], n)
+        yield skipped
     yield GaugeMetricFamily(
         "sysmon_last_sample_timestamp_seconds",
         "Unix time of the sample these values come from (the exporter samples in the background).",

@@ -26,7 +26,7 @@ from typing import Any
 from exporter.config import Address
 from exporter.guest.channel import HostGone, Writer, open_agent_channel
 from exporter.guest.protocol import hello_line, row_from_snapshot
-from exporter.snapshot import CgroupReaders, Clock, Readers, Snapshot, take_cgroup_snapshot, take_snapshot
+from exporter.snapshot import CgroupSources, Clock, CpuSources, Snapshot, take_cgroup_snapshot, take_snapshot
 
 log = logging.getLogger("exporter.agent")
 
@@ -40,10 +40,10 @@ class AgentSettings:
     channel: Address
     interval_seconds: float
     queue_size: int
-    readers: Readers
+    readers: CpuSources
     dev: Path
     version: str
-    cgroups: CgroupReaders | None = None  # with --collector.cgroup
+    cgroups: CgroupSources | None = None  # with --collector.cgroup
 
 
 class Outbox:

@@ -14,7 +14,7 @@ from exporter.config import VERIFY, ConfigError, load_agent
 from exporter.config.commands import VERIFY_FLAGS
 from exporter.guest.agent import Agent, AgentSettings
 from exporter.guest.record import verify_file
-from exporter.snapshot import CgroupReaders, Readers, SystemClock
+from exporter.snapshot import CgroupSources, CpuSources, SystemClock
 from exporter.sources.cgroup import CgroupLimits
 from exporter.sources.stat import user_hz
 
@@ -22,11 +22,11 @@ from exporter.sources.stat import user_hz
 def run_agent(argv: Sequence[str], env: Mapping[str, str], setup_logging: Callable[[str], None]) -> int:
     config = load_agent(argv, env)
     setup_logging(config.log_level)
-    readers = Readers(config.roots.procfs, config.roots.sysfs, user_hz(), config.collectors)
+    readers = CpuSources(config.roots.procfs, config.roots.sysfs, user_hz(), config.collectors)
     cgroups = None
     if "cgroup" in config.collectors:
         c = config.cgroup
-        cgroups = CgroupReaders(
+        cgroups = CgroupSources(
             config.roots.cgroupfs,
             CgroupLimits(c.max_depth, c.include, c.exclude, c.max_count),
             readers.hz,

@@ -3,7 +3,7 @@
 Each module is named after the kernel interface it reads and offers
 ``parse_<file>(text)`` (no I/O) and ``read_<file>(root)`` (reads below an
 explicit root, so a container can read the host's bind-mounted /proc and /sys).
-Readers raise :class:`SourceError` for data they cannot use; ``OSError`` from
+CpuSources raise :class:`SourceError` for data they cannot use; ``OSError`` from
 the filesystem propagates unchanged. Neither is caught here: the snapshot
 decides what a failure means for its source.
 """

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from exporter.collector import CachedFamilies, Renderer
 from exporter.collector.cgroup import render_cgroup
-from exporter.snapshot import CgroupReaders, SystemClock, take_cgroup_snapshot
+from exporter.snapshot import CgroupSources, SystemClock, take_cgroup_snapshot
 from exporter.sources.cgroup import CgroupLimits
 
 PRESSURE = "some avg10=0.00 avg60=0.00 avg300=0.00 total={}\nfull avg10=0.00 avg60=0.00 avg300=0.00 total={}\n"
@@ -201,7 +201,7 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="sysmon-bench-cgroup-") as tmp:
         root, made = build_host(Path(tmp), args.count)
-        readers = CgroupReaders(root, CgroupLimits(max_count=args.count), 100)
+        readers = CgroupSources(root, CgroupLimits(max_count=args.count), 100)
         render = Renderer([], cached=[CachedFamilies(lambda s: s.cgroups, render_cgroup)])
         clock = SystemClock()
         snap = None

@@ -248,9 +248,9 @@ def idle_cpu(proc: Proc, seconds: float) -> float:
 
 def sample_cycle_ms(root: Path, runs: int) -> float:
     from exporter.collector import Renderer, default_collectors
-    from exporter.snapshot import Readers, SystemClock, take_snapshot
+    from exporter.snapshot import CpuSources, SystemClock, take_snapshot
 
-    readers = Readers(root / "proc", root / "sys", 100, frozenset({"cpu", "cpufreq", "cpuinfo", "meminfo"}))
+    readers = CpuSources(root / "proc", root / "sys", 100, frozenset({"cpu", "cpufreq", "cpuinfo", "meminfo"}))
     render = Renderer(default_collectors("bench"))
     clock = SystemClock()
     snap = take_snapshot(None, readers, clock)

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from exporter.collector import Renderer, default_collectors
 from exporter.collector.exposition import Piece, join_pieces
 from exporter.collector.gzipped import EMPTY, concat, deflate_pieces, gzip_body, plain_body
-from exporter.snapshot import CgroupReaders, Readers, take_cgroup_snapshot, take_snapshot
+from exporter.snapshot import CgroupSources, CpuSources, take_cgroup_snapshot, take_snapshot
 from exporter.sources.cgroup import CgroupLimits
 from tests.helpers import FIXTURES
 
@@ -71,8 +71,8 @@ class Clock:
 
 
 def test_exposition_gzip_is_what_gunzip_reads():
-    cpu = Readers(FIXTURES / "vm-2cpu" / "proc", FIXTURES / "vm-2cpu" / "sys", 100, frozenset({"cpu", "meminfo"}))
-    cgroups = CgroupReaders(FIXTURES / "k8s-node-v2" / "sys" / "fs" / "cgroup", CgroupLimits(), 100)
+    cpu = CpuSources(FIXTURES / "vm-2cpu" / "proc", FIXTURES / "vm-2cpu" / "sys", 100, frozenset({"cpu", "meminfo"}))
+    cgroups = CgroupSources(FIXTURES / "k8s-node-v2" / "sys" / "fs" / "cgroup", CgroupLimits(), 100)
     snap = take_snapshot(take_cgroup_snapshot(None, cgroups, Clock()), cpu, Clock())
     exposition = Renderer(default_collectors("t"))(snap)
     gunzip = shutil.which("gzip")

@@ -13,7 +13,7 @@ from typing import Any
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from exporter.grpc_compat._generated import monitoring_pb2, monitoring_pb2_grpc
-from exporter.snapshot import Clock, HostIdentity, Readers, Snapshot, SystemClock, take_snapshot
+from exporter.snapshot import Clock, CpuSources, HostIdentity, Snapshot, SystemClock, take_snapshot
 from tests.helpers import FIXTURES
 
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?(Z|[+-]\d\d:\d\d)$")
@@ -26,13 +26,13 @@ COLLECTORS = frozenset({"cpu", "cpuinfo", "meminfo"})
 
 def fixture_step(previous: Snapshot | None, root: Path = VM, clock: Clock | None = None) -> Snapshot:
     """A sampler step over a fixture host, with a known host identity."""
-    readers = Readers(root / "proc", root / "sys", 100, COLLECTORS)
+    readers = CpuSources(root / "proc", root / "sys", 100, COLLECTORS)
     return replace(take_snapshot(previous, readers, clock or SystemClock()), host=HOST)
 
 
 def live_step(previous: Snapshot | None) -> Snapshot:
     """A sampler step over this machine's /proc (counters move, so usage windows exist)."""
-    readers = Readers(Path("/proc"), Path("/sys"), 100, COLLECTORS)
+    readers = CpuSources(Path("/proc"), Path("/sys"), 100, COLLECTORS)
     return replace(take_snapshot(previous, readers, SystemClock()), host=HOST)
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from exporter.grpc_compat.identity import Identity
 from exporter.grpc_compat.status import Disk, SysmonSettings, build_status, service_message, skipped_interface
-from exporter.snapshot import HostIdentity, Readers, take_snapshot
+from exporter.snapshot import CpuSources, HostIdentity, take_snapshot
 from exporter.sources.processes import Process
 from tests.grpc_compat.test_push import Snapshots
 from tests.helpers import FIXTURES
@@ -143,7 +143,7 @@ def test_from_the_fixture_host():
             return self.t
 
     root = FIXTURES / "vm-2cpu"
-    readers = Readers(root / "proc", root / "sys", 100, frozenset({"cpu", "cpuinfo", "meminfo", "network",
+    readers = CpuSources(root / "proc", root / "sys", 100, frozenset({"cpu", "cpuinfo", "meminfo", "network",
                       "processes"}), host_identity=True, host_ipv4=lambda: "192.0.2.10")  # fmt: skip
     clock = Clock()
     first = take_snapshot(None, readers, clock)
@@ -160,7 +160,7 @@ def test_from_the_fixture_host():
 def test_processes_are_read_only_while_the_push_wants_them():
     root = FIXTURES / "vm-2cpu"
     wanted = [False]
-    readers = Readers(root / "proc", root / "sys", 100, frozenset({"cpu", "processes"}),
+    readers = CpuSources(root / "proc", root / "sys", 100, frozenset({"cpu", "processes"}),
                       processes_wanted=lambda: wanted[0])  # fmt: skip
     clock = FixedClock()
     snap = take_snapshot(None, readers, clock)

@@ -17,7 +17,7 @@ from pathlib import Path
 from exporter.config import parse_agent_channel
 from exporter.guest.agent import Agent, AgentSettings
 from exporter.guest.channel import Writer
-from exporter.snapshot import Readers, SystemClock
+from exporter.snapshot import CpuSources, SystemClock
 from exporter.sources.cgroup import CgroupLimits, read_cgroups
 from tests.guest.support import agent_args, process
 from tests.helpers import FIXTURES, wait_until
@@ -188,7 +188,7 @@ def test_a_port_whose_host_reader_comes_back_gets_a_new_hello(tmp_path, caplog):
         channel=parse_agent_channel(f"virtio:{name}"),
         interval_seconds=0.05,
         queue_size=16,
-        readers=Readers(root / "proc", root / "sys", 100, frozenset({"cpu"})),
+        readers=CpuSources(root / "proc", root / "sys", 100, frozenset({"cpu"})),
         dev=tmp_path,
         version="test",
     )

@@ -19,7 +19,7 @@ from exporter.guest.protocol import (
     parse_line,
     row_from_snapshot,
 )
-from exporter.snapshot import CgroupReaders, Readers, take_cgroup_snapshot, take_snapshot
+from exporter.snapshot import CgroupSources, CpuSources, take_cgroup_snapshot, take_snapshot
 from exporter.sources.cgroup import CgroupLimits
 from tests.helpers import FIXTURES
 
@@ -116,7 +116,7 @@ class FixedClock:
 
 def test_a_row_from_the_exporters_own_snapshot_round_trips():
     root = FIXTURES / "vm-2cpu"
-    readers = Readers(root / "proc", root / "sys", 100, frozenset({"cpu", "cpuinfo", "meminfo"}))
+    readers = CpuSources(root / "proc", root / "sys", 100, frozenset({"cpu", "cpuinfo", "meminfo"}))
     snap = take_snapshot(None, readers, FixedClock())
     msg = {**row_from_snapshot(snap, 0, "boot"), "dropped": 4}
     row = parse_line(canonical_json(msg))
@@ -129,11 +129,11 @@ def test_a_row_from_the_exporters_own_snapshot_round_trips():
 
 def test_a_row_carries_cgroups_only_when_they_were_sampled():
     root = FIXTURES / "vm-2cpu"
-    readers = Readers(root / "proc", root / "sys", 100, frozenset({"cpu"}))
+    readers = CpuSources(root / "proc", root / "sys", 100, frozenset({"cpu"}))
     snap = take_snapshot(None, readers, FixedClock())
     assert "cgroup" not in row_from_snapshot(snap, 0, "boot")
     cgroupfs = FIXTURES / "k8s-node-v2" / "sys" / "fs" / "cgroup"
-    snap = take_cgroup_snapshot(snap, CgroupReaders(cgroupfs, CgroupLimits(), 100), FixedClock())
+    snap = take_cgroup_snapshot(snap, CgroupSources(cgroupfs, CgroupLimits(), 100), FixedClock())
     assert snap.cgroups is not None
     row = parse_line(canonical_json({**row_from_snapshot(snap, 1, "boot"), "dropped": 0}))
     assert isinstance(row, Row)

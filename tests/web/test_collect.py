@@ -14,7 +14,7 @@ from exporter.catalogue import SOURCES
 from exporter.collector import Renderer, default_collectors
 from exporter.http import Published, make_app
 from exporter.sampler import Job, Sampler
-from exporter.snapshot import Readers, SystemClock, take_snapshot
+from exporter.snapshot import CpuSources, SystemClock, take_snapshot
 from exporter.web.collect import COLLECTABLE, FilteredBodies
 from exporter.web.collect import middleware as collect_middleware
 from tests.helpers import FIXTURES, GOLDEN, parse_exposition
@@ -22,7 +22,7 @@ from tests.helpers import FIXTURES, GOLDEN, parse_exposition
 ROOT = FIXTURES / "vm-2cpu"
 # The exporter's own families and the guests' (not sources of this host): collect[] leaves them out.
 SELF = ("sysmon_source_*", "sysmon_build_info", "sysmon_last_sample_timestamp_seconds", "sysmon_http_*")
-SELF += ("sysmon_guest_*",)
+SELF += ("sysmon_guest_*", "sysmon_sampler_*")
 
 
 def golden_families() -> set[str]:
@@ -42,7 +42,7 @@ def test_every_source_family_belongs_to_a_source_and_every_pattern_to_a_family()
 
 @pytest.fixture
 async def client(aiohttp_client):  # type: ignore[no-untyped-def]
-    readers = Readers(ROOT / "proc", ROOT / "sys", 100, frozenset({"cpu", "cpuinfo", "meminfo"}))
+    readers = CpuSources(ROOT / "proc", ROOT / "sys", 100, frozenset({"cpu", "cpuinfo", "meminfo"}))
     sampler = Sampler([Job("cpu", 0.05, partial(take_snapshot, readers=readers, clock=SystemClock()))],
                       Renderer(default_collectors("test")))
     app = make_app(Published(sampler.latest, sampler.rendered), "test", (collect_middleware("/metrics"),))
@@ -95,7 +95,7 @@ async def test_unknown_collector_is_400(client):  # type: ignore[no-untyped-def]
 
 
 def test_cut_bodies_are_kept_per_exposition_and_filter():
-    readers = Readers(ROOT / "proc", ROOT / "sys", 100, frozenset({"cpu", "cpuinfo", "meminfo"}))
+    readers = CpuSources(ROOT / "proc", ROOT / "sys", 100, frozenset({"cpu", "cpuinfo", "meminfo"}))
     render = Renderer(default_collectors("test"))
     first = render(take_snapshot(None, readers, SystemClock()))
     bodies = FilteredBodies()
