@@ -155,6 +155,16 @@ def _lines(text: str, path: str) -> Iterable[tuple[int, str]]:
     return enumerate(text.splitlines(), 1)
 
 
+# The kernel prints cgroup counters and limits as (s)64/u64: a longer number is not a kernel value.
+_INT_BOUND = 2**64
+
+
+def _bounded(value: int, path: str, what: str, line: int | None = None) -> int:
+    if not -_INT_BOUND < value < _INT_BOUND:
+        raise SourceError(path, f"{what}: a {len(str(abs(value)))}-digit value is beyond 64 bits", line)
+    return value
+
+
 def parse_flat_keyed(text: str, path: str) -> dict[str, int]:
     """``<key> <integer>`` per line (memory.events, pids.events, cpu.stat, memory.oom_control, cpuacct.stat)."""
     out: dict[str, int] = {}
@@ -163,8 +173,10 @@ def parse_flat_keyed(text: str, path: str) -> dict[str, int]:
         if len(parts) != 2:
             raise SourceError(path, f"expected '<key> <integer>', got {line[:60]!r}", lineno)
         try:
-            out[parts[0]] = int(parts[1])
-        except ValueError:
+            out[parts[0]] = _bounded(int(parts[1]), path, parts[0], lineno)
+        except ValueError as e:
+            if isinstance(e, SourceError):
+                raise
             raise SourceError(path, f"{parts[0]}: {parts[1][:30]!r} is not an integer", lineno) from None
     return out
 
@@ -177,9 +189,10 @@ def parse_single(text: str, path: str) -> int | None:
     if not text.endswith("\n") or "\n" in value:
         raise SourceError(path, f"expected one value and a newline, got {text[:40]!r}")
     try:
-        return int(value)
+        number = int(value)
     except ValueError:
         raise SourceError(path, f"{value[:30]!r} is not an integer or 'max'") from None
+    return _bounded(number, path, "value")
 
 
 _PSI_KEYS = ["avg10", "avg60", "avg300", "total"]
@@ -684,6 +697,8 @@ def read_found(
                         errors[path] = f"{path}: {e.strerror}"
                     except SourceError as e:
                         errors[path] = str(e)
+                    except (ValueError, OverflowError) as e:  # a value no kernel writes: this file fails, not all
+                        errors[path] = f"{path}: {e}"
             finally:
                 os.close(dir_fd)
             if vanished:

@@ -52,10 +52,10 @@ class CpuFreq:
 
 
 def parse_khz(text: str, path: str) -> float:
-    try:
-        return int(text.strip()) * 1000.0
-    except ValueError:
-        raise SourceError(path, f"{text.strip()!r} is not a kHz integer") from None
+    value = text.strip()
+    if not value.isascii() or not value.isdigit() or len(value) > 12:  # 12 digits of kHz: 1 PHz
+        raise SourceError(path, f"{value[:30]!r} is not a kHz integer")
+    return int(value) * 1000.0
 
 
 def _optional(path: str, unreadable_is_missing: bool = False) -> str | None:

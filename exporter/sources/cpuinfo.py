@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from exporter.sources import SourceError, read_small
@@ -34,9 +35,12 @@ def _mhz(key: str, value: str, path: str, lineno: int) -> float | None:
             return None
         text = text.removesuffix("MHz")
     try:
-        return float(text)
+        mhz = float(text)
     except ValueError:
         raise SourceError(path, f"{key} {value.strip()!r} is not a number", lineno) from None
+    if not (math.isfinite(mhz) and mhz > 0):  # nan, inf and negative cannot be a clock
+        raise SourceError(path, f"{key} {value.strip()!r} is not a frequency", lineno)
+    return mhz
 
 
 def parse_cpuinfo(text: str, path: str = "/proc/cpuinfo") -> dict[int, float]:
