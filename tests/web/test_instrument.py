@@ -77,7 +77,12 @@ async def test_telemetry_path(aiohttp_client) -> None:  # type: ignore[no-untype
 def test_disable_exporter_metrics_leaves_out_process_and_http(tmp_path: Path) -> None:
     assert exporter_registry(load([], {}).web).get_sample_value("process_cpu_seconds_total") is not None
     with run_exporter(["--no-collector.cgroup"], tmp_path) as exp:
-        wait_until(lambda: "sysmon_http_requests_total{" in exp.metrics(), what="the HTTP metrics rendered")
+        # run_exporter's readiness probe answered 200 before this; a sample rendered since then counts it
+        # (an earlier one may hold only the 503s it got while the first sample was being taken).
+        wait_until(
+            lambda: 'sysmon_http_requests_total{handler="/-/ready",code="200"}' in exp.metrics(),
+            what="the HTTP metrics rendered",
+        )
         names = parse_exposition(exp.metrics())
         assert "process_resident_memory_bytes" in names
         assert names["sysmon_http_requests_total"][(("code", "200"), ("handler", "/-/ready"))] >= 1
