@@ -2,15 +2,16 @@
 
 ``pid (comm) state ppid pgrp ...`` on one line. The command name is at most
 15 bytes but may hold spaces and parentheses, so the fields after it are
-found after the *last* ``)``. Only the fields up to the parent pid are parsed:
-that is what the syscall counters' process-tree filter needs.
+found after the *last* ``)``. The pid, command, state and parent pid are
+parsed (the syscall counters' process-tree filter); the fields after the
+command are kept as text for readers that need more (sources/processes.py).
 """
 
 from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from exporter.sources import SourceError, read_small
@@ -22,6 +23,9 @@ class PidStat:
     comm: str
     state: str
     ppid: int
+    fields: tuple[str, ...] = field(default=(), compare=False, repr=False)  # field 3 (state) onwards
+
+
 
 
 _PID = re.compile(r"[0-9]{1,10}\Z")  # pid_max is at most 2**22; no sign, no "_", no other digits
@@ -39,8 +43,9 @@ def parse_pid_stat(text: str, path: str = "/proc/self/stat") -> PidStat:
     comm, close, tail = rest.rpartition(")")
     fields = tail.split()
     if not paren or not close or len(fields) < 2:
-        raise SourceError(path, f"expected 'pid (comm) state ppid ...', got {text[:60]!r}")
-    return PidStat(parse_pid_number(head, path, "pid"), comm, fields[0], parse_pid_number(fields[1], path, "ppid"))
+        raise SourceError(path, f"no parenthesised command name then state and ppid: got {text[:60]!r}")
+    pid, ppid = parse_pid_number(head, path, "pid"), parse_pid_number(fields[1], path, "ppid")
+    return PidStat(pid, comm, fields[0], ppid, tuple(fields))
 
 
 def read_pid_stat(procfs: Path, pid: int) -> PidStat:

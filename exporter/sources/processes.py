@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from exporter.sources import SourceError, read_small
+from exporter.sources.pid_stat import parse_pid_stat
 
 STATES = {
     "R": "running",
@@ -39,7 +40,7 @@ _GONE = (errno.ENOENT, errno.ESRCH)
 
 
 @dataclass(frozen=True)
-class PidStat:
+class ProcessStat:
     comm: str
     state: str  # the letter
     cpu_seconds: float  # utime + stime
@@ -57,18 +58,17 @@ class Process:
     start_time_seconds: float  # unix time
 
 
-def parse_pid_stat(text: str, hz: int, path: str = "/proc/<pid>/stat") -> PidStat:
-    open_at, close_at = text.find("("), text.rfind(")")
-    if open_at < 0 or close_at < open_at:
-        raise SourceError(path, "no parenthesised command name")
-    fields = text[close_at + 1 :].split()  # fields[0] is field 3 (state)
+def parse_process_stat(text: str, hz: int, path: str = "/proc/<pid>/stat") -> ProcessStat:
+    """The CPU time and start time of /proc/<pid>/stat (fields 14, 15 and 22), split by sources/pid_stat.py."""
+    stat = parse_pid_stat(text, path)
+    fields = stat.fields  # fields[0] is field 3 (state)
     if len(fields) < 20:
         raise SourceError(path, f"{len(fields) + 2} fields, need at least 22")
     try:
         utime, stime, start = int(fields[11]), int(fields[12]), int(fields[19])
     except ValueError:
         raise SourceError(path, "utime, stime or starttime is not an integer") from None
-    return PidStat(text[open_at + 1 : close_at], fields[0], (utime + stime) / hz, start)
+    return ProcessStat(stat.comm, stat.state, (utime + stime) / hz, start)
 
 
 def parse_pid_status_rss(text: str, path: str = "/proc/<pid>/status") -> int:
@@ -94,7 +94,7 @@ def parse_btime(text: str, path: str = "/proc/stat") -> int:
 def _read_one(procfs: Path, pid: int, hz: int, btime: int) -> Process | None:
     base = procfs / str(pid)
     try:
-        stat = parse_pid_stat(read_small(str(base / "stat")), hz, str(base / "stat"))
+        stat = parse_process_stat(read_small(str(base / "stat")), hz, str(base / "stat"))
         rss = parse_pid_status_rss(read_small(str(base / "status")), str(base / "status"))
     except OSError as e:
         if e.errno in _GONE:

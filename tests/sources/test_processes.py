@@ -3,21 +3,21 @@ import textwrap
 import pytest
 
 from exporter.sources import SourceError
-from exporter.sources.processes import parse_btime, parse_pid_stat, parse_pid_status_rss, read_processes
+from exporter.sources.processes import parse_btime, parse_pid_status_rss, parse_process_stat, read_processes
 from tests.helpers import FIXTURES
 
 STAT = "1 (process_api) S 0 0 0 0 -1 4194560 26027 3537464 0 559 154 641 28771 7296 10 -10 16 0 26 51691520 3854 18446744073709551615 1 1 0 0 0 0 0 4096 1256 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n"  # noqa: E501
 
 
 def test_stat_fields_after_the_command():
-    stat = parse_pid_stat(STAT, 100)
+    stat = parse_process_stat(STAT, 100)
     assert stat.comm == "process_api" and stat.state == "S"
     assert stat.cpu_seconds == pytest.approx((154 + 641) / 100)
     assert stat.start_ticks == 26
 
 
 def test_a_command_with_spaces_and_parentheses():
-    stat = parse_pid_stat(STAT.replace("(process_api)", "(a) b (c)"), 100)
+    stat = parse_process_stat(STAT.replace("(process_api)", "(a) b (c)"), 100)
     assert stat.comm == "a) b (c" and stat.state == "S" and stat.start_ticks == 26
 
 
@@ -32,7 +32,7 @@ def test_a_command_with_spaces_and_parentheses():
 )
 def test_malformed_stat(text, message):
     with pytest.raises(SourceError, match=message):
-        parse_pid_stat(text, 100)
+        parse_process_stat(text, 100)
 
 
 def test_rss_in_bytes_and_zero_for_kernel_threads():
