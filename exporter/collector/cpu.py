@@ -106,34 +106,32 @@ def collect_frequency(snap: Snapshot) -> Iterator[Metric]:
 def _cpufreq(snap: Snapshot) -> Iterator[Metric]:
     """The cpufreq policy of each online CPU, whichever source gave its frequency."""
     policies = snap.cpufreq
-    hardware = _per_cpu(
-        GaugeMetricFamily(
-            "sysmon_cpu_hardware_frequency_hertz",
-            "Frequency read back from the hardware (cpufreq cpuinfo_cur_freq; readable by root only).",
-            labels=["cpu"],
-        ),
-        {cpu: f.hardware_hertz for cpu, f in policies.items()},
-    )
-    minimum = _per_cpu(
-        GaugeMetricFamily(
-            "sysmon_cpu_frequency_min_hertz",
-            "Lowest frequency the CPU supports (cpufreq cpuinfo_min_freq).",
-            labels=["cpu"],
-        ),
-        {cpu: f.min_hertz for cpu, f in policies.items()},
-    )
-    maximum = _per_cpu(
-        GaugeMetricFamily(
-            "sysmon_cpu_frequency_max_hertz",
-            "Highest frequency the CPU supports (cpufreq cpuinfo_max_freq).",
-            labels=["cpu"],
-        ),
-        {cpu: f.max_hertz for cpu, f in policies.items()},
-    )
+    limits = [
+        _per_cpu(
+            GaugeMetricFamily(name, help_text, labels=["cpu"]), {cpu: getattr(f, attr) for cpu, f in policies.items()}
+        )
+        for name, help_text, attr in (
+            (
+                "sysmon_cpu_hardware_frequency_hertz",
+                "Frequency read back from the hardware (cpufreq cpuinfo_cur_freq; readable by root only).",
+                "hardware_hertz",
+            ),
+            (
+                "sysmon_cpu_frequency_min_hertz",
+                "Lowest frequency the CPU supports (cpufreq cpuinfo_min_freq).",
+                "min_hertz",
+            ),
+            (
+                "sysmon_cpu_frequency_max_hertz",
+                "Highest frequency the CPU supports (cpufreq cpuinfo_max_freq).",
+                "max_hertz",
+            ),
+        )
+    ]
     governor = GaugeMetricFamily(
         "sysmon_cpu_scaling_governor_info", "The cpufreq scaling governor of each CPU.", labels=["cpu", "governor"]
     )
     for cpu, f in policies.items():
         if f.governor is not None:
             governor.add_metric([str(cpu), f.governor], 1)
-    yield from (m for m in (hardware, minimum, maximum, governor) if m.samples)
+    yield from (m for m in (*limits, governor) if m.samples)
