@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
 
-from exporter.sources import SourceError, read_small
+from exporter.sources import SourceError, read_small, read_small_bytes
 from exporter.sources.libc import syscall
 
 
@@ -608,7 +608,11 @@ def _btf_struct_offsets(data: bytes, struct_name: str, wanted: list[str]) -> dic
     return {m: found[m] for m in wanted}
 
 
+# vmlinux BTF is 5 to 10 MiB on distribution kernels.
+BTF_LIMIT = 64 << 20
+
+
 def read_btf_struct_offsets(sysfs: Path, struct_name: str, members: Sequence[str]) -> dict[str, int]:
     """Member offsets from the running kernel's BTF (``kernel/btf/vmlinux``, CONFIG_DEBUG_INFO_BTF)."""
     path = sysfs / "kernel" / "btf" / "vmlinux"
-    return parse_btf_struct_offsets(path.read_bytes(), struct_name, members, str(path))
+    return parse_btf_struct_offsets(read_small_bytes(path, BTF_LIMIT), struct_name, members, str(path))

@@ -70,9 +70,13 @@ def parse_cpuinfo(text: str, path: str = "/proc/cpuinfo") -> dict[int, float]:
     return result
 
 
+# x86 prints about 1.5 KiB per CPU (the flags line is most of it): 8,192 CPUs take about 12 MiB.
+CPUINFO_LIMIT = 32 << 20
+
+
 def read_cpuinfo(procfs: Path) -> dict[int, float]:
     path = str(procfs / "cpuinfo")
-    return parse_cpuinfo(read_small(path), path)
+    return parse_cpuinfo(read_small(path, CPUINFO_LIMIT), path)
 
 
 def require_cpuinfo(procfs: Path) -> dict[int, float]:

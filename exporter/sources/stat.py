@@ -76,6 +76,11 @@ def parse_stat(text: str, hz: int, path: str = "/proc/stat") -> dict[int, CpuTim
     return cpus
 
 
+# A cpu line is about 100 bytes: 8,192 CPUs take under 1 MiB, and the intr line of a host with
+# thousands of interrupts a few hundred KiB more.
+STAT_LIMIT = 8 << 20
+
+
 def read_stat(procfs: Path, hz: int) -> dict[int, CpuTimes]:
     path = str(procfs / "stat")
-    return parse_stat(read_small(path), hz, path)
+    return parse_stat(read_small(path, STAT_LIMIT), hz, path)

@@ -46,3 +46,19 @@ def test_one_huge_cgroup_file_fails_that_file_and_the_rest_still_count(tmp_path)
     assert list(tree.errors) == [str(bad)]
     assert "/system.slice/containerd.service" in tree.stats  # its other files still count
     assert len(tree.stats) > 5
+
+
+def test_a_large_host_is_within_the_read_bounds_and_a_runaway_file_is_not(tmp_path):
+    from exporter.sources.cpuinfo import read_cpuinfo
+    from exporter.sources.stat import read_stat
+
+    # 8,192 CPUs as x86 prints them: cpuinfo with a 1.4 KiB flags line per CPU (about 12 MiB) and /proc/stat.
+    flags = "flags\t\t: " + " ".join(f"flag{i}" for i in range(200)) + "\n"
+    cpus = range(8192)
+    (tmp_path / "cpuinfo").write_text("".join(f"processor\t: {c}\ncpu MHz\t\t: 2600.000\n{flags}\n" for c in cpus))
+    stat = "".join(f"cpu{c} 1 2 3 4 5 6 7 0 0 0\n" for c in cpus)
+    (tmp_path / "stat").write_text("cpu 1 2 3 4 5 6 7 0 0 0\n" + stat + "intr " + " 0" * 100_000 + "\nbtime 1\n")
+    assert len(read_cpuinfo(tmp_path)) == 8192 and len(read_stat(tmp_path, 100)) == 8192
+    (tmp_path / "stat").write_text("cpu0 1 2 3 4 5 6 7 0 0 0\n" * 400_000)  # 10 MiB: no kernel writes this
+    with pytest.raises(SourceError, match="larger than"):
+        read_stat(tmp_path, 100)
