@@ -258,6 +258,8 @@ async def test_a_failed_stream_reconnects_and_sends_the_sample_again(gateway, fa
         await until(lambda: len(fake.streams) == 1, "the first sample, after the failures")
         clock.tick(2)
         await until(lambda: len(fake.streams) == 3, "two more")
+        # The gateway holds the stream before it answers; the pusher counts a sample once the answer is in.
+        await until(lambda: pusher.sent == 3, "the third answer")
     finally:
         await pusher.stop()
     assert [s[0].timestamp for s in fake.streams] == [round(s.timestamp_seconds * 1e9) for s in snaps.taken]
