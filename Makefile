@@ -10,10 +10,10 @@ ARGS    ?=
 # Debian packages the tests and the benchmark drive as real peers.
 DEB_TEST  := prometheus prometheus-node-exporter bpftool
 DEB_BENCH := prometheus-node-exporter wrk linux-perf
-# Building and running the container image with no registry (docker/image-test.sh).
+# Building and running the container image with no registry (docker/build-image.sh, docker/image-test.sh).
 DEB_IMAGE := podman runc mmdebstrap
 
-.PHONY: run test fuzz bench lint deps-test deps-bench deps-image image-test dashboards golden proto dist clean
+.PHONY: run test fuzz bench lint deps-test deps-bench deps-image image image-test dashboards golden proto dist clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -71,6 +71,11 @@ proto: $(STAMP)
 # Rewrites dashboards/*.json and the chart's copies from dashboards/generate.py.
 dashboards: $(STAMP)
 	$(BIN)/python dashboards/generate.py
+
+# Builds the image offline into podman's image store as $(IMAGE), without the checks.
+IMAGE ?= localhost/sysmon-exporter:$(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+image: $(RUNTIME) deps-image
+	PYTHON=$(BIN)/python ./docker/build-image.sh $(IMAGE)
 
 # Builds the image offline and runs it against this host's /proc and /sys (slow; not in `make test`).
 image-test: $(STAMP) deps-image

@@ -1,57 +1,45 @@
 #!/bin/sh
-# Build the image with no registry and run it as on a host: host /proc and /sys
-# bind-mounted read-only, read-only root filesystem, no capabilities, no network;
-# then scrape /metrics and ask the gRPC shim from inside the container.
-#
-# The base image is made locally (mmdebstrap: Debian bookworm + python3-venv,
-# then `podman import`) and passed as BASE_IMAGE; pip inside the build cannot
-# reach an index, so the wheels for the base image's Python are downloaded on
-# the host into the build context's wheelhouse/ and installed --no-index.
+# Build the image with no registry (docker/build-image.sh) and check what it holds: no
+# pip or setuptools for either Python in it. Then run it as on a host: host /proc and
+# /sys bind-mounted read-only, read-only root filesystem, no capabilities, no network;
+# scrape /metrics and ask the gRPC shim from inside the container. At the end the image
+# is removed and no image of the build is left, dangling or not.
 set -eu
 cd "$(dirname "$0")/.."
 
-# The work directory, image tag and container are this run's own (other checkouts may
-# run this at the same time); the base image is shared and made once.
-WORK=${IMAGE_TEST_DIR:-/tmp/sysmon-image-test-$$}
-BASE=localhost/sysmon-base:bookworm-python3
+# The image tag and container are this run's own (other checkouts may run this at the same time).
 IMAGE=localhost/sysmon-exporter:image-test-$$
 NAME=sysmon-image-test-$$
-PYTHON=${PYTHON:-python3}  # downloads the wheels; any Python with pip
 ULIMITS="--ulimit nofile=4096:4096 --ulimit nproc=4096:4096"
 # crun fails on this kind of host's hybrid cgroups; runc works.
 podman() { command podman --runtime runc "$@"; }
 
-mkdir -p "$WORK"
-if ! podman image exists "$BASE"; then
-    echo "image-test: making base image $BASE (mmdebstrap bookworm + python3-venv)"
-    mmdebstrap --quiet --variant=apt --include=python3,python3-venv bookworm "$WORK/base.tar"
-    podman import --quiet "$WORK/base.tar" "$BASE" >/dev/null
-    rm -f "$WORK/base.tar"
-fi
-PYVER=$(podman run --rm --network none $ULIMITS "$BASE" python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')
-echo "image-test: base image Python $PYVER"
-
-CTX="$WORK/context"
-rm -rf "$CTX"
-mkdir -p "$CTX/wheelhouse"
-git ls-files --cached --others --exclude-standard pyproject.toml README.md exporter | tar -cf - -T - | tar -xf - -C "$CTX"
-# Runtime dependencies, the grpc extra the Dockerfile installs by default, and the
-# build requirements, as pyproject.toml states them.
-"$PYTHON" -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb")); print("\n".join(p["project"]["dependencies"] + p["project"]["optional-dependencies"]["grpc"] + p["build-system"]["requires"]))' \
-    > "$WORK/requirements.txt"
-"$PYTHON" -m pip download --quiet --disable-pip-version-check --dest "$CTX/wheelhouse" --only-binary=:all: \
-    --python-version "$PYVER" --implementation cp --abi "cp$(echo "$PYVER" | tr -d .)" --abi abi3 --abi none \
-    --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform any \
-    -r "$WORK/requirements.txt" 2>&1 | grep -v "^WARNING: Location" || true
-echo "image-test: $(ls "$CTX/wheelhouse" | wc -l) wheels: $(ls "$CTX/wheelhouse" | tr '\n' ' ')"
-
-podman build --quiet $ULIMITS --network none -f docker/Dockerfile --ignorefile docker/Dockerfile.dockerignore \
-    --build-arg BASE_IMAGE="$BASE" --build-arg PIP_INSTALL_OPTIONS="--no-index --find-links=/src/wheelhouse" \
-    -t "$IMAGE" "$CTX" >/dev/null
-echo "image-test: built $IMAGE: $(podman image inspect --format '{{.Size}} bytes, user {{.Config.User}}, entrypoint {{.Config.Entrypoint}}, ports {{.Config.ExposedPorts}}' "$IMAGE")"
+started=$(date +%s)
+images_before=$(podman images --all --quiet --no-trunc)
+./docker/build-image.sh "$IMAGE"
 
 cleanup() { podman rm --force --time 2 "$NAME" >/dev/null 2>&1 || true; }
-trap 'cleanup; podman rmi --force "$IMAGE" >/dev/null 2>&1 || true; rm -rf "$CTX" "$WORK/requirements.txt"; rmdir "$WORK" 2>/dev/null || true' EXIT
+trap 'cleanup; podman rmi --force "$IMAGE" >/dev/null 2>&1 || true' EXIT
+
+# Neither the venv's Python nor the base's can run pip or import setuptools, and no file of
+# theirs (or of ensurepip, which could bring them back) is left anywhere in the image.
+works() { py=$1; shift; podman run --rm --network none $ULIMITS --entrypoint "$py" "$IMAGE" "$@" >/dev/null 2>&1; }
+for py in /opt/sysmon-exporter/bin/python python3; do
+    works "$py" -c 'import json' || { echo "image-test: $py does not run in the image" >&2; exit 1; }
+    if works "$py" -m pip --version || works "$py" -c 'import setuptools' || works "$py" -m ensurepip --version; then
+        echo "image-test: $py in the image still runs pip, imports setuptools or has ensurepip" >&2
+        exit 1
+    fi
+done
+leftovers=$(podman run --rm --network none $ULIMITS --user 0 --entrypoint /bin/sh "$IMAGE" -c \
+    'find / -xdev \( -name pip -o -name "pip-*" -o -name "pip3*" -o -name setuptools -o -name "setuptools-*" -o -name pkg_resources \
+     -o -name ensurepip -o -name python-wheels \) -print')
+if [ -n "$leftovers" ]; then
+    echo "image-test: pip/setuptools files left in the image:" $leftovers >&2
+    exit 1
+fi
+echo "image-test: no pip, setuptools or ensurepip in the image (python -m pip, import setuptools, python -m ensurepip fail for both Pythons; no such file)"
+
 # The flags and mounts the Helm chart gives it by default, and its optional gRPC port.
 podman run --detach --name "$NAME" --network none $ULIMITS --read-only --cap-drop ALL \
     -v /proc:/host/proc:ro -v /sys:/host/sys:ro -v /:/host/root:ro \
@@ -93,4 +81,15 @@ podman run --detach --name "$NAME" --network none $ULIMITS --read-only --cap-dro
     --security-opt seccomp=unconfined -v /proc:/host/proc:ro -v /sys:/host/sys:ro \
     "$IMAGE" --path.procfs=/host/proc --path.sysfs=/host/sys --collector.syscalls --web.listen-address=127.0.0.1:9477 >/dev/null
 podman exec -i "$NAME" /opt/sysmon-exporter/bin/python - syscalls < docker/image-check.py
-echo "image-test: OK"
+cleanup
+podman rmi "$IMAGE" >/dev/null
+# Nothing of this build stays: not the image, not its build stage, no untagged step image.
+# (An image that appeared since the start is one of this build's, or of a build run beside it.)
+left=$(podman images --all --quiet --filter label=org.sysmon-exporter.stage=build)
+new=$(podman images --all --quiet --no-trunc | grep -vxF -e "$images_before" || true)
+if podman image exists "$IMAGE" || [ -n "$left" ] || [ -n "$new" ]; then
+    echo "image-test: images left behind: $IMAGE, build-stage images '$left', new images '$new'" >&2
+    exit 1
+fi
+echo "image-test: removed $IMAGE; no build-stage or dangling image of this build left"
+echo "image-test: OK in $(( $(date +%s) - started )) s"

@@ -43,10 +43,20 @@ def one(objects: list[dict[str, Any]], kind: str) -> dict[str, Any]:
     return found[0]
 
 
+def containers(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    found = one(objects, "DaemonSet")["spec"]["template"]["spec"]["containers"]
+    by_name = {c["name"]: c for c in found}
+    assert set(by_name) in ({"sysmon-exporter"}, {"sysmon-exporter", "kube-rbac-proxy"}), by_name.keys()
+    return by_name
+
+
 def container(objects: list[dict[str, Any]]) -> dict[str, Any]:
-    containers = one(objects, "DaemonSet")["spec"]["template"]["spec"]["containers"]
-    assert len(containers) == 1
-    return containers[0]  # type: ignore[no-any-return]
+    return containers(objects)["sysmon-exporter"]
+
+
+def flag(c: dict[str, Any], name: str) -> str:
+    [value] = [a.split("=", 1)[1] for a in c["args"] if a.startswith(f"--{name}=")]
+    return value
 
 
 CASES = [pytest.param({}, id="defaults")] + [pytest.param(values_of(p), id=p.stem) for p in CI_VALUES]
@@ -136,8 +146,16 @@ def test_the_exporter_accepts_every_flag_the_chart_passes(values, tmp_path):
 def test_ports_agree_between_flag_container_service_and_servicemonitor(values):
     objects = render(values)
     c = container(objects)
-    ports = {p["name"]: p["containerPort"] for p in c["ports"]}
-    listen = next(a.split("=", 1)[1] for a in c["args"] if a.startswith("--web.listen-address="))
+    proxy = containers(objects).get("kube-rbac-proxy")
+    ports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
+    # With kube-rbac-proxy it owns the metrics port and the exporter is its upstream on loopback.
+    if proxy:
+        assert "metrics" not in ports
+        ports["metrics"] = next(p["containerPort"] for p in proxy["ports"] if p["name"] == "metrics")
+        listen = flag(proxy, "secure-listen-address")
+        assert flag(proxy, "upstream") == f"http://{flag(c, 'web.listen-address')}/"
+    else:
+        listen = flag(c, "web.listen-address")
     assert ports["metrics"] == int(listen.rsplit(":", 1)[1])
     grpc = [a.split("=", 1)[1] for a in c["args"] if a.startswith("--grpc.listen-address=")]
     assert ("grpc" in ports) == bool(grpc)
@@ -151,7 +169,7 @@ def test_ports_agree_between_flag_container_service_and_servicemonitor(values):
     selector = one(objects, "DaemonSet")["spec"]["template"]["metadata"]["labels"]
     assert service["spec"]["selector"].items() <= selector.items()
     for probe in ("livenessProbe", "readinessProbe"):
-        assert c[probe]["httpGet"]["port"] == "metrics"
+        assert c[probe]["httpGet"]["port"] == ("metrics" if not proxy else ports["metrics"])
     monitors = [o for o in objects if o["kind"] == "ServiceMonitor"]
     assert bool(monitors) == bool(values.get("serviceMonitor", {}).get("enabled"))
     for monitor in monitors:
@@ -263,8 +281,11 @@ def test_dashboard_configmaps_carry_each_dashboard_for_the_grafana_sidecar():
         {"image": {"digest": "latest"}},
         {"webConfig": {"enable": True}},
         {"podSecurityContext": {"runAsUser": 1}},
+        {"kubeRBACProxy": {"enabled": True, "portName": "http"}},
+        {"kubeRBACProxy": {"image": {"sha": "sha256:" + "ab" * 32}}},
+        {"rbac": {"create": True, "pspEnabled": True}},
     ],
-    ids=["top-level", "nested", "bad-digest", "web-config-typo", "old-name"],
+    ids=["top-level", "nested", "bad-digest", "web-config-typo", "old-name", "proxy-typo", "proxy-sha-prefix", "psp"],
 )
 def test_schema_refuses_values_that_would_do_nothing(values):
     with pytest.raises(helm.HelmError, match="schema"):
@@ -401,3 +422,140 @@ def test_web_config_renders_a_secret_the_exporter_loads_and_https_scrapes(tmp_pa
 def test_web_config_without_content_fails_rendering():
     with pytest.raises(helm.HelmError, match=re.escape("webConfig.enabled needs webConfig.config")):
         render({"webConfig": {"enabled": True}})
+
+
+PROXY = {"kubeRBACProxy": {"enabled": True}, "serviceMonitor": {"enabled": True}}
+TOKEN_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+SECURE = {"readOnlyRootFilesystem": True, "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+
+
+def test_kube_rbac_proxy_serves_the_port_and_the_exporter_listens_on_loopback_only():
+    objects = render({**PROXY, "web": {"listenAddress": "[::]:9100"}})
+    c, proxy = container(objects), containers(objects)["kube-rbac-proxy"]
+    config = load(c["args"], {})
+    assert config.web.listen_addresses == (("127.0.0.1", 9478),)
+    assert flag(proxy, "secure-listen-address") == "[::]:9100"
+    assert flag(proxy, "upstream") == "http://127.0.0.1:9478/"
+    assert proxy["image"] == "quay.io/brancz/kube-rbac-proxy:v0.20.2"
+    assert [(p["name"], p["containerPort"]) for p in proxy["ports"]] == [("metrics", 9100), ("http-healthz", 9479)]
+    assert flag(proxy, "proxy-endpoints-port") == "9479"
+    assert proxy["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "http-healthz", "scheme": "HTTPS"}
+    # The exporter's probes go through the proxy, on exactly the paths it lets pass unauthenticated.
+    probe_paths = set()
+    for probe in ("livenessProbe", "readinessProbe"):
+        get = c[probe]["httpGet"]
+        assert (get["port"], get["scheme"]) == (9100, "HTTPS") and "host" not in get
+        probe_paths.add(get["path"])
+    assert set(flag(proxy, "ignore-paths").split(",")) == probe_paths == {"/-/healthy", "/-/ready"}
+    assert proxy["securityContext"] == SECURE
+
+
+def test_kube_rbac_proxy_authorizes_against_the_service_with_rbac_for_its_reviews():
+    objects = render(PROXY)
+    pod = one(objects, "DaemonSet")["spec"]["template"]["spec"]
+    proxy = containers(objects)["kube-rbac-proxy"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    mounts = {m["mountPath"]: m for m in proxy["volumeMounts"]}
+    # The authorization config: the ConfigMap mounted where --config-file points.
+    config_path = Path(flag(proxy, "config-file"))
+    configmap = one(objects, "ConfigMap")
+    assert volumes[mounts[str(config_path.parent)]["name"]]["configMap"]["name"] == configmap["metadata"]["name"]
+    service = one(objects, "Service")["metadata"]
+    attributes = yaml.safe_load(configmap["data"][config_path.name])["authorization"]["resourceAttributes"]
+    assert attributes == {
+        "namespace": service["namespace"],
+        "apiVersion": "v1",
+        "resource": "services",
+        "subresource": service["name"],
+        "name": service["name"],
+    }
+    # Its token is mounted in the proxy alone; the pod (and so the exporter) gets none.
+    assert pod["automountServiceAccountToken"] is False
+    token = volumes[mounts[TOKEN_DIR]["name"]]["projected"]["sources"]
+    assert {"serviceAccountToken": {"path": "token", "expirationSeconds": 3607}} in token
+    assert not any(m["mountPath"] == TOKEN_DIR for m in container(objects)["volumeMounts"])
+    # The reviews it makes, granted to the pod's service account.
+    role, binding = one(objects, "ClusterRole"), one(objects, "ClusterRoleBinding")
+    assert sorted((r["apiGroups"], r["resources"], r["verbs"]) for r in role["rules"]) == [
+        (["authentication.k8s.io"], ["tokenreviews"], ["create"]),
+        (["authorization.k8s.io"], ["subjectaccessreviews"], ["create"]),
+    ]
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": role["metadata"]["name"],
+    }
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": pod["serviceAccountName"], "namespace": service["namespace"]}
+    ]
+    assert pod["serviceAccountName"] == one(objects, "ServiceAccount")["metadata"]["name"]
+
+
+def test_kube_rbac_proxy_with_an_existing_service_account_and_no_rbac():
+    objects = render({**PROXY, "rbac": {"create": False}, "serviceAccount": {"create": False, "name": "scraped"}})
+    kinds = {o["kind"] for o in objects}
+    assert "ClusterRole" not in kinds and "ClusterRoleBinding" not in kinds and "ServiceAccount" not in kinds
+    assert one(objects, "DaemonSet")["spec"]["template"]["spec"]["serviceAccountName"] == "scraped"
+    binding = one(render({**PROXY, "serviceAccount": {"create": False, "name": "scraped"}}), "ClusterRoleBinding")
+    assert binding["subjects"][0]["name"] == "scraped"
+
+
+def test_rbac_objects_only_come_with_the_proxy():
+    kinds = {o["kind"] for o in render({"rbac": {"create": True}})}
+    assert not kinds & {"ClusterRole", "ClusterRoleBinding", "ConfigMap"}
+
+
+def test_kube_rbac_proxy_service_monitor_scrapes_https_with_the_prometheus_token():
+    (endpoint,) = one(render(PROXY), "ServiceMonitor")["spec"]["endpoints"]
+    assert endpoint["scheme"] == "https"
+    assert endpoint["bearerTokenFile"] == f"{TOKEN_DIR}/token"
+    assert endpoint["tlsConfig"] == {"insecureSkipVerify": True}
+    # A CA and token of the user's own replace the defaults.
+    tls = {"ca": {"secret": {"name": "proxy-ca", "key": "ca.crt"}}, "serverName": "sysmon"}
+    values = {**PROXY, "serviceMonitor": {"enabled": True, "tlsConfig": tls, "bearerTokenFile": "/etc/token"}}
+    (endpoint,) = one(render(values), "ServiceMonitor")["spec"]["endpoints"]
+    assert (endpoint["tlsConfig"], endpoint["bearerTokenFile"]) == (tls, "/etc/token")
+    (plain,) = one(render({"serviceMonitor": {"enabled": True}}), "ServiceMonitor")["spec"]["endpoints"]
+    assert plain["scheme"] == "http" and "bearerTokenFile" not in plain and "tlsConfig" not in plain
+
+
+def test_kube_rbac_proxy_values_land_where_the_community_chart_puts_them():
+    values = {
+        "kubeRBACProxy": {
+            "enabled": True,
+            "image": {
+                "registry": "r.example",
+                "repository": "krp",
+                "tag": "v1",
+                "sha": "cd" * 32,
+                "pullPolicy": "Always",
+            },
+            "extraArgs": ["--upstream=http://127.0.0.1:9478/x/", "--v=2"],
+            "env": {"GOMAXPROCS": "1"},
+            "port": 19478,
+            "proxyEndpointsPort": 19479,
+            "resources": {"limits": {"memory": "32Mi"}},
+            "containerSecurityContext": {"runAsUser": 1000},
+            "extraVolumeMounts": [{"name": "tls", "mountPath": "/tls", "readOnly": True}],
+        },
+        "extraVolumes": [{"name": "tls", "secret": {"secretName": "proxy-tls"}}],
+    }
+    objects = render(values)
+    c, proxy = container(objects), containers(objects)["kube-rbac-proxy"]
+    assert proxy["image"] == "r.example/krp:v1@sha256:" + "cd" * 32 and proxy["imagePullPolicy"] == "Always"
+    # After the chart's flags, so the last (the user's) wins.
+    assert proxy["args"][-2:] == ["--upstream=http://127.0.0.1:9478/x/", "--v=2"]
+    assert proxy["env"] == [{"name": "GOMAXPROCS", "value": "1"}]
+    assert flag(c, "web.listen-address") == "127.0.0.1:19478"
+    assert "--upstream=http://127.0.0.1:19478/" in proxy["args"]
+    assert "--proxy-endpoints-port=19479" in proxy["args"]
+    assert proxy["resources"] == {"limits": {"memory": "32Mi"}}
+    # Maps merge with the chart's defaults, as Helm merges values.
+    assert proxy["securityContext"] == {**values["kubeRBACProxy"]["containerSecurityContext"], **SECURE}
+    assert {"name": "tls", "mountPath": "/tls", "readOnly": True} in proxy["volumeMounts"]
+    assert not any(m["name"] == "tls" for m in c["volumeMounts"])
+
+
+def test_kube_rbac_proxy_and_web_config_together_fail_rendering():
+    with pytest.raises(helm.HelmError, match=re.escape("kubeRBACProxy.enabled and webConfig.enabled")):
+        render({**PROXY, "webConfig": {"enabled": True, "existingSecret": "web"}})
