@@ -32,6 +32,10 @@ from exporter.sources import SourceError
 JOBS = ("cpu", "cgroup", "syscalls")
 
 
+# Where a guest's agent keeps the host's latest line and the exporter in that guest reads it.
+HOST_STATE = Path("/run/sysmon/host.json")
+
+
 @dataclass(frozen=True)
 class Roots:
     """Where the kernel's files are: the host's own, or bind mounts of them in a container or a fixture tree."""
@@ -41,11 +45,19 @@ class Roots:
     cgroupfs: Path = Path("/sys/fs/cgroup")
     rootfs: Path = Path("/")
     dev: Path = Path("/dev")
+    host_state: Path = HOST_STATE  # the agent's state file (exporter.guest.hoststate), in a guest
 
     @classmethod
     def under(cls, root: Path) -> Roots:
         """The layout of a host below ``root``: ``root/proc``, ``root/sys``, ... (fixture trees)."""
-        return cls(root / "proc", root / "sys", root / "sys" / "fs" / "cgroup", root, root / "dev")
+        return cls(
+            root / "proc",
+            root / "sys",
+            root / "sys" / "fs" / "cgroup",
+            root,
+            root / "dev",
+            root / HOST_STATE.relative_to("/"),
+        )
 
 
 @dataclass(frozen=True)
