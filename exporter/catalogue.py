@@ -108,6 +108,15 @@ def _perf(roots: Roots) -> str:
     return f"cycle counters open on {len(cpus)} CPUs"
 
 
+def _hoststate(roots: Roots) -> str:
+    from exporter.guest.hoststate import read_host_state
+
+    state = read_host_state(roots.host_state)
+    if state is None:
+        return f"{roots.host_state}: absent (no agent here, or no line from the host yet); nothing to use"
+    return f"{roots.host_state}: the host's view of {len(state.vcpus)} vCPUs"
+
+
 def _meminfo(roots: Roots) -> str:
     from exporter.sources.meminfo import read_meminfo
 
@@ -188,6 +197,18 @@ SOURCES: Mapping[str, Source] = MappingProxyType(
                 ),
                 fix="on bare metal load a cpufreq driver (intel_pstate, amd-pstate, acpi-cpufreq); "
                 "in a VM nothing to do: the frequency comes from /proc/cpuinfo",
+            ),
+            Source(
+                "hoststate",
+                "in a guest: each vCPU's host frequency and steal, from the agent's state file",
+                _hoststate,
+                families=(
+                    "sysmon_cpu_frequency_hertz",
+                    "sysmon_cpu_frequency_source_info",
+                    "sysmon_cpu_host_steal_seconds_total",
+                ),
+                fix="run sysmon-exporter agent in this guest with --agent.host-state equal to --path.host-state, "
+                "and the host's exporter with the guest's channel (it sends the host lines)",
             ),
             Source(
                 "cpuinfo",

@@ -34,8 +34,15 @@ from typing import Any
 from exporter.catalogue import HOST_STATE
 from exporter.config import Address
 from exporter.guest.channel import HostGone, Writer, open_agent_channel
-from exporter.guest.hoststate import MAX_LINE_BYTES, LineSplitter, parse_host_line, state_bytes, write_state
-from exporter.guest.protocol import Malformed, hello_line, row_from_snapshot
+from exporter.guest.hoststate import (
+    MAX_LINE_BYTES,
+    BadHostLine,
+    LineSplitter,
+    parse_host_line,
+    state_bytes,
+    write_state,
+)
+from exporter.guest.protocol import hello_line, row_from_snapshot
 from exporter.snapshot import CgroupSources, Clock, CpuSources, Snapshot, take_cgroup_snapshot, take_snapshot
 
 log = logging.getLogger("exporter.agent")
@@ -239,7 +246,7 @@ class Agent:
             for line in splitter.feed(data):
                 try:
                     latest = parse_host_line(line)
-                except Malformed as e:
+                except BadHostLine as e:
                     self.host_lines.reject(e.reason, str(e))
                     continue
                 self.host_lines.accept()

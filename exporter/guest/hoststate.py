@@ -15,7 +15,7 @@ running, a counter.
 
 Guest side: the agent checks every line with :func:`parse_host_line` (at most
 :data:`MAX_LINE_BYTES`; the version, the type, CPU numbers below
-:data:`~exporter.guest.protocol.MAX_CPUS`, finite non-negative numbers, known
+:data:`MAX_CPUS` (the rows' bound), finite non-negative numbers, known
 frequency sources), counts and drops a line that fails, and keeps the latest
 valid line in the state file (``--agent.host-state``): the line's known fields
 and ``received_wall_ns``, the guest's wall clock when it arrived. The file
@@ -24,6 +24,10 @@ one (rename(2) is atomic within a filesystem), mode 0644, so a reader sees the
 previous line or the next, never half of one. The in-guest exporter reads it
 with :func:`read_host_state` (``--path.host-state``) and checks it the same
 way: the file is input too.
+
+This module uses the standard library and :mod:`exporter.sources` only: the
+snapshot and the catalogue's probe read the state file through it, below the
+layer of the rest of :mod:`exporter.guest` (tests/test_catalogue.py LAYERS).
 """
 
 from __future__ import annotations
@@ -37,9 +41,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from exporter.guest.protocol import MAX_CPUS, VERSION, Malformed, _cpu_number, _decode, _integer, _number
 from exporter.sources import SourceError, read_small_bytes
 
+VERSION = 1  # exporter.guest.protocol.VERSION: the same protocol, the other direction
+MAX_CPUS = 4096  # exporter.guest.protocol.MAX_CPUS (tests hold the two equal)
+MAX_NUMBER = 2**63  # exporter.guest.protocol.MAX_NUMBER: fits an int64 and a float64
+_MAX_DIGITS = len(str(MAX_NUMBER))
 MAX_LINE_BYTES = 65536  # without the newline
 STATE_MAX_BYTES = 4 * MAX_LINE_BYTES  # the state file: a line re-encoded (see state_bytes)
 # The names the host's frequency chain gives (exporter.snapshot.Frequency.source).
@@ -48,6 +55,14 @@ MAX_INTERVAL_SECONDS = 3600.0
 # The reasons a host line is dropped (the agent's counts are keyed by them).
 REASONS = ("too_long", "invalid_utf8", "invalid_json", "too_deep", "unsupported_version", "invalid_host_line")
 _INVALID = "invalid_host_line"
+
+
+class BadHostLine(ValueError):
+    """A host line the agent drops; ``reason`` is one of :data:`REASONS`."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -66,8 +81,55 @@ class HostState:
     received_wall_seconds: float | None = None  # in the state file only: when the agent received it
 
 
-def _invalid(detail: str) -> Malformed:
-    return Malformed(_INVALID, detail)
+def _invalid(detail: str) -> BadHostLine:
+    return BadHostLine(_INVALID, detail)
+
+
+def _number(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < MAX_NUMBER:
+        raise _invalid(f"{what} is not a number in [0, 2**63)")  # NaN fails the comparison too
+    return float(value)
+
+
+def _integer(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < MAX_NUMBER:
+        raise _invalid(f"{what} is not an integer in [0, 2**63)")
+    return value
+
+
+def _cpu(key: str) -> int:
+    # "007" would alias CPU 7 and "²" passes isdigit(): only canonical ASCII decimals.
+    if not (key.isascii() and key.isdigit() and len(key) <= 4 and str(int(key)) == key and int(key) < MAX_CPUS):
+        raise _invalid(f"vcpu {key[:16]!r} is not a CPU number below {MAX_CPUS}")
+    return int(key)
+
+
+def _json_int(text: str) -> int:
+    if len(text.lstrip("-")) > _MAX_DIGITS:  # before int(): a long literal costs quadratic time
+        raise _invalid(f"integer of {len(text)} digits")
+    return int(text)
+
+
+def _json_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999 reads as inf
+        raise _invalid(f"number {text[:24]} is outside the float64 range")
+    return value
+
+
+def _json_constant(name: str) -> Any:
+    raise _invalid(f"{name} is not a JSON number")
+
+
+def _decode(text: str) -> Any:
+    try:
+        return json.loads(text, parse_int=_json_int, parse_float=_json_float, parse_constant=_json_constant)
+    except BadHostLine:
+        raise
+    except RecursionError:
+        raise BadHostLine("too_deep") from None
+    except ValueError as e:
+        raise BadHostLine("invalid_json", str(e)[:80]) from None
 
 
 def _vcpu(key: str, value: Any) -> HostVcpu:
@@ -87,26 +149,18 @@ def _vcpu(key: str, value: Any) -> HostVcpu:
 
 
 def parse_host_line(line: bytes, max_bytes: int = MAX_LINE_BYTES) -> HostState:
-    """Decode and check one host line (without its newline); raise :class:`Malformed` (reason in :data:`REASONS`)."""
+    """Decode and check one host line (without its newline); raise :class:`BadHostLine` and nothing else."""
     if len(line) > max_bytes:
-        raise Malformed("too_long", f"{len(line)} bytes, more than {max_bytes}")
+        raise BadHostLine("too_long", f"{len(line)} bytes, more than {max_bytes}")
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise Malformed("invalid_utf8", f"byte {e.start}") from None
-    try:
-        return _check(_decode(text))
-    except Malformed as e:
-        if e.reason == "invalid_row":  # the row checks' name for a value out of bounds
-            raise _invalid(str(e).removeprefix("invalid_row: ")) from None
-        raise
-
-
-def _check(msg: Any) -> HostState:
+        raise BadHostLine("invalid_utf8", f"byte {e.start}") from None
+    msg = _decode(text)
     if not isinstance(msg, dict):
         raise _invalid("not a JSON object")
     if msg.get("v") != VERSION:
-        raise Malformed("unsupported_version", f"v={str(msg.get('v'))[:16]}")
+        raise BadHostLine("unsupported_version", f"v={str(msg.get('v'))[:16]}")
     if msg.get("type") != "host":
         raise _invalid(f"type {str(msg.get('type'))[:16]!r}")
     interval = _number(msg.get("interval_seconds"), "interval_seconds")
@@ -121,7 +175,7 @@ def _check(msg: Any) -> HostState:
     return HostState(
         host_wall_seconds=_integer(msg.get("host_wall_ns"), "host_wall_ns") / 1e9,
         interval_seconds=interval,
-        vcpus=dict(sorted((_cpu_number(k), _vcpu(k, v)) for k, v in vcpus.items())),
+        vcpus=dict(sorted((_cpu(k), _vcpu(k, v)) for k, v in vcpus.items())),
         received_wall_seconds=None if received is None else _integer(received, "received_wall_ns") / 1e9,
     )
 
@@ -219,7 +273,7 @@ def read_host_state(path: Path) -> HostState | None:
         return None
     try:
         state = parse_host_line(data.rstrip(b"\n"), STATE_MAX_BYTES)
-    except Malformed as e:
+    except BadHostLine as e:
         raise SourceError(str(path), f"not a host line ({e})") from None
     if state.received_wall_seconds is None:
         raise SourceError(str(path), "no received_wall_ns: not written by sysmon-exporter agent")

@@ -39,14 +39,12 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from exporter.config import GUEST_MAX_CGROUPS
 from exporter.guest.cloudevent import SPECVERSION, InvalidEvent, check_guest_event, sdk_missing
+from exporter.snapshot import Snapshot
 from exporter.sources.stat import MODES
-
-if TYPE_CHECKING:  # exporter.snapshot reads the host state file, whose parser uses this module
-    from exporter.snapshot import Snapshot
 
 VERSION = 1
 MAX_CPUS = 4096

@@ -8,8 +8,13 @@ import stat
 
 import pytest
 
+from exporter.guest import protocol
 from exporter.guest.hoststate import (
+    MAX_CPUS,
     MAX_LINE_BYTES,
+    MAX_NUMBER,
+    VERSION,
+    BadHostLine,
     HostState,
     HostVcpu,
     LineSplitter,
@@ -19,7 +24,6 @@ from exporter.guest.hoststate import (
     state_bytes,
     write_state,
 )
-from exporter.guest.protocol import MAX_CPUS, Malformed
 from exporter.sources import SourceError
 
 LINE = (
@@ -106,7 +110,7 @@ def test_a_host_line_gives_each_vcpus_frequency_steal_and_host_cpu():
     ],
 )
 def test_a_bad_host_line_is_refused_with_its_reason(line, reason):
-    with pytest.raises(Malformed) as info:
+    with pytest.raises(BadHostLine) as info:
         parse_host_line(line)
     assert info.value.reason == reason
 
@@ -114,7 +118,7 @@ def test_a_bad_host_line_is_refused_with_its_reason(line, reason):
 def test_more_vcpus_than_max_cpus_is_refused():
     vcpus = {str(n): {"steal_seconds": 0, "host_cpu": 0} for n in range(MAX_CPUS + 1)}
     line = json.dumps({"v": 1, "type": "host", "host_wall_ns": 1, "interval_seconds": 1, "vcpus": vcpus}).encode()
-    with pytest.raises(Malformed, match=f"more than {MAX_CPUS} vcpus"):
+    with pytest.raises(BadHostLine, match=f"more than {MAX_CPUS} vcpus"):
         parse_host_line(line, max_bytes=len(line))
 
 
@@ -123,7 +127,7 @@ def test_a_line_of_exactly_the_limit_is_read_and_one_byte_more_is_not():
     padded = base[:-1] + b" " * (MAX_LINE_BYTES - len(base)) + b"}"
     assert len(padded) == MAX_LINE_BYTES
     assert parse_host_line(padded).vcpus[0].steal_seconds == 1.0
-    with pytest.raises(Malformed) as info:
+    with pytest.raises(BadHostLine) as info:
         parse_host_line(padded[:-1] + b" }")
     assert info.value.reason == "too_long"
 
@@ -215,3 +219,8 @@ def test_a_missing_state_file_is_no_state_and_a_bad_one_is_an_error(tmp_path):
 def test_freshness_is_three_of_the_longer_interval(received, now, sampler, fresh):
     state = HostState(1.0, 1.0, {}, received_wall_seconds=received)
     assert is_fresh(state, now, sampler) is fresh
+
+
+def test_the_bounds_are_the_rows_bounds():
+    # One protocol, two directions; this module sits below protocol.py, so it restates them.
+    assert (VERSION, MAX_CPUS, MAX_NUMBER) == (protocol.VERSION, protocol.MAX_CPUS, protocol.MAX_NUMBER)
