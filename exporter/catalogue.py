@@ -207,8 +207,8 @@ SOURCES: Mapping[str, Source] = MappingProxyType(
                     "sysmon_cpu_frequency_source_info",
                     "sysmon_cpu_host_steal_seconds_total",
                 ),
-                fix="run sysmon-exporter agent in this guest with --agent.host-state equal to --path.host-state, "
-                "and the host's exporter with the guest's channel (it sends the host lines)",
+                fix="the file is sysmon-exporter agent's (--agent.host-state): point --path.host-state at the one "
+                "the agent in this guest writes, or remove what else is there",
             ),
             Source(
                 "cpuinfo",
