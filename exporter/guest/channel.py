@@ -112,7 +112,7 @@ class Writer:
 
     def read(self, timeout_ms: int) -> bytes | None:
         """What the host sent, after waiting up to ``timeout_ms`` for it: b"" when nothing came,
-        None while no host is there (a port's POLLHUP, a pty's EIO, a socket's end of stream).
+        None while no host is there (a port's POLLHUP, a pty's EIO, a socket's end or reset).
 
         Never blocks past the timeout, so it can run beside :meth:`write` on another thread.
         """
@@ -131,6 +131,8 @@ class Writer:
             data = self._sock.recv(65536, socket.MSG_DONTWAIT) if self._sock is not None else os.read(fd, 65536)
         except BlockingIOError:
             return b""
+        except ConnectionError:  # the host reset the socket: the writer finds out too, and reconnects
+            return None
         except OSError as e:
             if e.errno == errno.EIO:  # a pty master whose other side is closed
                 return None

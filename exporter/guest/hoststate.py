@@ -75,7 +75,7 @@ class HostVcpu:
 
 @dataclass(frozen=True)
 class HostState:
-    host_wall_seconds: float
+    host_wall_ns: int  # the host's wall clock when it sent the line
     interval_seconds: float
     vcpus: Mapping[int, HostVcpu]
     received_wall_seconds: float | None = None  # in the state file only: when the agent received it
@@ -86,7 +86,8 @@ def _invalid(detail: str) -> BadHostLine:
 
 
 def _number(value: Any, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < MAX_NUMBER:
+    # Checked after float(): an integer just below 2**63 rounds up to it, and would not read back.
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= float(value) < MAX_NUMBER:
         raise _invalid(f"{what} is not a number in [0, 2**63)")  # NaN fails the comparison too
     return float(value)
 
@@ -173,7 +174,7 @@ def parse_host_line(line: bytes, max_bytes: int = MAX_LINE_BYTES) -> HostState:
         raise _invalid(f"more than {MAX_CPUS} vcpus")
     received = msg.get("received_wall_ns")
     return HostState(
-        host_wall_seconds=_integer(msg.get("host_wall_ns"), "host_wall_ns") / 1e9,
+        host_wall_ns=_integer(msg.get("host_wall_ns"), "host_wall_ns"),
         interval_seconds=interval,
         vcpus=dict(sorted((_cpu(k), _vcpu(k, v)) for k, v in vcpus.items())),
         received_wall_seconds=None if received is None else _integer(received, "received_wall_ns") / 1e9,
@@ -228,7 +229,7 @@ def state_bytes(state: HostState, received_wall_seconds: float) -> bytes:
     msg = {
         "v": VERSION,
         "type": "host",
-        "host_wall_ns": int(state.host_wall_seconds * 1e9),
+        "host_wall_ns": state.host_wall_ns,
         "interval_seconds": state.interval_seconds,
         "vcpus": {str(cpu): _vcpu_json(v) for cpu, v in state.vcpus.items()},
         "received_wall_ns": int(received_wall_seconds * 1e9),

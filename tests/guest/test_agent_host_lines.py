@@ -172,3 +172,21 @@ def test_host_lines_are_read_while_the_host_does_not_read_rows(tmp_path):
             host_end.sendall(host_line(float(n)))
             wait_until(lambda n=n: steal_in(state) == n, what=f"host line {n} in the state file")
     host_end.close()
+
+
+def test_reading_a_channel_never_waits_past_its_timeout_and_says_when_the_host_is_gone():
+    host_end, agent_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    writer = Writer(sock=agent_end)
+    assert writer.read(0) == b""  # nothing sent yet
+    host_end.sendall(b"line\n")
+    assert writer.read(1000) == b"line\n"
+    writer.write(b"a row the host never reads\n")
+    host_end.close()  # with unread data: the agent's end is reset
+    assert writer.read(1000) is None
+    writer.close()
+
+    master, slave = os.openpty()  # a port whose host reader is gone: POLLHUP, or EIO on read
+    os.close(slave)
+    pty = Writer(fd=master)
+    assert pty.read(1000) is None
+    pty.close()

@@ -41,7 +41,7 @@ def host_line(**vcpus: dict[str, object]) -> bytes:
 def test_a_host_line_gives_each_vcpus_frequency_steal_and_host_cpu():
     state = parse_host_line(LINE)
     assert state == HostState(
-        host_wall_seconds=1.7e9,
+        host_wall_ns=1_700_000_000_000_000_000,
         interval_seconds=1.0,
         vcpus={0: HostVcpu(12.5, 1, 2.6e9, "cpuinfo"), 1: HostVcpu(3.25, 0)},
     )
@@ -61,6 +61,7 @@ def test_a_host_line_gives_each_vcpus_frequency_steal_and_host_cpu():
         (LINE.replace(b"2600000000.0", b"NaN"), "invalid_host_line"),
         (LINE.replace(b"2600000000.0", b"1e999"), "invalid_host_line"),
         (LINE.replace(b"12.5", b"-12.5"), "invalid_host_line"),
+        (LINE.replace(b"12.5", b"9223372036854775296"), "invalid_host_line"),
         (LINE.replace(b'"host_cpu":1', b'"host_cpu":-1'), "invalid_host_line"),
         (LINE.replace(b'"host_cpu":1', b'"host_cpu":1.5'), "invalid_host_line"),
         (LINE.replace(b"12.5", b'"12.5"'), "invalid_host_line"),
@@ -90,6 +91,7 @@ def test_a_host_line_gives_each_vcpus_frequency_steal_and_host_cpu():
         "nan",
         "infinite",
         "negative-steal",
+        "rounds-up-to-2**63",
         "negative-host-cpu",
         "fractional-host-cpu",
         "steal-as-string",
