@@ -49,8 +49,9 @@ MAX_NUMBER = 2**63  # exporter.guest.protocol.MAX_NUMBER: fits an int64 and a fl
 _MAX_DIGITS = len(str(MAX_NUMBER))
 MAX_LINE_BYTES = 65536  # without the newline
 STATE_MAX_BYTES = 4 * MAX_LINE_BYTES  # the state file: a line re-encoded (see state_bytes)
-# The names the host's frequency chain gives (exporter.snapshot.Frequency.source).
-FREQUENCY_SOURCES = ("cpufreq_avg", "cpufreq", "cpufreq_hardware", "cpuinfo", "perf")
+# The names the host's frequency chain gives (exporter.snapshot.Frequency.source); "host" where the
+# host is itself a guest whose own host sends it lines (nested virtualisation).
+FREQUENCY_SOURCES = ("cpufreq_avg", "cpufreq", "cpufreq_hardware", "host", "cpuinfo", "perf")
 MAX_INTERVAL_SECONDS = 3600.0
 # The reasons a host line is dropped (the agent's counts are keyed by them).
 REASONS = ("too_long", "invalid_utf8", "invalid_json", "too_deep", "unsupported_version", "invalid_host_line")

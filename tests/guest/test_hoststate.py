@@ -226,3 +226,8 @@ def test_freshness_is_three_of_the_longer_interval(received, now, sampler, fresh
 def test_the_bounds_are_the_rows_bounds():
     # One protocol, two directions; this module sits below protocol.py, so it restates them.
     assert (VERSION, MAX_CPUS, MAX_NUMBER) == (protocol.VERSION, protocol.MAX_CPUS, protocol.MAX_NUMBER)
+
+
+def test_a_nested_hosts_own_host_frequency_is_a_known_source():
+    state = parse_host_line(LINE.replace(b'"cpuinfo"', b'"host"'))
+    assert state.vcpus[0].frequency_source == "host"
