@@ -278,6 +278,8 @@ async def _serve(config: Config, stop: asyncio.Event, ingest: Ingest | None) -> 
             host_identity=config.grpc is not None or config.serviceradar is not None,
             rootfs=config.roots.rootfs,
             mounts=MountFilter(config.filesystem.mount_points_exclude, config.filesystem.fs_types_exclude),
+            host_state=config.roots.host_state,
+            sampler_interval_seconds=config.sampler.interval_seconds,
         )
         pushing: list[Pusher] = []
         if config.serviceradar is not None:  # processes are read while the gateway's SysmonConfig asks for them

@@ -32,6 +32,10 @@ from exporter.sources import SourceError
 JOBS = ("cpu", "cgroup", "syscalls")
 
 
+# Where a guest's agent keeps the host's latest line and the exporter in that guest reads it.
+HOST_STATE = Path("/run/sysmon/host.json")
+
+
 @dataclass(frozen=True)
 class Roots:
     """Where the kernel's files are: the host's own, or bind mounts of them in a container or a fixture tree."""
@@ -41,11 +45,19 @@ class Roots:
     cgroupfs: Path = Path("/sys/fs/cgroup")
     rootfs: Path = Path("/")
     dev: Path = Path("/dev")
+    host_state: Path = HOST_STATE  # the agent's state file (exporter.guest.hoststate), in a guest
 
     @classmethod
     def under(cls, root: Path) -> Roots:
         """The layout of a host below ``root``: ``root/proc``, ``root/sys``, ... (fixture trees)."""
-        return cls(root / "proc", root / "sys", root / "sys" / "fs" / "cgroup", root, root / "dev")
+        return cls(
+            root / "proc",
+            root / "sys",
+            root / "sys" / "fs" / "cgroup",
+            root,
+            root / "dev",
+            root / HOST_STATE.relative_to("/"),
+        )
 
 
 @dataclass(frozen=True)
@@ -94,6 +106,15 @@ def _perf(roots: Roots) -> str:
     finally:
         counters.close()
     return f"cycle counters open on {len(cpus)} CPUs"
+
+
+def _hoststate(roots: Roots) -> str:
+    from exporter.guest.hoststate import read_host_state
+
+    state = read_host_state(roots.host_state)
+    if state is None:
+        return f"{roots.host_state}: absent (no agent here, or no line from the host yet); nothing to use"
+    return f"{roots.host_state}: the host's view of {len(state.vcpus)} vCPUs"
 
 
 def _meminfo(roots: Roots) -> str:
@@ -176,6 +197,18 @@ SOURCES: Mapping[str, Source] = MappingProxyType(
                 ),
                 fix="on bare metal load a cpufreq driver (intel_pstate, amd-pstate, acpi-cpufreq); "
                 "in a VM nothing to do: the frequency comes from /proc/cpuinfo",
+            ),
+            Source(
+                "hoststate",
+                "in a guest: each vCPU's host frequency and steal, from the agent's state file",
+                _hoststate,
+                families=(
+                    "sysmon_cpu_frequency_hertz",
+                    "sysmon_cpu_frequency_source_info",
+                    "sysmon_cpu_host_steal_seconds_total",
+                ),
+                fix="the file is sysmon-exporter agent's (--agent.host-state): point --path.host-state at the one "
+                "the agent in this guest writes, or remove what else is there",
             ),
             Source(
                 "cpuinfo",

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Protocol, TypeVar
 
 from exporter.catalogue import SOURCES, of_job
+from exporter.guest.hoststate import HostState, freshness_limit, is_fresh, read_host_state
 from exporter.guest_state import GuestVm
 from exporter.sources import SourceError
 from exporter.sources.cgroup import CgroupLimits, CgroupTree, read_cgroups
@@ -108,7 +109,7 @@ class SourceStatus:
 @dataclass(frozen=True)
 class Frequency:
     hertz: float
-    source: str  # "cpufreq_avg" | "cpufreq" | "cpufreq_hardware" (CURRENT_FILES) | "cpuinfo" | "perf"
+    source: str  # "cpufreq_avg" | "cpufreq" | "cpufreq_hardware" (CURRENT_FILES) | "host" | "cpuinfo" | "perf"
 
 
 @dataclass(frozen=True)
@@ -205,6 +206,8 @@ class CpuSources:
     mounts: MountFilter = field(default_factory=MountFilter)  # mount points and filesystem types left out
     host_ipv4: Callable[[], str] = read_host_ipv4  # the address a gRPC payload reports (injected in golden runs)
     processes_wanted: Callable[[], bool] = lambda: True  # the push reads /proc/<pid> only while its config asks
+    host_state: Path | None = None  # in a guest, the agent's state file (--path.host-state): the hoststate source
+    sampler_interval_seconds: float = 1.0  # a host state older than 3 of these (or of the host's) is stale
 
 
 @dataclass(frozen=True)
@@ -247,6 +250,7 @@ class Snapshot:
     cpu_seconds: Mapping[int, Mapping[str, float]] = field(default_factory=dict)
     cpu_guest_seconds: Mapping[int, Mapping[str, float]] = field(default_factory=dict)
     cpu_usage_ratio: Mapping[int, float] = field(default_factory=dict)
+    host_steal_seconds: Mapping[int, float] = field(default_factory=dict)  # the host's view, by guest CPU
     frequency: Mapping[int, Frequency] = field(default_factory=dict)
     cpufreq: Mapping[int, CpuFreq] = field(default_factory=dict)  # limits, governor, hardware value
     cycles: Mapping[int, float] = field(default_factory=dict)
@@ -269,6 +273,7 @@ class Snapshot:
     cpu_counters: Monotonic = field(default_factory=Monotonic)
     perf_counters: Monotonic = field(default_factory=Monotonic)
     syscall_breakdown: SyscallBreakdown = field(default_factory=SyscallBreakdown)
+    host_state_stale: bool = False  # the last host state read was too old (logged once when it became so)
 
 
 def describe(exc: BaseException) -> str:
@@ -461,10 +466,41 @@ def _read_cpu(prev: Snapshot, readers: CpuSources, run: _Run) -> _CpuPart:
     return _CpuPart(online, seconds, {c: g for c, g in guest.items() if g}, ratio, busy_seconds, counters)
 
 
+def _read_host_state(prev: Snapshot, readers: CpuSources, run: _Run, now: float) -> tuple[HostState | None, bool]:
+    """The agent's state file while fresh (None when off, missing, failed or stale), and whether it is stale.
+
+    A missing file succeeds with nothing: a guest without the agent, or one whose host
+    sends no lines, is not broken (as node_exporter's textfile collector treats a
+    directory without files). Going stale and fresh again is logged once each.
+    """
+    if "hoststate" not in readers.collectors:
+        return None, False
+    path = readers.host_state
+    if path is None:
+        run.fail("hoststate", "no state file given (CpuSources.host_state; --path.host-state)")
+        return None, False
+    state = run("hoststate", lambda: read_host_state(path))
+    if state is None:
+        return None, False
+    if is_fresh(state, now, readers.sampler_interval_seconds):
+        if prev.host_state_stale:
+            log.info("host state %s is fresh again; its frequencies and steal are used", path)
+        return state, False
+    if not prev.host_state_stale:
+        log.warning(
+            "host state %s is stale (received %.0fs ago, not within %gs: 3 intervals); ignored until the "
+            "agent writes a newer one: is sysmon-exporter agent running and the host exporter sending?",
+            path,
+            now - (state.received_wall_seconds or 0.0),
+            freshness_limit(state, readers.sampler_interval_seconds),
+        )
+    return None, True
+
+
 def _read_frequency(
-    readers: CpuSources, run: _Run, online: tuple[int, ...]
+    readers: CpuSources, run: _Run, online: tuple[int, ...], host: HostState | None
 ) -> tuple[dict[int, Frequency], dict[int, CpuFreq]]:
-    """cpufreq, then /proc/cpuinfo for the CPUs cpufreq has no current frequency for; and cpufreq's reading."""
+    """cpufreq, then the host's view, then /proc/cpuinfo for the CPUs still without one; and cpufreq's reading."""
     frequency: dict[int, Frequency] = {}
     freqs: dict[int, CpuFreq] = {}
     if "cpufreq" in readers.collectors:
@@ -472,6 +508,11 @@ def _read_frequency(
         for cpu, f in freqs.items():
             if f.frequency_hertz is not None:
                 frequency[cpu] = Frequency(f.frequency_hertz, f.source)
+    if host is not None:
+        # Inside a VM there is rarely a cpufreq driver, and /proc/cpuinfo states the TSC rate.
+        for cpu, v in host.vcpus.items():
+            if v.frequency_hertz is not None:
+                frequency.setdefault(cpu, Frequency(v.frequency_hertz, "host"))
     if "cpuinfo" in readers.collectors and (not online or not set(online) <= frequency.keys()):
         mhz = run("cpuinfo", lambda: require_cpuinfo(readers.procfs))
         for cpu, hertz in (mhz or {}).items():
@@ -528,14 +569,17 @@ def take_snapshot(
     run = _Run(clock, deadline)
     wall, mono = clock.wall(), clock.monotonic()
     cpu = _read_cpu(prev, readers, run)
-    frequency, cpufreq = _read_frequency(readers, run, cpu.cpus)
+    host_state, host_stale = _read_host_state(prev, readers, run, wall)
+    frequency, cpufreq = _read_frequency(readers, run, cpu.cpus, host_state)
+    steal = {c: v.steal_seconds for c, v in host_state.vcpus.items()} if host_state is not None else {}
     perf = _read_perf(prev, readers, run, cpu.cpus)
     if perf is not None:
         for c, f in _perf_frequency(prev, perf, cpu.busy_seconds).items():
             frequency.setdefault(c, f)
-    if cpu.cpus:
+    if cpu.cpus:  # a host state naming more vCPUs than this guest has: only the ones it has
         frequency = {c: f for c, f in frequency.items() if c in cpu.cpus}
         cpufreq = {c: f for c, f in cpufreq.items() if c in cpu.cpus}
+        steal = {c: v for c, v in steal.items() if c in cpu.cpus}
     memory = run("meminfo", lambda: read_meminfo(readers.procfs)) if "meminfo" in readers.collectors else None
     load = run("loadavg", lambda: read_loadavg(readers.procfs)) if "loadavg" in readers.collectors else None
     filesystems = None
@@ -562,6 +606,8 @@ def take_snapshot(
         cpu_guest_seconds=cpu.cpu_guest_seconds,
         cpu_usage_ratio=cpu.cpu_usage_ratio,
         cpu_counters=cpu.counters or prev.cpu_counters,
+        host_steal_seconds=steal,
+        host_state_stale=host_stale,
         frequency=dict(sorted(frequency.items())),
         cpufreq=dict(sorted(cpufreq.items())),
         cycles=perf.cycles if perf else {},

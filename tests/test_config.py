@@ -22,6 +22,7 @@ def test_defaults():
     assert c.collectors == {
         "cpu",
         "cpufreq",
+        "hoststate",
         "cpuinfo",
         "perf",
         "meminfo",

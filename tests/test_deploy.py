@@ -58,6 +58,8 @@ def test_agent_unit_runs_the_agent_with_flags_it_accepts(tmp_path):
     assert argv[0].endswith("/sysmon-exporter") and argv[1] == "agent"
     values = AGENT.parse(argv[2:], {})  # unknown flags raise ConfigError
     assert values["agent.channel"] == Address("virtio")
+    # The state file's directory is the unit's RuntimeDirectory, writable under ProtectSystem=strict.
+    assert values["agent.host-state"].parent == Path("/run") / unit["Service"]["RuntimeDirectory"]
     assert unit["Service"]["Restart"] == "always"
     assert int(unit["Service"]["LimitNOFILE"]) > 0
     systemd_verify(AGENT_UNIT, tmp_path)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from exporter.catalogue import SOURCES, of_job
+from exporter.catalogue import SOURCES, Roots, of_job
 from exporter.collector import Renderer, default_collectors
 from exporter.config import GuestConfig
 from exporter.guest.ingest import Ingest
@@ -81,8 +81,13 @@ def fixed_statvfs(path: str) -> os.statvfs_result:
 
 
 def _snapshot(
-    roots: list[Path], collectors: frozenset[str] = COLLECTORS, perf: RecordedPerf | None = None, host: bool = False
+    roots: list[Path],
+    collectors: frozenset[str] = COLLECTORS,
+    perf: RecordedPerf | None = None,
+    host: bool = False,
+    host_state: Path | None = None,
 ) -> Snapshot:
+    """``host_state`` in place of the tree's own run/sysmon/host.json (which no fixture tree has)."""
     snap = None
     for root in roots:
         readers = CpuSources(
@@ -95,6 +100,7 @@ def _snapshot(
             rootfs=root,
             statvfs=fixed_statvfs,
             host_ipv4=lambda: "192.0.2.10",  # TEST-NET-1: the host's address is not in a fixture tree
+            host_state=host_state or Roots.under(root).host_state,
         )
         snap = take_snapshot(snap, readers, FixedClock())
     assert snap is not None
@@ -135,6 +141,10 @@ SCENARIOS: dict[str, Callable[[], Snapshot]] = {
     ),
     "vm-2cpu-sampler": lambda: replace(_snapshot([FIXTURES / "vm-2cpu"]), skipped_ticks={"cgroup": 3, "cpu": 0}),
     "vm-2cpu-host": lambda: _snapshot([FIXTURES / "vm-2cpu"], host=True),
+    # a guest whose agent keeps the view of a host that gives this VM 4 vCPUs (tests/fixtures/hoststate)
+    "vm-2cpu-hoststate": lambda: _snapshot(
+        [FIXTURES / "vm-2cpu"], host_state=FIXTURES.parent / "hoststate" / "4-vcpus.json"
+    ),
     "vm-2cpu-processes": lambda: _snapshot([FIXTURES / "vm-2cpu"], COLLECTORS | {"processes"}),
     # the listener's counts as Connections.view() gives them after a connection flood
     "vm-2cpu-http": lambda: replace(
@@ -153,7 +163,7 @@ def test_every_catalogued_source_succeeds_in_some_scenario():
 
 
 def test_the_base_runs_are_the_catalogues_replayable_defaults():
-    assert {"cpu", "cpufreq", "cpuinfo", "meminfo", "loadavg", "network"} == COLLECTORS
+    assert {"cpu", "cpufreq", "hoststate", "cpuinfo", "meminfo", "loadavg", "network"} == COLLECTORS
     assert not SOURCES["perf"].replay and not SOURCES["filesystem"].replay
 
 

@@ -59,6 +59,16 @@ def collect_cpu(snap: Snapshot) -> Iterator[Metric]:
             ),
             snap.cpu_usage_ratio,
         )
+    if snap.host_steal_seconds:
+        yield _per_cpu(
+            CounterMetricFamily(
+                "sysmon_cpu_host_steal_seconds_total",
+                "Seconds the host kept each vCPU runnable but not running, as the host counts them "
+                "(its schedstat wait time, sent to the agent); set it beside the guest's own steal mode.",
+                labels=["cpu"],
+            ),
+            snap.host_steal_seconds,
+        )
 
 
 def collect_frequency(snap: Snapshot) -> Iterator[Metric]:
@@ -69,7 +79,8 @@ def collect_frequency(snap: Snapshot) -> Iterator[Metric]:
             GaugeMetricFamily(
                 "sysmon_cpu_frequency_hertz",
                 "Current frequency of each CPU from the first source that has it "
-                "(cpufreq cpuinfo_avg_freq, scaling_cur_freq, cpuinfo_cur_freq; /proc/cpuinfo; perf).",
+                "(cpufreq cpuinfo_avg_freq, scaling_cur_freq, cpuinfo_cur_freq; in a guest, the host's; "
+                "/proc/cpuinfo; perf).",
                 labels=["cpu"],
             ),
             {cpu: f.hertz for cpu, f in freq.items()},

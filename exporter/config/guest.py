@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from exporter.catalogue import HOST_STATE
 from exporter.config.flags import ConfigError, Opt, Section
 from exporter.config.values import bytes_in, duration_in, int_in, parse_choice, parse_pattern, positive_float
 
@@ -135,6 +136,7 @@ class AgentChannelConfig:
     channel: Address = Address("virtio")
     interval_seconds: float = 5.0
     queue_size: int = 120
+    host_state: Path = HOST_STATE
 
 
 AGENT_CHANNEL = Section(
@@ -142,4 +144,5 @@ AGENT_CHANNEL = Section(
     channel=Opt("agent.channel", parse_agent_channel, "virtio:[PATH], vsock:[CID:]PORT or unix:PATH"),
     interval_seconds=Opt("agent.interval", duration_in(0.05, 3600.0), "how often the guest is sampled"),
     queue_size=Opt("agent.queue-size", int_in(1, 100_000), "rows kept while the host is not reading"),
+    host_state=Opt("agent.host-state", Path, "file that keeps the host's latest line (its view of this VM's vCPUs)"),
 )

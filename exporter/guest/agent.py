@@ -10,6 +10,14 @@ new ``hello`` first. A virtio-serial port does not go away when the host's
 reader does (the exporter restarting, say): poll() reports POLLHUP until a
 reader is back, and then the writer sends a new ``hello`` before the next row,
 so the host learns who the guest is again.
+
+The host writes back on the same channel: one ``host`` line per host sample
+(:mod:`exporter.guest.hoststate`). A reader thread per connection takes them
+with a bounded wait, so neither the writer nor the sampler ever waits for it;
+each line is checked, a bad or oversized one is dropped and counted (every row
+carries the count so far as ``host_lines_rejected``; the first of each reason
+is logged), and the latest good one replaces the state file. A state file that
+cannot be written is logged once (until it can be again) and the agent goes on.
 """
 
 from __future__ import annotations
@@ -23,8 +31,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from exporter.catalogue import HOST_STATE
 from exporter.config import Address
 from exporter.guest.channel import HostGone, Writer, open_agent_channel
+from exporter.guest.hoststate import (
+    MAX_LINE_BYTES,
+    BadHostLine,
+    LineSplitter,
+    parse_host_line,
+    state_bytes,
+    write_state,
+)
 from exporter.guest.protocol import hello_line, row_from_snapshot
 from exporter.snapshot import CgroupSources, Clock, CpuSources, Snapshot, take_cgroup_snapshot, take_snapshot
 
@@ -33,6 +50,7 @@ log = logging.getLogger("exporter.agent")
 BACKOFF_MAX_SECONDS = 10.0
 STABLE_SECONDS = BACKOFF_MAX_SECONDS  # a connection up this long was working
 HOST_POLL_SECONDS = 0.2  # how often a port without a host reader is polled again
+READ_WAIT_MS = 200  # the reader's longest wait for host lines: how soon it sees its connection end
 
 
 @dataclass(frozen=True)
@@ -44,16 +62,42 @@ class AgentSettings:
     dev: Path
     version: str
     cgroups: CgroupSources | None = None  # with --collector.cgroup
+    host_state: Path = HOST_STATE  # --agent.host-state
+
+
+class HostLines:
+    """Host lines taken and dropped on this agent's channel (by reason), shared by reader and writer."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.accepted = 0
+        self.rejected: dict[str, int] = {}
+
+    def accept(self) -> None:
+        with self._lock:
+            self.accepted += 1
+
+    def reject(self, reason: str, detail: str) -> None:
+        with self._lock:
+            first = reason not in self.rejected
+            self.rejected[reason] = self.rejected.get(reason, 0) + 1
+        if first:
+            log.warning("host line dropped (%s); later ones are counted in each row's host_lines_rejected", detail)
+
+    def rejected_total(self) -> int:
+        with self._lock:
+            return sum(self.rejected.values())
 
 
 class Outbox:
     """A bounded queue of rows; a full queue drops its oldest row and counts it."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, host_lines: HostLines | None = None) -> None:
         self._rows: collections.deque[dict[str, Any]] = collections.deque()
         self._size = size
         self._cond = threading.Condition()
         self.dropped = 0
+        self._host_lines = host_lines
 
     def put(self, row: dict[str, Any]) -> None:
         with self._cond:
@@ -70,12 +114,31 @@ class Outbox:
                 return None
             row = self._rows.popleft()
             row["dropped"] = self.dropped
+        if self._host_lines is not None:
+            row["host_lines_rejected"] = self._host_lines.rejected_total()
         return json.dumps(row, separators=(",", ":")).encode() + b"\n"
 
     def lost(self) -> None:
         """A row that was taken but could not be written counts as dropped."""
         with self._cond:
             self.dropped += 1
+
+
+class _Shared:
+    """A channel used by the writer and its reader: closed by whichever of them is done last,
+    so a reader held up by a slow state write never holds up the writer's reconnect."""
+
+    def __init__(self, writer: Writer, users: int) -> None:
+        self.writer = writer
+        self._users = users
+        self._lock = threading.Lock()
+
+    def release(self) -> None:
+        with self._lock:
+            self._users -= 1
+            last = self._users == 0
+        if last:
+            self.writer.close()
 
 
 def _read_id(path: Path) -> str:
@@ -99,7 +162,10 @@ class Agent:
         )
         self.clock = clock
         self.stop = stop
-        self.outbox = Outbox(settings.queue_size)
+        self.host_lines = HostLines()
+        self.outbox = Outbox(settings.queue_size, self.host_lines)
+        self._state_failing = ""  # the state file's failure last logged, until a write succeeds
+        self._state_lock = threading.Lock()  # a reader outliving its connection may overlap the next one
         procfs = settings.readers.procfs
         self.boot_id = _read_id(procfs / "sys/kernel/random/boot_id")
         self.hostname = _read_id(procfs / "sys/kernel/hostname")
@@ -141,6 +207,10 @@ class Agent:
             if writer is None:
                 return
             opened = self.clock.monotonic()
+            done = threading.Event()
+            channel = _Shared(writer, 2 if writer.readable else 1)
+            if writer.readable:
+                threading.Thread(target=self.read_loop, args=(channel, done), name="agent-reader", daemon=True).start()
             try:
                 self._send(writer, hello)
             except OSError as e:
@@ -148,7 +218,57 @@ class Agent:
                     self._failing, self._delay, self._announced = "", self._first_delay, False
                 self._retry("lost", e.strerror or str(e))
             finally:
-                writer.close()
+                done.set()
+                channel.release()  # the reader may still be in a read or a state write: it closes last
+
+    def read_loop(self, channel: _Shared, done: threading.Event) -> None:
+        try:
+            self._read(channel.writer, done)
+        finally:
+            channel.release()
+
+    def _read(self, writer: Writer, done: threading.Event) -> None:
+        """Host lines from one connection until ``done``; the latest valid one of each read is kept."""
+        splitter = LineSplitter()  # per connection: a line cut by a reconnect is not joined to the next
+        while not done.is_set():
+            try:
+                data = writer.read(READ_WAIT_MS)
+            except OSError as e:
+                log.warning(
+                    "cannot read host lines on %s: %s; reading again after a reconnect", self.settings.channel, e
+                )
+                return
+            if data is None:  # no host there now
+                done.wait(HOST_POLL_SECONDS)
+                continue
+            latest = None
+            too_long = splitter.too_long
+            for line in splitter.feed(data):
+                try:
+                    latest = parse_host_line(line)
+                except BadHostLine as e:
+                    self.host_lines.reject(e.reason, str(e))
+                    continue
+                self.host_lines.accept()
+            for _ in range(splitter.too_long - too_long):
+                self.host_lines.reject("too_long", f"too_long: a line longer than {MAX_LINE_BYTES} bytes")
+            if latest is not None:
+                self._keep(state_bytes(latest, self.clock.wall()))
+
+    def _keep(self, data: bytes) -> None:
+        path = self.settings.host_state
+        with self._state_lock:
+            try:
+                write_state(path, data)
+            except OSError as e:
+                reason = e.strerror or str(e)
+                if reason != self._state_failing:
+                    log.warning("cannot write the host state %s: %s; the agent goes on without it", path, reason)
+                    self._state_failing = reason
+                return
+            if self._state_failing:
+                log.info("the host state %s is written again", path)
+                self._state_failing = ""
 
     def _send(self, writer: Writer, hello: bytes) -> None:
         """Hello, then rows, until the writer fails (OSError) or the agent stops.

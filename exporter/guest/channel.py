@@ -21,6 +21,7 @@ on ``unix:<uds_path>_P`` receives Firecracker guests.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import select
@@ -64,10 +65,15 @@ class HostGone(OSError):
 
 
 class Writer:
-    """A byte stream to the host: a socket (blocking) or a character device (non-blocking, polled)."""
+    """A byte stream to the host: a socket (blocking) or a character device (non-blocking, polled).
 
-    def __init__(self, sock: socket.socket | None = None, fd: int | None = None) -> None:
+    It is read too (the host's lines come back on the same port or socket), except a
+    descriptor opened write-only (``readable=False``: a FIFO standing in for a port).
+    """
+
+    def __init__(self, sock: socket.socket | None = None, fd: int | None = None, readable: bool = True) -> None:
         self._sock, self._fd = sock, fd
+        self.readable = readable
         if fd is not None:
             os.set_blocking(fd, False)  # a write never waits for a host that is not there
 
@@ -104,6 +110,35 @@ class Writer:
             if events & select.POLLHUP:
                 raise HostGone(partial=len(view) < len(data))
 
+    def read(self, timeout_ms: int) -> bytes | None:
+        """What the host sent, after waiting up to ``timeout_ms`` for it: b"" when nothing came,
+        None while no host is there (a port's POLLHUP, a pty's EIO, a socket's end or reset).
+
+        Never blocks past the timeout, so it can run beside :meth:`write` on another thread.
+        """
+        fd = self._sock.fileno() if self._sock is not None else self._fd
+        assert fd is not None and self.readable
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        events = 0
+        for _, ev in poller.poll(timeout_ms):
+            events |= ev
+        if not events:
+            return b""
+        if not events & select.POLLIN:
+            return None  # POLLHUP without data: no host reader on the port
+        try:
+            data = self._sock.recv(65536, socket.MSG_DONTWAIT) if self._sock is not None else os.read(fd, 65536)
+        except BlockingIOError:
+            return b""
+        except ConnectionError:  # the host reset the socket: the writer finds out too, and reconnects
+            return None
+        except OSError as e:
+            if e.errno == errno.EIO:  # a pty master whose other side is closed
+                return None
+            raise
+        return data or None
+
     def close(self) -> None:
         if self._sock is not None:
             self._sock.close()
@@ -112,10 +147,15 @@ class Writer:
 
 
 def open_agent_channel(address: Address, sysfs: Path, dev: Path) -> Writer:
-    """Open the channel for writing; OSError when it cannot be opened now."""
+    """Open the channel for writing (and reading the host's lines); OSError when it cannot be opened now."""
     if address.kind == "virtio":
         path = address.path or find_virtio_port(DEFAULT_PORT_NAME, sysfs, dev)
-        return Writer(fd=os.open(path, os.O_WRONLY | os.O_CLOEXEC | os.O_NOCTTY))
+        # A port takes one open at a time (-EBUSY, port_fops_open), so the host's lines are read
+        # from the descriptor the rows go out on. Anything but a character device (a FIFO in
+        # tests) is opened write-only: read back, a FIFO would return the agent's own rows.
+        readable = stat.S_ISCHR(os.stat(path).st_mode)
+        mode = os.O_RDWR if readable else os.O_WRONLY
+        return Writer(fd=os.open(path, mode | os.O_CLOEXEC | os.O_NOCTTY), readable=readable)
     if address.kind == "vsock":
         sock = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
         target: tuple[int, int] | str = (address.cid, address.port)

@@ -40,6 +40,7 @@ def run_agent(argv: Sequence[str], env: Mapping[str, str], setup_logging: Callab
         dev=config.roots.dev,
         version=__version__,
         cgroups=cgroups,
+        host_state=config.agent.host_state,
     )
     stop = threading.Event()
 

@@ -24,9 +24,12 @@ HOST = HostIdentity("vm", "192.0.2.2")
 COLLECTORS = frozenset({"cpu", "cpuinfo", "meminfo"})
 
 
-def fixture_step(previous: Snapshot | None, root: Path = VM, clock: Clock | None = None) -> Snapshot:
-    """A sampler step over a fixture host, with a known host identity."""
-    readers = CpuSources(root / "proc", root / "sys", 100, COLLECTORS)
+def fixture_step(
+    previous: Snapshot | None, root: Path = VM, clock: Clock | None = None, host_state: Path | None = None
+) -> Snapshot:
+    """A sampler step over a fixture host, with a known host identity (and, in a guest, the agent's host state)."""
+    collectors = COLLECTORS | {"hoststate"} if host_state is not None else COLLECTORS
+    readers = CpuSources(root / "proc", root / "sys", 100, collectors, host_state=host_state)
     return replace(take_snapshot(previous, readers, clock or SystemClock()), host=HOST)
 
 
@@ -36,7 +39,7 @@ def live_step(previous: Snapshot | None) -> Snapshot:
     return replace(take_snapshot(previous, readers, SystemClock()), host=HOST)
 
 
-def windowed_snapshot(tmp_path: Path, clock: Clock | None = None) -> Snapshot:
+def windowed_snapshot(tmp_path: Path, clock: Clock | None = None, host_state: Path | None = None) -> Snapshot:
     """vm-2cpu, then the same host one second (100 ticks) later: cpu0 25% busy, cpu1 idle."""
     later = tmp_path / "later"
     shutil.copytree(VM, later)
@@ -46,7 +49,7 @@ def windowed_snapshot(tmp_path: Path, clock: Clock | None = None) -> Snapshot:
         .replace("cpu0 1052 0 563 40093 ", "cpu0 1077 0 563 40168 ")
         .replace("cpu1 2177 0 637 38806 ", "cpu1 2177 0 637 38906 ")
     )
-    return fixture_step(fixture_step(None, VM, clock), later, clock)
+    return fixture_step(fixture_step(None, VM, clock, host_state), later, clock, host_state)
 
 
 async def agent_status_poll(channel: Any, name: str) -> tuple[Any, Any]:
