@@ -6,9 +6,13 @@ are twenty thousand samples, rendered once per cgroup interval.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from operator import attrgetter
+from types import MappingProxyType
+
 from exporter.collector.exposition import Family, Piece, escape_label_value, format_families, format_value
 from exporter.snapshot import Snapshot
-from exporter.sources.cgroup import PRESSURE_RESOURCES, container_identity
+from exporter.sources.cgroup import CgroupStats, container_identity
 
 # (metric name, type, help, CgroupStats field): one value per cgroup.
 _SCALARS = (
@@ -120,6 +124,25 @@ _SCALARS = (
 )
 
 
+# (resource, metric name, help): seconds per cgroup and kind (some, full), from CgroupStats.pressure_seconds.
+_PRESSURE = (
+    (
+        "cpu",
+        "sysmon_cgroup_pressure_cpu_seconds_total",
+        "Time some (or all, kind=full) runnable tasks of the cgroup waited for a CPU (cpu.pressure total).",
+    ),
+    (
+        "memory",
+        "sysmon_cgroup_pressure_memory_seconds_total",
+        "Time some (or all, kind=full) tasks of the cgroup stalled on memory (memory.pressure total).",
+    ),
+    (
+        "io",
+        "sysmon_cgroup_pressure_io_seconds_total",
+        "Time some (or all, kind=full) tasks of the cgroup stalled on I/O (io.pressure total).",
+    ),
+)
+
 # (metric name, help, CgroupStats.io counter): one value per cgroup and device.
 _IO = (
     (
@@ -146,95 +169,110 @@ _IO = (
 )
 
 
+_EXACT = 10**15  # format_value writes integers below this as their digits
+
+
+def _value(value: float) -> str:
+    """:func:`format_value`, with its most common case first: a cgroup counter (an int below 1e15)
+    is its own digits, which is what format_value writes for it, for a third of the time."""
+    if type(value) is int and -_EXACT < value < _EXACT:
+        return str(value)
+    return format_value(value)
+
+
+_NONE: Mapping[str, float] = MappingProxyType({})
+
+
+def _stalls(resource: str) -> Callable[[CgroupStats], Mapping[str, float]]:
+    def stalls(stats: CgroupStats) -> Mapping[str, float]:
+        return stats.pressure_seconds.get(resource, _NONE)
+
+    return stalls
+
+
+def _per_key(
+    name: str,
+    help_text: str,
+    label: str,
+    cgroups: list[tuple[str, CgroupStats]],
+    mapping: Callable[[CgroupStats], Mapping[str, float]],
+) -> Family:
+    """A counter family with one sample per cgroup and key of a mapping (events, fault kinds, stall kinds)."""
+    return Family(
+        name,
+        "counter",
+        help_text,
+        [
+            f'{name}{cgroup},{label}="{escape_label_value(key)}"}} {_value(count)}\n'
+            for cgroup, stats in cgroups
+            for key, count in mapping(stats).items()
+        ],
+    )
+
+
 def render_cgroup(snap: Snapshot) -> list[Piece]:
-    """sysmon_cgroup_memory_events_total{cgroup="/kubepods.slice",event="oom_kill"} 1 (and cpu, pids, pressure)."""
+    """sysmon_cgroup_memory_events_total{cgroup="/kubepods.slice",event="oom_kill"} 1 (and cpu, pids, pressure).
+
+    Written family by family, each family's lines in one comprehension over the cgroups:
+    tens of thousands of lines a cycle, so the loop overhead counts."""
     tree = snap.cgroups
     if tree is None:
         return []
-    dropped = Family(
-        "sysmon_cgroup_dropped",
-        "gauge",
-        "Cgroups not exported because there were more than --cgroup.max-count (the deepest are dropped).",
-        [f"sysmon_cgroup_dropped {format_value(tree.dropped)}\n"],
-    )
-    info = Family(
-        "sysmon_cgroup_info",
-        "gauge",
-        "1 for each cgroup whose path holds a Kubernetes pod UID or a container ID.",
-    )
-    memory_events = Family(
-        "sysmon_cgroup_memory_events_total",
-        "counter",
-        "Memory events (v2 memory.events; v1 memory.failcnt as max, memory.oom_control oom_kill).",
-    )
-    pids_events = Family(
-        "sysmon_cgroup_pids_events_total",
-        "counter",
-        "Forks refused because the cgroup was at pids.max (pids.events).",
-    )
-    pressure = {
-        "cpu": Family(
-            "sysmon_cgroup_pressure_cpu_seconds_total",
-            "counter",
-            "Time some (or all, kind=full) runnable tasks of the cgroup waited for a CPU (cpu.pressure total).",
+    cgroups = [(f'{{cgroup="{escape_label_value(path)}"', stats) for path, stats in tree.stats.items()]
+    identities = [(cgroup, container_identity(path)) for (cgroup, _), path in zip(cgroups, tree.stats, strict=True)]
+    io_rows = [
+        (f'{cgroup},device="{escape_label_value(device)}"}} ', counters)
+        for cgroup, stats in cgroups
+        for device, counters in stats.io.items()
+    ]
+    families = [
+        Family(
+            "sysmon_cgroup_dropped",
+            "gauge",
+            "Cgroups not exported because there were more than --cgroup.max-count (the deepest are dropped).",
+            [f"sysmon_cgroup_dropped {format_value(tree.dropped)}\n"],
         ),
-        "memory": Family(
-            "sysmon_cgroup_pressure_memory_seconds_total",
-            "counter",
-            "Time some (or all, kind=full) tasks of the cgroup stalled on memory (memory.pressure total).",
+        Family(
+            "sysmon_cgroup_info",
+            "gauge",
+            "1 for each cgroup whose path holds a Kubernetes pod UID or a container ID.",
+            [
+                f'sysmon_cgroup_info{cgroup},container_id="{identity[1]}",pod_uid="{identity[0]}"}} {format_value(1)}\n'
+                for cgroup, identity in identities
+                if identity is not None
+            ],
         ),
-        "io": Family(
-            "sysmon_cgroup_pressure_io_seconds_total",
-            "counter",
-            "Time some (or all, kind=full) tasks of the cgroup stalled on I/O (io.pressure total).",
+        _per_key(
+            "sysmon_cgroup_memory_events_total",
+            "Memory events (v2 memory.events; v1 memory.failcnt as max, memory.oom_control oom_kill).",
+            "event",
+            cgroups,
+            attrgetter("memory_events"),
         ),
-    }
-    failures = Family(
-        "sysmon_cgroup_memory_failures_total",
-        "counter",
-        "Page faults in the cgroup, kind=pgfault (all) or pgmajfault (major) (memory.stat pgfault, pgmajfault).",
+        _per_key(
+            "sysmon_cgroup_memory_failures_total",
+            "Page faults in the cgroup, kind=pgfault (all) or pgmajfault (major) (memory.stat pgfault, pgmajfault).",
+            "kind",
+            cgroups,
+            attrgetter("memory_failures"),
+        ),
+    ]
+    for name, kind, help_text, field in _SCALARS:
+        get = attrgetter(field)
+        lines = [f"{name}{cgroup}}} {_value(v)}\n" for cgroup, stats in cgroups if (v := get(stats)) is not None]
+        families.append(Family(name, kind, help_text, lines))
+    for name, help_text, key in _IO:
+        lines = [f"{name}{labels}{_value(counters[key])}\n" for labels, counters in io_rows if key in counters]
+        families.append(Family(name, "counter", help_text, lines))
+    families.append(
+        _per_key(
+            "sysmon_cgroup_pids_events_total",
+            "Forks refused because the cgroup was at pids.max (pids.events).",
+            "event",
+            cgroups,
+            attrgetter("pids_events"),
+        )
     )
-    io = [(Family(name, "counter", help_text), key) for name, help_text, key in _IO]
-    scalars = [(Family(name, kind, help_text), name, field) for name, kind, help_text, field in _SCALARS]
-    for path, stats in tree.stats.items():
-        cgroup = f'{{cgroup="{escape_label_value(path)}"'
-        identity = container_identity(path)
-        if identity is not None:
-            pod, container = identity
-            info.lines.append(
-                f'sysmon_cgroup_info{cgroup},container_id="{container}",pod_uid="{pod}"}} {format_value(1)}\n'
-            )
-        for family, name, field in scalars:
-            value = getattr(stats, field)
-            if value is not None:
-                family.lines.append(f"{name}{cgroup}}} {format_value(value)}\n")
-        for event, count in stats.memory_events.items():
-            labels = f'{cgroup},event="{escape_label_value(event)}"}}'
-            memory_events.lines.append(f"sysmon_cgroup_memory_events_total{labels} {format_value(count)}\n")
-        for kind, count in stats.memory_failures.items():
-            labels = f'{cgroup},kind="{kind}"}}'
-            failures.lines.append(f"sysmon_cgroup_memory_failures_total{labels} {format_value(count)}\n")
-        for device, counters in stats.io.items():
-            labels = f'{cgroup},device="{escape_label_value(device)}"}}'
-            for family, key in io:
-                if key in counters:
-                    family.lines.append(f"{family.name}{labels} {format_value(counters[key])}\n")
-        for event, count in stats.pids_events.items():
-            labels = f'{cgroup},event="{escape_label_value(event)}"}}'
-            pids_events.lines.append(f"sysmon_cgroup_pids_events_total{labels} {format_value(count)}\n")
-        for resource in PRESSURE_RESOURCES:
-            family = pressure[resource]
-            for kind, seconds in stats.pressure_seconds.get(resource, {}).items():
-                family.lines.append(f'{family.name}{cgroup},kind="{kind}"}} {format_value(seconds)}\n')
-    return format_families(
-        [
-            dropped,
-            info,
-            memory_events,
-            failures,
-            *(f for f, _, _ in scalars),
-            *(f for f, _ in io),
-            pids_events,
-            *pressure.values(),
-        ]
-    )
+    for resource, name, help_text in _PRESSURE:
+        families.append(_per_key(name, help_text, "kind", cgroups, _stalls(resource)))
+    return format_families(families)

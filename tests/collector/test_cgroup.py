@@ -1,0 +1,36 @@
+"""The cgroup families: every value spelled by format_value, whatever its type and size."""
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from exporter.collector.cgroup import render_cgroup
+from exporter.collector.exposition import format_value
+from exporter.snapshot import Snapshot
+from exporter.sources.cgroup import CgroupStats, CgroupTree
+
+NUMBERS = st.one_of(
+    st.integers(min_value=-(2**64), max_value=2**64),
+    st.sampled_from([0, 1, 10**15 - 1, 10**15, -(10**15) + 1, -(10**15), 2**53 + 1, 2**63]),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.booleans(),
+)
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(NUMBERS, NUMBERS)
+def test_every_sample_value_is_format_values_spelling(usage, seconds):
+    stats = CgroupStats(
+        memory_usage_bytes=usage,
+        cpu_usage_seconds=seconds,
+        memory_events={"oom_kill": usage},
+        io={"vda": {"read_bytes": usage, "write_bytes": usage, "reads": usage, "writes": usage}},
+        pressure_seconds={"cpu": {"some": seconds}},
+    )
+    tree = CgroupTree("v2", {"/a": stats}, 0, {})
+    text = b"".join(p.samples for p in render_cgroup(Snapshot(cgroups=tree))).decode()
+    values = {line.rsplit(" ", 1)[0]: line.rsplit(" ", 1)[1] for line in text.splitlines()}
+    assert values['sysmon_cgroup_memory_usage_bytes{cgroup="/a"}'] == format_value(usage)
+    assert values['sysmon_cgroup_memory_events_total{cgroup="/a",event="oom_kill"}'] == format_value(usage)
+    assert values['sysmon_cgroup_io_writes_total{cgroup="/a",device="vda"}'] == format_value(usage)
+    assert values['sysmon_cgroup_cpu_usage_seconds_total{cgroup="/a"}'] == format_value(seconds)
+    assert values['sysmon_cgroup_pressure_cpu_seconds_total{cgroup="/a",kind="some"}'] == format_value(seconds)
