@@ -203,7 +203,8 @@ def _per_key(
         "counter",
         help_text,
         [
-            f'{name}{cgroup},{label}="{escape_label_value(key)}"}} {_value(count)}\n'
+            # an identifier (oom_kill, some, pgfault: every key the kernel writes) has nothing to escape
+            f'{name}{cgroup},{label}="{key if key.isidentifier() else escape_label_value(key)}"}} {_value(count)}\n'
             for cgroup, stats in cgroups
             for key, count in mapping(stats).items()
         ],

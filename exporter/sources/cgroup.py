@@ -208,10 +208,16 @@ def parse_single(text: str, path: str) -> int | None:
 _PSI_KEYS = ["avg10", "avg60", "avg300", "total"]
 _PSI = re.compile(r"(?:(?:some|full) avg10=[0-9.]++ avg60=[0-9.]++ avg300=[0-9.]++ total=[0-9]++\n)++")
 _PSI_TOTAL = re.compile(r"^(some|full) .* total=([0-9]+)$", re.M)
+# kernel/sched/psi.c psi_show(): a "some" line, then a "full" line (cpu's since 5.13)
+_PSI_LINE = r"avg10=[0-9.]++ avg60=[0-9.]++ avg300=[0-9.]++ total=([0-9]++)\n"
+_PSI_SOME_FULL = re.compile(f"some {_PSI_LINE}(?:full {_PSI_LINE})?+")
 
 
 def parse_pressure(text: str, path: str) -> dict[str, float]:
     """PSI lines ``some avg10=.. avg60=.. avg300=.. total=<usec>`` -> {kind: stall seconds}."""
+    if m := _PSI_SOME_FULL.fullmatch(text):  # as the kernel writes it: one match, the totals its groups
+        some, full = m.groups()
+        return {"some": int(some) / 1e6} if full is None else {"some": int(some) / 1e6, "full": int(full) / 1e6}
     if _PSI.fullmatch(text) and text.startswith("some "):  # well-formed: totals straight from the regex
         return {kind: int(total) / 1e6 for kind, total in _PSI_TOTAL.findall(text)}
     out: dict[str, float] = {}

@@ -4,7 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from exporter.collector.cgroup import render_cgroup
-from exporter.collector.exposition import format_value
+from exporter.collector.exposition import escape_label_value, format_value
 from exporter.snapshot import Snapshot
 from exporter.sources.cgroup import CgroupStats, CgroupTree
 
@@ -34,3 +34,12 @@ def test_every_sample_value_is_format_values_spelling(usage, seconds):
     assert values['sysmon_cgroup_io_writes_total{cgroup="/a",device="vda"}'] == format_value(usage)
     assert values['sysmon_cgroup_cpu_usage_seconds_total{cgroup="/a"}'] == format_value(seconds)
     assert values['sysmon_cgroup_pressure_cpu_seconds_total{cgroup="/a",kind="some"}'] == format_value(seconds)
+
+
+@settings(max_examples=200, deadline=None, database=None)
+@given(st.text(max_size=12))
+def test_event_names_are_escaped_as_label_values(event):
+    stats = CgroupStats(memory_events={event: 1})
+    pieces = render_cgroup(Snapshot(cgroups=CgroupTree("v2", {"/a": stats}, 0, {})))
+    text = b"".join(p.samples for p in pieces if b"memory_events" in p.text_header).decode()
+    assert text == f'sysmon_cgroup_memory_events_total{{cgroup="/a",event="{escape_label_value(event)}"}} 1\n'

@@ -658,3 +658,23 @@ def test_io_stat_reads_every_line_whatever_path(rows, reordered):
         for dev, counters, _ in rows
     }
     assert parse_io_stat("".join(lines), "io.stat") == expected
+
+
+PSI_LINE = st.builds(
+    "{} avg10={:.2f} avg60={:.2f} avg300={:.2f} total={}\n".format,
+    st.sampled_from(["some", "full"]),
+    *[st.floats(min_value=0, max_value=100)] * 3,
+    st.integers(min_value=0, max_value=10**20),
+)
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(st.lists(PSI_LINE, min_size=1, max_size=3))
+def test_pressure_reads_every_line_whatever_path(lines):
+    text = "".join(lines)
+    expected = {line.split()[0]: int(line.split("total=")[1]) / 1e6 for line in lines}
+    if "some" not in expected:
+        with pytest.raises(SourceError, match="no 'some' line"):
+            parse_pressure(text, "cpu.pressure")
+    else:
+        assert parse_pressure(text, "cpu.pressure") == expected
