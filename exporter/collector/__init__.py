@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import Metric
 from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS_CONTENT_TYPE
 
-from exporter.collector.cgroup import render_cgroup
+from exporter.collector.cgroup import CgroupRenderer
 from exporter.collector.cpu import collect_cpu, collect_frequency
 from exporter.collector.exposition import ExpositionWriter, Piece
 from exporter.collector.filesystem import collect_filesystem
@@ -71,8 +71,9 @@ def _guests(snap: Snapshot) -> object:
 
 
 def cached_families() -> tuple[CachedFamilies, ...]:
-    """The cached families of one Renderer (the guest renderer counts failures across its snapshots)."""
-    return (CachedFamilies(_cgroups, render_cgroup), CachedFamilies(_guests, GuestRenderer()))
+    """The cached families of one Renderer (the guest renderer counts failures across its snapshots; the
+    cgroup renderer keeps the bytes of families that did not change)."""
+    return (CachedFamilies(_cgroups, CgroupRenderer()), CachedFamilies(_guests, GuestRenderer()))
 
 
 class Exposition:

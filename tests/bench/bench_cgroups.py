@@ -29,7 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from exporter.collector import CachedFamilies, Renderer
-from exporter.collector.cgroup import render_cgroup
+from exporter.collector.cgroup import CgroupRenderer
 from exporter.snapshot import CgroupSources, SystemClock, take_cgroup_snapshot
 from exporter.sources.cgroup import CgroupLimits
 
@@ -214,7 +214,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="sysmon-bench-cgroup-") as tmp:
         root, made = build_host(Path(tmp), args.count)
         readers = CgroupSources(root, CgroupLimits(max_count=args.count), 100)
-        render = Renderer([], cached=[CachedFamilies(lambda s: s.cgroups, render_cgroup)])
+        render = Renderer([], cached=[CachedFamilies(lambda s: s.cgroups, CgroupRenderer())])
         clock = SystemClock()
         snap = None
         times = []
