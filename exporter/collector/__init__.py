@@ -14,12 +14,12 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import Metric
 from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS_CONTENT_TYPE
 
-from exporter.collector.cgroup import render_cgroup
+from exporter.collector.cgroup import CgroupRenderer
 from exporter.collector.cpu import collect_cpu, collect_frequency
 from exporter.collector.exposition import ExpositionWriter, Piece
 from exporter.collector.filesystem import collect_filesystem
 from exporter.collector.guest import GuestRenderer
-from exporter.collector.gzipped import EMPTY, Deflated, concat, deflate_pieces, gzip_body, plain_body
+from exporter.collector.gzipped import EMPTY, Deflated, Deflater, concat, gzip_body, plain_body
 from exporter.collector.http import collect_http
 from exporter.collector.memory import collect_load, collect_memory
 from exporter.collector.network import collect_network
@@ -71,8 +71,9 @@ def _guests(snap: Snapshot) -> object:
 
 
 def cached_families() -> tuple[CachedFamilies, ...]:
-    """The cached families of one Renderer (the guest renderer counts failures across its snapshots)."""
-    return (CachedFamilies(_cgroups, render_cgroup), CachedFamilies(_guests, GuestRenderer()))
+    """The cached families of one Renderer (the guest renderer counts failures across its snapshots; the
+    cgroup renderer keeps the bytes of families that did not change)."""
+    return (CachedFamilies(_cgroups, CgroupRenderer()), CachedFamilies(_guests, GuestRenderer()))
 
 
 class Exposition:
@@ -126,6 +127,7 @@ class Renderer:
         self._cached = tuple(cached) if cached is not None else cached_families()
         self._keys: list[object] = [object()] * len(self._cached)
         self._deflated: list[tuple[Deflated, Deflated]] = [(EMPTY, EMPTY)] * len(self._cached)
+        self._deflaters = [Deflater() for _ in self._cached]
         self._prefix = (EMPTY, EMPTY)
 
     def _cached_prefix(self, snap: Snapshot) -> tuple[Deflated, Deflated]:
@@ -134,7 +136,7 @@ class Renderer:
         for i, part in enumerate(self._cached):
             key = part.key(snap)
             if key is not self._keys[i]:
-                self._keys[i], self._deflated[i] = key, deflate_pieces(part.render(snap))
+                self._keys[i], self._deflated[i] = key, self._deflaters[i](part.render(snap))
                 changed = True
         if changed:
             self._prefix = (concat([t for t, _ in self._deflated]), concat([om for _, om in self._deflated]))

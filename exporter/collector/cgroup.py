@@ -6,9 +6,14 @@ are twenty thousand samples, rendered once per cgroup interval.
 
 from __future__ import annotations
 
-from exporter.collector.exposition import Family, Piece, escape_label_value, format_families, format_value
+from collections.abc import Callable, Mapping
+from functools import partial
+from operator import attrgetter
+from types import MappingProxyType
+
+from exporter.collector.exposition import Piece, escape_label_value, format_value, piece
 from exporter.snapshot import Snapshot
-from exporter.sources.cgroup import PRESSURE_RESOURCES, container_identity
+from exporter.sources.cgroup import CgroupStats, container_identity
 
 # (metric name, type, help, CgroupStats field): one value per cgroup.
 _SCALARS = (
@@ -120,6 +125,25 @@ _SCALARS = (
 )
 
 
+# (resource, metric name, help): seconds per cgroup and kind (some, full), from CgroupStats.pressure_seconds.
+_PRESSURE = (
+    (
+        "cpu",
+        "sysmon_cgroup_pressure_cpu_seconds_total",
+        "Time some (or all, kind=full) runnable tasks of the cgroup waited for a CPU (cpu.pressure total).",
+    ),
+    (
+        "memory",
+        "sysmon_cgroup_pressure_memory_seconds_total",
+        "Time some (or all, kind=full) tasks of the cgroup stalled on memory (memory.pressure total).",
+    ),
+    (
+        "io",
+        "sysmon_cgroup_pressure_io_seconds_total",
+        "Time some (or all, kind=full) tasks of the cgroup stalled on I/O (io.pressure total).",
+    ),
+)
+
 # (metric name, help, CgroupStats.io counter): one value per cgroup and device.
 _IO = (
     (
@@ -146,95 +170,151 @@ _IO = (
 )
 
 
-def render_cgroup(snap: Snapshot) -> list[Piece]:
-    """sysmon_cgroup_memory_events_total{cgroup="/kubepods.slice",event="oom_kill"} 1 (and cpu, pids, pressure)."""
-    tree = snap.cgroups
-    if tree is None:
-        return []
-    dropped = Family(
-        "sysmon_cgroup_dropped",
-        "gauge",
-        "Cgroups not exported because there were more than --cgroup.max-count (the deepest are dropped).",
-        [f"sysmon_cgroup_dropped {format_value(tree.dropped)}\n"],
-    )
-    info = Family(
-        "sysmon_cgroup_info",
-        "gauge",
-        "1 for each cgroup whose path holds a Kubernetes pod UID or a container ID.",
-    )
-    memory_events = Family(
-        "sysmon_cgroup_memory_events_total",
-        "counter",
-        "Memory events (v2 memory.events; v1 memory.failcnt as max, memory.oom_control oom_kill).",
-    )
-    pids_events = Family(
-        "sysmon_cgroup_pids_events_total",
-        "counter",
-        "Forks refused because the cgroup was at pids.max (pids.events).",
-    )
-    pressure = {
-        "cpu": Family(
-            "sysmon_cgroup_pressure_cpu_seconds_total",
-            "counter",
-            "Time some (or all, kind=full) runnable tasks of the cgroup waited for a CPU (cpu.pressure total).",
-        ),
-        "memory": Family(
-            "sysmon_cgroup_pressure_memory_seconds_total",
-            "counter",
-            "Time some (or all, kind=full) tasks of the cgroup stalled on memory (memory.pressure total).",
-        ),
-        "io": Family(
-            "sysmon_cgroup_pressure_io_seconds_total",
-            "counter",
-            "Time some (or all, kind=full) tasks of the cgroup stalled on I/O (io.pressure total).",
-        ),
-    }
-    failures = Family(
-        "sysmon_cgroup_memory_failures_total",
-        "counter",
-        "Page faults in the cgroup, kind=pgfault (all) or pgmajfault (major) (memory.stat pgfault, pgmajfault).",
-    )
-    io = [(Family(name, "counter", help_text), key) for name, help_text, key in _IO]
-    scalars = [(Family(name, kind, help_text), name, field) for name, kind, help_text, field in _SCALARS]
-    for path, stats in tree.stats.items():
-        cgroup = f'{{cgroup="{escape_label_value(path)}"'
+_EXACT = 10**15  # format_value writes integers below this as their digits
+
+
+def _value(value: float) -> str:
+    """:func:`format_value`, with its most common case first: a cgroup counter (an int below 1e15)
+    is its own digits, which is what format_value writes for it, for a third of the time."""
+    if type(value) is int and -_EXACT < value < _EXACT:
+        return str(value)
+    return format_value(value)
+
+
+_NONE: Mapping[str, float] = MappingProxyType({})
+
+
+def _stalls(resource: str) -> Callable[[CgroupStats], Mapping[str, float]]:
+    def stalls(stats: CgroupStats) -> Mapping[str, float]:
+        return stats.pressure_seconds.get(resource, _NONE)
+
+    return stalls
+
+
+Rows = list[tuple[str, CgroupStats]]  # (the cgroup's label text, its stats), in the tree's order
+
+
+def _per_key_lines(name: str, label: str, cgroups: Rows, maps: list[Mapping[str, float]]) -> list[str]:
+    """One sample per cgroup and key of a mapping (events, fault kinds, stall kinds)."""
+    return [
+        # an identifier (oom_kill, some, pgfault: every key the kernel writes) has nothing to escape
+        f'{name}{cgroup},{label}="{key if key.isidentifier() else escape_label_value(key)}"}} {_value(count)}\n'
+        for (cgroup, _), mapping in zip(cgroups, maps, strict=True)
+        for key, count in mapping.items()
+    ]
+
+
+def _scalar_lines(name: str, cgroups: Rows, values: list[float | None]) -> list[str]:
+    return [f"{name}{cgroup}}} {_value(v)}\n" for (cgroup, _), v in zip(cgroups, values, strict=True) if v is not None]
+
+
+def _io_lines(name: str, key: str, io_rows: list[tuple[str, Mapping[str, int]]]) -> list[str]:
+    return [f"{name}{labels}{_value(counters[key])}\n" for labels, counters in io_rows if key in counters]
+
+
+def _info_lines(cgroups: Rows, paths: list[str]) -> list[str]:
+    lines = []
+    for (cgroup, _), path in zip(cgroups, paths, strict=True):
         identity = container_identity(path)
         if identity is not None:
             pod, container = identity
-            info.lines.append(
-                f'sysmon_cgroup_info{cgroup},container_id="{container}",pod_uid="{pod}"}} {format_value(1)}\n'
-            )
-        for family, name, field in scalars:
-            value = getattr(stats, field)
-            if value is not None:
-                family.lines.append(f"{name}{cgroup}}} {format_value(value)}\n")
-        for event, count in stats.memory_events.items():
-            labels = f'{cgroup},event="{escape_label_value(event)}"}}'
-            memory_events.lines.append(f"sysmon_cgroup_memory_events_total{labels} {format_value(count)}\n")
-        for kind, count in stats.memory_failures.items():
-            labels = f'{cgroup},kind="{kind}"}}'
-            failures.lines.append(f"sysmon_cgroup_memory_failures_total{labels} {format_value(count)}\n")
-        for device, counters in stats.io.items():
-            labels = f'{cgroup},device="{escape_label_value(device)}"}}'
-            for family, key in io:
-                if key in counters:
-                    family.lines.append(f"{family.name}{labels} {format_value(counters[key])}\n")
-        for event, count in stats.pids_events.items():
-            labels = f'{cgroup},event="{escape_label_value(event)}"}}'
-            pids_events.lines.append(f"sysmon_cgroup_pids_events_total{labels} {format_value(count)}\n")
-        for resource in PRESSURE_RESOURCES:
-            family = pressure[resource]
-            for kind, seconds in stats.pressure_seconds.get(resource, {}).items():
-                family.lines.append(f'{family.name}{cgroup},kind="{kind}"}} {format_value(seconds)}\n')
-    return format_families(
-        [
-            dropped,
-            info,
-            memory_events,
-            failures,
-            *(f for f, _, _ in scalars),
-            *(f for f, _ in io),
-            pids_events,
-            *pressure.values(),
+            lines.append(f'sysmon_cgroup_info{cgroup},container_id="{container}",pod_uid="{pod}"}} {format_value(1)}\n')
+    return lines
+
+
+class CgroupRenderer:
+    """The cgroup families, snapshot after snapshot (one per Renderer; :func:`render_cgroup` uses one once).
+
+    A family whose inputs equal the last render's (the same cgroup paths and, for each, the
+    same values it writes) keeps its bytes: limits, weights, identities and events seldom
+    change, and comparing values costs a fraction of writing their lines. Equal values write
+    equal text (format_value depends on the number alone), so the bytes are those a fresh
+    render writes. Only the last render's inputs are kept.
+    """
+
+    def __init__(self) -> None:
+        self._paths: list[str] | None = None
+        self._last: dict[str, tuple[object, Piece | None]] = {}
+
+    def __call__(self, snap: Snapshot) -> list[Piece]:
+        """sysmon_cgroup_memory_events_total{cgroup="/kubepods.slice",event="oom_kill"} 1 (and cpu, pids, pressure)."""
+        tree = snap.cgroups
+        if tree is None:
+            self._paths, self._last = None, {}
+            return []
+        paths = list(tree.stats)
+        last = self._last if paths == self._paths else {}
+        seen: dict[str, tuple[object, Piece | None]] = {}
+        out: list[Piece] = []
+
+        def family(name: str, kind: str, help_text: str, inputs: object, lines: Callable[[], list[str]]) -> None:
+            before = last.get(name)
+            if before is not None and inputs is not None and before[0] == inputs:
+                written = before[1]
+            else:
+                text = "".join(lines())
+                written = piece(name, kind, help_text, text) if text else None
+            seen[name] = (inputs, written)
+            if written is not None:
+                out.append(written)
+
+        def per_key(
+            name: str, help_text: str, label: str, mapping: Callable[[CgroupStats], Mapping[str, float]]
+        ) -> None:
+            maps = [mapping(stats) for _, stats in cgroups]
+            inputs = [tuple(m.items()) for m in maps]
+            family(name, "counter", help_text, inputs, partial(_per_key_lines, name, label, cgroups, maps))
+
+        cgroups = [(f'{{cgroup="{escape_label_value(path)}"', stats) for path, stats in tree.stats.items()]
+        family(
+            "sysmon_cgroup_dropped",
+            "gauge",
+            "Cgroups not exported because there were more than --cgroup.max-count (the deepest are dropped).",
+            None,
+            lambda: [f"sysmon_cgroup_dropped {format_value(tree.dropped)}\n"],
+        )
+        family(
+            "sysmon_cgroup_info",
+            "gauge",
+            "1 for each cgroup whose path holds a Kubernetes pod UID or a container ID.",
+            (),  # the paths alone
+            partial(_info_lines, cgroups, paths),
+        )
+        per_key(
+            "sysmon_cgroup_memory_events_total",
+            "Memory events (v2 memory.events; v1 memory.failcnt as max, memory.oom_control oom_kill).",
+            "event",
+            attrgetter("memory_events"),
+        )
+        per_key(
+            "sysmon_cgroup_memory_failures_total",
+            "Page faults in the cgroup, kind=pgfault (all) or pgmajfault (major) (memory.stat pgfault, pgmajfault).",
+            "kind",
+            attrgetter("memory_failures"),
+        )
+        for name, kind, help_text, field in _SCALARS:
+            get = attrgetter(field)
+            values = [get(stats) for _, stats in cgroups]
+            family(name, kind, help_text, values, partial(_scalar_lines, name, cgroups, values))
+        io_rows = [
+            (f'{cgroup},device="{escape_label_value(device)}"}} ', counters)
+            for cgroup, stats in cgroups
+            for device, counters in stats.io.items()
         ]
-    )
+        for name, help_text, key in _IO:  # counters that move with every I/O: written each time
+            family(name, "counter", help_text, None, partial(_io_lines, name, key, io_rows))
+        per_key(
+            "sysmon_cgroup_pids_events_total",
+            "Forks refused because the cgroup was at pids.max (pids.events).",
+            "event",
+            attrgetter("pids_events"),
+        )
+        for resource, name, help_text in _PRESSURE:
+            per_key(name, help_text, "kind", _stalls(resource))
+        self._paths, self._last = paths, seen
+        return out
+
+
+def render_cgroup(snap: Snapshot) -> list[Piece]:
+    """sysmon_cgroup_memory_events_total{cgroup="/kubepods.slice",event="oom_kill"} 1 (and cpu, pids, pressure)."""
+    return CgroupRenderer()(snap)

@@ -65,17 +65,45 @@ EMPTY = _prefix((), ())
 
 def deflate_pieces(pieces: Sequence[Piece]) -> tuple[Deflated, Deflated]:
     """Text and OpenMetrics prefixes of the pieces; the sample lines, most of the bytes, are deflated once for both."""
-    text: list[bytes] = []
-    openmetrics: list[bytes] = []
-    text_segments: list[bytes] = []
-    openmetrics_segments: list[bytes] = []
-    for piece in pieces:
-        samples = _deflate(piece.samples)
-        text += (piece.text_header, piece.samples)
-        openmetrics += (piece.openmetrics_header, piece.samples)
-        text_segments += (_deflate(piece.text_header), samples)
-        openmetrics_segments += (_deflate(piece.openmetrics_header), samples)
-    return _prefix(text, text_segments), _prefix(openmetrics, openmetrics_segments)
+    return Deflater()(pieces)
+
+
+class Deflater:
+    """:func:`deflate_pieces` for one sequence of renders: a family whose sample lines are the same bytes
+    as in the previous render keeps its compressed segment, and headers are compressed once.
+
+    Many cgroup families do not change between cycles (limits, weights, events, identities);
+    comparing their bytes costs a memcmp, compressing them again a few milliseconds. Only what
+    the last render used is kept, so the memory held is that render's segments, no more."""
+
+    def __init__(self) -> None:
+        self._samples: dict[bytes, tuple[bytes, bytes]] = {}  # text header -> (sample lines, their segment)
+        self._headers: dict[bytes, bytes] = {}  # header -> its segment
+
+    def _header(self, header: bytes, seen: dict[bytes, bytes]) -> bytes:
+        segment = self._headers.get(header)
+        if segment is None:
+            segment = _deflate(header)
+        seen[header] = segment
+        return segment
+
+    def __call__(self, pieces: Sequence[Piece]) -> tuple[Deflated, Deflated]:
+        text: list[bytes] = []
+        openmetrics: list[bytes] = []
+        text_segments: list[bytes] = []
+        openmetrics_segments: list[bytes] = []
+        samples_seen: dict[bytes, tuple[bytes, bytes]] = {}
+        headers_seen: dict[bytes, bytes] = {}
+        for piece in pieces:
+            last = self._samples.get(piece.text_header)
+            samples = last[1] if last is not None and last[0] == piece.samples else _deflate(piece.samples)
+            samples_seen[piece.text_header] = (piece.samples, samples)
+            text += (piece.text_header, piece.samples)
+            openmetrics += (piece.openmetrics_header, piece.samples)
+            text_segments += (self._header(piece.text_header, headers_seen), samples)
+            openmetrics_segments += (self._header(piece.openmetrics_header, headers_seen), samples)
+        self._samples, self._headers = samples_seen, headers_seen
+        return _prefix(text, text_segments), _prefix(openmetrics, openmetrics_segments)
 
 
 def concat(parts: Sequence[Deflated]) -> Deflated:

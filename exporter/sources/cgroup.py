@@ -56,7 +56,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from exporter.sources import SourceError, read_small
+from exporter.sources import SourceError, read_small, read_small_bytes
 
 V1_CONTROLLERS = frozenset({"memory", "cpu", "cpuacct", "pids", "blkio"})
 
@@ -165,8 +165,16 @@ def _bounded(value: int, path: str, what: str, line: int | None = None) -> int:
     return value
 
 
+# What the kernel writes: ``<key> <decimal>\n`` lines. Up to 19 digits is always within 64 bits,
+# so a file of this form needs no per-line check; anything else takes the line-by-line path.
+_FLAT_KEYED = re.compile(r"(?:[A-Za-z0-9_.]++ -?+[0-9]{1,19}+\n)*+")
+
+
 def parse_flat_keyed(text: str, path: str) -> dict[str, int]:
     """``<key> <integer>`` per line (memory.events, pids.events, cpu.stat, memory.oom_control, cpuacct.stat)."""
+    if _FLAT_KEYED.fullmatch(text):
+        words = iter(text.split())
+        return dict(zip(words, map(int, words), strict=True))
     out: dict[str, int] = {}
     for lineno, line in _lines(text, path):
         parts = line.split()
@@ -183,6 +191,8 @@ def parse_flat_keyed(text: str, path: str) -> dict[str, int]:
 
 def parse_single(text: str, path: str) -> int | None:
     """One integer, or ``max`` (no limit) as None (memory.current, memory.max, pids.*, cpuacct.usage)."""
+    if text[-1:] == "\n" and len(text) <= 20 and text.isascii() and text[:-1].isdigit():
+        return int(text)  # the kernel's form: digits (at most 19: within 64 bits) and a newline
     value = text.strip()
     if value == "max":
         return None
@@ -198,10 +208,16 @@ def parse_single(text: str, path: str) -> int | None:
 _PSI_KEYS = ["avg10", "avg60", "avg300", "total"]
 _PSI = re.compile(r"(?:(?:some|full) avg10=[0-9.]++ avg60=[0-9.]++ avg300=[0-9.]++ total=[0-9]++\n)++")
 _PSI_TOTAL = re.compile(r"^(some|full) .* total=([0-9]+)$", re.M)
+# kernel/sched/psi.c psi_show(): a "some" line, then a "full" line (cpu's since 5.13)
+_PSI_LINE = r"avg10=[0-9.]++ avg60=[0-9.]++ avg300=[0-9.]++ total=([0-9]++)\n"
+_PSI_SOME_FULL = re.compile(f"some {_PSI_LINE}(?:full {_PSI_LINE})?+")
 
 
 def parse_pressure(text: str, path: str) -> dict[str, float]:
     """PSI lines ``some avg10=.. avg60=.. avg300=.. total=<usec>`` -> {kind: stall seconds}."""
+    if m := _PSI_SOME_FULL.fullmatch(text):  # as the kernel writes it: one match, the totals its groups
+        some, full = m.groups()
+        return {"some": int(some) / 1e6} if full is None else {"some": int(some) / 1e6, "full": int(full) / 1e6}
     if _PSI.fullmatch(text) and text.startswith("some "):  # well-formed: totals straight from the regex
         return {kind: int(total) / 1e6 for kind, total in _PSI_TOTAL.findall(text)}
     out: dict[str, float] = {}
@@ -259,11 +275,26 @@ _DEVICE = re.compile(r"[0-9]+:[0-9]+")
 _IO_STAT_KEYS = {"rbytes": "read_bytes", "wbytes": "write_bytes", "rios": "reads", "wios": "writes"}
 
 
+# A line as the kernel writes it (block/blk-cgroup.c blkcg_print_one_stat): the four counters first,
+# in this order, then others (discards, io.cost and io.latency debug fields) that are not kept.
+_IO_STAT_LINE = (
+    r"([0-9]++:[0-9]++) rbytes=([0-9]{1,19}+) wbytes=([0-9]{1,19}+) rios=([0-9]{1,19}+) wios=([0-9]{1,19}+)"
+    r"(?: (?!rbytes=|wbytes=|rios=|wios=)[a-z_.]++=[A-Za-z0-9_.:+-]*+)*+\n"
+)
+_IO_STAT_FILE = re.compile(f"(?:{_IO_STAT_LINE})*+")
+_IO_STAT_LINES = re.compile(_IO_STAT_LINE)
+
+
 def parse_io_stat(text: str, path: str) -> dict[str, dict[str, int]]:
     """v2 io.stat ``MAJ:MIN rbytes=.. wbytes=.. rios=.. wios=.. dbytes=.. dios=..`` -> {MAJ:MIN: counters}.
 
     Only the four byte and operation counters are kept; other keys (discards, io.cost and
     io.latency debug fields) are checked for form only."""
+    if _IO_STAT_FILE.fullmatch(text):  # the kernel's form: the counters straight from the regex
+        return {
+            dev: {"read_bytes": int(rb), "write_bytes": int(wb), "reads": int(r), "writes": int(w)}
+            for dev, rb, wb, r, w in _IO_STAT_LINES.findall(text)
+        }
     out: dict[str, dict[str, int]] = {}
     for lineno, line in _lines(text, path):
         fields = line.split()
@@ -495,9 +526,9 @@ V1_FILES: dict[str, Callable[[str, str, int], Fields]] = {
     "blkio.bfq.io_serviced_recursive": _blkio("raw_io_bfq", "reads", "writes"),
 }
 
-_MAPPINGS = ("memory_events", "pids_events", "pressure_seconds", "memory_failures")
+_MAPPINGS = frozenset({"memory_events", "pids_events", "pressure_seconds", "memory_failures"})
 # per device (MAJ:MIN) -> counter: merged two levels deep (bytes and operations come from two v1 files)
-_IO_SOURCES = ("raw_io_throttle", "raw_io_bfq", "raw_io")
+_IO_SOURCES = ("raw_io_throttle", "raw_io_bfq", "raw_io")  # in the order _derive prefers them
 
 
 def merge_fields(parts: Iterable[Fields], device_name: Callable[[str], str | None] | None = None) -> CgroupStats:
@@ -510,18 +541,18 @@ def merge_fields(parts: Iterable[Fields], device_name: Callable[[str], str | Non
     out: Fields = {}
     for part in parts:
         for key, value in part.items():
-            if key in _MAPPINGS:
-                merged = out.setdefault(key, {})
-                for k, v in value.items():
-                    merged.setdefault(k, v)
+            before = out.get(key)
+            if before is None:
+                out[key] = value  # most keys come from one file: taken as they are, not copied
+            elif key in _MAPPINGS:
+                out[key] = {**before, **{k: v for k, v in value.items() if k not in before}}
             elif key in _IO_SOURCES:
-                devices = out.setdefault(key, {})
+                devices = {dev: dict(counters) for dev, counters in before.items()}
                 for dev, counters in value.items():
                     into = devices.setdefault(dev, {})
                     for k, v in counters.items():
                         into.setdefault(k, v)
-            elif out.get(key) is None:
-                out[key] = value
+                out[key] = devices
     return CgroupStats(**_derive(out, device_name))
 
 
@@ -658,6 +689,10 @@ def walk(layout: Layout, limits: CgroupLimits) -> Walk:
 
 
 _DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_PATH", 0) | os.O_CLOEXEC
+_FILE = os.O_RDONLY | os.O_CLOEXEC
+# Larger than any cgroup control file the kernel prints (v2 memory.stat is about 1.5 KiB); a read
+# that fills it goes through read_small_bytes, which bounds the size.
+_FIRST_READ = 16384
 
 
 def read_found(
@@ -689,7 +724,16 @@ def read_found(
                 for name in files:
                     path = directory + "/" + name
                     try:
-                        parts.append(table[name](read_small(name, short_read_ends=True, dir_fd=dir_fd), path, hz))
+                        # One open, one read and one close per file (read_small's loop only for a file
+                        # that fills the first read): at a thousand cgroups the calls add up.
+                        fd = os.open(name, _FILE, dir_fd=dir_fd)
+                        try:
+                            data = os.read(fd, _FIRST_READ)
+                        finally:
+                            os.close(fd)
+                        if len(data) == _FIRST_READ:
+                            data = read_small_bytes(name, short_read_ends=True, dir_fd=dir_fd)
+                        parts.append(table[name](data.decode("utf-8", "replace"), path, hz))
                     except OSError as e:
                         if e.errno in (errno.ENOENT, errno.ENODEV) and not os.path.isdir(directory):
                             vanished = True

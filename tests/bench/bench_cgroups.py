@@ -5,7 +5,8 @@ tree in a temporary directory laid out like a Kubernetes node on the systemd
 driver (kubepods.slice / QoS slices / pod slices / container scopes) with the
 files a 6.x kernel writes, then times ``take_cgroup_snapshot`` plus rendering
 both exposition formats, as the sampler does each cgroup interval, and prints
-the median and the series count. Then it starts the real exporter on the same
+the median and the series count, first with the same values each cycle (an idle node), then
+with every cgroup's counters rewritten between cycles (a busy one). Then it starts the real exporter on the same
 tree and times sequential scrapes of /metrics with those series present
 (``--scrapes 0`` skips that).
 """
@@ -28,7 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from exporter.collector import CachedFamilies, Renderer
-from exporter.collector.cgroup import render_cgroup
+from exporter.collector.cgroup import CgroupRenderer
 from exporter.snapshot import CgroupSources, SystemClock, take_cgroup_snapshot
 from exporter.sources.cgroup import CgroupLimits
 
@@ -37,7 +38,8 @@ PRESSURE = "some avg10=0.00 avg60=0.00 avg300=0.00 total={}\nfull avg10=0.00 avg
 
 # The 6.x memory.stat keys, in the kernel's order (mm/memcontrol.c memory_stats[], then the events).
 MEMORY_STAT_KEYS = [
-    line for line in (Path(__file__).parents[1] / "fixtures" / "memory-stat-keys.txt").read_text().splitlines()
+    line
+    for line in (Path(__file__).parents[1] / "fixtures" / "memory-stat-keys.txt").read_text().splitlines()
     if line and not line.startswith("#")
 ]
 
@@ -52,28 +54,38 @@ def write_cgroup(d: Path, i: int) -> None:
         "cgroup.procs": "",
         "cgroup.controllers": "cpuset cpu io memory hugetlb pids rdma misc\n",
         "memory.events": f"low 0\nhigh 0\nmax {i % 7}\noom {i % 3}\noom_kill {i % 3}\noom_group_kill 0\n",
-        "memory.current": f"{1_000_000 + i * 4096}\n",
         "memory.max": "max\n" if i % 2 else f"{268435456 + i}\n",
-        "memory.stat": memory_stat(i),
         "memory.high": "max\n" if i % 4 else f"{250000000 + i}\n",
         "memory.swap.current": f"{(i % 5) * 4096}\n",
         "cpu.max": "max 100000\n" if i % 2 else f"{50000 + i * 100} 100000\n",
         "cpu.weight": f"{1 + i % 200}\n",
+        "pids.events": f"max {i % 2}\n",
+        "pids.max": "max\n" if i % 3 else "4096\n",
+    }
+    for name, text in files.items():
+        (d / name).write_text(text)
+    write_counters(d, i, 0)
+
+
+def write_counters(d: Path, i: int, tick: int) -> None:
+    """The files whose values move while a cgroup's tasks run: CPU time, memory, I/O, stalls, tasks."""
+    t = tick * 1009
+    files = {
+        "memory.current": f"{1_000_000 + i * 4096 + t * 4096}\n",
+        "memory.stat": memory_stat(i + t),
         "io.stat": (
-            f"259:0 rbytes={i * 4096} wbytes={i * 8192} rios={i} wios={2 * i} dbytes=0 dios=0\n"
+            f"259:0 rbytes={(i + t) * 4096} wbytes={(i + t) * 8192} rios={i + t} wios={2 * (i + t)} dbytes=0 dios=0\n"
             "8:0 rbytes=0 wbytes=0 rios=0 wios=0 dbytes=0 dios=0\n"
         ),
         "cpu.stat": (
-            f"usage_usec {i * 1000}\nuser_usec {i * 600}\nsystem_usec {i * 400}\nnice_usec 0\n"
-            f"core_sched.force_idle_usec 0\nnr_periods {i}\nnr_throttled {i // 10}\nthrottled_usec {i * 7}\n"
-            "nr_bursts 0\nburst_usec 0\n"
+            f"usage_usec {(i + t) * 1000}\nuser_usec {(i + t) * 600}\nsystem_usec {(i + t) * 400}\nnice_usec 0\n"
+            f"core_sched.force_idle_usec 0\nnr_periods {i + t}\nnr_throttled {(i + t) // 10}\n"
+            f"throttled_usec {(i + t) * 7}\nnr_bursts 0\nburst_usec 0\n"
         ),
-        "pids.events": f"max {i % 2}\n",
-        "pids.current": f"{i % 50}\n",
-        "pids.max": "max\n" if i % 3 else "4096\n",
-        "cpu.pressure": PRESSURE.format(i * 11, i * 5),
-        "memory.pressure": PRESSURE.format(i * 3, i),
-        "io.pressure": PRESSURE.format(i * 13, i * 2),
+        "pids.current": f"{(i + tick) % 50}\n",
+        "cpu.pressure": PRESSURE.format((i + t) * 11, (i + t) * 5),
+        "memory.pressure": PRESSURE.format((i + t) * 3, i + t),
+        "io.pressure": PRESSURE.format((i + t) * 13, (i + t) * 2),
     }
     for name, text in files.items():
         (d / name).write_text(text)
@@ -202,7 +214,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="sysmon-bench-cgroup-") as tmp:
         root, made = build_host(Path(tmp), args.count)
         readers = CgroupSources(root, CgroupLimits(max_count=args.count), 100)
-        render = Renderer([], cached=[CachedFamilies(lambda s: s.cgroups, render_cgroup)])
+        render = Renderer([], cached=[CachedFamilies(lambda s: s.cgroups, CgroupRenderer())])
         clock = SystemClock()
         snap = None
         times = []
@@ -233,6 +245,24 @@ def main() -> int:
             take_cgroup_snapshot(snap, readers, clock)
         step[0] = (time.perf_counter() - start) / args.runs
         print(f"of which walk + read + parse (mean): {step[0] * 1000:.1f} ms")
+        # The runs above read the same values each time: the best case, an idle node. Here every
+        # cgroup's CPU, memory, I/O, stall and task counters move between cycles, as on a busy node.
+        dirs = [root, *sorted(p for p in root.rglob("*") if p.is_dir())]
+        times, cpu = [], []
+        for tick in range(1, args.runs + 1):
+            for i, d in enumerate(dirs):
+                write_counters(d, i, tick)
+            start, start_cpu = time.perf_counter(), time.process_time()
+            snap = take_cgroup_snapshot(snap, readers, clock)
+            render(snap)
+            times.append(time.perf_counter() - start)
+            cpu.append(time.process_time() - start_cpu)
+        print(
+            "cycle with every cgroup's counters changed since the last one, median:"
+            f" {statistics.median(times) * 1000:.1f} ms (min {min(times) * 1000:.1f});"
+            f" CPU time median {statistics.median(cpu) * 1000:.1f} ms"
+            f" (min {min(cpu) * 1000:.1f})"
+        )
         if args.scrapes:
             scrape_latency(root, args.scrapes)
     return 0

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from exporter.collector import Renderer, default_collectors
 from exporter.collector.exposition import Piece, join_pieces
-from exporter.collector.gzipped import EMPTY, concat, deflate_pieces, gzip_body, plain_body
+from exporter.collector.gzipped import EMPTY, Deflater, concat, deflate_pieces, gzip_body, plain_body
 from exporter.snapshot import CgroupSources, CpuSources, take_cgroup_snapshot, take_snapshot
 from exporter.sources.cgroup import CgroupLimits
 from tests.helpers import FIXTURES
@@ -84,3 +84,27 @@ def test_exposition_gzip_is_what_gunzip_reads():
         assert single_member(zipped) == plain
         out = subprocess.run([gunzip, "-d", "-c"], input=zipped, capture_output=True, check=True)
         assert out.stdout == plain
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(pieces, min_size=1, max_size=4))
+def test_a_deflater_gives_the_bytes_deflate_pieces_gives_render_after_render(renders):
+    deflater = Deflater()
+    for rendered in renders:
+        assert deflater(rendered) == deflate_pieces(rendered)
+
+
+def test_a_family_whose_lines_did_not_change_keeps_its_compressed_segment():
+    same = Piece(b"# HELP a t\n", b"# HELP a o\n", b'a{cgroup="/x"} 1\n' * 1000)
+    deflater = Deflater()
+    first, _ = deflater([same, Piece(b"# HELP b t\n", b"# HELP b o\n", b"b 1\n")])
+    # equal bytes, another object: what the next render of an unchanged family gives
+    second, _ = deflater(
+        [
+            Piece(same.text_header, same.openmetrics_header, bytes(bytearray(same.samples))),
+            Piece(b"# HELP b t\n", b"# HELP b o\n", b"b 2\n"),
+        ]
+    )
+    assert second.segments[1] is first.segments[1]  # a's sample lines: not compressed again
+    assert second.segments[3] is not first.segments[3]  # b's changed
+    assert single_member(gzip_body(second, b"")) == b"".join(second.chunks)

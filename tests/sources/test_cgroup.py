@@ -4,6 +4,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from exporter.sources import SourceError
 from exporter.sources.cgroup import (
@@ -607,3 +609,72 @@ def test_memory_stat_form_of_keys_not_kept_is_checked_but_their_values_are_not_p
     }
     with pytest.raises(SourceError, match=re.escape("memory.stat:2: weird_key: '12abc' is not an integer")):
         parse_memory_stat(text, "memory.stat", frozenset({"weird_key"}))
+
+
+# ---- the kernel's form and everything else parse alike ----
+# The parsers take a whole-file regex path for text in the form the kernel writes and a
+# line-by-line path for the rest; these compare both with a plain reading of the same lines.
+
+KEYS = st.sampled_from(["usage_usec", "nr_periods", "oom_kill", "max", "low", "core_sched.force_idle_usec", "x1"])
+VALUES = st.one_of(
+    st.integers(min_value=0, max_value=10**6),
+    st.integers(min_value=-(2**63), max_value=2**64 - 1),  # 20 digits: the line-by-line path
+)
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(st.lists(st.tuples(KEYS, VALUES), max_size=12))
+def test_flat_keyed_reads_every_line_whatever_path(rows):
+    text = "".join(f"{key} {value}\n" for key, value in rows)
+    assert parse_flat_keyed(text, "cpu.stat") == {key: value for key, value in rows}
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(st.one_of(st.integers(min_value=0, max_value=2**64 - 1), st.just(None)))
+def test_single_reads_every_value_whatever_path(value):
+    assert parse_single("max\n" if value is None else f"{value}\n", "pids.max") == value
+
+
+COUNTER = st.integers(min_value=0, max_value=2**64 - 1)
+EXTRA = st.lists(st.sampled_from(["dbytes=0", "dios=7", "cost.vrate=100.00", "depth=max", "avg_lat=12"]), max_size=3)
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["8:0", "259:0", "253:3"]), st.tuples(COUNTER, COUNTER, COUNTER, COUNTER), EXTRA),
+        max_size=4,
+    ),
+    st.booleans(),
+)
+def test_io_stat_reads_every_line_whatever_path(rows, reordered):
+    keys = ("rbytes", "wbytes", "rios", "wios")
+    lines = []
+    for dev, counters, extra in rows:
+        fields = [f"{k}={v}" for k, v in zip(keys, counters, strict=True)]
+        lines.append(" ".join([dev, *(fields[::-1] if reordered else fields), *extra]) + "\n")
+    expected = {
+        dev: dict(zip(("read_bytes", "write_bytes", "reads", "writes"), counters, strict=True))
+        for dev, counters, _ in rows
+    }
+    assert parse_io_stat("".join(lines), "io.stat") == expected
+
+
+PSI_LINE = st.builds(
+    "{} avg10={:.2f} avg60={:.2f} avg300={:.2f} total={}\n".format,
+    st.sampled_from(["some", "full"]),
+    *[st.floats(min_value=0, max_value=100)] * 3,
+    st.integers(min_value=0, max_value=10**20),
+)
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(st.lists(PSI_LINE, min_size=1, max_size=3))
+def test_pressure_reads_every_line_whatever_path(lines):
+    text = "".join(lines)
+    expected = {line.split()[0]: int(line.split("total=")[1]) / 1e6 for line in lines}
+    if "some" not in expected:
+        with pytest.raises(SourceError, match="no 'some' line"):
+            parse_pressure(text, "cpu.pressure")
+    else:
+        assert parse_pressure(text, "cpu.pressure") == expected
