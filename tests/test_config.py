@@ -28,6 +28,7 @@ def test_defaults():
         "loadavg",
         "filesystem",
         "network",
+        "vm",
         "cgroup",
     }
     assert c.serviceradar is None

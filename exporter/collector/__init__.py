@@ -25,6 +25,7 @@ from exporter.collector.memory import collect_load, collect_memory
 from exporter.collector.network import collect_network
 from exporter.collector.self import collect_self
 from exporter.collector.syscalls import collect_syscalls
+from exporter.collector.vm import collect_vm
 from exporter.snapshot import Snapshot
 
 # The classic text format Prometheus 2.x asks for; all our names are legacy-valid,
@@ -43,6 +44,7 @@ def default_collectors(version: str) -> list[SnapshotCollectorFn]:
         collect_filesystem,
         collect_network,
         collect_syscalls,
+        collect_vm,
         collect_http,
         lambda snap: collect_self(snap, version),
     ]
