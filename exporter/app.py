@@ -169,7 +169,7 @@ def open_syscalls(config: Config) -> Iterator[SyscallSources | None]:
 
 
 def connection_cap(config: Config) -> int:
-    """--web.max-connections, lowered (with a warning) to leave FD_RESERVE descriptors (and one per guest) free.
+    """--web.max-connections, lowered (with a warning) to leave FD_RESERVE descriptors (and one per guest and VM) free.
 
     Raises the soft RLIMIT_NOFILE to the hard limit first, as Go programs do at start.
     """
@@ -182,6 +182,7 @@ def connection_cap(config: Config) -> int:
     if soft == resource.RLIM_INFINITY:
         return config.web.max_connections
     reserve = FD_RESERVE + len(os.listdir("/proc/self/fd")) + (config.guest.max_vms if config.guest.enabled else 0)
+    reserve += config.vm.max_count if "vm" in config.collectors else 0  # a task directory held per VM
     room = max(1, soft - reserve)
     if room < config.web.max_connections:
         log.warning(

@@ -25,7 +25,7 @@ from exporter.collector.memory import collect_load, collect_memory
 from exporter.collector.network import collect_network
 from exporter.collector.self import collect_self
 from exporter.collector.syscalls import collect_syscalls
-from exporter.collector.vm import collect_vm
+from exporter.collector.vm import render_vm
 from exporter.snapshot import Snapshot
 
 # The classic text format Prometheus 2.x asks for; all our names are legacy-valid,
@@ -44,7 +44,6 @@ def default_collectors(version: str) -> list[SnapshotCollectorFn]:
         collect_filesystem,
         collect_network,
         collect_syscalls,
-        collect_vm,
         collect_http,
         lambda snap: collect_self(snap, version),
     ]
@@ -72,9 +71,17 @@ def _guests(snap: Snapshot) -> object:
     return snap.guests
 
 
+def _vms(snap: Snapshot) -> object:
+    return snap.vms
+
+
 def cached_families() -> tuple[CachedFamilies, ...]:
     """The cached families of one Renderer (the guest renderer counts failures across its snapshots)."""
-    return (CachedFamilies(_cgroups, render_cgroup), CachedFamilies(_guests, GuestRenderer()))
+    return (
+        CachedFamilies(_cgroups, render_cgroup),
+        CachedFamilies(_guests, GuestRenderer()),
+        CachedFamilies(_vms, render_vm),
+    )
 
 
 class Exposition:

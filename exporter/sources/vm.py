@@ -260,6 +260,7 @@ class VmWatch:
         self._told: dict[int, str] = {}  # pid -> the last reason logged for its missing vCPUs
         self._dropped_told = False
         self._counted: set[int] = set()  # tids with an open cycle counter
+        self._tasks: dict[int, int] = {}  # pid -> descriptor of /proc/<pid>/task: each read opens "<tid>/stat"
 
     # --- discovery ---
 
@@ -299,7 +300,8 @@ class VmWatch:
     def discover(self) -> tuple[VmProcess, ...]:
         """Every VM process below procfs now, at most ``max_count`` (lowest pids first)."""
         pids = sorted(int(e.name) for e in os.scandir(self.procfs) if e.name.isdigit())
-        self._not_vms = {p: c for p, c in self._not_vms.items() if p in set(pids)}
+        alive = set(pids)
+        self._not_vms = {p: c for p, c in self._not_vms.items() if p in alive}
         found: list[VmProcess] = []
         dropped = 0
         for pid in pids:
@@ -359,14 +361,33 @@ class VmWatch:
                 continue  # the thread went between discovery and open
             self._counted.add(tid)
 
-    def _read_vm(self, vm: VmProcess, cycles: Mapping[int, float], errors: list[str]) -> VmReading | None:
-        task = f"{self.procfs}/{vm.pid}/task"
-        vcpus: dict[int, VcpuReading] = {}
-        for vcpu, tid in sorted(vm.vcpus.items()):
-            base = f"{task}/{tid}"
+    def _sync_tasks(self) -> None:
+        """A directory descriptor per VM's task directory, opened at discovery, closed when the VM goes.
+
+        Bound to that process: after it exits, opening through it fails with ENOENT
+        even if the pid is reused, and the path walk is two components, not five.
+        """
+        wanted = {vm.pid for vm in self.found if vm.vcpus}
+        for pid in set(self._tasks) - wanted:
+            os.close(self._tasks.pop(pid))
+        for pid in wanted - set(self._tasks):
             try:
-                run, wait = parse_schedstat(_read_text(f"{base}/schedstat"), f"{base}/schedstat")
-                cpu = parse_last_cpu(_read_text(f"{base}/stat"), f"{base}/stat")
+                self._tasks[pid] = os.open(f"{self.procfs}/{pid}/task", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            except OSError as e:
+                if not _gone(e):
+                    raise
+
+    def _read_vm(self, vm: VmProcess, cycles: Mapping[int, float], errors: list[str]) -> VmReading | None:
+        vcpus: dict[int, VcpuReading] = {}
+        task = self._tasks.get(vm.pid)
+        if task is None and vm.vcpus:
+            return None  # gone before its directory could be opened
+        for vcpu, tid in sorted(vm.vcpus.items()):
+            try:
+                schedstat, stat = _read_text(f"{tid}/schedstat", task), _read_text(f"{tid}/stat", task)
+                where = f"{self.procfs}/{vm.pid}/task/{tid}"
+                run, wait = parse_schedstat(schedstat, f"{where}/schedstat")
+                cpu = parse_last_cpu(stat, f"{where}/stat")
             except OSError as e:
                 if _gone(e):
                     return None  # the VM (or this vCPU) exited mid-read: left out, found again or not at the rescan
@@ -382,6 +403,7 @@ class VmWatch:
         if self._next_scan is None or now >= self._next_scan:
             self.found = self.discover()
             self._next_scan = now + self.rescan_seconds
+            self._sync_tasks()
         self._sync_counters()
         cycles = self.cycles.read() if self.cycles is not None else {}
         errors: list[str] = []
@@ -395,6 +417,9 @@ class VmWatch:
         return VmReadings(out, tuple(errors))
 
     def close(self) -> None:
+        for fd in self._tasks.values():
+            os.close(fd)
+        self._tasks.clear()
         if self.cycles is not None:
             self.cycles.close()
             self._counted.clear()
