@@ -213,6 +213,10 @@ def _read_text(path: str, dir_fd: int | None = None) -> str:
     return read_small(path, short_read_ends=True, dir_fd=dir_fd)
 
 
+def _task_ids(procfs: Path, pid: int) -> frozenset[int]:
+    return frozenset(int(e.name) for e in os.scandir(f"{procfs}/{pid}/task") if e.name.isdigit())
+
+
 def _threads(procfs: Path, pid: int, hypervisor: str) -> dict[int, int]:
     """{vCPU: tid} from the thread names of one process."""
     out: dict[int, int] = {}
@@ -257,6 +261,7 @@ class VmWatch:
         self.found: tuple[VmProcess, ...] = ()
         self._next_scan: float | None = None
         self._not_vms: dict[int, str] = {}  # pid -> comm of processes that run no hypervisor
+        self._seen: dict[int, tuple[str, frozenset[int], VmProcess]] = {}  # pid -> comm, its tids, what was found
         self._told: dict[int, str] = {}  # pid -> the last reason logged for its missing vCPUs
         self._dropped_told = False
         self._counted: set[int] = set()  # tids with an open cycle counter
@@ -264,17 +269,33 @@ class VmWatch:
 
     # --- discovery ---
 
-    def _candidate(self, pid: int) -> tuple[str, tuple[str, ...]] | None:
+    def _find(self, pid: int, room: bool) -> VmProcess | bool:
+        """The VM process ``pid`` runs; False for any other process, True for one beyond ``room``.
+
+        Only comm is read again for a process already known: exec changes it
+        (fs/exec.c __set_task_comm), and a known VM whose threads are the same
+        is what it was (its command line is not read again, its QMP not asked again).
+        """
         base = f"{self.procfs}/{pid}"
         comm = _read_text(f"{base}/comm").rstrip("\n")
-        if self._not_vms.get(pid) == comm:  # exec changes comm (fs/exec.c __set_task_comm)
-            return None
+        if self._not_vms.get(pid) == comm:
+            return False
+        seen = self._seen.get(pid)
+        if seen is not None and seen[0] == comm:
+            tids = _task_ids(self.procfs, pid)
+            if seen[1] == tids and (seen[2].vcpus or self.qmp is None):
+                return seen[2] if room else True
         argv = parse_cmdline(read_small_bytes(f"{base}/cmdline", _CMDLINE_LIMIT))
         hypervisor = hypervisor_of(comm, argv[0] if argv else "")
         if hypervisor is None:
             self._not_vms[pid] = comm
-            return None
-        return hypervisor, argv
+            return False
+        if not room:
+            return True
+        tids = _task_ids(self.procfs, pid)
+        vm = self._vm(pid, hypervisor, argv)
+        self._seen[pid] = (comm, tids, vm)
+        return vm
 
     def _vm(self, pid: int, hypervisor: str, argv: tuple[str, ...]) -> VmProcess:
         name = vm_name(hypervisor, argv, pid)
@@ -302,17 +323,16 @@ class VmWatch:
         pids = sorted(int(e.name) for e in os.scandir(self.procfs) if e.name.isdigit())
         alive = set(pids)
         self._not_vms = {p: c for p, c in self._not_vms.items() if p in alive}
+        self._seen = {p: s for p, s in self._seen.items() if p in alive}
         found: list[VmProcess] = []
         dropped = 0
         for pid in pids:
             try:
-                candidate = self._candidate(pid)
-                if candidate is None:
-                    continue
-                if len(found) >= self.max_count:
+                vm = self._find(pid, len(found) < self.max_count)
+                if vm is True:
                     dropped += 1
-                    continue
-                found.append(self._vm(pid, *candidate))
+                elif vm:
+                    found.append(vm)
             except OSError as e:
                 if _gone(e):
                     continue  # exited while scanning

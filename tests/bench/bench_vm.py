@@ -10,8 +10,8 @@ directory and times, as the sampler's CPU job runs it with the default
 - the first discovery (every process's comm and cmdline);
 - the snapshot step with the collectors' render of the VM families;
 
-then the share of a core the source takes at 1 s sampling (four plain samples and
-one with discovery every five seconds). A fixture tree on tmpfs or a page-cached
+then the share of a core the source takes at 1 s sampling (a snapshot step every
+second, and a discovery every five). A fixture tree on tmpfs or a page-cached
 disk costs less per read than the kernel generating /proc files, so the live
 figure on this host's own /proc (its processes, no VM) is printed too.
 """
@@ -69,7 +69,8 @@ def main() -> None:
         proc = bench_host(Path(tmp), args.vms, args.vcpus, args.processes)
         plain, rescan, first, vms, vcpus = measure(proc, args.runs)
         render = snapshot_ms(proc, args.runs)
-    share = (4 * plain + rescan) / 5 / 1000 * 100
+    # each second one snapshot step; every fifth second its discovery on top
+    share = (render + (rescan - plain) / 5) / 1000 * 100
     print(f"synthetic host: {args.processes} processes, {vms} VMs, {vcpus} vCPU threads")
     print(f"{'figure':<58} {'CPU ms':>8}")
     print(f"{'sample, known vCPUs (schedstat + stat per thread)':<58} {plain:8.2f}")

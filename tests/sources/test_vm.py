@@ -417,3 +417,21 @@ def test_probe_counts_vms_and_vcpus():
     from exporter.catalogue import SOURCES, Roots
 
     assert SOURCES["vm"].probe(Roots.under(KVM_HOST.parent)) == f"7 VMs with 8 vCPU threads below {KVM_HOST}"
+
+
+def test_qmp_is_asked_again_only_when_the_vms_threads_change(tmp_path):
+    proc = write_host(tmp_path, [qemu(100, "db", 1, debug_threads=False)])
+    asked = []
+
+    def qmp(vm: str) -> dict[int, int]:
+        asked.append(vm)
+        return {0: 103}
+
+    watch = VmWatch(proc, rescan_seconds=0.0, qmp=qmp)
+    for t in range(3):
+        assert set(watch.read(float(t)).vms["db"].vcpus) == {0}
+    assert asked == ["db"]  # a QMP serves one client at a time: not every rescan
+    (proc / "100" / "task" / "150").mkdir()  # a new I/O worker thread
+    (proc / "100" / "task" / "150" / "comm").write_text("worker\n")
+    watch.read(3.0)
+    assert asked == ["db", "db"]
