@@ -260,7 +260,8 @@ SOURCES: Mapping[str, Source] = MappingProxyType(
                 # the kvm-host golden scenario replays the procfs part.
                 replay=False,
                 families=("sysmon_vm_*",),
-                fix="pass --path.procfs pointing at the host's procfs (a container: --pid=host)",
+                fix="pass --path.procfs pointing at the host's procfs "
+                "(a container: the host's /proc mounted, or --pid=host)",
             ),
             Source(
                 "cgroup",
