@@ -213,6 +213,15 @@ def _read_text(path: str, dir_fd: int | None = None) -> str:
     return read_small(path, short_read_ends=True, dir_fd=dir_fd)
 
 
+def _start_ticks(procfs: Path, pid: int) -> str:
+    """Field 22 of /proc/<pid>/stat, the start time: with the pid, it names one process (pids are reused)."""
+    path = f"{procfs}/{pid}/stat"
+    fields = parse_pid_stat(_read_text(path), path).fields
+    if len(fields) < 20:
+        raise SourceError(path, f"{len(fields) + 2} fields, need at least 22")
+    return fields[19]
+
+
 def _task_ids(procfs: Path, pid: int) -> frozenset[int]:
     return frozenset(int(e.name) for e in os.scandir(f"{procfs}/{pid}/task") if e.name.isdigit())
 
@@ -261,7 +270,8 @@ class VmWatch:
         self.found: tuple[VmProcess, ...] = ()
         self._next_scan: float | None = None
         self._not_vms: dict[int, str] = {}  # pid -> comm of processes that run no hypervisor
-        self._seen: dict[int, tuple[str, frozenset[int], VmProcess]] = {}  # pid -> comm, its tids, what was found
+        # pid -> (comm, start time), its tids, what was found
+        self._seen: dict[int, tuple[tuple[str, str], frozenset[int], VmProcess]] = {}
         self._told: dict[int, str] = {}  # pid -> the last reason logged for its missing vCPUs
         self._dropped_told = False
         self._counted: set[int] = set()  # tids with an open cycle counter
@@ -273,15 +283,17 @@ class VmWatch:
         """The VM process ``pid`` runs; False for any other process, True for one beyond ``room``.
 
         Only comm is read again for a process already known: exec changes it
-        (fs/exec.c __set_task_comm), and a known VM whose threads are the same
-        is what it was (its command line is not read again, its QMP not asked again).
+        (fs/exec.c __set_task_comm). A known VM with the same start time and
+        threads is what it was (its command line is not read again, its QMP not
+        asked again).
         """
         base = f"{self.procfs}/{pid}"
         comm = _read_text(f"{base}/comm").rstrip("\n")
         if self._not_vms.get(pid) == comm:
             return False
         seen = self._seen.get(pid)
-        if seen is not None and seen[0] == comm:
+        identity = (comm, _start_ticks(self.procfs, pid)) if seen is not None else None
+        if seen is not None and seen[0] == identity:
             tids = _task_ids(self.procfs, pid)
             if seen[1] == tids and (seen[2].vcpus or self.qmp is None):
                 return seen[2] if room else True
@@ -294,7 +306,7 @@ class VmWatch:
             return True
         tids = _task_ids(self.procfs, pid)
         vm = self._vm(pid, hypervisor, argv)
-        self._seen[pid] = (comm, tids, vm)
+        self._seen[pid] = ((comm, _start_ticks(self.procfs, pid)), tids, vm)
         return vm
 
     def _vm(self, pid: int, hypervisor: str, argv: tuple[str, ...]) -> VmProcess:
@@ -403,14 +415,18 @@ class VmWatch:
         if task is None and vm.vcpus:
             return None  # gone before its directory could be opened
         for vcpu, tid in sorted(vm.vcpus.items()):
+            where = f"{self.procfs}/{vm.pid}/task/{tid}"
+            name = "schedstat"
             try:
-                schedstat, stat = _read_text(f"{tid}/schedstat", task), _read_text(f"{tid}/stat", task)
-                where = f"{self.procfs}/{vm.pid}/task/{tid}"
+                schedstat = _read_text(f"{tid}/schedstat", task)
+                name = "stat"
+                stat = _read_text(f"{tid}/stat", task)
                 run, wait = parse_schedstat(schedstat, f"{where}/schedstat")
                 cpu = parse_last_cpu(stat, f"{where}/stat")
             except OSError as e:
                 if _gone(e):
                     return None  # the VM (or this vCPU) exited mid-read: left out, found again or not at the rescan
+                e.filename = f"{where}/{name}"
                 raise
             except SourceError as e:
                 errors.append(str(e))
@@ -432,6 +448,9 @@ class VmWatch:
             reading = self._read_vm(vm, cycles, errors)
             if reading is None:
                 self._next_scan = now  # look again at the next sample
+                fd = self._tasks.pop(vm.pid, None)  # the pid may come back as another process
+                if fd is not None:
+                    os.close(fd)
                 continue
             out.setdefault(vm.name, reading)  # two processes claiming one name: the lower pid keeps it
         return VmReadings(out, tuple(errors))

@@ -435,3 +435,27 @@ def test_qmp_is_asked_again_only_when_the_vms_threads_change(tmp_path):
     (proc / "100" / "task" / "150" / "comm").write_text("worker\n")
     watch.read(3.0)
     assert asked == ["db", "db"]
+
+
+def test_a_pid_reused_by_another_vm_is_read_from_the_new_process(tmp_path):
+    proc = write_host(tmp_path, [qemu(100, "old", 1)])
+    watch = VmWatch(proc, rescan_seconds=60)
+    assert set(watch.read(0.0).vms) == {"old"}
+    shutil.rmtree(proc / "100")
+    write_host(tmp_path, [qemu(100, "new", 1)])  # before any rescan, another VM under the same pid ...
+    stat = proc / "100" / "stat"
+    stat.write_text(stat.read_text().replace(" 36662 ", " 99999 "))  # ... started later, with the same threads
+    assert watch.read(1.0).vms == {}  # the old process's task directory is gone
+    assert watch.read(2.0).vms["new"].vcpus[0].run_seconds == pytest.approx(1.0000001)
+
+
+def test_an_unreadable_vcpu_file_names_its_whole_path(tmp_path):
+    proc = write_host(tmp_path, [qemu(100, "a", 1)])
+    watch = VmWatch(proc)
+    watch.read(0.0)
+    stat = proc / "100" / "task" / "103" / "stat"
+    stat.unlink()
+    stat.mkdir()  # read() of a directory: EISDIR, not a process that went
+    with pytest.raises(IsADirectoryError) as e:
+        watch.read(1.0)
+    assert e.value.filename == f"{proc}/100/task/103/stat"
