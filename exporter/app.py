@@ -21,6 +21,7 @@ from exporter import __version__
 from exporter.catalogue import JOBS, of_job
 from exporter.collector import Exposition, Renderer, default_collectors
 from exporter.config import Config, ConfigError, GuestConfig
+from exporter.guest.downlink import host_lines
 from exporter.guest.ingest import Ingest
 from exporter.guest.record import Recorder, load_private_key
 from exporter.http import ConnectionLimits, Connections, Published, make_app
@@ -45,9 +46,11 @@ from exporter.sources import SourceError
 from exporter.sources.bpf import BpfUnavailable
 from exporter.sources.cgroup import CgroupLimits
 from exporter.sources.mounts import MountFilter
-from exporter.sources.perf import PerfCounters, PerfUnavailable
+from exporter.sources.perf import PerfCounters, PerfUnavailable, ThreadCycles
+from exporter.sources.qmp import query_vcpu_threads
 from exporter.sources.stat import read_stat, user_hz
 from exporter.sources.syscalls import Filter, SyscallCounter
+from exporter.sources.vm import QmpQuery, VmWatch
 from exporter.web import (
     collect_filter,
     describe_listeners,
@@ -89,6 +92,27 @@ def open_perf(config: Config) -> Iterator[tuple[PerfCounters | None, str]]:
         yield counters, ""
     finally:
         counters.close()
+
+
+@contextlib.contextmanager
+def open_vms(config: Config) -> Iterator[VmWatch | None]:
+    """The VM watch (with per-vCPU cycle counters while perf is on and the kernel allows them); closed on exit."""
+    if "vm" not in config.collectors:
+        yield None
+        return
+    qmp: QmpQuery | None = None
+    pattern = config.vm.qmp_socket
+    if pattern:
+        qmp = lambda vm: query_vcpu_threads(pattern.replace("{vm}", vm))  # noqa: E731
+    cycles = None
+    if "perf" in config.collectors:
+        with contextlib.suppress(PerfUnavailable):
+            cycles = ThreadCycles(config.roots.procfs)
+    watch = VmWatch(config.roots.procfs, config.vm.rescan_seconds, config.vm.max_count, qmp, cycles)
+    try:
+        yield watch
+    finally:
+        watch.close()
 
 
 # Signals whose default action would end the process; a stray kill -HUP, -USR1, -USR2 or -ALRM must not.
@@ -145,7 +169,7 @@ def open_syscalls(config: Config) -> Iterator[SyscallSources | None]:
 
 
 def connection_cap(config: Config) -> int:
-    """--web.max-connections, lowered (with a warning) to leave FD_RESERVE descriptors (and one per guest) free.
+    """--web.max-connections, lowered (with a warning) to leave FD_RESERVE descriptors (and one per guest and VM) free.
 
     Raises the soft RLIMIT_NOFILE to the hard limit first, as Go programs do at start.
     """
@@ -158,6 +182,7 @@ def connection_cap(config: Config) -> int:
     if soft == resource.RLIM_INFINITY:
         return config.web.max_connections
     reserve = FD_RESERVE + len(os.listdir("/proc/self/fd")) + (config.guest.max_vms if config.guest.enabled else 0)
+    reserve += config.vm.max_count if "vm" in config.collectors else 0  # a task directory held per VM
     room = max(1, soft - reserve)
     if room < config.web.max_connections:
         log.warning(
@@ -212,8 +237,14 @@ def build_sampler(
     make = {"cpu": cpu, "cgroup": cgroup, "syscalls": syscall_job}
     jobs = [make[job]() for job in JOBS if job == "cpu" or of_job(job) & config.collectors]
     if ingest is not None:
-        # The ingest's state reaches HTTP only through the snapshot, like every other source.
-        jobs.append(Job("guest", interval, partial(with_guests, guests=ingest.view)))
+        # The ingest's state reaches HTTP only through the snapshot, like every other source; the host
+        # lines go down each channel from the latest snapshot first, so their counts are in this one.
+        def guest_step(prev: Snapshot | None) -> Snapshot:
+            if prev is not None and prev.vms:
+                ingest.send_host_lines(host_lines(prev, interval))
+            return with_guests(prev, ingest.view)
+
+        jobs.append(Job("guest", interval, guest_step))
     return Sampler(jobs, render)
 
 
@@ -267,7 +298,7 @@ async def serve(config: Config) -> int:
 
 async def _serve(config: Config, stop: asyncio.Event, ingest: Ingest | None) -> int:
     front = open_front_door(config.web)  # a bad --web.config.file stops start-up with one line
-    with open_perf(config) as (perf, perf_error), open_syscalls(config) as syscalls:
+    with open_perf(config) as (perf, perf_error), open_syscalls(config) as syscalls, open_vms(config) as vms:
         readers = CpuSources(
             config.roots.procfs,
             config.roots.sysfs,
@@ -280,6 +311,7 @@ async def _serve(config: Config, stop: asyncio.Event, ingest: Ingest | None) -> 
             mounts=MountFilter(config.filesystem.mount_points_exclude, config.filesystem.fs_types_exclude),
             host_state=config.roots.host_state,
             sampler_interval_seconds=config.sampler.interval_seconds,
+            vms=vms,
         )
         pushing: list[Pusher] = []
         if config.serviceradar is not None:  # processes are read while the gateway's SysmonConfig asks for them

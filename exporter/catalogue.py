@@ -156,6 +156,13 @@ def _processes(roots: Roots) -> str:
     return f"{len(read_processes(roots.procfs, user_hz()))} processes below {roots.procfs}"
 
 
+def _vm(roots: Roots) -> str:
+    from exporter.sources.vm import VmWatch
+
+    found = VmWatch(roots.procfs).discover()
+    return f"{len(found)} VMs with {sum(len(v.vcpus) for v in found)} vCPU threads below {roots.procfs}"
+
+
 def _cgroup(roots: Roots) -> str:
     from exporter.sources.cgroup import CgroupLimits, read_cgroups
     from exporter.sources.stat import user_hz
@@ -276,6 +283,18 @@ SOURCES: Mapping[str, Source] = MappingProxyType(
                 feature="--serviceradar.gateway",
                 default=False,
                 fix="pass --path.procfs pointing at a mounted procfs (the host's pid namespace: --pid=host)",
+            ),
+            Source(
+                "vm",
+                "QEMU, Firecracker and cloud-hypervisor VMs: each vCPU thread's run and wait time, "
+                "host CPU and its frequency (/proc/<pid>/task/<tid>/schedstat, stat)",
+                _vm,
+                # QMP sockets (--vm.qmp-socket) and per-thread perf counters are outside the roots;
+                # the kvm-host golden scenario replays the procfs part.
+                replay=False,
+                families=("sysmon_vm_*",),
+                fix="pass --path.procfs pointing at the host's procfs "
+                "(a container: the host's /proc mounted, or --pid=host)",
             ),
             Source(
                 "cgroup",

@@ -6,8 +6,20 @@ snapshot carries it and the collectors read it; it imports nothing of the export
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+
+_VM_NAME = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def vm_label(text: str) -> str:
+    """A bounded label value from a host-side name (path capture, socket name, CID or a VM's own name).
+
+    The guest ingest and the host's ``vm`` source both name VMs with it, so their ``vm`` labels join.
+    """
+    return _VM_NAME.sub("_", text)[:64] or "_"
+
 
 # Why a line was discarded: the values of sysmon_guest_malformed_rows_total{reason}.
 REASONS = (
@@ -44,3 +56,5 @@ class GuestVm:
     dropped_rows_total: int = 0
     channel_events_total: Mapping[str, int] = field(default_factory=dict)
     unrecorded_rows_total: int = 0  # rows accepted but not written by --guest.record
+    host_lines_sent_total: int = 0  # host lines (guest/downlink.py) written into the channel
+    host_lines_dropped_total: int = 0  # host lines the channel would not take at once

@@ -44,6 +44,7 @@ from exporter.sources.perf import PerfReading
 from exporter.sources.processes import Process, read_processes
 from exporter.sources.stat import MODES, CpuTimes, read_stat
 from exporter.sources.syscalls import names, syscall_name
+from exporter.sources.vm import VmReadings
 
 log = logging.getLogger("exporter.snapshot")
 
@@ -110,6 +111,29 @@ class SourceStatus:
 class Frequency:
     hertz: float
     source: str  # "cpufreq_avg" | "cpufreq" | "cpufreq_hardware" (CURRENT_FILES) | "host" | "cpuinfo" | "perf"
+
+
+@dataclass(frozen=True)
+class VcpuSample:
+    tid: int
+    run_seconds: float  # schedstat field 1, cumulative
+    wait_seconds: float  # schedstat field 2, cumulative: runnable but not running (the guest's steal)
+    host_cpu: int  # stat field 39: the host CPU it last ran on
+    frequency: Frequency | None  # the host's frequency of host_cpu in the same snapshot
+    cycles: float | None = None  # per-thread perf cycles, where a PMU exists
+
+
+@dataclass(frozen=True)
+class VmSample:
+    hypervisor: str  # "qemu" | "firecracker" | "cloud-hypervisor"
+    pid: int
+    vcpus: Mapping[int, VcpuSample]
+
+
+class VmSource(Protocol):
+    """What the snapshot needs of the VM watch (sources.vm.VmWatch, or a test double)."""
+
+    def read(self, now: float) -> VmReadings: ...
 
 
 @dataclass(frozen=True)
@@ -208,6 +232,7 @@ class CpuSources:
     processes_wanted: Callable[[], bool] = lambda: True  # the push reads /proc/<pid> only while its config asks
     host_state: Path | None = None  # in a guest, the agent's state file (--path.host-state): the hoststate source
     sampler_interval_seconds: float = 1.0  # a host state older than 3 of these (or of the host's) is stale
+    vms: VmSource | None = None  # the VM watch, with the vm source on
 
 
 @dataclass(frozen=True)
@@ -268,6 +293,7 @@ class Snapshot:
     statuses: Mapping[str, SourceStatus] = field(default_factory=dict)
     skipped_ticks: Mapping[str, int] = field(default_factory=dict)  # by sampler job, set by the sampler
     guests: Mapping[str, GuestVm] = field(default_factory=dict)  # by vm label, from the guest ingest
+    vms: Mapping[str, VmSample] = field(default_factory=dict)  # by vm label: VMs this host runs
     http: HttpConnections | None = None  # from the web listener, when there is one
     # Carried from sample to sample; not exposed.
     cpu_counters: Monotonic = field(default_factory=Monotonic)
@@ -561,6 +587,33 @@ def _perf_frequency(prev: Snapshot, perf: _PerfPart, busy_seconds: Mapping[int, 
     return out
 
 
+def _read_vms(readers: CpuSources, run: _Run, frequency: Mapping[int, Frequency], now: float) -> dict[str, VmSample]:
+    """Each VM's vCPU threads, with the frequency this snapshot has for the host CPU each last ran on."""
+    if "vm" not in readers.collectors:
+        return {}
+    watch = readers.vms
+    if watch is None:
+        run.fail("vm", "the VM watch is not running")
+        return {}
+    readings = run("vm", lambda: watch.read(now))
+    if readings is None:
+        return {}
+    if readings.errors:
+        more = f" (and {len(readings.errors) - 1} more)" if len(readings.errors) > 1 else ""
+        run.fail("vm", readings.errors[0] + more, run.statuses["vm"].duration_seconds)
+    return {
+        name: VmSample(
+            vm.hypervisor,
+            vm.pid,
+            {
+                n: VcpuSample(v.tid, v.run_seconds, v.wait_seconds, v.host_cpu, frequency.get(v.host_cpu), v.cycles)
+                for n, v in vm.vcpus.items()
+            },
+        )
+        for name, vm in sorted(readings.vms.items())
+    }
+
+
 def take_snapshot(
     previous: Snapshot | None, readers: CpuSources, clock: Clock, deadline: Deadline | None = None
 ) -> Snapshot:
@@ -580,6 +633,7 @@ def take_snapshot(
         frequency = {c: f for c, f in frequency.items() if c in cpu.cpus}
         cpufreq = {c: f for c, f in cpufreq.items() if c in cpu.cpus}
         steal = {c: v for c, v in steal.items() if c in cpu.cpus}
+    vms = _read_vms(readers, run, frequency, mono)
     memory = run("meminfo", lambda: read_meminfo(readers.procfs)) if "meminfo" in readers.collectors else None
     load = run("loadavg", lambda: read_loadavg(readers.procfs)) if "loadavg" in readers.collectors else None
     filesystems = None
@@ -619,6 +673,7 @@ def take_snapshot(
         filesystems=filesystems or (),
         network=network or {},
         processes=processes or (),
+        vms=vms,
         statuses=dict(sorted(statuses.items())),
     )
 

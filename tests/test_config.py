@@ -29,6 +29,7 @@ def test_defaults():
         "loadavg",
         "filesystem",
         "network",
+        "vm",
         "cgroup",
     }
     assert c.serviceradar is None

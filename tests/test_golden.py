@@ -32,6 +32,7 @@ from exporter.snapshot import (
 )
 from exporter.sources.cgroup import CgroupLimits
 from exporter.sources.perf import PerfReading
+from exporter.sources.vm import VmWatch
 from exporter.web.instrument import HttpMetrics
 from tests.helpers import FIXTURES, GOLDEN, ROOT, require_binary
 
@@ -55,6 +56,26 @@ class RecordedPerf:
 
     def read(self) -> dict[int, PerfReading]:
         return self.readings
+
+
+class RecordedThreadCycles:
+    """Per-thread cycle counts as ``ThreadCycles.read`` returns them (perf_event_open cannot be replayed)."""
+
+    def __init__(self, cycles: dict[int, float]) -> None:
+        self.cycles = cycles
+        self.open: set[int] = set()
+
+    def open_thread(self, tid: int) -> None:
+        self.open.add(tid)
+
+    def close_thread(self, tid: int) -> None:
+        self.open.discard(tid)
+
+    def read(self) -> dict[int, float]:
+        return {t: c for t, c in self.cycles.items() if t in self.open}
+
+    def close(self) -> None:
+        self.open.clear()
 
 
 class FixedClock:
@@ -86,6 +107,7 @@ def _snapshot(
     perf: RecordedPerf | None = None,
     host: bool = False,
     host_state: Path | None = None,
+    vms: VmWatch | None = None,
 ) -> Snapshot:
     """``host_state`` in place of the tree's own run/sysmon/host.json (which no fixture tree has)."""
     snap = None
@@ -101,6 +123,7 @@ def _snapshot(
             statvfs=fixed_statvfs,
             host_ipv4=lambda: "192.0.2.10",  # TEST-NET-1: the host's address is not in a fixture tree
             host_state=host_state or Roots.under(root).host_state,
+            vms=vms,
         )
         snap = take_snapshot(snap, readers, FixedClock())
     assert snap is not None
@@ -150,6 +173,12 @@ SCENARIOS: dict[str, Callable[[], Snapshot]] = {
     "vm-2cpu-http": lambda: replace(
         _snapshot([FIXTURES / "vm-2cpu"]),
         http=HttpConnections(3, {"refused": 7, "evicted": 120, "header_timeout": 40}, 2),
+    ),
+    # VMs of each hypervisor (tests/fixtures/hosts/kvm-host); web-1's two vCPUs with recorded cycles
+    "kvm-host": lambda: _snapshot(
+        [FIXTURES / "kvm-host"],
+        COLLECTORS | {"vm"},
+        vms=VmWatch(FIXTURES / "kvm-host" / "proc", cycles=RecordedThreadCycles({2104: 2.6e9, 2105: 5.2e9})),
     ),
     "k8s-node-v2": lambda: _cgroup_snapshot(FIXTURES / "k8s-node-v2"),
     "legacy-v1": lambda: _cgroup_snapshot(FIXTURES / "legacy-v1"),

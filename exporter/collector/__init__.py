@@ -25,6 +25,7 @@ from exporter.collector.memory import collect_load, collect_memory
 from exporter.collector.network import collect_network
 from exporter.collector.self import collect_self
 from exporter.collector.syscalls import collect_syscalls
+from exporter.collector.vm import render_vm
 from exporter.snapshot import Snapshot
 
 # The classic text format Prometheus 2.x asks for; all our names are legacy-valid,
@@ -70,10 +71,18 @@ def _guests(snap: Snapshot) -> object:
     return snap.guests
 
 
+def _vms(snap: Snapshot) -> object:
+    return snap.vms
+
+
 def cached_families() -> tuple[CachedFamilies, ...]:
     """The cached families of one Renderer (the guest renderer counts failures across its snapshots; the
     cgroup renderer keeps the bytes of families that did not change)."""
-    return (CachedFamilies(_cgroups, CgroupRenderer()), CachedFamilies(_guests, GuestRenderer()))
+    return (
+        CachedFamilies(_cgroups, CgroupRenderer()),
+        CachedFamilies(_guests, GuestRenderer()),
+        CachedFamilies(_vms, render_vm),
+    )
 
 
 class Exposition:

@@ -97,6 +97,16 @@ def _families() -> dict[str, Family]:
             "Rows accepted but not written by --guest.record (queue full, file refused or failing); 0 without it.",
         ),
         Family(
+            "sysmon_guest_host_lines_sent_total",
+            "counter",
+            "Host lines (the host's frequency and steal per vCPU) written into the guest's channel.",
+        ),
+        Family(
+            "sysmon_guest_host_lines_dropped_total",
+            "counter",
+            "Host lines dropped because the guest's channel would not take them without waiting.",
+        ),
+        Family(
             "sysmon_guest_render_failures_total",
             "counter",
             "Snapshots in which the VM's guest series could not be written and were left out.",
@@ -145,6 +155,8 @@ def _vm_lines(vm: str, g: GuestVm) -> list[tuple[str, str]]:
     for event in EVENTS:
         add("sysmon_guest_channel_events_total", f'{label},event="{event}"', g.channel_events_total.get(event, 0))
     add("sysmon_guest_unrecorded_rows_total", label, g.unrecorded_rows_total)
+    add("sysmon_guest_host_lines_sent_total", label, g.host_lines_sent_total)
+    add("sysmon_guest_host_lines_dropped_total", label, g.host_lines_dropped_total)
     return out
 
 

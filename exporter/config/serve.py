@@ -16,6 +16,7 @@ from exporter.config.paths import SERVE_PATHS
 from exporter.config.sampler import SAMPLER, SamplerConfig
 from exporter.config.serviceradar import SERVICERADAR, ServiceRadarConfig
 from exporter.config.syscalls import SYSCALLS, SyscallsConfig
+from exporter.config.vm import VM, VmConfig
 from exporter.config.web import LOG, WEB, WebConfig
 
 COLLECTORS = Collectors()
@@ -30,7 +31,7 @@ SUBCOMMANDS = """commands:
 
 SERVE = FlagSet(
     "sysmon-exporter",
-    (WEB, GRPC, SERVICERADAR, SERVE_PATHS, SAMPLER, CGROUP, FILESYSTEM, LOG, COLLECTORS, GUEST, SYSCALLS),
+    (WEB, GRPC, SERVICERADAR, SERVE_PATHS, SAMPLER, CGROUP, FILESYSTEM, LOG, COLLECTORS, GUEST, SYSCALLS, VM),
     about=SUBCOMMANDS,
 )
 
@@ -51,6 +52,7 @@ class Config:
     serviceradar: ServiceRadarConfig | None = None  # push to the agent gateway
     guest: GuestConfig = field(default_factory=GuestConfig)
     syscalls: SyscallsConfig = field(default_factory=SyscallsConfig)
+    vm: VmConfig = field(default_factory=VmConfig)
     warnings: tuple[str, ...] = ()  # logged once logging is set up
 
 
@@ -90,5 +92,6 @@ def load(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
         serviceradar=SERVICERADAR.build(v).resolve(),
         guest=guest,
         syscalls=syscalls,
+        vm=VM.build(v),
         warnings=warnings,
     )

@@ -30,15 +30,10 @@ import stat
 from pathlib import Path
 
 from exporter.config import Address
+from exporter.guest_state import vm_label
 
 DEFAULT_PORT_NAME = "org.sysmon.agent"
-_VM_NAME = re.compile(r"[^A-Za-z0-9_.-]")
 _FIRECRACKER_PORT = re.compile(r"_\d+$")
-
-
-def vm_label(text: str) -> str:
-    """A bounded label value from a host-side name (path capture, socket name or CID)."""
-    return _VM_NAME.sub("_", text)[:64] or "_"
 
 
 def vm_of_unix_listener(path: Path) -> str:

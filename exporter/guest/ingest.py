@@ -41,9 +41,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from exporter.config import Address, GuestConfig
-from exporter.guest.channel import listen_socket, vm_label, vm_of_unix_listener
+from exporter.guest.channel import listen_socket, vm_of_unix_listener
 from exporter.guest.protocol import MAX_NUMBER, GuestEvent, Hello, Malformed, Row, parse_line
-from exporter.guest_state import GuestVm
+from exporter.guest_state import GuestVm, vm_label
 from exporter.snapshot import Clock
 
 log = logging.getLogger("exporter.guest")
@@ -106,12 +106,15 @@ class _Vm:
         self.bucket = _Bucket(rate, burst, now)
         self.from_pattern = from_pattern
         self.connections = 0
-        self.conn: socket.socket | None = None  # the VM's connection on a listener
+        self.conn: socket.socket | None = None  # the VM's connection (a listener's or the one to its socket)
         self.last_seq = -1
         self.last_row_monotonic: float | None = None
         self.last_dropped = 0
         self.events: dict[str, int] = {}
         self.malformed: dict[str, int] = {}
+        self.unsent = b""  # the tail of a host line the socket took only part of
+        self.host_lines_sent = 0
+        self.host_lines_dropped = 0
 
 
 Entry = dict[str, Any]
@@ -200,9 +203,53 @@ class Ingest:
                     channel_events_total=dict(st.events),
                     malformed_rows_total=dict(st.malformed),
                     unrecorded_rows_total=unrecorded.get(name, 0),
+                    host_lines_sent_total=st.host_lines_sent,
+                    host_lines_dropped_total=st.host_lines_dropped,
                 )
                 for name, st in sorted(self._vms.items())
             }
+
+    def send_host_lines(self, lines: Mapping[str, bytes]) -> None:
+        """Write each VM's host line (guest/downlink.py) into its connected channel, never waiting.
+
+        A guest that does not read fills the socket's buffer (and QEMU's): a line the
+        socket would not take at once is dropped and counted. A line the socket took
+        only part of is finished before the next one is sent, so the guest never sees
+        a line cut short. Runs on the sampler's thread; sockets close under the same lock.
+        """
+        with self._lock:
+            for vm, line in lines.items():
+                st = self._vms.get(vm)
+                if st is None or st.conn is None:
+                    continue
+                if st.unsent:
+                    st.unsent = self._send(st, st.conn, st.unsent)
+                    if st.unsent:
+                        st.host_lines_dropped += 1
+                        continue
+                    st.host_lines_sent += 1
+                if len(line) > self.settings.max_line_bytes:  # the guest's bound is the host's
+                    st.host_lines_dropped += 1
+                    continue
+                rest = self._send(st, st.conn, line)
+                if rest == line:
+                    st.host_lines_dropped += 1
+                elif rest:
+                    st.unsent = rest
+                else:
+                    st.host_lines_sent += 1
+
+    @staticmethod
+    def _send(st: _Vm, sock: socket.socket, data: bytes) -> bytes:
+        """What is left of ``data`` after one non-blocking send (all of it when the socket is full or failing)."""
+        try:
+            n = sock.send(data, socket.MSG_DONTWAIT | socket.MSG_NOSIGNAL)
+        except BlockingIOError:
+            return data
+        except OSError as e:  # the guest's side closed; the reader sees the EOF and counts the disconnect
+            log.debug("vm %s: host line not sent: %s", st.view.vm, e.strerror)
+            return data
+        return data[n:]
 
     # --- state changes (event loop) ---
 
@@ -316,6 +363,8 @@ class Ingest:
         loop = asyncio.get_running_loop()
         lines = LineSplitter(self.settings.max_line_bytes)
         first = silent = False
+        with self._lock:
+            st.conn, st.unsent = sock, b""
         self._connected(st, +1)
         try:
             while True:
@@ -337,7 +386,10 @@ class Ingest:
                 self._data(st, lines, chunk)
                 await asyncio.sleep(0)  # a flooding guest yields to the others after every read
         finally:
-            sock.close()
+            with self._lock:  # never while the sampler's thread is sending on it
+                if st.conn is sock:
+                    st.conn, st.unsent = None, b""
+                sock.close()
             self._connected(st, -1)
 
     def feed(self, vm: str, data: bytes) -> None:

@@ -426,6 +426,10 @@ def main() -> None:
             "5,000 idle clients: connections held, evicted, refused (tests/bench/idle_clients.py)",
             [sys.executable, str(HERE / "idle_clients.py"), "--clients=5000"],
         ),
+        (
+            "vm source cycle: 50 QEMU VMs of 8 vCPUs among 2,000 processes (tests/bench/bench_vm.py)",
+            [sys.executable, str(HERE / "bench_vm.py"), "--runs=50"],
+        ),
         ("gRPC GetStatus (tests/bench/grpc_latency.py)", [sys.executable, str(HERE / "grpc_latency.py"), "100"]),
         (
             "syscall counter cost (tests/bench/bench_syscalls.py)",

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from exporter.config import VMADDR_CID_ANY, Address, parse_agent_channel, parse_guest_listen
-from exporter.guest.channel import find_virtio_port, listen_socket, vm_label, vm_of_unix_listener
+from exporter.guest.channel import find_virtio_port, listen_socket, vm_of_unix_listener
 from exporter.guest.ingest import expand_pattern
+from exporter.guest_state import vm_label
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,464 @@
+"""Virtual machines on this host, seen as processes: QEMU, Firecracker and cloud-hypervisor, and their vCPU threads.
+
+Each vCPU of a KVM (or TCG) guest is a thread of the VM's process, so the host's
+procfs says how long it ran, how long it waited for a CPU (the guest's steal)
+and where it last ran (proc(5)):
+
+- ``/proc/<pid>/comm`` and ``cmdline`` tell the hypervisor and the VM's name;
+- ``/proc/<pid>/task/<tid>/comm`` is the thread's name (prctl(PR_SET_NAME),
+  at most 15 bytes: TASK_COMM_LEN);
+- ``/proc/<pid>/task/<tid>/schedstat``: ``run_ns wait_ns timeslices``, time
+  on a CPU and time runnable on a runqueue, in nanoseconds
+  (Documentation/scheduler/sched-stats.rst, "/proc/<pid>/schedstat"; all
+  zero without CONFIG_SCHED_INFO, which every distribution kernel sets);
+- ``/proc/<pid>/task/<tid>/stat`` field 39, ``processor``: the CPU it last
+  ran on (split by sources/pid_stat.py).
+
+vCPU threads are known by name: QEMU calls them ``CPU <n>/KVM`` or
+``CPU <n>/TCG`` (system/cpus.c, ``"CPU %d/%s"`` with the accelerator's name),
+but only when started with ``-name ...,debug-threads=on`` (libvirt always
+passes it); Firecracker ``fc_vcpu <n>`` (src/vmm/src/vstate/vcpu); cloud-hypervisor
+``vcpu<n>`` (vmm/src/cpu.rs). Other threads (I/O, workers, the API) are
+ignored. For a QEMU without thread names, the vCPU thread ids come from its QMP
+socket (``query-cpus-fast``, sources/qmp.py) when one is given.
+
+The VM's name is QEMU's ``-name guest=NAME,...`` (or ``-name NAME``),
+Firecracker's ``--id NAME``, cloud-hypervisor's ``--name NAME`` or its
+``--api-socket`` file's name; else ``pid-<pid>``. It becomes a label through
+:func:`exporter.guest_state.vm_label`, as the guest channel's ``{vm}`` does.
+
+A process or thread that exits between the listing and a read is left out
+silently (ENOENT, ESRCH); a file that exists but is malformed is an error of
+its own, and the other VMs are still read.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from exporter.guest_state import vm_label
+from exporter.sources import SourceError, read_small, read_small_bytes
+from exporter.sources.perf import PerfUnavailable
+from exporter.sources.pid_stat import parse_pid_number, parse_pid_stat
+
+log = logging.getLogger("exporter.sources.vm")
+
+HYPERVISORS = ("qemu", "firecracker", "cloud-hypervisor")
+MAX_VCPUS = 4096  # as many as a guest row may carry (guest/protocol.py MAX_CPUS)
+_GONE = (errno.ENOENT, errno.ESRCH)
+_CMDLINE_LIMIT = 1 << 20  # ARG_MAX-sized command lines (libvirt's QEMU command lines are ~10 KiB)
+_THREAD = {
+    "qemu": re.compile(r"CPU (\d{1,4})/(?:KVM|TCG)\Z"),
+    "firecracker": re.compile(r"fc_vcpu (\d{1,4})\Z"),
+    "cloud-hypervisor": re.compile(r"vcpu(\d{1,4})\Z"),
+}
+STAT_PROCESSOR = 39  # proc(5): "(39) processor %d"
+
+
+def hypervisor_of(comm: str, argv0: str) -> str | None:
+    """The hypervisor a process runs, from its command name or the basename of argv[0]."""
+    for name in (comm, os.path.basename(argv0)):
+        if name.startswith(("qemu-system-", "qemu-kvm")):
+            return "qemu"
+        if name == "firecracker":
+            return "firecracker"
+        if name.startswith("cloud-hyperviso"):  # "cloud-hypervisor" is 16 bytes: comm keeps 15
+            return "cloud-hypervisor"
+    return None
+
+
+def parse_cmdline(data: bytes) -> tuple[str, ...]:
+    """/proc/<pid>/cmdline: arguments separated (and usually ended) by NUL; empty for kernel threads."""
+    if not data:
+        return ()
+    return tuple(a.decode("utf-8", "replace") for a in data.rstrip(b"\0").split(b"\0"))
+
+
+def _option(argv: Sequence[str], *names: str) -> str | None:
+    """The value of ``-opt VALUE``, ``--opt VALUE`` or ``--opt=VALUE`` (the last one given wins, as QEMU's do)."""
+    value = None
+    for i, arg in enumerate(argv[1:], 1):
+        key, eq, inline = arg.partition("=")
+        if key in names and eq:
+            value = inline
+        elif arg in names and i + 1 < len(argv):
+            value = argv[i + 1]
+    return value
+
+
+def _qemu_keyvals(text: str) -> list[str]:
+    """QEMU's ``a=b,c=d`` option syntax, where ``,,`` is a literal comma (util/qemu-option.c)."""
+    parts = re.split(r"(?<!,),(?!,)", text)
+    return [p.replace(",,", ",") for p in parts]
+
+
+def qemu_name(argv: Sequence[str]) -> str | None:
+    """The guest name of ``-name guest=NAME,...`` or ``-name NAME,...`` (``guest`` is the implied key)."""
+    value = _option(argv, "-name", "--name")
+    if value is None:
+        return None
+    name = None
+    for i, part in enumerate(_qemu_keyvals(value)):
+        key, eq, val = part.partition("=")
+        if not eq and i == 0:
+            name = part
+        elif key == "guest":
+            name = val
+    return name or None
+
+
+def vm_name(hypervisor: str, argv: Sequence[str], pid: int) -> str:
+    """The VM's label (see the module docstring)."""
+    name: str | None = None
+    if hypervisor == "qemu":
+        name = qemu_name(argv)
+    elif hypervisor == "firecracker":
+        name = _option(argv, "--id")
+    else:
+        name = _option(argv, "--name")
+        socket = _option(argv, "--api-socket")
+        if not name and socket:
+            path = next((p[5:] for p in socket.split(",") if p.startswith("path=")), socket)
+            name = Path(path).stem if "=" not in path else None
+    return vm_label(name) if name else f"pid-{pid}"
+
+
+def vcpu_of_thread(hypervisor: str, comm: str) -> int | None:
+    """The vCPU number a thread's name says it runs, or None for any other thread."""
+    m = _THREAD[hypervisor].match(comm)
+    if m is None or int(m.group(1)) >= MAX_VCPUS:
+        return None
+    return int(m.group(1))
+
+
+def parse_schedstat(text: str, path: str = "/proc/<pid>/task/<tid>/schedstat") -> tuple[float, float]:
+    """Seconds on a CPU and seconds waiting on a runqueue, from ``run_ns wait_ns timeslices``."""
+    fields = text.split()
+    if len(fields) < 2 or not fields[0].isdigit() or not fields[1].isdigit():
+        raise SourceError(path, f"expected 'run_ns wait_ns timeslices', got {text[:60]!r}")
+    return int(fields[0]) / 1e9, int(fields[1]) / 1e9
+
+
+def parse_last_cpu(text: str, path: str = "/proc/<pid>/task/<tid>/stat") -> int:
+    """Field 39 of a task's stat line: the CPU it last ran on."""
+    fields = parse_pid_stat(text, path).fields  # fields[0] is field 3
+    index = STAT_PROCESSOR - 3
+    if len(fields) <= index:
+        raise SourceError(path, f"{len(fields) + 2} fields, need at least {STAT_PROCESSOR}")
+    return parse_pid_number(fields[index], path, "processor")
+
+
+@dataclass(frozen=True)
+class VmProcess:
+    """One VM as discovery found it: its vCPU threads by vCPU number (empty where they cannot be told apart)."""
+
+    name: str
+    hypervisor: str
+    pid: int
+    vcpus: Mapping[int, int] = field(default_factory=dict)  # vCPU -> tid
+    why_no_vcpus: str = ""
+
+
+@dataclass(frozen=True)
+class VcpuReading:
+    tid: int
+    run_seconds: float
+    wait_seconds: float
+    host_cpu: int
+    cycles: float | None = None
+
+
+@dataclass(frozen=True)
+class VmReading:
+    hypervisor: str
+    pid: int
+    vcpus: Mapping[int, VcpuReading]
+
+
+@dataclass(frozen=True)
+class VmReadings:
+    """One sample of every VM; ``errors`` names files that exist but could not be used (the rest is still read)."""
+
+    vms: Mapping[str, VmReading]
+    errors: tuple[str, ...] = ()
+
+
+class ThreadCounter(Protocol):
+    """Per-thread cycle counters (sources.perf.ThreadCycles, or a test double)."""
+
+    def open_thread(self, tid: int) -> None: ...
+
+    def close_thread(self, tid: int) -> None: ...
+
+    def read(self) -> dict[int, float]: ...
+
+    def close(self) -> None: ...
+
+
+QmpQuery = Callable[[str], dict[int, int]]  # vm name -> {vCPU: tid}; raises OSError or SourceError
+
+
+def _gone(e: OSError) -> bool:
+    return e.errno in _GONE
+
+
+def _read_text(path: str, dir_fd: int | None = None) -> str:
+    return read_small(path, short_read_ends=True, dir_fd=dir_fd)
+
+
+def _start_ticks(procfs: Path, pid: int) -> str:
+    """Field 22 of /proc/<pid>/stat, the start time: with the pid, it names one process (pids are reused)."""
+    path = f"{procfs}/{pid}/stat"
+    fields = parse_pid_stat(_read_text(path), path).fields
+    if len(fields) < 20:
+        raise SourceError(path, f"{len(fields) + 2} fields, need at least 22")
+    return fields[19]
+
+
+def _task_ids(procfs: Path, pid: int) -> frozenset[int]:
+    return frozenset(int(e.name) for e in os.scandir(f"{procfs}/{pid}/task") if e.name.isdigit())
+
+
+def _threads(procfs: Path, pid: int, hypervisor: str) -> dict[int, int]:
+    """{vCPU: tid} from the thread names of one process."""
+    out: dict[int, int] = {}
+    task = f"{procfs}/{pid}/task"
+    for entry in os.scandir(task):
+        if not entry.name.isdigit():
+            continue
+        try:
+            comm = _read_text(f"{task}/{entry.name}/comm").rstrip("\n")
+        except OSError as e:
+            if _gone(e):
+                continue
+            raise
+        vcpu = vcpu_of_thread(hypervisor, comm)
+        if vcpu is not None:
+            out[vcpu] = int(entry.name)
+    return out
+
+
+class VmWatch:
+    """Finds VMs every ``rescan_seconds`` and reads their vCPU threads at every sample.
+
+    Holds what it found between samples, and the per-thread cycle counters: each
+    opened once when its thread is found, kept open, closed when the thread goes.
+    Not thread-safe: one sampler step at a time.
+    """
+
+    def __init__(
+        self,
+        procfs: Path,
+        rescan_seconds: float = 5.0,
+        max_count: int = 256,
+        qmp: QmpQuery | None = None,
+        cycles: ThreadCounter | None = None,
+    ) -> None:
+        self.procfs = procfs
+        self.rescan_seconds = rescan_seconds
+        self.max_count = max_count
+        self.qmp = qmp
+        self.cycles = cycles
+        self.cycles_error = ""  # why there are no per-vCPU cycles, once the first open was refused
+        self.found: tuple[VmProcess, ...] = ()
+        self._next_scan: float | None = None
+        self._not_vms: dict[int, str] = {}  # pid -> comm of processes that run no hypervisor
+        # pid -> (comm, start time), its tids, what was found
+        self._seen: dict[int, tuple[tuple[str, str], frozenset[int], VmProcess]] = {}
+        self._told: dict[int, str] = {}  # pid -> the last reason logged for its missing vCPUs
+        self._dropped_told = False
+        self._counted: set[int] = set()  # tids with an open cycle counter
+        self._tasks: dict[int, int] = {}  # pid -> descriptor of /proc/<pid>/task: each read opens "<tid>/stat"
+
+    # --- discovery ---
+
+    def _find(self, pid: int, room: bool) -> VmProcess | bool:
+        """The VM process ``pid`` runs; False for any other process, True for one beyond ``room``.
+
+        Only comm is read again for a process already known: exec changes it
+        (fs/exec.c __set_task_comm). A known VM with the same start time and
+        threads is what it was (its command line is not read again, its QMP not
+        asked again).
+        """
+        base = f"{self.procfs}/{pid}"
+        comm = _read_text(f"{base}/comm").rstrip("\n")
+        if self._not_vms.get(pid) == comm:
+            return False
+        seen = self._seen.get(pid)
+        identity = (comm, _start_ticks(self.procfs, pid)) if seen is not None else None
+        if seen is not None and seen[0] == identity:
+            tids = _task_ids(self.procfs, pid)
+            if seen[1] == tids and (seen[2].vcpus or self.qmp is None):
+                return seen[2] if room else True
+        argv = parse_cmdline(read_small_bytes(f"{base}/cmdline", _CMDLINE_LIMIT))
+        hypervisor = hypervisor_of(comm, argv[0] if argv else "")
+        if hypervisor is None:
+            self._not_vms[pid] = comm
+            return False
+        if not room:
+            return True
+        tids = _task_ids(self.procfs, pid)
+        vm = self._vm(pid, hypervisor, argv)
+        self._seen[pid] = ((comm, _start_ticks(self.procfs, pid)), tids, vm)
+        return vm
+
+    def _vm(self, pid: int, hypervisor: str, argv: tuple[str, ...]) -> VmProcess:
+        name = vm_name(hypervisor, argv, pid)
+        vcpus = _threads(self.procfs, pid, hypervisor)
+        why = ""
+        if not vcpus and hypervisor == "qemu":
+            if self.qmp is None:
+                why = (
+                    "its vCPU threads have no names (start QEMU with -name NAME,debug-threads=on) "
+                    "and no --vm.qmp-socket is given"
+                )
+            else:
+                try:
+                    vcpus = {c: t for c, t in self.qmp(name).items() if os.path.isdir(f"{self.procfs}/{pid}/task/{t}")}
+                    if not vcpus:
+                        why = "QMP query-cpus-fast named no thread of this process"
+                except (OSError, SourceError) as e:
+                    why = f"its vCPU threads have no names and QMP failed: {e}"
+        elif not vcpus:
+            why = "no thread is named as a vCPU"
+        return VmProcess(name, hypervisor, pid, vcpus, why)
+
+    def discover(self) -> tuple[VmProcess, ...]:
+        """Every VM process below procfs now, at most ``max_count`` (lowest pids first)."""
+        pids = sorted(int(e.name) for e in os.scandir(self.procfs) if e.name.isdigit())
+        alive = set(pids)
+        self._not_vms = {p: c for p, c in self._not_vms.items() if p in alive}
+        self._seen = {p: s for p, s in self._seen.items() if p in alive}
+        found: list[VmProcess] = []
+        dropped = 0
+        for pid in pids:
+            try:
+                vm = self._find(pid, len(found) < self.max_count)
+                if vm is True:
+                    dropped += 1
+                elif vm:
+                    found.append(vm)
+            except OSError as e:
+                if _gone(e):
+                    continue  # exited while scanning
+                raise
+        self._log_discovery(found, dropped)
+        return tuple(found)
+
+    def _log_discovery(self, found: list[VmProcess], dropped: int) -> None:
+        told = {}
+        for vm in found:
+            if vm.why_no_vcpus and self._told.get(vm.pid) != vm.why_no_vcpus:
+                log.warning(
+                    "vm %s (%s pid %d): only VM-level series: %s", vm.name, vm.hypervisor, vm.pid, vm.why_no_vcpus
+                )
+            if vm.why_no_vcpus:
+                told[vm.pid] = vm.why_no_vcpus
+        self._told = told
+        if dropped and not self._dropped_told:
+            log.warning(
+                "%d VMs beyond --vm.max-count=%d are not exported; raise --vm.max-count", dropped, self.max_count
+            )
+        self._dropped_told = bool(dropped)
+
+    # --- sampling ---
+
+    def _sync_counters(self) -> None:
+        if self.cycles is None:
+            return
+        live = {tid for vm in self.found for tid in vm.vcpus.values()}
+        for tid in self._counted - live:
+            self.cycles.close_thread(tid)
+        self._counted &= live
+        for tid in sorted(live - self._counted):
+            try:
+                self.cycles.open_thread(tid)
+            except PerfUnavailable as e:
+                self.cycles_error = e.strerror or str(e)
+                log.info("no per-vCPU cycle counters: %s", self.cycles_error)
+                self.cycles.close()
+                self.cycles = None
+                self._counted.clear()
+                return
+            except OSError as e:
+                if not _gone(e):
+                    raise
+                continue  # the thread went between discovery and open
+            self._counted.add(tid)
+
+    def _sync_tasks(self) -> None:
+        """A directory descriptor per VM's task directory, opened at discovery, closed when the VM goes.
+
+        Bound to that process: after it exits, opening through it fails with ENOENT
+        even if the pid is reused, and the path walk is two components, not five.
+        """
+        wanted = {vm.pid for vm in self.found if vm.vcpus}
+        for pid in set(self._tasks) - wanted:
+            os.close(self._tasks.pop(pid))
+        for pid in wanted - set(self._tasks):
+            try:
+                self._tasks[pid] = os.open(f"{self.procfs}/{pid}/task", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            except OSError as e:
+                if not _gone(e):
+                    raise
+
+    def _read_vm(self, vm: VmProcess, cycles: Mapping[int, float], errors: list[str]) -> VmReading | None:
+        vcpus: dict[int, VcpuReading] = {}
+        task = self._tasks.get(vm.pid)
+        if task is None and vm.vcpus:
+            return None  # gone before its directory could be opened
+        for vcpu, tid in sorted(vm.vcpus.items()):
+            where = f"{self.procfs}/{vm.pid}/task/{tid}"
+            name = "schedstat"
+            try:
+                schedstat = _read_text(f"{tid}/schedstat", task)
+                name = "stat"
+                stat = _read_text(f"{tid}/stat", task)
+                run, wait = parse_schedstat(schedstat, f"{where}/schedstat")
+                cpu = parse_last_cpu(stat, f"{where}/stat")
+            except OSError as e:
+                if _gone(e):
+                    return None  # the VM (or this vCPU) exited mid-read: left out, found again or not at the rescan
+                e.filename = f"{where}/{name}"
+                raise
+            except SourceError as e:
+                errors.append(str(e))
+                continue
+            vcpus[vcpu] = VcpuReading(tid, run, wait, cpu, cycles.get(tid))
+        return VmReading(vm.hypervisor, vm.pid, vcpus)
+
+    def read(self, now: float) -> VmReadings:
+        """One sample of every VM; rediscovers first when ``rescan_seconds`` have passed or a VM went."""
+        if self._next_scan is None or now >= self._next_scan:
+            self.found = self.discover()
+            self._next_scan = now + self.rescan_seconds
+            self._sync_tasks()
+        self._sync_counters()
+        cycles = self.cycles.read() if self.cycles is not None else {}
+        errors: list[str] = []
+        out: dict[str, VmReading] = {}
+        for vm in self.found:
+            reading = self._read_vm(vm, cycles, errors)
+            if reading is None:
+                self._next_scan = now  # look again at the next sample
+                fd = self._tasks.pop(vm.pid, None)  # the pid may come back as another process
+                if fd is not None:
+                    os.close(fd)
+                continue
+            out.setdefault(vm.name, reading)  # two processes claiming one name: the lower pid keeps it
+        return VmReadings(out, tuple(errors))
+
+    def close(self) -> None:
+        for fd in self._tasks.values():
+            os.close(fd)
+        self._tasks.clear()
+        if self.cycles is not None:
+            self.cycles.close()
+            self._counted.clear()

@@ -1,0 +1,102 @@
+"""The vm source in the snapshot: each vCPU's frequency from the same snapshot, statuses, flags."""
+
+from __future__ import annotations
+
+import pytest
+
+from exporter.config import ConfigError, load
+from exporter.snapshot import CpuSources, Frequency, SystemClock, take_snapshot
+from exporter.sources import SourceError
+from exporter.sources.vm import VcpuReading, VmReading, VmReadings
+from tests.helpers import FIXTURES
+
+ROOT = FIXTURES / "vm-2cpu"  # two CPUs at the cpuinfo rate of 2599.998 MHz
+
+
+class Watch:
+    """A VM watch double returning fixed readings (or raising), recording the clock it was read at."""
+
+    def __init__(self, readings: VmReadings | Exception) -> None:
+        self.readings = readings
+        self.at: list[float] = []
+
+    def read(self, now: float) -> VmReadings:
+        self.at.append(now)
+        if isinstance(self.readings, Exception):
+            raise self.readings
+        return self.readings
+
+
+def snapshot(watch: Watch | None, collectors: frozenset[str] = frozenset({"cpu", "cpuinfo", "vm"})):
+    readers = CpuSources(ROOT / "proc", ROOT / "sys", 100, collectors, vms=watch)
+    return take_snapshot(None, readers, SystemClock())
+
+
+def reading(*vcpus: VcpuReading, errors: tuple[str, ...] = ()) -> VmReadings:
+    return VmReadings({"web-1": VmReading("qemu", 42, dict(enumerate(vcpus)))}, errors)
+
+
+def test_each_vcpu_gets_the_frequency_of_its_host_cpu_in_the_same_snapshot():
+    watch = Watch(reading(VcpuReading(43, 1.5, 0.25, 1, 7.0), VcpuReading(44, 2.0, 0.0, 5)))
+    snap = snapshot(watch)
+    vcpus = snap.vms["web-1"].vcpus
+    assert vcpus[0].frequency == snap.frequency[1] == Frequency(2599998000.0, "cpuinfo")
+    assert (vcpus[0].tid, vcpus[0].run_seconds, vcpus[0].wait_seconds, vcpus[0].cycles) == (43, 1.5, 0.25, 7.0)
+    assert vcpus[1].frequency is None  # host CPU 5 is not online here: no frequency, no guess
+    assert snap.statuses["vm"].success and len(watch.at) == 1
+
+
+def test_a_vcpu_on_a_cpu_whose_frequency_source_is_off_has_none():
+    snap = snapshot(Watch(reading(VcpuReading(43, 1.0, 0.0, 0))), frozenset({"cpu", "vm"}))
+    assert snap.frequency == {} and snap.vms["web-1"].vcpus[0].frequency is None
+
+
+def test_errors_fail_the_source_and_keep_what_was_read():
+    watch = Watch(reading(VcpuReading(43, 1.0, 0.0, 0), errors=("/proc/42/task/44/stat: bad", "/x: bad")))
+    snap = snapshot(watch)
+    assert snap.statuses["vm"].error == "/proc/42/task/44/stat: bad (and 1 more)"
+    assert not snap.statuses["vm"].success and set(snap.vms["web-1"].vcpus) == {0}
+
+
+@pytest.mark.parametrize(
+    ("error", "message"),
+    [
+        (FileNotFoundError(2, "No such file or directory", "/nope/proc"), "/nope/proc: missing"),
+        (SourceError("/proc/7/cmdline", "larger than 1048576 bytes"), "/proc/7/cmdline: larger than 1048576 bytes"),
+    ],
+    ids=["no-procfs", "runaway"],
+)
+def test_a_failing_watch_fails_only_its_source(error, message):
+    snap = snapshot(Watch(error))
+    assert snap.statuses["vm"].error == message and snap.vms == {}
+    assert snap.statuses["cpu"].success
+
+
+def test_without_a_watch_the_source_says_so_and_off_it_is_not_read():
+    assert snapshot(None).statuses["vm"].error == "the VM watch is not running"
+    watch = Watch(reading())
+    off = snapshot(watch, frozenset({"cpu"}))
+    assert "vm" not in off.statuses and watch.at == []
+
+
+def test_vm_flags():
+    c = load([], {})
+    assert (c.vm.rescan_seconds, c.vm.qmp_socket, c.vm.max_count, "vm" in c.collectors) == (5.0, "", 256, True)
+    c = load(["--vm.rescan-interval=2s", "--vm.qmp-socket=/run/vms/{vm}/qmp.sock", "--vm.max-count=3"], {})
+    assert (c.vm.rescan_seconds, c.vm.qmp_socket, c.vm.max_count) == (2.0, "/run/vms/{vm}/qmp.sock", 3)
+    assert "vm" not in load(["--no-collector.vm"], {}).collectors
+    assert load([], {"SYSMON_VM_MAX_COUNT": "9"}).vm.max_count == 9
+
+
+@pytest.mark.parametrize(
+    ("arg", "message"),
+    [
+        ("--vm.qmp-socket=/run/vms/qmp.sock", r"--vm\.qmp-socket: '/run/vms/qmp.sock' has no \{vm\}"),
+        ("--vm.max-count=0", r"--vm\.max-count"),
+        ("--vm.rescan-interval=10ms", r"--vm\.rescan-interval"),
+    ],
+    ids=["no-placeholder", "zero", "too-fast"],
+)
+def test_bad_vm_flags_stop_start_up_naming_the_option(arg, message):
+    with pytest.raises(ConfigError, match=message):
+        load([arg], {})
