@@ -12,8 +12,12 @@ DEB_TEST  := prometheus prometheus-node-exporter bpftool
 DEB_BENCH := prometheus-node-exporter wrk linux-perf
 # Building and running the container image with no registry (docker/build-image.sh, docker/image-test.sh).
 DEB_IMAGE := podman runc mmdebstrap
+# The real QEMU guest of `make test-vm` (tests/vm/): QEMU, the root's builder, mke2fs for its image.
+DEB_VM := qemu-system-x86 mmdebstrap e2fsprogs
+# tests/vm/build.sh caches the guest here (the Debian base once, the package layer per change).
+VM_CACHE ?= .cache/vm
 
-.PHONY: run test fuzz bench lint deps-test deps-bench deps-image image image-test dashboards golden proto dist clean
+.PHONY: run test test-vm fuzz bench lint deps-test deps-bench deps-image deps-vm image image-test dashboards golden proto dist clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,10 +51,18 @@ deps-bench:
 deps-image:
 	@./tests/install-debs.sh $(DEB_IMAGE)
 
+deps-vm:
+	@./tests/install-debs.sh $(DEB_VM)
+
 test: $(STAMP) deps-test
 	$(BIN)/ruff check exporter tests dashboards
 	$(BIN)/mypy
 	$(BIN)/pytest -q
+
+# A Debian guest under QEMU running the agent and the exporter from this tree (tests/vm/; slow,
+# not in `make test`). The image is built first, then one guest is booted for all of its tests.
+test-vm: $(STAMP) deps-vm
+	VM_IMAGE=$$(./tests/vm/build.sh $(BIN)/python $(VM_CACHE)) && export VM_IMAGE && $(BIN)/pytest -q tests/vm
 
 # Every parser under hypothesis with 1,000,000 examples each (make test runs 10,000); about an hour.
 fuzz: $(STAMP)
