@@ -80,7 +80,14 @@ def test_every_status_a_cpu_step_records_is_catalogued():
 
 # Layers of the import graph, lowest first: a module may import its own layer and those below.
 LAYERS = (
-    ("exporter.sources", "exporter.guest_state", "exporter.guest.hoststate", "exporter.__init__", "exporter.logs"),
+    (
+        "exporter.sources",
+        "exporter.guest_state",
+        "exporter.guest.hoststate",
+        "exporter.guest.lines",
+        "exporter.__init__",
+        "exporter.logs",
+    ),
     ("exporter.catalogue",),
     ("exporter.config", "exporter.snapshot"),
     ("exporter.collector", "exporter.sampler"),

@@ -35,13 +35,12 @@ from exporter.catalogue import HOST_STATE
 from exporter.config import Address
 from exporter.guest.channel import HostGone, Writer, open_agent_channel
 from exporter.guest.hoststate import (
-    MAX_LINE_BYTES,
     BadHostLine,
-    LineSplitter,
     parse_host_line,
     state_bytes,
     write_state,
 )
+from exporter.guest.lines import MAX_HOST_LINE_BYTES, TOO_LONG, LineSplitter
 from exporter.guest.protocol import hello_line, row_from_snapshot
 from exporter.snapshot import CgroupSources, Clock, CpuSources, Snapshot, take_cgroup_snapshot, take_snapshot
 
@@ -229,7 +228,8 @@ class Agent:
 
     def _read(self, writer: Writer, done: threading.Event) -> None:
         """Host lines from one connection until ``done``; the latest valid one of each read is kept."""
-        splitter = LineSplitter()  # per connection: a line cut by a reconnect is not joined to the next
+        # Per connection: a line cut by a reconnect is not joined to the next.
+        splitter = LineSplitter(MAX_HOST_LINE_BYTES)
         while not done.is_set():
             try:
                 data = writer.read(READ_WAIT_MS)
@@ -242,16 +242,16 @@ class Agent:
                 done.wait(HOST_POLL_SECONDS)
                 continue
             latest = None
-            too_long = splitter.too_long
             for line in splitter.feed(data):
+                if line is TOO_LONG:
+                    self.host_lines.reject("too_long", f"too_long: a line longer than {MAX_HOST_LINE_BYTES} bytes")
+                    continue
                 try:
                     latest = parse_host_line(line)
                 except BadHostLine as e:
                     self.host_lines.reject(e.reason, str(e))
                     continue
                 self.host_lines.accept()
-            for _ in range(splitter.too_long - too_long):
-                self.host_lines.reject("too_long", f"too_long: a line longer than {MAX_LINE_BYTES} bytes")
             if latest is not None:
                 self._keep(state_bytes(latest, self.clock.wall()))
 

@@ -22,10 +22,8 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
-from exporter.guest.protocol import VERSION
+from exporter.guest.lines import MAX_HOST_LINE_BYTES, VERSION
 from exporter.snapshot import Snapshot, VmSample
-
-MAX_HOST_LINE_BYTES = 65536
 
 
 def _compact(obj: object) -> str:

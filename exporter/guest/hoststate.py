@@ -14,7 +14,7 @@ vCPU last ran on (``host_cpu``) and where the host's frequency chain found it;
 running, a counter.
 
 Guest side: the agent checks every line with :func:`parse_host_line` (at most
-:data:`MAX_LINE_BYTES`; the version, the type, CPU numbers below
+:data:`~exporter.guest.lines.MAX_HOST_LINE_BYTES`; the version, the type, CPU numbers below
 :data:`MAX_CPUS` (the rows' bound), finite non-negative numbers, known
 frequency sources), counts and drops a line that fails, and keeps the latest
 valid line in the state file (``--agent.host-state``): the line's known fields
@@ -25,7 +25,8 @@ previous line or the next, never half of one. The in-guest exporter reads it
 with :func:`read_host_state` (``--path.host-state``) and checks it the same
 way: the file is input too.
 
-This module uses the standard library and :mod:`exporter.sources` only: the
+This module uses the standard library, :mod:`exporter.guest.lines` (the bounds, JSON
+decoder and line splitter it shares with the rows) and :mod:`exporter.sources` only: the
 snapshot and the catalogue's probe read the state file through it, below the
 layer of the rest of :mod:`exporter.guest` (tests/test_catalogue.py LAYERS).
 """
@@ -36,19 +37,15 @@ import contextlib
 import json
 import math
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from exporter.guest.lines import MAX_CPUS, MAX_HOST_LINE_BYTES, MAX_NUMBER, VERSION, BadLine, decode
 from exporter.sources import SourceError, read_small_bytes
 
-VERSION = 1  # exporter.guest.protocol.VERSION: the same protocol, the other direction
-MAX_CPUS = 4096  # exporter.guest.protocol.MAX_CPUS (tests hold the two equal)
-MAX_NUMBER = 2**63  # exporter.guest.protocol.MAX_NUMBER: fits an int64 and a float64
-_MAX_DIGITS = len(str(MAX_NUMBER))
-MAX_LINE_BYTES = 65536  # without the newline
-STATE_MAX_BYTES = 4 * MAX_LINE_BYTES  # the state file: a line re-encoded (see state_bytes)
+STATE_MAX_BYTES = 4 * MAX_HOST_LINE_BYTES  # the state file: a line re-encoded (see state_bytes)
 # The names the host's frequency chain gives (exporter.snapshot.Frequency.source); "host" where the
 # host is itself a guest whose own host sends it lines (nested virtualisation).
 FREQUENCY_SOURCES = ("cpufreq_avg", "cpufreq", "cpufreq_hardware", "host", "cpuinfo", "perf")
@@ -58,12 +55,8 @@ REASONS = ("too_long", "invalid_utf8", "invalid_json", "too_deep", "unsupported_
 _INVALID = "invalid_host_line"
 
 
-class BadHostLine(ValueError):
+class BadHostLine(BadLine):
     """A host line the agent drops; ``reason`` is one of :data:`REASONS`."""
-
-    def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -106,34 +99,6 @@ def _cpu(key: str) -> int:
     return int(key)
 
 
-def _json_int(text: str) -> int:
-    if len(text.lstrip("-")) > _MAX_DIGITS:  # before int(): a long literal costs quadratic time
-        raise _invalid(f"integer of {len(text)} digits")
-    return int(text)
-
-
-def _json_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):  # 1e999 reads as inf
-        raise _invalid(f"number {text[:24]} is outside the float64 range")
-    return value
-
-
-def _json_constant(name: str) -> Any:
-    raise _invalid(f"{name} is not a JSON number")
-
-
-def _decode(text: str) -> Any:
-    try:
-        return json.loads(text, parse_int=_json_int, parse_float=_json_float, parse_constant=_json_constant)
-    except BadHostLine:
-        raise
-    except RecursionError:
-        raise BadHostLine("too_deep") from None
-    except ValueError as e:
-        raise BadHostLine("invalid_json", str(e)[:80]) from None
-
-
 def _vcpu(key: str, value: Any) -> HostVcpu:
     if not isinstance(value, dict):
         raise _invalid(f"vcpu {key} is not an object")
@@ -150,7 +115,7 @@ def _vcpu(key: str, value: Any) -> HostVcpu:
     )
 
 
-def parse_host_line(line: bytes, max_bytes: int = MAX_LINE_BYTES) -> HostState:
+def parse_host_line(line: bytes, max_bytes: int = MAX_HOST_LINE_BYTES) -> HostState:
     """Decode and check one host line (without its newline); raise :class:`BadHostLine` and nothing else."""
     if len(line) > max_bytes:
         raise BadHostLine("too_long", f"{len(line)} bytes, more than {max_bytes}")
@@ -158,7 +123,7 @@ def parse_host_line(line: bytes, max_bytes: int = MAX_LINE_BYTES) -> HostState:
         text = line.decode("utf-8")
     except UnicodeDecodeError as e:
         raise BadHostLine("invalid_utf8", f"byte {e.start}") from None
-    msg = _decode(text)
+    msg = decode(text, BadHostLine, _INVALID)
     if not isinstance(msg, dict):
         raise _invalid("not a JSON object")
     if msg.get("v") != VERSION:
@@ -180,37 +145,6 @@ def parse_host_line(line: bytes, max_bytes: int = MAX_LINE_BYTES) -> HostState:
         vcpus=dict(sorted((_cpu(k), _vcpu(k, v)) for k, v in vcpus.items())),
         received_wall_seconds=None if received is None else _integer(received, "received_wall_ns") / 1e9,
     )
-
-
-class LineSplitter:
-    """Bytes from the channel -> whole lines; a line longer than :data:`MAX_LINE_BYTES` is skipped to its end.
-
-    ``too_long`` counts the lines skipped; the buffer never holds more than
-    :data:`MAX_LINE_BYTES` plus one read.
-    """
-
-    def __init__(self) -> None:
-        self._buf = b""
-        self._skipping = False
-        self.too_long = 0
-
-    def feed(self, data: bytes) -> Iterator[bytes]:
-        self._buf += data
-        while True:
-            end = self._buf.find(b"\n")
-            if end < 0:
-                if len(self._buf) > MAX_LINE_BYTES:
-                    if not self._skipping:
-                        self.too_long += 1
-                    self._skipping, self._buf = True, b""
-                return
-            line, self._buf = self._buf[:end], self._buf[end + 1 :]
-            if self._skipping:
-                self._skipping = False  # the tail of a line already counted
-            elif len(line) > MAX_LINE_BYTES:
-                self.too_long += 1
-            else:
-                yield line
 
 
 def _vcpu_json(v: HostVcpu) -> dict[str, Any]:

@@ -35,14 +35,15 @@ import re
 import socket
 import stat
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
 from exporter.config import Address, GuestConfig
 from exporter.guest.channel import listen_socket, vm_of_unix_listener
-from exporter.guest.protocol import MAX_NUMBER, GuestEvent, Hello, Malformed, Row, parse_line
+from exporter.guest.lines import MAX_NUMBER, TOO_LONG, LineSplitter
+from exporter.guest.protocol import GuestEvent, Hello, Malformed, Row, parse_line
 from exporter.guest_state import GuestVm, vm_label
 from exporter.snapshot import Clock
 
@@ -135,42 +136,6 @@ class Record(Protocol):
 def _saturating_add(total: int, n: int) -> int:
     """Counters stay below MAX_NUMBER (int64 and float64 exact enough), whatever guests report."""
     return min(total + n, MAX_NUMBER - 1)
-
-
-TOO_LONG = None  # what LineSplitter yields for a discarded line
-
-
-class LineSplitter:
-    """Splits a byte stream into lines; a line over ``limit`` is discarded up to its newline.
-
-    Holds at most ``limit`` bytes whatever arrives, so a guest that never sends a
-    newline costs nothing but reads.
-    """
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.buf = bytearray()
-        self.discarding = False
-
-    def feed(self, chunk: bytes) -> Iterator[bytes | None]:
-        """Complete lines (without the newline), and ``TOO_LONG`` once per discarded line."""
-        start = 0
-        while True:
-            nl = chunk.find(b"\n", start)
-            piece = chunk[start:] if nl < 0 else chunk[start:nl]
-            if not self.discarding and len(self.buf) + len(piece) > self.limit:
-                self.buf.clear()
-                self.discarding = True
-                yield TOO_LONG
-            if nl < 0:
-                if not self.discarding:
-                    self.buf += piece
-                return
-            if not self.discarding:
-                yield bytes(self.buf) + piece
-            self.buf.clear()
-            self.discarding = False
-            start = nl + 1
 
 
 class Ingest:

@@ -35,7 +35,6 @@ structured JSON mode, checked by :func:`exporter.guest.cloudevent.check_guest_ev
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -43,19 +42,13 @@ from typing import Any
 
 from exporter.config import GUEST_MAX_CGROUPS
 from exporter.guest.cloudevent import SPECVERSION, InvalidEvent, check_guest_event, sdk_missing
+from exporter.guest.lines import MAX_CPUS, MAX_NUMBER, VERSION, BadLine, decode
 from exporter.snapshot import Snapshot
 from exporter.sources.stat import MODES
 
-VERSION = 1
-MAX_CPUS = 4096
 MAX_TEXT = 128
 MAX_CGROUP_PATH = 1024  # Kubernetes container paths are about 200 characters
-# Every number in a line is below this: it fits an int64 (and so a uint64) and a float64 exactly
-# enough; 2**63 itself does not fit an int64 once converted from a float.
-MAX_NUMBER = 2**63
-_MAX_DIGITS = len(str(MAX_NUMBER))  # longer integer literals are refused before int() parses them
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # json.loads turns these into str surrogates
 MEMORY_FIELDS = (
     "total_bytes",
     "free_bytes",
@@ -144,12 +137,8 @@ class Row:
     raw: Mapping[str, Any] = field(default_factory=dict)
 
 
-class Malformed(ValueError):
+class Malformed(BadLine):
     """A line the host discards; ``reason`` is one of :data:`REASONS`."""
-
-    def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason = reason
 
 
 def _number(value: Any, what: str) -> float:
@@ -211,43 +200,6 @@ def _mapping(msg: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     return value
 
 
-def _json_int(text: str) -> int:
-    if len(text.lstrip("-")) > _MAX_DIGITS:  # before int(): parsing a long literal costs quadratic time
-        raise Malformed("invalid_row", f"integer of {len(text)} digits")
-    value = int(text)
-    if not -MAX_NUMBER <= value < MAX_NUMBER:
-        raise Malformed("invalid_row", "integer outside [-2**63, 2**63)")
-    return value
-
-
-def _json_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):  # 1e309 reads as inf
-        raise Malformed("invalid_row", f"number {text[:24]} is outside the float64 range")
-    return value
-
-
-def _json_constant(name: str) -> Any:
-    raise Malformed("invalid_row", f"{name} is not a JSON number")
-
-
-def _decode(text: str) -> Any:
-    try:
-        msg = json.loads(text, parse_int=_json_int, parse_float=_json_float, parse_constant=_json_constant)
-    except Malformed:
-        raise
-    except RecursionError:
-        raise Malformed("too_deep") from None
-    except ValueError as e:
-        raise Malformed("invalid_json", str(e)[:80]) from None
-    if _SURROGATE_ESCAPE.search(text):  # a pair is one character; a lone half cannot be encoded
-        try:
-            json.dumps(msg, ensure_ascii=False).encode()
-        except UnicodeEncodeError:
-            raise Malformed("invalid_utf8", "a lone surrogate escape") from None
-    return msg
-
-
 def _guest_event(msg: dict[str, Any]) -> GuestEvent:
     if msg["specversion"] != SPECVERSION:
         raise Malformed("unsupported_version", f"specversion={str(msg['specversion'])[:16]}")
@@ -265,7 +217,7 @@ def parse_line(line: bytes) -> Hello | Row | GuestEvent:
         text = line.decode("utf-8")
     except UnicodeDecodeError as e:
         raise Malformed("invalid_utf8", f"byte {e.start}") from None
-    msg = _decode(text)
+    msg = decode(text, Malformed, "invalid_row")
     if not isinstance(msg, dict):
         raise Malformed("invalid_row", "not a JSON object")
     if "specversion" in msg:

@@ -14,7 +14,8 @@ from pathlib import Path
 from exporter.config import parse_agent_channel
 from exporter.guest.agent import Agent, AgentSettings
 from exporter.guest.channel import Writer
-from exporter.guest.hoststate import MAX_LINE_BYTES, read_host_state
+from exporter.guest.hoststate import read_host_state
+from exporter.guest.lines import MAX_HOST_LINE_BYTES
 from exporter.snapshot import CpuSources, SystemClock
 from tests.guest.support import agent_args, process
 from tests.guest.test_agent import listen
@@ -63,7 +64,7 @@ def test_the_latest_valid_host_line_reaches_the_state_file_and_bad_ones_are_coun
         assert rows.next_row()["host_lines_rejected"] == 0
         conn.sendall(b'{"v":1,"type":"host"\n')  # truncated
         conn.sendall(host_line(float("nan")))  # json.dumps writes NaN, which no JSON parser should take
-        conn.sendall(b"x" * (MAX_LINE_BYTES + 1) + b"\n")  # oversized
+        conn.sendall(b"x" * (MAX_HOST_LINE_BYTES + 1) + b"\n")  # oversized
         conn.sendall(host_line(10.0) + host_line(12.5, 2.8e9))  # two good ones at once: the last is kept
         wait_until(lambda: rows.next_row()["host_lines_rejected"] == 3, what="a row counting 3 rejected host lines")
         kept = wait_until(lambda: read_host_state(state), what="the state file")

@@ -9,8 +9,10 @@ import socket
 import pytest
 
 from exporter.config import GuestConfig
-from exporter.guest.downlink import MAX_HOST_LINE_BYTES, host_line, host_lines
+from exporter.guest.downlink import host_line, host_lines
+from exporter.guest.hoststate import parse_host_line
 from exporter.guest.ingest import Ingest
+from exporter.guest.lines import MAX_HOST_LINE_BYTES
 from exporter.snapshot import Frequency, Snapshot, VcpuSample, VmSample
 from tests.guest.test_ingest import StepClock
 
@@ -32,6 +34,22 @@ def test_the_host_line_as_the_protocol_writes_it():
     )
 
 
+def test_what_the_host_sends_the_guest_reads_back():
+    """The host's builder and the agent's parser: one line, both ends."""
+    state = parse_host_line(host_line(1_700_000_000.0, 1.0, VM).rstrip(b"\n"))
+    assert state.host_wall_ns == 1_700_000_000_000_000_000 and state.interval_seconds == 1.0
+    read = {c: (v.frequency_hertz, v.frequency_source, v.steal_seconds, v.host_cpu) for c, v in state.vcpus.items()}
+    assert read == {
+        c: (
+            None if s.frequency is None else s.frequency.hertz,
+            None if s.frequency is None else s.frequency.source,
+            s.wait_seconds,
+            s.host_cpu,
+        )
+        for c, s in VM.vcpus.items()
+    }
+
+
 def test_a_huge_vm_keeps_its_line_under_the_bound_lowest_vcpus_first():
     big = VmSample(
         "qemu", 1, {n: VcpuSample(n, 1.0, 123.456789, n % 256, Frequency(2.6e9, "cpufreq_avg")) for n in range(4096)}
@@ -40,6 +58,7 @@ def test_a_huge_vm_keeps_its_line_under_the_bound_lowest_vcpus_first():
     assert len(line) <= MAX_HOST_LINE_BYTES and line.endswith(b"}\n") and line.count(b"\n") == 1
     vcpus = json.loads(line)["vcpus"]
     assert 400 < len(vcpus) < 4096
+    assert len(parse_host_line(line.rstrip(b"\n")).vcpus) == len(vcpus)  # the guest takes the cut line whole
     assert list(vcpus) == [str(n) for n in range(len(vcpus))]
 
 

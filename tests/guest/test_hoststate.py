@@ -8,22 +8,17 @@ import stat
 
 import pytest
 
-from exporter.guest import protocol
 from exporter.guest.hoststate import (
-    MAX_CPUS,
-    MAX_LINE_BYTES,
-    MAX_NUMBER,
-    VERSION,
     BadHostLine,
     HostState,
     HostVcpu,
-    LineSplitter,
     is_fresh,
     parse_host_line,
     read_host_state,
     state_bytes,
     write_state,
 )
+from exporter.guest.lines import MAX_CPUS, MAX_HOST_LINE_BYTES, TOO_LONG, LineSplitter
 from exporter.sources import SourceError
 
 LINE = (
@@ -126,8 +121,8 @@ def test_more_vcpus_than_max_cpus_is_refused():
 
 def test_a_line_of_exactly_the_limit_is_read_and_one_byte_more_is_not():
     base = host_line(**{"0": {"steal_seconds": 1, "host_cpu": 0}})
-    padded = base[:-1] + b" " * (MAX_LINE_BYTES - len(base)) + b"}"
-    assert len(padded) == MAX_LINE_BYTES
+    padded = base[:-1] + b" " * (MAX_HOST_LINE_BYTES - len(base)) + b"}"
+    assert len(padded) == MAX_HOST_LINE_BYTES
     assert parse_host_line(padded).vcpus[0].steal_seconds == 1.0
     with pytest.raises(BadHostLine) as info:
         parse_host_line(padded[:-1] + b" }")
@@ -135,17 +130,15 @@ def test_a_line_of_exactly_the_limit_is_read_and_one_byte_more_is_not():
 
 
 def test_the_splitter_yields_whole_lines_across_reads_and_skips_an_oversized_one():
-    splitter = LineSplitter()
+    splitter = LineSplitter(MAX_HOST_LINE_BYTES)  # the agent's splitter of host lines
     assert list(splitter.feed(b'{"a":1}\n{"b"')) == [b'{"a":1}']
     assert list(splitter.feed(b":2}\n")) == [b'{"b":2}']
     # A line that never ends within the limit is dropped up to its newline, counted once.
-    assert list(splitter.feed(b"x" * (MAX_LINE_BYTES + 1))) == []
+    assert list(splitter.feed(b"x" * (MAX_HOST_LINE_BYTES + 1))) == [TOO_LONG]
     assert list(splitter.feed(b"y" * 1000)) == []
     assert list(splitter.feed(b"tail\nnext\n")) == [b"next"]
-    assert splitter.too_long == 1
     # One that arrives whole but too long is counted too.
-    assert list(splitter.feed(b"z" * (MAX_LINE_BYTES + 1) + b"\nok\n")) == [b"ok"]
-    assert splitter.too_long == 2
+    assert list(splitter.feed(b"z" * (MAX_HOST_LINE_BYTES + 1) + b"\nok\n")) == [TOO_LONG, b"ok"]
 
 
 def test_the_state_file_is_written_atomically_with_mode_0644_and_read_back(tmp_path):
@@ -182,13 +175,13 @@ def test_writing_where_the_directory_is_a_file_fails_with_oserror(tmp_path):
 def test_a_re_encoded_line_of_the_maximum_size_still_reads_back(tmp_path):
     # Short numbers written long ("1e9" -> 1000000000.0) must not push the file past its bound.
     vcpu = b'{"frequency_hz":1e9,"frequency_source":"perf","steal_seconds":1e9,"host_cpu":0}'
-    n = (MAX_LINE_BYTES - 100) // (len(vcpu) + 7)
+    n = (MAX_HOST_LINE_BYTES - 100) // (len(vcpu) + 7)
     parts = [b'"%d":' % i + vcpu for i in range(n)]
     line = b'{"v":1,"type":"host","host_wall_ns":1,"interval_seconds":1,"vcpus":{' + b",".join(parts) + b"}}"
-    assert len(line) <= MAX_LINE_BYTES
+    assert len(line) <= MAX_HOST_LINE_BYTES
     path = tmp_path / "host.json"
     write_state(path, state_bytes(parse_host_line(line), 5.0))
-    assert path.stat().st_size > MAX_LINE_BYTES
+    assert path.stat().st_size > MAX_HOST_LINE_BYTES
     state = read_host_state(path)
     assert state is not None and len(state.vcpus) == n
 
@@ -221,11 +214,6 @@ def test_a_missing_state_file_is_no_state_and_a_bad_one_is_an_error(tmp_path):
 def test_freshness_is_three_of_the_longer_interval(received, now, sampler, fresh):
     state = HostState(1.0, 1.0, {}, received_wall_seconds=received)
     assert is_fresh(state, now, sampler) is fresh
-
-
-def test_the_bounds_are_the_rows_bounds():
-    # One protocol, two directions; this module sits below protocol.py, so it restates them.
-    assert (VERSION, MAX_CPUS, MAX_NUMBER) == (protocol.VERSION, protocol.MAX_CPUS, protocol.MAX_NUMBER)
 
 
 def test_a_nested_hosts_own_host_frequency_is_a_known_source():

@@ -11,14 +11,13 @@ from hypothesis import strategies as st
 
 from exporter.guest.hoststate import (
     FREQUENCY_SOURCES,
-    MAX_CPUS,
-    MAX_NUMBER,
     REASONS,
     STATE_MAX_BYTES,
     BadHostLine,
     parse_host_line,
     state_bytes,
 )
+from exporter.guest.lines import MAX_CPUS, MAX_NUMBER
 from tests.guest.test_protocol_fuzz import dumps, fuzz, json_values, numbers, texts
 
 

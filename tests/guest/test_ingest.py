@@ -11,7 +11,8 @@ import socket
 import pytest
 
 from exporter.config import GuestConfig, parse_guest_listen
-from exporter.guest.ingest import TOO_LONG, Ingest, LineSplitter
+from exporter.guest.ingest import Ingest
+from exporter.guest.lines import TOO_LONG, LineSplitter
 
 
 class StepClock:
