@@ -31,7 +31,7 @@ from exporter.catalogue import SOURCES, of_job
 from exporter.guest.hoststate import HostState, freshness_limit, is_fresh, read_host_state
 from exporter.guest_state import GuestVm
 from exporter.sources import SourceError
-from exporter.sources.cgroup import CgroupLimits, CgroupTree, read_cgroups
+from exporter.sources.cgroup import CgroupLimits, CgroupMemo, CgroupTree, read_cgroups
 from exporter.sources.cpufreq import CpuFreq, require_cpufreq
 from exporter.sources.cpuinfo import require_cpuinfo
 from exporter.sources.hostname import read_hostname
@@ -265,6 +265,7 @@ class CgroupSources:
     limits: CgroupLimits
     hz: int
     sysfs: Path | None = None
+    memo: CgroupMemo = field(default_factory=CgroupMemo, compare=False, repr=False)  # the last cycle's reads
 
 
 @dataclass(frozen=True)
@@ -743,7 +744,9 @@ def read_cgroup_step(
     the worker the jobs share, so a slow walk never delays the CPU job.
     """
     run = _Run(clock, deadline)
-    tree = run("cgroup", lambda: read_cgroups(readers.cgroupfs, readers.limits, readers.hz, readers.sysfs))
+    tree = run(
+        "cgroup", lambda: read_cgroups(readers.cgroupfs, readers.limits, readers.hz, readers.sysfs, readers.memo)
+    )
 
     def step(previous: Snapshot | None) -> Snapshot:
         prev = previous or Snapshot()

@@ -13,6 +13,7 @@ from exporter.sources.cgroup import (
     V2_FILES,
     BlockDevices,
     CgroupLimits,
+    CgroupMemo,
     container_identity,
     detect_layout,
     merge_fields,
@@ -597,6 +598,79 @@ def test_devices_are_named_from_the_sysfs_holding_the_cgroupfs_else_keep_maj_min
     assert list(read_cgroups(elsewhere, CgroupLimits(), 100).stats[APP].io) == ["253:3", "259:0"]
     given = read_cgroups(elsewhere, CgroupLimits(), 100, V2_ROOT.parent.parent)
     assert list(given.stats[APP].io) == ["nvme0n1"]
+
+
+def _counting(monkeypatch, table, name):
+    calls = []
+    parse = table[name]
+
+    def counted(text, path, hz):
+        calls.append(path)
+        return parse(text, path, hz)
+
+    monkeypatch.setitem(table, name, counted)
+    return calls
+
+
+def test_memo_parses_only_files_whose_bytes_changed_and_keeps_unchanged_cgroups(tmp_path, monkeypatch):
+    root = tmp_path / "sys" / "fs" / "cgroup"
+    shutil.copytree(V2_ROOT.parent.parent.parent, tmp_path, dirs_exist_ok=True)
+    memo = CgroupMemo()
+    first = read_cgroups(root, CgroupLimits(), 100, memo=memo)
+    stat_calls = _counting(monkeypatch, V2_FILES, "memory.stat")
+    current_calls = _counting(monkeypatch, V2_FILES, "memory.current")
+    again = read_cgroups(root, CgroupLimits(), 100, memo=memo)
+    assert stat_calls == [] and current_calls == []
+    assert again.stats == first.stats and all(again.stats[p] is first.stats[p] for p in first.stats)
+
+    app = root / APP.lstrip("/")
+    (app / "memory.current").write_text("600000000\n")
+    moved = read_cgroups(root, CgroupLimits(), 100, memo=memo)
+    assert current_calls == [f"{app}/memory.current"] and stat_calls == []
+    assert moved.stats[APP].memory_usage_bytes == 600000000
+    assert moved.stats[APP].memory_working_set_bytes == 600000000 - first.stats[APP].memory_usage_bytes + (
+        first.stats[APP].memory_working_set_bytes
+    )
+    assert moved.stats[APP] is not first.stats[APP] and moved.stats[POD] is first.stats[POD]
+    assert moved == read_cgroups(root, CgroupLimits(), 100)  # what reading afresh gives
+
+
+def test_memo_does_not_keep_a_device_name_sysfs_no_longer_gives(tmp_path):
+    shutil.copytree(V2_ROOT.parent.parent.parent, tmp_path, dirs_exist_ok=True)
+    root = tmp_path / "sys" / "fs" / "cgroup"
+    memo = CgroupMemo()
+    assert list(read_cgroups(root, CgroupLimits(), 100, memo=memo).stats[APP].io) == ["nvme0n1"]
+    (tmp_path / "sys" / "dev" / "block" / "259:0" / "uevent").write_text("MAJOR=259\nMINOR=0\nDEVNAME=nvme1n1\n")
+    assert list(read_cgroups(root, CgroupLimits(), 100, memo=memo).stats[APP].io) == ["nvme1n1"]
+    shutil.rmtree(tmp_path / "sys" / "dev" / "block" / "259:0")
+    assert read_cgroups(root, CgroupLimits(), 100, memo=memo).stats[APP].io == {}
+
+
+def test_memo_never_holds_a_file_that_failed(tmp_path):
+    root = tmp_path / "cg"
+    shutil.copytree(V2_ROOT, root)
+    memo = CgroupMemo()
+    events = root / APP.lstrip("/") / "memory.events"
+    good = events.read_text()
+    events.write_text("oom_kill lots\n")
+    for _ in range(2):  # a file that keeps failing fails every cycle, not just the first
+        tree = read_cgroups(root, CgroupLimits(), 100, memo=memo)
+        assert list(tree.errors) == [str(events)] and tree.stats[APP].memory_events == {}
+    events.write_text(good)
+    tree = read_cgroups(root, CgroupLimits(), 100, memo=memo)
+    assert tree.errors == {} and tree.stats[APP].memory_events["oom_kill"] == 2
+    assert set(memo.cgroups) == set(tree.stats)
+    limit = root / APP.lstrip("/") / "pids.max"  # and from good to bad (its last file): no last stats kept
+    assert tree.stats[APP].pids_limit is not None
+    limit.write_text("lots\n")
+    tree = read_cgroups(root, CgroupLimits(), 100, memo=memo)
+    assert list(tree.errors) == [str(limit)] and tree.stats[APP].pids_limit is None
+    assert APP not in memo.cgroups and str(limit) not in memo.files
+    limit.write_text("4096\n")
+    shutil.rmtree(root / "system.slice" / "kubelet.service")  # a cgroup gone leaves the memo with it
+    tree = read_cgroups(root, CgroupLimits(), 100, memo=memo)
+    assert "/system.slice/kubelet.service" not in memo.cgroups and set(memo.cgroups) == set(tree.stats)
+    assert not any("kubelet.service" in path for path in memo.files)
 
 
 def test_memory_stat_form_of_keys_not_kept_is_checked_but_their_values_are_not_parsed():
