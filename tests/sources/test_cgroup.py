@@ -14,6 +14,7 @@ from exporter.sources.cgroup import (
     BlockDevices,
     CgroupLimits,
     CgroupMemo,
+    Found,
     container_identity,
     detect_layout,
     merge_fields,
@@ -612,7 +613,7 @@ def _counting(monkeypatch, table, name):
     return calls
 
 
-def test_memo_parses_only_files_whose_bytes_changed_and_keeps_unchanged_cgroups(tmp_path, monkeypatch):
+def test_memo_parses_only_cgroups_whose_files_changed(tmp_path, monkeypatch):
     root = tmp_path / "sys" / "fs" / "cgroup"
     shutil.copytree(V2_ROOT.parent.parent.parent, tmp_path, dirs_exist_ok=True)
     memo = CgroupMemo()
@@ -626,13 +627,23 @@ def test_memo_parses_only_files_whose_bytes_changed_and_keeps_unchanged_cgroups(
     app = root / APP.lstrip("/")
     (app / "memory.current").write_text("600000000\n")
     moved = read_cgroups(root, CgroupLimits(), 100, memo=memo)
-    assert current_calls == [f"{app}/memory.current"] and stat_calls == []
+    assert current_calls == [f"{app}/memory.current"] and stat_calls == [f"{app}/memory.stat"]
     assert moved.stats[APP].memory_usage_bytes == 600000000
     assert moved.stats[APP].memory_working_set_bytes == 600000000 - first.stats[APP].memory_usage_bytes + (
         first.stats[APP].memory_working_set_bytes
     )
     assert moved.stats[APP] is not first.stats[APP] and moved.stats[POD] is first.stats[POD]
     assert moved == read_cgroups(root, CgroupLimits(), 100)  # what reading afresh gives
+
+
+def test_memo_keeps_stats_only_for_the_same_files(tmp_path):
+    for name in ("memory.max", "memory.high"):
+        (tmp_path / name).write_text("1000\n")
+    memo = CgroupMemo()
+    limit = read_found([Found("/x", ((str(tmp_path), 2, ("memory.max",)),))], 100, {}, memo=memo)
+    high = read_found([Found("/x", ((str(tmp_path), 2, ("memory.high",)),))], 100, {}, memo=memo)
+    assert limit["/x"].memory_limit_bytes == 1000 and limit["/x"].memory_high_bytes is None
+    assert high["/x"].memory_high_bytes == 1000 and high["/x"].memory_limit_bytes is None
 
 
 def test_memo_does_not_keep_a_device_name_sysfs_no_longer_gives(tmp_path):
@@ -665,12 +676,11 @@ def test_memo_never_holds_a_file_that_failed(tmp_path):
     limit.write_text("lots\n")
     tree = read_cgroups(root, CgroupLimits(), 100, memo=memo)
     assert list(tree.errors) == [str(limit)] and tree.stats[APP].pids_limit is None
-    assert APP not in memo.cgroups and str(limit) not in memo.files
+    assert APP not in memo.cgroups
     limit.write_text("4096\n")
     shutil.rmtree(root / "system.slice" / "kubelet.service")  # a cgroup gone leaves the memo with it
     tree = read_cgroups(root, CgroupLimits(), 100, memo=memo)
     assert "/system.slice/kubelet.service" not in memo.cgroups and set(memo.cgroups) == set(tree.stats)
-    assert not any("kubelet.service" in path for path in memo.files)
 
 
 def test_memory_stat_form_of_keys_not_kept_is_checked_but_their_values_are_not_parsed():
