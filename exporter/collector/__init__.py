@@ -145,8 +145,9 @@ class Renderer:
         for i, part in enumerate(self._cached):
             key = part.key(snap)
             if key is not self._keys[i]:
-                self._keys[i], self._deflated[i] = key, self._deflaters[i](part.render(snap))
-                changed = True
+                self._keys[i], deflated = key, self._deflaters[i](part.render(snap))
+                if deflated is not self._deflated[i]:  # the same pieces as before give the same prefixes
+                    self._deflated[i], changed = deflated, True
         if changed:
             self._prefix = (concat([t for t, _ in self._deflated]), concat([om for _, om in self._deflated]))
         return self._prefix

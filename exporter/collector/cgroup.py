@@ -235,14 +235,25 @@ class CgroupRenderer:
     def __init__(self) -> None:
         self._paths: list[str] | None = None
         self._last: dict[str, tuple[object, Piece | None]] = {}
+        # The last render's tree: the same dropped count and the very same stats objects (which the
+        # cgroup memo hands on for cgroups whose files did not change) write the same pieces.
+        self._tree: tuple[int, list[CgroupStats], list[Piece]] | None = None
 
     def __call__(self, snap: Snapshot) -> list[Piece]:
         """sysmon_cgroup_memory_events_total{cgroup="/kubepods.slice",event="oom_kill"} 1 (and cpu, pids, pressure)."""
         tree = snap.cgroups
         if tree is None:
-            self._paths, self._last = None, {}
+            self._paths, self._last, self._tree = None, {}, None
             return []
         paths = list(tree.stats)
+        every = list(tree.stats.values())
+        if (
+            self._tree is not None
+            and paths == self._paths
+            and self._tree[0] == tree.dropped
+            and all(a is b for a, b in zip(self._tree[1], every, strict=True))
+        ):
+            return list(self._tree[2])
         last = self._last if paths == self._paths else {}
         seen: dict[str, tuple[object, Piece | None]] = {}
         out: list[Piece] = []
@@ -311,8 +322,8 @@ class CgroupRenderer:
         )
         for resource, name, help_text in _PRESSURE:
             per_key(name, help_text, "kind", _stalls(resource))
-        self._paths, self._last = paths, seen
-        return out
+        self._paths, self._last, self._tree = paths, seen, (tree.dropped, every, out)
+        return list(out)
 
 
 def render_cgroup(snap: Snapshot) -> list[Piece]:

@@ -75,6 +75,21 @@ def test_a_renderer_kept_across_snapshots_writes_what_a_fresh_one_writes(trees):
         assert renderer(snap) == render_cgroup(snap)
 
 
+@settings(max_examples=200, deadline=None, database=None)
+@given(TREES, st.lists(st.tuples(st.integers(0, 2), st.one_of(st.none(), STATS)), min_size=1, max_size=5))
+def test_a_renderer_handed_the_same_stats_objects_writes_what_a_fresh_one_writes(tree, steps):
+    """The cgroup memo hands on the very same stats objects for unchanged cgroups: a tree of
+    the same objects keeps the last pieces, unless its dropped count or one cgroup's stats differ."""
+    renderer = CgroupRenderer()
+    stats = dict(tree.stats)
+    renderer(Snapshot(cgroups=tree))
+    for dropped, changed in steps:
+        if changed is not None:
+            stats[next(iter(stats))] = changed
+        snap = Snapshot(cgroups=CgroupTree("v2", dict(stats), dropped, {}))
+        assert renderer(snap) == render_cgroup(snap)
+
+
 def test_a_family_whose_values_did_not_change_keeps_its_bytes():
     renderer = CgroupRenderer()
 

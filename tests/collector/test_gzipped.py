@@ -108,3 +108,15 @@ def test_a_family_whose_lines_did_not_change_keeps_its_compressed_segment():
     assert second.segments[1] is first.segments[1]  # a's sample lines: not compressed again
     assert second.segments[3] is not first.segments[3]  # b's changed
     assert single_member(gzip_body(second, b"")) == b"".join(second.chunks)
+
+
+def test_the_very_same_pieces_give_the_very_same_prefixes_and_any_other_list_its_own():
+    a = Piece(b"# HELP a t\n", b"# HELP a o\n", b"a 1\n")
+    b = Piece(b"# HELP b t\n", b"# HELP b o\n", b"b 1\n")
+    deflater = Deflater()
+    first = deflater([a, b])
+    assert deflater([a, b]) is first  # a cgroup tree none of whose values changed
+    for other in ([b, a], [a], [a, b, b], [a, Piece(b.text_header, b.openmetrics_header, b"b 2\n")]):
+        assert deflater(other) == deflate_pieces(other)
+        assert deflater(list(other)) == deflate_pieces(other)
+    assert deflater([a, b]) == first
