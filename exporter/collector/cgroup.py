@@ -7,7 +7,6 @@ are twenty thousand samples, rendered once per cgroup interval.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from functools import partial
 from operator import attrgetter
 from types import MappingProxyType
 
@@ -191,138 +190,164 @@ def _stalls(resource: str) -> Callable[[CgroupStats], Mapping[str, float]]:
     return stalls
 
 
-Rows = list[tuple[str, CgroupStats]]  # (the cgroup's label text, its stats), in the tree's order
+def _key(key: str) -> str:
+    # an identifier (oom_kill, some, pgfault: every key the kernel writes) has nothing to escape
+    return key if key.isidentifier() else escape_label_value(key)
 
 
-def _per_key_lines(name: str, label: str, cgroups: Rows, maps: list[Mapping[str, float]]) -> list[str]:
-    """One sample per cgroup and key of a mapping (events, fault kinds, stall kinds)."""
-    return [
-        # an identifier (oom_kill, some, pgfault: every key the kernel writes) has nothing to escape
-        f'{name}{cgroup},{label}="{key if key.isidentifier() else escape_label_value(key)}"}} {_value(count)}\n'
-        for (cgroup, _), mapping in zip(cgroups, maps, strict=True)
-        for key, count in mapping.items()
-    ]
+def _per_key(name: str, label: str, mapping: Callable[[CgroupStats], Mapping[str, float]]) -> _Lines:
+    """One sample per key of a mapping (events, fault kinds, stall kinds)."""
+
+    def lines(cgroup: str, stats: CgroupStats) -> str:
+        return "".join(f'{name}{cgroup},{label}="{_key(k)}"}} {_value(v)}\n' for k, v in mapping(stats).items())
+
+    return lines
 
 
-def _scalar_lines(name: str, cgroups: Rows, values: list[float | None]) -> list[str]:
-    return [f"{name}{cgroup}}} {_value(v)}\n" for (cgroup, _), v in zip(cgroups, values, strict=True) if v is not None]
+def _scalar(name: str, field: str) -> _Lines:
+    get = attrgetter(field)
+
+    def line(cgroup: str, stats: CgroupStats) -> str:
+        v = get(stats)
+        return "" if v is None else f"{name}{cgroup}}} {_value(v)}\n"
+
+    return line
 
 
-def _io_lines(name: str, key: str, io_rows: list[tuple[str, Mapping[str, int]]]) -> list[str]:
-    return [f"{name}{labels}{_value(counters[key])}\n" for labels, counters in io_rows if key in counters]
+def _io(name: str, key: str) -> _Lines:
+    def lines(cgroup: str, stats: CgroupStats) -> str:
+        return "".join(
+            f'{name}{cgroup},device="{escape_label_value(device)}"}} {_value(counters[key])}\n'
+            for device, counters in stats.io.items()
+            if key in counters
+        )
+
+    return lines
 
 
-def _info_lines(cgroups: Rows, paths: list[str]) -> list[str]:
+_Lines = Callable[[str, CgroupStats], str]  # a cgroup's lines of one family, from its label text and stats
+
+# (name, type, help, lines of one cgroup) of every family written per cgroup, in the exposition's order
+_FAMILIES: tuple[tuple[str, str, str, _Lines], ...] = (
+    (
+        "sysmon_cgroup_memory_events_total",
+        "counter",
+        "Memory events (v2 memory.events; v1 memory.failcnt as max, memory.oom_control oom_kill).",
+        _per_key("sysmon_cgroup_memory_events_total", "event", attrgetter("memory_events")),
+    ),
+    (
+        "sysmon_cgroup_memory_failures_total",
+        "counter",
+        "Page faults in the cgroup, kind=pgfault (all) or pgmajfault (major) (memory.stat pgfault, pgmajfault).",
+        _per_key("sysmon_cgroup_memory_failures_total", "kind", attrgetter("memory_failures")),
+    ),
+    *((name, kind, help_text, _scalar(name, field)) for name, kind, help_text, field in _SCALARS),
+    *((name, "counter", help_text, _io(name, key)) for name, help_text, key in _IO),
+    (
+        "sysmon_cgroup_pids_events_total",
+        "counter",
+        "Forks refused because the cgroup was at pids.max (pids.events).",
+        _per_key("sysmon_cgroup_pids_events_total", "event", attrgetter("pids_events")),
+    ),
+    *(
+        (name, "counter", help_text, _per_key(name, "kind", _stalls(resource)))
+        for resource, name, help_text in _PRESSURE
+    ),
+)
+
+
+def _info_lines(cgroups: list[str], paths: list[str]) -> str:
     lines = []
-    for (cgroup, _), path in zip(cgroups, paths, strict=True):
+    for cgroup, path in zip(cgroups, paths, strict=True):
         identity = container_identity(path)
         if identity is not None:
             pod, container = identity
             lines.append(f'sysmon_cgroup_info{cgroup},container_id="{container}",pod_uid="{pod}"}} {format_value(1)}\n')
-    return lines
+    return "".join(lines)
 
 
 class CgroupRenderer:
     """The cgroup families, snapshot after snapshot (one per Renderer; :func:`render_cgroup` uses one once).
 
-    A family whose inputs equal the last render's (the same cgroup paths and, for each, the
-    same values it writes) keeps its bytes: limits, weights, identities and events seldom
-    change, and comparing values costs a fraction of writing their lines. Equal values write
-    equal text (format_value depends on the number alone), so the bytes are those a fresh
-    render writes. Only the last render's inputs are kept.
+    The cgroup memo hands on the very same :class:`CgroupStats` object for a cgroup none of
+    whose files changed, so for the same cgroup paths as the last render only the cgroups
+    whose stats are new objects have their lines written again; the others keep last
+    render's lines (equal values write equal text: format_value depends on the number alone,
+    so the bytes are those a fresh render writes). A family whose text did not change keeps its
+    :class:`Piece`, and a tree of the very same stats keeps every piece. Only the last
+    render's lines are kept.
     """
 
     def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
         self._paths: list[str] | None = None
-        self._last: dict[str, tuple[object, Piece | None]] = {}
-        # The last render's tree: the same dropped count and the very same stats objects (which the
-        # cgroup memo hands on for cgroups whose files did not change) write the same pieces.
-        self._tree: tuple[int, list[CgroupStats], list[Piece]] | None = None
+        self._stats: list[CgroupStats] = []
+        self._dropped: int | None = None
+        self._lines: dict[str, list[str]] = {}  # family -> each cgroup's lines, in the tree's order
+        self._pieces: dict[str, Piece | None] = {}  # family -> its piece (None: no samples)
+        self._out: list[Piece] = []
 
     def __call__(self, snap: Snapshot) -> list[Piece]:
         """sysmon_cgroup_memory_events_total{cgroup="/kubepods.slice",event="oom_kill"} 1 (and cpu, pids, pressure)."""
         tree = snap.cgroups
         if tree is None:
-            self._paths, self._last, self._tree = None, {}, None
+            self._reset()
             return []
         paths = list(tree.stats)
-        every = list(tree.stats.values())
-        if (
-            self._tree is not None
-            and paths == self._paths
-            and self._tree[0] == tree.dropped
-            and all(a is b for a, b in zip(self._tree[1], every, strict=True))
-        ):
-            return list(self._tree[2])
-        last = self._last if paths == self._paths else {}
-        seen: dict[str, tuple[object, Piece | None]] = {}
+        stats = list(tree.stats.values())
+        same_paths = paths == self._paths
+        changed: list[int] = []
+        if same_paths:
+            changed = [i for i, (a, b) in enumerate(zip(self._stats, stats, strict=True)) if a is not b]
+            if not changed and tree.dropped == self._dropped:
+                return list(self._out)
+        cgroups = [f'{{cgroup="{escape_label_value(path)}"' for path in paths]
         out: list[Piece] = []
+        pieces: dict[str, Piece | None] = {}
+        lines_now: dict[str, list[str]] = {}
 
-        def family(name: str, kind: str, help_text: str, inputs: object, lines: Callable[[], list[str]]) -> None:
-            before = last.get(name)
-            if before is not None and inputs is not None and before[0] == inputs:
-                written = before[1]
+        def family(name: str, kind: str, help_text: str, text: str) -> None:
+            before = self._pieces.get(name)
+            if before is not None and same_paths and before.samples == text.encode():
+                written: Piece | None = before
             else:
-                text = "".join(lines())
                 written = piece(name, kind, help_text, text) if text else None
-            seen[name] = (inputs, written)
+            pieces[name] = written
             if written is not None:
                 out.append(written)
 
-        def per_key(
-            name: str, help_text: str, label: str, mapping: Callable[[CgroupStats], Mapping[str, float]]
-        ) -> None:
-            maps = [mapping(stats) for _, stats in cgroups]
-            inputs = [tuple(m.items()) for m in maps]
-            family(name, "counter", help_text, inputs, partial(_per_key_lines, name, label, cgroups, maps))
-
-        cgroups = [(f'{{cgroup="{escape_label_value(path)}"', stats) for path, stats in tree.stats.items()]
         family(
             "sysmon_cgroup_dropped",
             "gauge",
             "Cgroups not exported because there were more than --cgroup.max-count (the deepest are dropped).",
-            None,
-            lambda: [f"sysmon_cgroup_dropped {format_value(tree.dropped)}\n"],
+            f"sysmon_cgroup_dropped {format_value(tree.dropped)}\n",
         )
-        family(
-            "sysmon_cgroup_info",
-            "gauge",
-            "1 for each cgroup whose path holds a Kubernetes pod UID or a container ID.",
-            (),  # the paths alone
-            partial(_info_lines, cgroups, paths),
-        )
-        per_key(
-            "sysmon_cgroup_memory_events_total",
-            "Memory events (v2 memory.events; v1 memory.failcnt as max, memory.oom_control oom_kill).",
-            "event",
-            attrgetter("memory_events"),
-        )
-        per_key(
-            "sysmon_cgroup_memory_failures_total",
-            "Page faults in the cgroup, kind=pgfault (all) or pgmajfault (major) (memory.stat pgfault, pgmajfault).",
-            "kind",
-            attrgetter("memory_failures"),
-        )
-        for name, kind, help_text, field in _SCALARS:
-            get = attrgetter(field)
-            values = [get(stats) for _, stats in cgroups]
-            family(name, kind, help_text, values, partial(_scalar_lines, name, cgroups, values))
-        io_rows = [
-            (f'{cgroup},device="{escape_label_value(device)}"}} ', counters)
-            for cgroup, stats in cgroups
-            for device, counters in stats.io.items()
-        ]
-        for name, help_text, key in _IO:  # counters that move with every I/O: written each time
-            family(name, "counter", help_text, None, partial(_io_lines, name, key, io_rows))
-        per_key(
-            "sysmon_cgroup_pids_events_total",
-            "Forks refused because the cgroup was at pids.max (pids.events).",
-            "event",
-            attrgetter("pids_events"),
-        )
-        for resource, name, help_text in _PRESSURE:
-            per_key(name, help_text, "kind", _stalls(resource))
-        self._paths, self._last, self._tree = paths, seen, (tree.dropped, every, out)
+        if same_paths and "sysmon_cgroup_info" in self._pieces:
+            info = self._pieces["sysmon_cgroup_info"]  # the paths alone
+            pieces["sysmon_cgroup_info"] = info
+            if info is not None:
+                out.append(info)
+        else:
+            family(
+                "sysmon_cgroup_info",
+                "gauge",
+                "1 for each cgroup whose path holds a Kubernetes pod UID or a container ID.",
+                _info_lines(cgroups, paths),
+            )
+        for name, kind, help_text, write in _FAMILIES:
+            last = self._lines.get(name) if same_paths else None
+            if last is None:
+                lines = [write(cgroup, s) for cgroup, s in zip(cgroups, stats, strict=True)]
+            else:
+                lines = list(last)
+                for i in changed:
+                    lines[i] = write(cgroups[i], stats[i])
+            lines_now[name] = lines
+            family(name, kind, help_text, "".join(lines))
+        self._paths, self._stats, self._dropped = paths, stats, tree.dropped
+        self._lines, self._pieces, self._out = lines_now, pieces, out
         return list(out)
 
 
