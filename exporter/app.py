@@ -25,7 +25,7 @@ from exporter.guest.downlink import host_lines
 from exporter.guest.ingest import Ingest
 from exporter.guest.record import Recorder, load_private_key
 from exporter.http import ConnectionLimits, Connections, Published, make_app
-from exporter.sampler import Job, Sampler
+from exporter.sampler import Chore, Job, Sampler
 from exporter.snapshot import (
     CgroupSources,
     Clock,
@@ -108,7 +108,8 @@ def open_vms(config: Config) -> Iterator[VmWatch | None]:
     if "perf" in config.collectors:
         with contextlib.suppress(PerfUnavailable):
             cycles = ThreadCycles(config.roots.procfs)
-    watch = VmWatch(config.roots.procfs, config.vm.rescan_seconds, config.vm.max_count, qmp, cycles)
+    # Discovery in the background: the sampler's vm-discovery chore (build_sampler) runs it.
+    watch = VmWatch(config.roots.procfs, config.vm.rescan_seconds, config.vm.max_count, qmp, cycles, background=True)
     try:
         yield watch
     finally:
@@ -245,7 +246,11 @@ def build_sampler(
             return with_guests(prev, ingest.view)
 
         jobs.append(Job("guest", interval, guest_step))
-    return Sampler(jobs, render)
+    chores = []
+    if isinstance(readers.vms, VmWatch) and readers.vms.background:
+        # Every process's comm is read at each discovery: on a thread of its own, so no sample carries it.
+        chores.append(Chore("vm-discovery", readers.vms.rescan_seconds, readers.vms.rescan))
+    return Sampler(jobs, render, chores)
 
 
 async def start_ingest(ingest: Ingest) -> bool:

@@ -30,6 +30,16 @@ Firecracker's ``--id NAME``, cloud-hypervisor's ``--name NAME`` or its
 A process or thread that exits between the listing and a read is left out
 silently (ENOENT, ESRCH); a file that exists but is malformed is an error of
 its own, and the other VMs are still read.
+
+Discovery costs a read of every process's ``comm`` (about 10 us each: 20 ms on
+a host of 2,000 processes), which no listing diff can save: exec changes comm
+but neither the pid nor the ``/proc/<pid>`` directory (fs/exec.c
+__set_task_comm), and libvirt forks, sets up the child and only then execs
+QEMU, as a wrapper script's ``exec qemu-system-...`` does, so a process first
+seen as something else may be a VM at the next look. With ``background`` it
+runs off the samples: :meth:`VmWatch.rescan` on a thread of its own publishes
+an immutable :class:`Discovery`, and each sample reads only the vCPU threads
+of the latest one.
 """
 
 from __future__ import annotations
@@ -167,6 +177,14 @@ class VmProcess:
 
 
 @dataclass(frozen=True)
+class Discovery:
+    """What one discovery found, published whole: the samples after it read these VMs (or fail with ``error``)."""
+
+    vms: tuple[VmProcess, ...] = ()
+    error: OSError | SourceError | None = None
+
+
+@dataclass(frozen=True)
 class VcpuReading:
     tid: int
     run_seconds: float
@@ -250,7 +268,16 @@ class VmWatch:
 
     Holds what it found between samples, and the per-thread cycle counters: each
     opened once when its thread is found, kept open, closed when the thread goes.
-    Not thread-safe: one sampler step at a time.
+
+    Without ``background``, :meth:`read` discovers when ``rescan_seconds`` have
+    passed (or a VM went), before it reads. With ``background``, only
+    :meth:`rescan` discovers, on a thread of its own (the sampler's
+    ``vm-discovery`` chore, every ``rescan_seconds``), and :meth:`read` takes the
+    latest published :class:`Discovery`: a sample never carries a discovery, and
+    a VM that went is left out until the next one. The two threads share nothing
+    else: discovery's caches are touched only by :meth:`rescan` and
+    :meth:`discover`, the descriptors and counters only by :meth:`read`; one
+    :meth:`read` at a time, one :meth:`rescan` at a time.
     """
 
     def __init__(
@@ -260,14 +287,18 @@ class VmWatch:
         max_count: int = 256,
         qmp: QmpQuery | None = None,
         cycles: ThreadCounter | None = None,
+        background: bool = False,
     ) -> None:
         self.procfs = procfs
+        self.background = background
         self.rescan_seconds = rescan_seconds
         self.max_count = max_count
         self.qmp = qmp
         self.cycles = cycles
         self.cycles_error = ""  # why there are no per-vCPU cycles, once the first open was refused
-        self.found: tuple[VmProcess, ...] = ()
+        self.found: tuple[VmProcess, ...] = ()  # the VMs read() reads (those of the Discovery it last took)
+        self._published: Discovery | None = None  # replaced whole by each discovery, never changed
+        self._taken: Discovery | None = None  # the Discovery read() last synced its descriptors to
         self._next_scan: float | None = None
         self._not_vms: dict[int, str] = {}  # pid -> comm of processes that run no hypervisor
         # pid -> (comm, start time), its tids, what was found
@@ -348,9 +379,20 @@ class VmWatch:
             except OSError as e:
                 if _gone(e):
                     continue  # exited while scanning
+                if e.filename is None:  # a read() error (EISDIR, EIO) names no file: name the process
+                    e.filename = f"{self.procfs}/{pid}"
                 raise
         self._log_discovery(found, dropped)
         return tuple(found)
+
+    def rescan(self) -> Discovery:
+        """Discovers and publishes the result for the samples that follow; a failure is published as their error."""
+        try:
+            published = Discovery(self.discover())
+        except (OSError, SourceError) as e:
+            published = Discovery(error=e)
+        self._published = published
+        return published
 
     def _log_discovery(self, found: list[VmProcess], dropped: int) -> None:
         told = {}
@@ -435,10 +477,18 @@ class VmWatch:
         return VmReading(vm.hypervisor, vm.pid, vcpus)
 
     def read(self, now: float) -> VmReadings:
-        """One sample of every VM; rediscovers first when ``rescan_seconds`` have passed or a VM went."""
-        if self._next_scan is None or now >= self._next_scan:
-            self.found = self.discover()
+        """One sample of every VM found; without ``background``, rediscovers first when due or a VM went."""
+        if not self.background and (self._next_scan is None or now >= self._next_scan):
+            self._published = Discovery(self.discover())
             self._next_scan = now + self.rescan_seconds
+        published = self._published
+        if published is None:
+            return VmReadings({})  # the first discovery has not finished
+        if published.error is not None:
+            raise published.error.with_traceback(None)  # the same object at each sample: no growing traceback
+        if published is not self._taken:
+            self._taken = published
+            self.found = published.vms
             self._sync_tasks()
         self._sync_counters()
         cycles = self.cycles.read() if self.cycles is not None else {}
@@ -447,7 +497,7 @@ class VmWatch:
         for vm in self.found:
             reading = self._read_vm(vm, cycles, errors)
             if reading is None:
-                self._next_scan = now  # look again at the next sample
+                self._next_scan = now  # look again at the next sample (in the background: at the next rescan)
                 fd = self._tasks.pop(vm.pid, None)  # the pid may come back as another process
                 if fd is not None:
                     os.close(fd)
