@@ -157,11 +157,17 @@ def parse_schedstat(text: str, path: str = "/proc/<pid>/task/<tid>/schedstat") -
 
 
 def parse_last_cpu(text: str, path: str = "/proc/<pid>/task/<tid>/stat") -> int:
-    """Field 39 of a task's stat line: the CPU it last ran on."""
-    fields = parse_pid_stat(text, path).fields  # fields[0] is field 3
-    index = STAT_PROCESSOR - 3
-    if len(fields) <= index:
-        raise SourceError(path, f"{len(fields) + 2} fields, need at least {STAT_PROCESSOR}")
+    """Field 39 of a task's stat line: the CPU it last ran on.
+
+    Split only as far as field 39 (fields are counted after the command name's
+    last ``)``, as sources/pid_stat.py does): every sample parses one line per vCPU.
+    """
+    _, paren, rest = text.partition(" (")
+    _, close, tail = rest.rpartition(")")
+    index = STAT_PROCESSOR - 3  # fields[0] is field 3
+    fields = tail.split(None, index + 1)
+    if not paren or not close or len(fields) <= index:
+        raise SourceError(path, f"{len(fields) + 2} fields after the command name, need at least {STAT_PROCESSOR}")
     return parse_pid_number(fields[index], path, "processor")
 
 
@@ -229,6 +235,21 @@ def _gone(e: OSError) -> bool:
 
 def _read_text(path: str, dir_fd: int | None = None) -> str:
     return read_small(path, short_read_ends=True, dir_fd=dir_fd)
+
+
+_TASK_READ = 4096  # a task's stat line is about 350 bytes, its schedstat about 30
+
+
+def _read_task_file(path: str, dir_fd: int | None) -> str:
+    """A task file read at each sample: one open and one read; one that fills the read goes to the bounded reader."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC, dir_fd=dir_fd)
+    try:
+        data = os.read(fd, _TASK_READ)
+    finally:
+        os.close(fd)
+    if len(data) < _TASK_READ:
+        return data.decode("utf-8", "replace")
+    return _read_text(path, dir_fd)
 
 
 def _start_ticks(procfs: Path, pid: int) -> str:
@@ -460,9 +481,9 @@ class VmWatch:
             where = f"{self.procfs}/{vm.pid}/task/{tid}"
             name = "schedstat"
             try:
-                schedstat = _read_text(f"{tid}/schedstat", task)
+                schedstat = _read_task_file(f"{tid}/schedstat", task)
                 name = "stat"
-                stat = _read_text(f"{tid}/stat", task)
+                stat = _read_task_file(f"{tid}/stat", task)
                 run, wait = parse_schedstat(schedstat, f"{where}/schedstat")
                 cpu = parse_last_cpu(stat, f"{where}/stat")
             except OSError as e:

@@ -413,6 +413,15 @@ def test_read_uses_the_bounded_reader(tmp_path):
     assert readings.errors and "larger than" in readings.errors[0]
 
 
+def test_a_task_file_longer_than_one_read_is_read_whole(tmp_path):
+    proc = write_host(tmp_path, [qemu(100, "a", 1)])
+    stat = proc / "100" / "task" / "103" / "stat"
+    stat.write_text(STAT.format(pid=103, comm="(" * 5000, ppid=1, cpu=7))  # field 39 beyond the first read
+    assert stat.stat().st_size > 5000
+    readings = VmWatch(proc).read(0.0)
+    assert readings.errors == () and readings.vms["a"].vcpus[0].host_cpu == 7
+
+
 def test_probe_counts_vms_and_vcpus():
     from exporter.catalogue import SOURCES, Roots
 
