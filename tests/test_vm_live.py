@@ -141,6 +141,36 @@ def test_a_vm_that_exits_is_gone_from_the_next_samples(tmp_path):
     assert vm not in readings.vms and readings.errors == ()
 
 
+def open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.parametrize("held_files", [64, 3], ids=["all-held", "budget-below-the-vcpus"])
+def test_held_vcpu_files_read_fresh_values_and_close_when_the_vm_exits(held_files):
+    vm = unique("held")
+    watch = VmWatch(PROC, rescan_seconds=3600, background=True, held_files=held_files)
+    with fake_vm(f"guest={vm},debug-threads=on", vcpus=3, busy=0) as (proc, tids):
+        before = open_descriptors()  # with the fake VM's pipe
+        watch.rescan()
+        first = watch.read(0.0).vms[vm]
+        held = open_descriptors() - before - 1  # besides the task directory
+        assert held == 2 * min(3, held_files // 2)
+        later = wait_until(
+            lambda: (r := watch.read(1.0).vms[vm]).vcpus[0].run_seconds > first.vcpus[0].run_seconds + 0.2 and r,
+            what="the busy vCPU's seconds to rise through its held files",
+        )
+        kernel = [parse_schedstat((PROC / str(proc.pid) / "task" / str(t) / "schedstat").read_text()) for t in tids]
+        assert open_descriptors() - before - 1 == held  # held across samples, not opened again
+    assert set(later.vcpus) == {0, 1, 2} and [v.tid for _, v in sorted(later.vcpus.items())] == tids
+    for n, (run, _) in enumerate(kernel):
+        assert first.vcpus[n].run_seconds <= later.vcpus[n].run_seconds <= run
+    proc.wait()
+    readings = watch.read(2.0)  # its held files answer ESRCH: left out silently, and closed
+    assert vm not in readings.vms and readings.errors == ()
+    assert open_descriptors() == before
+    watch.close()
+
+
 def test_per_thread_cycles_count_where_there_is_a_pmu_else_the_refusal_is_clean():
     """Opened with pid=TID, cpu=-1 on a real thread; without a core PMU (most VMs, this one) it is refused cleanly."""
     counters = ThreadCycles(PROC)

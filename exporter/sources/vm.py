@@ -252,6 +252,14 @@ def _read_task_file(path: str, dir_fd: int | None) -> str:
     return _read_text(path, dir_fd)
 
 
+def _pread_task_file(fd: int, path: str, dir_fd: int | None) -> str:
+    """A held task file (VmWatch._hold) read afresh from offset 0; one that fills the read goes to read_small."""
+    data = os.pread(fd, _TASK_READ, 0)
+    if len(data) < _TASK_READ:
+        return data.decode("utf-8", "replace")
+    return _read_text(path, dir_fd)
+
+
 def _start_ticks(procfs: Path, pid: int) -> str:
     """Field 22 of /proc/<pid>/stat, the start time: with the pid, it names one process (pids are reused)."""
     path = f"{procfs}/{pid}/stat"
@@ -309,9 +317,11 @@ class VmWatch:
         qmp: QmpQuery | None = None,
         cycles: ThreadCounter | None = None,
         background: bool = False,
+        held_files: int = 0,
     ) -> None:
         self.procfs = procfs
         self.background = background
+        self.held_files = held_files
         self.rescan_seconds = rescan_seconds
         self.max_count = max_count
         self.qmp = qmp
@@ -328,6 +338,7 @@ class VmWatch:
         self._dropped_told = False
         self._counted: set[int] = set()  # tids with an open cycle counter
         self._tasks: dict[int, int] = {}  # pid -> descriptor of /proc/<pid>/task: each read opens "<tid>/stat"
+        self._held: dict[int, dict[int, tuple[int, int]]] = {}  # pid -> tid -> its schedstat and stat, held open
 
     # --- discovery ---
 
@@ -464,26 +475,81 @@ class VmWatch:
         """
         wanted = {vm.pid for vm in self.found if vm.vcpus}
         for pid in set(self._tasks) - wanted:
-            os.close(self._tasks.pop(pid))
+            self._forget(pid)
         for pid in wanted - set(self._tasks):
             try:
                 self._tasks[pid] = os.open(f"{self.procfs}/{pid}/task", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
             except OSError as e:
                 if not _gone(e):
                     raise
+        self._hold()
+
+    def _hold(self) -> None:
+        """Up to ``held_files`` vCPU files (schedstat and stat) held open, lowest pids first, each read with pread.
+
+        A /proc seq_file read at offset 0 is generated afresh (fs/seq_file.c
+        seq_read_iter: "if request is to read from zero offset, reset iterator"),
+        so a held descriptor costs one pread per sample instead of an open, a read
+        and a close (3.3 us instead of 11 us a file on this kernel, 6.18). It is
+        bound to its thread: once that exits, pread fails with ESRCH, as an open
+        of a reused tid never could. Not for a fixture tree, where an unlinked
+        file's descriptor keeps reading the old content: ``held_files=0`` there.
+        A file that cannot be held is read the ordinary way, which reports it.
+        """
+        room = self.held_files
+        for vm in self.found:
+            held = self._held.setdefault(vm.pid, {})
+            tids = set(vm.vcpus.values())
+            for tid in set(held) - tids:
+                for fd in held.pop(tid):
+                    os.close(fd)
+            room -= 2 * len(held)
+            task = self._tasks.get(vm.pid)
+            for tid in sorted(tids - set(held)):
+                if task is None or room < 2:
+                    break
+                try:
+                    schedstat = os.open(f"{tid}/schedstat", os.O_RDONLY | os.O_CLOEXEC, dir_fd=task)
+                except OSError:
+                    continue
+                try:
+                    stat = os.open(f"{tid}/stat", os.O_RDONLY | os.O_CLOEXEC, dir_fd=task)
+                except OSError:
+                    os.close(schedstat)
+                    continue
+                held[tid] = (schedstat, stat)
+                room -= 2
+            if not held:
+                del self._held[vm.pid]
+
+    def _forget(self, pid: int) -> None:
+        """Closes what is held for a VM that went (its pid may come back as another process)."""
+        fd = self._tasks.pop(pid, None)
+        if fd is not None:
+            os.close(fd)
+        for fds in self._held.pop(pid, {}).values():
+            for held in fds:
+                os.close(held)
 
     def _read_vm(self, vm: VmProcess, cycles: Mapping[int, float], errors: list[str]) -> VmReading | None:
         vcpus: dict[int, VcpuReading] = {}
         task = self._tasks.get(vm.pid)
         if task is None and vm.vcpus:
             return None  # gone before its directory could be opened
+        held = self._held.get(vm.pid, {})
         for vcpu, tid in sorted(vm.vcpus.items()):
             where = f"{self.procfs}/{vm.pid}/task/{tid}"
             name = "schedstat"
+            fds = held.get(tid)
             try:
-                schedstat = _read_task_file(f"{tid}/schedstat", task)
-                name = "stat"
-                stat = _read_task_file(f"{tid}/stat", task)
+                if fds is None:
+                    schedstat = _read_task_file(f"{tid}/schedstat", task)
+                    name = "stat"
+                    stat = _read_task_file(f"{tid}/stat", task)
+                else:
+                    schedstat = _pread_task_file(fds[0], f"{tid}/schedstat", task)
+                    name = "stat"
+                    stat = _pread_task_file(fds[1], f"{tid}/stat", task)
                 run, wait = parse_schedstat(schedstat, f"{where}/schedstat")
                 cpu = parse_last_cpu(stat, f"{where}/stat")
             except OSError as e:
@@ -519,17 +585,14 @@ class VmWatch:
             reading = self._read_vm(vm, cycles, errors)
             if reading is None:
                 self._next_scan = now  # look again at the next sample (in the background: at the next rescan)
-                fd = self._tasks.pop(vm.pid, None)  # the pid may come back as another process
-                if fd is not None:
-                    os.close(fd)
+                self._forget(vm.pid)
                 continue
             out.setdefault(vm.name, reading)  # two processes claiming one name: the lower pid keeps it
         return VmReadings(out, tuple(errors))
 
     def close(self) -> None:
-        for fd in self._tasks.values():
-            os.close(fd)
-        self._tasks.clear()
+        for pid in list(self._tasks):
+            self._forget(pid)
         if self.cycles is not None:
             self.cycles.close()
             self._counted.clear()
