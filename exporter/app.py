@@ -25,7 +25,7 @@ from exporter.guest.downlink import host_lines
 from exporter.guest.ingest import Ingest
 from exporter.guest.record import Recorder, load_private_key
 from exporter.http import ConnectionLimits, Connections, Published, make_app
-from exporter.sampler import Job, Sampler
+from exporter.sampler import Chore, Job, Sampler
 from exporter.snapshot import (
     CgroupSources,
     Clock,
@@ -68,6 +68,7 @@ log = logging.getLogger("exporter")
 # Descriptors kept free for the sources (each read opens one; the cgroup walk one per level) and the
 # gRPC shim, whatever the web clients hold.
 FD_RESERVE = 128
+VM_HELD_FILES = 4096  # the vm source's held vCPU files: 2,048 vCPU threads read with one pread each per file
 
 
 @contextlib.contextmanager
@@ -108,7 +109,16 @@ def open_vms(config: Config) -> Iterator[VmWatch | None]:
     if "perf" in config.collectors:
         with contextlib.suppress(PerfUnavailable):
             cycles = ThreadCycles(config.roots.procfs)
-    watch = VmWatch(config.roots.procfs, config.vm.rescan_seconds, config.vm.max_count, qmp, cycles)
+    # Discovery in the background: the sampler's vm-discovery chore (build_sampler) runs it.
+    watch = VmWatch(
+        config.roots.procfs,
+        config.vm.rescan_seconds,
+        config.vm.max_count,
+        qmp,
+        cycles,
+        background=True,
+        held_files=vm_held_files(),
+    )
     try:
         yield watch
     finally:
@@ -168,21 +178,35 @@ def open_syscalls(config: Config) -> Iterator[SyscallSources | None]:
         counter.close()
 
 
-def connection_cap(config: Config) -> int:
-    """--web.max-connections, lowered (with a warning) to leave FD_RESERVE descriptors (and one per guest and VM) free.
-
-    Raises the soft RLIMIT_NOFILE to the hard limit first, as Go programs do at start.
-    """
+def _descriptor_limit() -> int:
+    """The soft RLIMIT_NOFILE, raised to the hard limit first, as Go programs do at start (RLIM_INFINITY if so)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
         target = hard if hard != resource.RLIM_INFINITY else 1 << 20
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
             soft = target
+    return soft
+
+
+def vm_held_files() -> int:
+    """vCPU files (two per vCPU thread) the vm source may hold open: VM_HELD_FILES, at most a quarter of the limit."""
+    soft = _descriptor_limit()
+    return VM_HELD_FILES if soft == resource.RLIM_INFINITY else min(VM_HELD_FILES, soft // 4)
+
+
+def connection_cap(config: Config) -> int:
+    """--web.max-connections, lowered (with a warning) to leave FD_RESERVE descriptors (and one per guest and VM) free.
+
+    Raises the soft RLIMIT_NOFILE to the hard limit first, as Go programs do at start.
+    """
+    soft = _descriptor_limit()
     if soft == resource.RLIM_INFINITY:
         return config.web.max_connections
     reserve = FD_RESERVE + len(os.listdir("/proc/self/fd")) + (config.guest.max_vms if config.guest.enabled else 0)
-    reserve += config.vm.max_count if "vm" in config.collectors else 0  # a task directory held per VM
+    if "vm" in config.collectors:
+        # a task directory per VM, and the vCPU files it may hold (those already open are in /proc/self/fd)
+        reserve += config.vm.max_count + vm_held_files()
     room = max(1, soft - reserve)
     if room < config.web.max_connections:
         log.warning(
@@ -245,7 +269,11 @@ def build_sampler(
             return with_guests(prev, ingest.view)
 
         jobs.append(Job("guest", interval, guest_step))
-    return Sampler(jobs, render)
+    chores = []
+    if isinstance(readers.vms, VmWatch) and readers.vms.background:
+        # Every process's comm is read at each discovery: on a thread of its own, so no sample carries it.
+        chores.append(Chore("vm-discovery", readers.vms.rescan_seconds, readers.vms.rescan))
+    return Sampler(jobs, render, chores)
 
 
 async def start_ingest(ingest: Ingest) -> bool:

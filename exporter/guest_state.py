@@ -58,3 +58,4 @@ class GuestVm:
     unrecorded_rows_total: int = 0  # rows accepted but not written by --guest.record
     host_lines_sent_total: int = 0  # host lines (guest/downlink.py) written into the channel
     host_lines_dropped_total: int = 0  # host lines the channel would not take at once
+    host_lines_rejected_total: int = 0  # host lines the guest's agent rejected, as its rows report

@@ -19,6 +19,9 @@ few); all steps run one at a time on a single worker thread, so a step always
 starts from the snapshot the previous step produced and the event loop never
 waits on file I/O. A job's slow part that needs no snapshot (the cgroup walk)
 runs before its step on a thread of its own, so it never holds up the CPU job.
+Work that makes no snapshot but feeds the sources (the vm source's discovery)
+is a :class:`Chore`: it runs on a timer and a thread of its own and publishes an
+immutable result that the steps read, so no step carries its cost.
 A step that overruns its interval skips the ticks it missed instead of
 letting them pile up. Sources run under a deadline on
 threads of their own (snapshot.Deadline), so a hung read fails its source
@@ -65,13 +68,29 @@ class Job:
     prepare: Callable[[], Step] | None = None
 
 
+@dataclass(frozen=True)
+class Chore:
+    """``run`` every ``interval_seconds`` on a thread of the chore's own, never on the worker.
+
+    It makes no snapshot: what it finds reaches the steps only through an
+    immutable value it publishes (``VmWatch.rescan``'s Discovery). A chore
+    that overruns skips the ticks it missed, as a job does.
+    """
+
+    name: str
+    interval_seconds: float
+    run: Callable[[], object]
+
+
 class Sampler(Generic[R]):
     """Runs jobs in the background; ``latest()`` and ``rendered()`` are the only way out."""
 
-    def __init__(self, jobs: Sequence[Job], render: Callable[[Snapshot], R]) -> None:
+    def __init__(self, jobs: Sequence[Job], render: Callable[[Snapshot], R], chores: Sequence[Chore] = ()) -> None:
         if not jobs:
             raise ValueError("a sampler needs at least one job")
         self._jobs = tuple(jobs)
+        self._chores = tuple(chores)
+        self._chore_executor: ThreadPoolExecutor | None = None
         self._render = render
         self._current: tuple[Snapshot, R] | None = None
         self._executor: ThreadPoolExecutor | None = None
@@ -79,7 +98,7 @@ class Sampler(Generic[R]):
         self._tasks: list[asyncio.Task[None]] = []
         self.skipped_ticks = {job.name: 0 for job in jobs}
         self.ready = asyncio.Event()
-        self._last_good: dict[str, float] = {}  # job -> loop time its last step ended without an error
+        self._last_good: dict[str, float] = {}  # job or chore -> loop time its last run ended without an error
 
     def latest(self) -> Snapshot | None:
         current = self._current
@@ -90,7 +109,7 @@ class Sampler(Generic[R]):
         return None if current is None else current[1]
 
     def stale(self) -> str:
-        """Why sampling is stale ("" when every job had a good sample within STALE_INTERVALS intervals)."""
+        """Why sampling is stale ("" when every job and chore ran well within STALE_INTERVALS intervals)."""
         if not self._tasks:
             return ""
         now = asyncio.get_running_loop().time()
@@ -99,6 +118,12 @@ class Sampler(Generic[R]):
             f"(interval {job.interval_seconds:g}s)"
             for job in self._jobs
             if now - self._last_good[job.name] > STALE_INTERVALS * job.interval_seconds
+        ]
+        late += [
+            f"chore {chore.name} has not run well for {now - self._last_good[chore.name]:.1f}s "
+            f"(interval {chore.interval_seconds:g}s)"
+            for chore in self._chores
+            if now - self._last_good[chore.name] > STALE_INTERVALS * chore.interval_seconds
         ]
         return "; ".join(late)
 
@@ -131,14 +156,37 @@ class Sampler(Generic[R]):
             tick = due
             await asyncio.sleep(start + tick * job.interval_seconds - now)
 
+    async def _chore(self, chore: Chore) -> None:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        tick = 0
+        while True:
+            try:
+                await loop.run_in_executor(self._chore_executor, chore.run)
+                self._last_good[chore.name] = loop.time()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("chore %s failed; it will run again at its next tick", chore.name)
+            now = loop.time()
+            due = math.floor((now - start) / chore.interval_seconds) + 1
+            if due > tick + 1:
+                log.debug("chore %s overran its interval and skipped %d ticks", chore.name, due - tick - 1)
+            tick = due
+            await asyncio.sleep(start + tick * chore.interval_seconds - now)
+
     async def start(self) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sampler")
         preparing = sum(job.prepare is not None for job in self._jobs)
         if preparing:
             self._preparing = ThreadPoolExecutor(max_workers=preparing, thread_name_prefix="sampler-prepare")
+        if self._chores:
+            self._chore_executor = ThreadPoolExecutor(max_workers=len(self._chores), thread_name_prefix="sampler-chore")
         now = asyncio.get_running_loop().time()
-        self._last_good = {job.name: now for job in self._jobs}
-        self._tasks = [asyncio.create_task(self._loop(job), name=f"sampler-{job.name}") for job in self._jobs]
+        self._last_good = {name: now for name in [j.name for j in self._jobs] + [c.name for c in self._chores]}
+        # Chores first: the first discovery is under way when the first step runs.
+        self._tasks = [asyncio.create_task(self._chore(c), name=f"sampler-chore-{c.name}") for c in self._chores]
+        self._tasks += [asyncio.create_task(self._loop(job), name=f"sampler-{job.name}") for job in self._jobs]
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -156,3 +204,8 @@ class Sampler(Generic[R]):
                 None, partial(self._preparing.shutdown, wait=True, cancel_futures=True)
             )
             self._preparing = None
+        if self._chore_executor is not None:
+            await asyncio.get_running_loop().run_in_executor(
+                None, partial(self._chore_executor.shutdown, wait=True, cancel_futures=True)
+            )
+            self._chore_executor = None

@@ -2,7 +2,7 @@ import asyncio
 import threading
 import time
 
-from exporter.sampler import Job, Sampler
+from exporter.sampler import Chore, Job, Sampler
 from exporter.snapshot import Snapshot
 
 
@@ -88,3 +88,33 @@ async def test_a_jobs_slow_prepare_does_not_hold_up_the_other_jobs():
     finally:
         release.set()
         await sampler.stop()
+
+
+async def test_a_chore_runs_on_its_own_thread_and_a_blocked_one_holds_up_no_step(caplog):
+    step = Recorder()
+    runs: list[str] = []
+    running = threading.Event()
+    release = threading.Event()
+
+    def chore() -> None:  # a discovery: fails once, then blocks until the job has stepped five more times
+        runs.append(threading.current_thread().name)
+        if len(runs) == 1:
+            raise RuntimeError("boom")
+        running.set()
+        release.wait(10)
+
+    sampler = Sampler([Job("cpu", 0.02, step)], lambda snap: snap, [Chore("discovery", 0.02, chore)])
+    await sampler.start()
+    try:
+        await asyncio.wait_for(asyncio.to_thread(running.wait, 10), 10)
+        before = len(step.spans)
+        await asyncio.wait_for(wait_for_steps(step, before + 5), 10)
+        while not sampler.stale():  # three intervals without a run that ended
+            await asyncio.sleep(0.01)
+        assert sampler.stale().startswith("chore discovery has not run well for ")
+    finally:
+        release.set()
+        await sampler.stop()
+    assert len(runs) >= 2 and not set(runs) & step.threads
+    assert "chore discovery failed" in caplog.text
+    assert sampler.skipped_ticks == {"cpu": sampler.skipped_ticks["cpu"]}  # chores are no job's ticks

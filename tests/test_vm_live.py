@@ -141,6 +141,47 @@ def test_a_vm_that_exits_is_gone_from_the_next_samples(tmp_path):
     assert vm not in readings.vms and readings.errors == ()
 
 
+def descriptors_into(path: Path) -> list[str]:
+    """What this process's open descriptors below ``path`` name (others, of other tests' threads, are not counted)."""
+    out = []
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(FileNotFoundError):
+            target = os.readlink(f"/proc/self/fd/{fd}")
+            if target == str(path) or target.startswith(f"{path}/"):
+                out.append(target)
+    return sorted(out)
+
+
+@pytest.mark.parametrize("budget", [64, 3], ids=["all-held", "budget-below-the-vcpus"])
+def test_held_vcpu_files_read_fresh_values_and_close_when_the_vm_exits(budget):
+    vm = unique("held")
+    with fake_vm(f"guest={vm},debug-threads=on", vcpus=3, busy=0) as (proc, tids):
+        task = PROC / str(proc.pid) / "task"
+        # VMs of lower pids on this host (other tests', a real guest's) are held first: the budget is on top of theirs
+        lower = sum(2 * len(v.vcpus) for v in VmWatch(PROC).discover() if v.pid < proc.pid)
+        held_files = lower + budget
+        watch = VmWatch(PROC, rescan_seconds=3600, background=True, held_files=held_files)
+        watch.rescan()
+        first = watch.read(0.0).vms[vm]
+        held = descriptors_into(task)
+        kept = sorted(tids)[: min(3, budget // 2)]  # the lowest tids first, two files each
+        assert held == sorted([str(task)] + [f"{task}/{t}/{f}" for t in kept for f in ("schedstat", "stat")])
+        later = wait_until(
+            lambda: (r := watch.read(1.0).vms[vm]).vcpus[0].run_seconds > first.vcpus[0].run_seconds + 0.2 and r,
+            what="the busy vCPU's seconds to rise through its held files",
+        )
+        kernel = [parse_schedstat((task / str(t) / "schedstat").read_text()) for t in tids]
+        assert descriptors_into(task) == held  # held across samples, not opened again
+    assert set(later.vcpus) == {0, 1, 2} and [v.tid for _, v in sorted(later.vcpus.items())] == tids
+    for n, (run, _) in enumerate(kernel):
+        assert first.vcpus[n].run_seconds <= later.vcpus[n].run_seconds <= run
+    proc.wait()
+    readings = watch.read(2.0)  # its held files answer ESRCH: left out silently, and closed
+    assert vm not in readings.vms and readings.errors == ()
+    assert descriptors_into(task) == []
+    watch.close()
+
+
 def test_per_thread_cycles_count_where_there_is_a_pmu_else_the_refusal_is_clean():
     """Opened with pid=TID, cpu=-1 on a real thread; without a core PMU (most VMs, this one) it is refused cleanly."""
     counters = ThreadCycles(PROC)

@@ -100,3 +100,36 @@ def test_vm_flags():
 def test_bad_vm_flags_stop_start_up_naming_the_option(arg, message):
     with pytest.raises(ConfigError, match=message):
         load([arg], {})
+
+
+async def test_the_exporter_discovers_vms_on_the_samplers_chore_not_in_its_samples():
+    import asyncio
+    import threading
+
+    from exporter.app import build_sampler, open_vms
+
+    kvm = FIXTURES / "kvm-host"
+    config = load(
+        [f"--path.procfs={kvm / 'proc'}", "--collector.disable-defaults", "--collector.vm", "--sampler.interval=50ms"],
+        {},
+    )
+    with open_vms(config) as watch:
+        assert watch is not None and watch.background
+        discovered_on: list[str] = []
+        rescan = watch.rescan
+
+        def recorded():  # type: ignore[no-untyped-def]
+            discovered_on.append(threading.current_thread().name)
+            return rescan()
+
+        watch.rescan = recorded  # type: ignore[method-assign]
+        readers = CpuSources(config.roots.procfs, config.roots.sysfs, 100, config.collectors, vms=watch)
+        sampler = build_sampler(config, readers)
+        await sampler.start()
+        try:
+            while (snap := sampler.latest()) is None or not snap.vms:
+                await asyncio.sleep(0.01)
+        finally:
+            await sampler.stop()
+    assert set(snap.vms) >= {"web-1", "fc-3", "ch-4"} and snap.statuses["vm"].success
+    assert discovered_on and all(name.startswith("sampler-chore") for name in discovered_on)

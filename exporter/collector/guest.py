@@ -107,6 +107,11 @@ def _families() -> dict[str, Family]:
             "Host lines dropped because the guest's channel would not take them without waiting.",
         ),
         Family(
+            "sysmon_guest_host_lines_rejected_total",
+            "counter",
+            "Host lines the guest agent rejected (malformed, oversized or of another version), as the agent reports.",
+        ),
+        Family(
             "sysmon_guest_render_failures_total",
             "counter",
             "Snapshots in which the VM's guest series could not be written and were left out.",
@@ -157,6 +162,7 @@ def _vm_lines(vm: str, g: GuestVm) -> list[tuple[str, str]]:
     add("sysmon_guest_unrecorded_rows_total", label, g.unrecorded_rows_total)
     add("sysmon_guest_host_lines_sent_total", label, g.host_lines_sent_total)
     add("sysmon_guest_host_lines_dropped_total", label, g.host_lines_dropped_total)
+    add("sysmon_guest_host_lines_rejected_total", label, g.host_lines_rejected_total)
     return out
 
 

@@ -111,6 +111,7 @@ class _Vm:
         self.last_seq = -1
         self.last_row_monotonic: float | None = None
         self.last_dropped = 0
+        self.last_rejected = 0
         self.events: dict[str, int] = {}
         self.malformed: dict[str, int] = {}
         self.unsent = b""  # the tail of a host line the socket took only part of
@@ -287,10 +288,11 @@ class Ingest:
 
     def _row(self, st: _Vm, row: Row) -> Entry:
         wall, mono = self.clock.wall(), self.clock.monotonic()
-        if row.seq <= st.last_seq:  # the agent restarted: its drop count starts again
-            st.last_dropped = 0
+        if row.seq <= st.last_seq:  # the agent restarted: its drop and rejection counts start again
+            st.last_dropped = st.last_rejected = 0
         dropped = max(0, row.dropped - st.last_dropped)
-        st.last_seq, st.last_dropped = row.seq, row.dropped
+        rejected = max(0, row.host_lines_rejected - st.last_rejected)
+        st.last_seq, st.last_dropped, st.last_rejected = row.seq, row.dropped, row.host_lines_rejected
         st.view = replace(
             st.view,
             boot_id=row.boot_id or st.view.boot_id,
@@ -302,6 +304,7 @@ class Ingest:
             last_row_timestamp_seconds=wall,
             rows_total=_saturating_add(st.view.rows_total, 1),
             dropped_rows_total=_saturating_add(st.view.dropped_rows_total, dropped),
+            host_lines_rejected_total=_saturating_add(st.view.host_lines_rejected_total, rejected),
         )
         st.last_row_monotonic = mono
         return self._entry("row", row.raw, st.view.vm, wall, mono)

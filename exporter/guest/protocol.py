@@ -10,7 +10,9 @@ On every (re)connect the agent sends a ``hello`` line, then one ``row`` per samp
 Counters stay raw (seconds since the guest booted); the host derives nothing but
 the clock offset. ``freq_source`` says where each frequency came from (cpufreq,
 cpuinfo or perf); the host records it with the row. ``dropped`` is the number of rows the agent discarded since it
-started because the channel was not being read. ``seq`` counts rows per agent start.
+started because the channel was not being read; ``host_lines_rejected`` (optional,
+0 when absent) the host lines it rejected since it started (malformed, oversized
+or of another version, see guest/agent.py). ``seq`` counts rows per agent start.
 With ``--collector.cgroup`` a row also carries ``cgroup``: for each cgroup path
 the :data:`CGROUP_FIELDS` the guest's cgroupfs gave, e.g.
 ``"cgroup":{"/system.slice":{"cpu_usage_seconds":12.5,"memory_usage_bytes":1048576,"pids_current":7}}``.
@@ -130,6 +132,7 @@ class Row:
     boot_id: str
     wall_seconds: float
     dropped: int
+    host_lines_rejected: int = 0
     cpu_seconds: Mapping[int, Mapping[str, float]] = field(default_factory=dict)
     frequency_hertz: Mapping[int, float] = field(default_factory=dict)
     memory_bytes: Mapping[str, float] = field(default_factory=dict)
@@ -245,6 +248,7 @@ def parse_line(line: bytes) -> Hello | Row | GuestEvent:
         boot_id=_text(msg, "boot_id"),
         wall_seconds=_number(msg.get("wall_ns"), "wall_ns") / 1e9,
         dropped=_integer(msg.get("dropped", 0), "dropped"),
+        host_lines_rejected=_integer(msg.get("host_lines_rejected", 0), "host_lines_rejected"),
         cpu_seconds=cpu,
         frequency_hertz=freq,
         memory_bytes=mem,

@@ -30,6 +30,16 @@ Firecracker's ``--id NAME``, cloud-hypervisor's ``--name NAME`` or its
 A process or thread that exits between the listing and a read is left out
 silently (ENOENT, ESRCH); a file that exists but is malformed is an error of
 its own, and the other VMs are still read.
+
+Discovery costs a read of every process's ``comm`` (about 10 us each: 20 ms on
+a host of 2,000 processes), which no listing diff can save: exec changes comm
+but neither the pid nor the ``/proc/<pid>`` directory (fs/exec.c
+__set_task_comm), and libvirt forks, sets up the child and only then execs
+QEMU, as a wrapper script's ``exec qemu-system-...`` does, so a process first
+seen as something else may be a VM at the next look. With ``background`` it
+runs off the samples: :meth:`VmWatch.rescan` on a thread of its own publishes
+an immutable :class:`Discovery`, and each sample reads only the vCPU threads
+of the latest one.
 """
 
 from __future__ import annotations
@@ -147,12 +157,21 @@ def parse_schedstat(text: str, path: str = "/proc/<pid>/task/<tid>/schedstat") -
 
 
 def parse_last_cpu(text: str, path: str = "/proc/<pid>/task/<tid>/stat") -> int:
-    """Field 39 of a task's stat line: the CPU it last ran on."""
-    fields = parse_pid_stat(text, path).fields  # fields[0] is field 3
-    index = STAT_PROCESSOR - 3
-    if len(fields) <= index:
-        raise SourceError(path, f"{len(fields) + 2} fields, need at least {STAT_PROCESSOR}")
-    return parse_pid_number(fields[index], path, "processor")
+    """Field 39 of a task's stat line: the CPU it last ran on.
+
+    Split only as far as field 39 (fields are counted after the command name's
+    last ``)``, as sources/pid_stat.py does): every sample parses one line per vCPU.
+    """
+    _, paren, rest = text.partition(" (")
+    _, close, tail = rest.rpartition(")")
+    index = STAT_PROCESSOR - 3  # fields[0] is field 3
+    fields = tail.split(None, index + 1)
+    if not paren or not close or len(fields) <= index:
+        raise SourceError(path, f"{len(fields) + 2} fields after the command name, need at least {STAT_PROCESSOR}")
+    value = fields[index]
+    if value.isascii() and value.isdigit() and len(value) <= 10:  # parse_pid_number's test, without a regex
+        return int(value)
+    return parse_pid_number(value, path, "processor")  # raises, naming the field
 
 
 @dataclass(frozen=True)
@@ -164,6 +183,14 @@ class VmProcess:
     pid: int
     vcpus: Mapping[int, int] = field(default_factory=dict)  # vCPU -> tid
     why_no_vcpus: str = ""
+
+
+@dataclass(frozen=True)
+class Discovery:
+    """What one discovery found, published whole: the samples after it read these VMs (or fail with ``error``)."""
+
+    vms: tuple[VmProcess, ...] = ()
+    error: OSError | SourceError | None = None
 
 
 @dataclass(frozen=True)
@@ -213,6 +240,29 @@ def _read_text(path: str, dir_fd: int | None = None) -> str:
     return read_small(path, short_read_ends=True, dir_fd=dir_fd)
 
 
+_TASK_READ = 4096  # a task's stat line is about 350 bytes, its schedstat about 30
+
+
+def _read_task_file(path: str, dir_fd: int | None) -> str:
+    """A task file read at each sample: one open and one read; one that fills the read goes to the bounded reader."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC, dir_fd=dir_fd)
+    try:
+        data = os.read(fd, _TASK_READ)
+    finally:
+        os.close(fd)
+    if len(data) < _TASK_READ:
+        return data.decode("utf-8", "replace")
+    return _read_text(path, dir_fd)
+
+
+def _pread_task_file(fd: int, path: str, dir_fd: int | None) -> str:
+    """A held task file (VmWatch._hold) read afresh from offset 0; one that fills the read goes to read_small."""
+    data = os.pread(fd, _TASK_READ, 0)
+    if len(data) < _TASK_READ:
+        return data.decode("utf-8", "replace")
+    return _read_text(path, dir_fd)
+
+
 def _start_ticks(procfs: Path, pid: int) -> str:
     """Field 22 of /proc/<pid>/stat, the start time: with the pid, it names one process (pids are reused)."""
     path = f"{procfs}/{pid}/stat"
@@ -250,7 +300,16 @@ class VmWatch:
 
     Holds what it found between samples, and the per-thread cycle counters: each
     opened once when its thread is found, kept open, closed when the thread goes.
-    Not thread-safe: one sampler step at a time.
+
+    Without ``background``, :meth:`read` discovers when ``rescan_seconds`` have
+    passed (or a VM went), before it reads. With ``background``, only
+    :meth:`rescan` discovers, on a thread of its own (the sampler's
+    ``vm-discovery`` chore, every ``rescan_seconds``), and :meth:`read` takes the
+    latest published :class:`Discovery`: a sample never carries a discovery, and
+    a VM that went is left out until the next one. The two threads share nothing
+    else: discovery's caches are touched only by :meth:`rescan` and
+    :meth:`discover`, the descriptors and counters only by :meth:`read`; one
+    :meth:`read` at a time, one :meth:`rescan` at a time.
     """
 
     def __init__(
@@ -260,14 +319,20 @@ class VmWatch:
         max_count: int = 256,
         qmp: QmpQuery | None = None,
         cycles: ThreadCounter | None = None,
+        background: bool = False,
+        held_files: int = 0,
     ) -> None:
         self.procfs = procfs
+        self.background = background
+        self.held_files = held_files
         self.rescan_seconds = rescan_seconds
         self.max_count = max_count
         self.qmp = qmp
         self.cycles = cycles
         self.cycles_error = ""  # why there are no per-vCPU cycles, once the first open was refused
-        self.found: tuple[VmProcess, ...] = ()
+        self.found: tuple[VmProcess, ...] = ()  # the VMs read() reads (those of the Discovery it last took)
+        self._published: Discovery | None = None  # replaced whole by each discovery, never changed
+        self._taken: Discovery | None = None  # the Discovery read() last synced its descriptors to
         self._next_scan: float | None = None
         self._not_vms: dict[int, str] = {}  # pid -> comm of processes that run no hypervisor
         # pid -> (comm, start time), its tids, what was found
@@ -276,6 +341,7 @@ class VmWatch:
         self._dropped_told = False
         self._counted: set[int] = set()  # tids with an open cycle counter
         self._tasks: dict[int, int] = {}  # pid -> descriptor of /proc/<pid>/task: each read opens "<tid>/stat"
+        self._held: dict[int, dict[int, tuple[int, int]]] = {}  # pid -> tid -> its schedstat and stat, held open
 
     # --- discovery ---
 
@@ -348,9 +414,20 @@ class VmWatch:
             except OSError as e:
                 if _gone(e):
                     continue  # exited while scanning
+                if e.filename is None:  # a read() error (EISDIR, EIO) names no file: name the process
+                    e.filename = f"{self.procfs}/{pid}"
                 raise
         self._log_discovery(found, dropped)
         return tuple(found)
+
+    def rescan(self) -> Discovery:
+        """Discovers and publishes the result for the samples that follow; a failure is published as their error."""
+        try:
+            published = Discovery(self.discover())
+        except (OSError, SourceError) as e:
+            published = Discovery(error=e)
+        self._published = published
+        return published
 
     def _log_discovery(self, found: list[VmProcess], dropped: int) -> None:
         told = {}
@@ -401,26 +478,81 @@ class VmWatch:
         """
         wanted = {vm.pid for vm in self.found if vm.vcpus}
         for pid in set(self._tasks) - wanted:
-            os.close(self._tasks.pop(pid))
+            self._forget(pid)
         for pid in wanted - set(self._tasks):
             try:
                 self._tasks[pid] = os.open(f"{self.procfs}/{pid}/task", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
             except OSError as e:
                 if not _gone(e):
                     raise
+        self._hold()
+
+    def _hold(self) -> None:
+        """Up to ``held_files`` vCPU files (schedstat and stat) held open, lowest pids first, each read with pread.
+
+        A /proc seq_file read at offset 0 is generated afresh (fs/seq_file.c
+        seq_read_iter: "if request is to read from zero offset, reset iterator"),
+        so a held descriptor costs one pread per sample instead of an open, a read
+        and a close (on this kernel, 6.18: about 3 us a file against 11). It is
+        bound to its thread: once that exits, pread fails with ESRCH, as an open
+        of a reused tid never could. Not for a fixture tree, where an unlinked
+        file's descriptor keeps reading the old content: ``held_files=0`` there.
+        A file that cannot be held is read the ordinary way, which reports it.
+        """
+        room = self.held_files
+        for vm in self.found:
+            held = self._held.setdefault(vm.pid, {})
+            tids = set(vm.vcpus.values())
+            for tid in set(held) - tids:
+                for fd in held.pop(tid):
+                    os.close(fd)
+            room -= 2 * len(held)
+            task = self._tasks.get(vm.pid)
+            for tid in sorted(tids - set(held)):
+                if task is None or room < 2:
+                    break
+                try:
+                    schedstat = os.open(f"{tid}/schedstat", os.O_RDONLY | os.O_CLOEXEC, dir_fd=task)
+                except OSError:
+                    continue
+                try:
+                    stat = os.open(f"{tid}/stat", os.O_RDONLY | os.O_CLOEXEC, dir_fd=task)
+                except OSError:
+                    os.close(schedstat)
+                    continue
+                held[tid] = (schedstat, stat)
+                room -= 2
+            if not held:
+                del self._held[vm.pid]
+
+    def _forget(self, pid: int) -> None:
+        """Closes what is held for a VM that went (its pid may come back as another process)."""
+        fd = self._tasks.pop(pid, None)
+        if fd is not None:
+            os.close(fd)
+        for fds in self._held.pop(pid, {}).values():
+            for held in fds:
+                os.close(held)
 
     def _read_vm(self, vm: VmProcess, cycles: Mapping[int, float], errors: list[str]) -> VmReading | None:
         vcpus: dict[int, VcpuReading] = {}
         task = self._tasks.get(vm.pid)
         if task is None and vm.vcpus:
             return None  # gone before its directory could be opened
+        held = self._held.get(vm.pid, {})
         for vcpu, tid in sorted(vm.vcpus.items()):
             where = f"{self.procfs}/{vm.pid}/task/{tid}"
             name = "schedstat"
+            fds = held.get(tid)
             try:
-                schedstat = _read_text(f"{tid}/schedstat", task)
-                name = "stat"
-                stat = _read_text(f"{tid}/stat", task)
+                if fds is None:
+                    schedstat = _read_task_file(f"{tid}/schedstat", task)
+                    name = "stat"
+                    stat = _read_task_file(f"{tid}/stat", task)
+                else:
+                    schedstat = _pread_task_file(fds[0], f"{tid}/schedstat", task)
+                    name = "stat"
+                    stat = _pread_task_file(fds[1], f"{tid}/stat", task)
                 run, wait = parse_schedstat(schedstat, f"{where}/schedstat")
                 cpu = parse_last_cpu(stat, f"{where}/stat")
             except OSError as e:
@@ -435,10 +567,18 @@ class VmWatch:
         return VmReading(vm.hypervisor, vm.pid, vcpus)
 
     def read(self, now: float) -> VmReadings:
-        """One sample of every VM; rediscovers first when ``rescan_seconds`` have passed or a VM went."""
-        if self._next_scan is None or now >= self._next_scan:
-            self.found = self.discover()
+        """One sample of every VM found; without ``background``, rediscovers first when due or a VM went."""
+        if not self.background and (self._next_scan is None or now >= self._next_scan):
+            self._published = Discovery(self.discover())
             self._next_scan = now + self.rescan_seconds
+        published = self._published
+        if published is None:
+            return VmReadings({})  # the first discovery has not finished
+        if published.error is not None:
+            raise published.error.with_traceback(None)  # the same object at each sample: no growing traceback
+        if published is not self._taken:
+            self._taken = published
+            self.found = published.vms
             self._sync_tasks()
         self._sync_counters()
         cycles = self.cycles.read() if self.cycles is not None else {}
@@ -447,18 +587,15 @@ class VmWatch:
         for vm in self.found:
             reading = self._read_vm(vm, cycles, errors)
             if reading is None:
-                self._next_scan = now  # look again at the next sample
-                fd = self._tasks.pop(vm.pid, None)  # the pid may come back as another process
-                if fd is not None:
-                    os.close(fd)
+                self._next_scan = now  # look again at the next sample (in the background: at the next rescan)
+                self._forget(vm.pid)
                 continue
             out.setdefault(vm.name, reading)  # two processes claiming one name: the lower pid keeps it
         return VmReadings(out, tuple(errors))
 
     def close(self) -> None:
-        for fd in self._tasks.values():
-            os.close(fd)
-        self._tasks.clear()
+        for pid in list(self._tasks):
+            self._forget(pid)
         if self.cycles is not None:
             self.cycles.close()
             self._counted.clear()

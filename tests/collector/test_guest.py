@@ -59,3 +59,19 @@ def test_channel_up_and_up_are_separate_series():
     metrics = render(Renderer(default_collectors("t")), snap)
     assert by_vm(metrics, "sysmon_guest_channel_up") == {"booting": 1, "running": 1, "stopped": 0}
     assert by_vm(metrics, "sysmon_guest_up") == {"booting": 0, "running": 1, "stopped": 0}
+
+
+def test_host_lines_a_guest_rejected_show_on_the_host():
+    import json
+
+    from exporter.config import GuestConfig
+    from exporter.guest.ingest import Ingest
+    from tests.guest.test_ingest import StepClock
+
+    ingest = Ingest(GuestConfig(), StepClock())
+    for seq, rejected in ((0, 1), (1, 3)):
+        msg = {"v": 1, "type": "row", "seq": seq, "wall_ns": 1, "dropped": 0, "host_lines_rejected": rejected}
+        ingest.feed("web-1", json.dumps(msg).encode() + b"\n")
+    ingest.feed("quiet", json.dumps({"v": 1, "type": "row", "seq": 0, "wall_ns": 1}).encode() + b"\n")
+    metrics = render(Renderer(default_collectors("t")), Snapshot(guests=ingest.view()))
+    assert by_vm(metrics, "sysmon_guest_host_lines_rejected_total") == {"quiet": 0, "web-1": 3}

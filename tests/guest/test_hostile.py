@@ -62,6 +62,8 @@ HOSTILE = [
     (raw_row(8, "cpu", '{"0": {"user": NaN}}'), "invalid_row"),
     (raw_row(9, "dropped", "-1"), "invalid_row"),
     (raw_row(10, "seq", str(2**64)), "invalid_row"),
+    (raw_row(10, "host_lines_rejected", "-1"), "invalid_row"),
+    (raw_row(10, "host_lines_rejected", "9" * 4299), "invalid_row"),
 ]
 
 

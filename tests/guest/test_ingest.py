@@ -77,6 +77,39 @@ def test_dropped_rows_accumulate_across_agent_restarts():
     assert ingest.view()["a"].dropped_rows_total == 6
 
 
+def test_host_lines_the_guest_rejected_accumulate_across_agent_restarts():
+    ingest = Ingest(GuestConfig(rate_limit=100), StepClock())
+
+    def rejected_row(seq: int, rejected: int) -> bytes:
+        msg = {"v": 1, "type": "row", "seq": seq, "wall_ns": 1, "host_lines_rejected": rejected}
+        return json.dumps(msg).encode() + b"\n"
+
+    ingest.feed("a", rejected_row(10, 2) + rejected_row(11, 5) + rejected_row(0, 1) + rejected_row(1, 4))
+    ingest.feed("b", row(0))  # an agent that does not say: none
+    view = ingest.view()
+    assert (view["a"].host_lines_rejected_total, view["b"].host_lines_rejected_total) == (9, 0)
+
+
+@pytest.mark.parametrize(
+    "literal",
+    ["-1", "1.5", '"3"', "true", "1" + "0" * 400, "9" * 4299, "null"],
+    ids=["negative", "fraction", "string", "bool", "huge", "too-many-digits", "null"],
+)
+def test_a_garbage_rejected_count_drops_the_row_and_counts_it(literal):
+    ingest = Ingest(GuestConfig(rate_limit=100), StepClock())
+    good = json.dumps({"v": 1, "type": "row", "seq": 1, "wall_ns": 1, "host_lines_rejected": 3}).encode()
+    bad = good.replace(b'"host_lines_rejected": 3', b'"host_lines_rejected": ' + literal.encode()).replace(
+        b'"seq": 1', b'"seq": 2'
+    )
+    assert bad != good
+    ingest.feed("a", good + b"\n" + bad + b"\n")
+    ingest.feed("b", row(0))
+    view = ingest.view()
+    assert (view["a"].rows_total, view["a"].host_lines_rejected_total) == (1, 3)
+    assert view["a"].malformed_rows_total == {"invalid_row": 1}
+    assert (view["b"].rows_total, view["b"].malformed_rows_total) == (1, {})
+
+
 def test_max_vms_bounds_the_state():
     ingest = Ingest(GuestConfig(max_vms=2), StepClock())
     for vm in ("a", "b", "c"):

@@ -413,6 +413,15 @@ def test_read_uses_the_bounded_reader(tmp_path):
     assert readings.errors and "larger than" in readings.errors[0]
 
 
+def test_a_task_file_longer_than_one_read_is_read_whole(tmp_path):
+    proc = write_host(tmp_path, [qemu(100, "a", 1)])
+    stat = proc / "100" / "task" / "103" / "stat"
+    stat.write_text(STAT.format(pid=103, comm="(" * 5000, ppid=1, cpu=7))  # field 39 beyond the first read
+    assert stat.stat().st_size > 5000
+    readings = VmWatch(proc).read(0.0)
+    assert readings.errors == () and readings.vms["a"].vcpus[0].host_cpu == 7
+
+
 def test_probe_counts_vms_and_vcpus():
     from exporter.catalogue import SOURCES, Roots
 
@@ -459,3 +468,104 @@ def test_an_unreadable_vcpu_file_names_its_whole_path(tmp_path):
     with pytest.raises(IsADirectoryError) as e:
         watch.read(1.0)
     assert e.value.filename == f"{proc}/100/task/103/stat"
+
+
+def _reuse(proc, process: Process) -> None:
+    """``process`` takes over its pid's directory, as a new process does: a new directory, never the old one."""
+    staging = proc.parent / "staging"
+    write_host(staging, [process])
+    shutil.rmtree(proc / str(process.pid))
+    (staging / "proc" / str(process.pid)).rename(proc / str(process.pid))
+    shutil.rmtree(staging)
+
+
+def _started_later(proc, pid: int) -> None:
+    stat = proc / str(pid) / "stat"
+    stat.write_text(stat.read_text().replace(" 36662 ", " 99999 "))
+
+
+def test_in_the_background_only_rescan_discovers_and_a_sample_reads_what_it_published(tmp_path):
+    proc = write_host(tmp_path, [qemu(100, "a", 2)])
+    watch = VmWatch(proc, rescan_seconds=5.0, background=True)
+    assert watch.read(0.0).vms == {}  # before the first discovery: nothing to read, no error
+    assert [v.name for v in watch.rescan().vms] == ["a"]
+    assert set(watch.read(1.0).vms["a"].vcpus) == {0, 1}
+    write_host(tmp_path, [firecracker(300, "fc", 1)])  # starts after the first discovery
+    (proc / "100" / "comm").unlink()
+    (proc / "100" / "comm").mkdir()  # a sample that read any comm would fail (EISDIR)
+    for now in (2.0, 100.0):  # however much time passed: samples never discover
+        assert set(watch.read(now).vms) == {"a"}
+    (proc / "100" / "comm").rmdir()
+    (proc / "100" / "comm").write_text("qemu-system-x86\n")
+    watch.rescan()
+    assert set(watch.read(101.0).vms) == {"a", "fc"}
+
+
+def test_in_the_background_a_failed_discovery_fails_the_samples_until_one_succeeds(tmp_path):
+    proc = write_host(tmp_path, [qemu(100, "a", 1), Process(200, "sshd", ["/usr/sbin/sshd"])])
+    watch = VmWatch(proc, background=True)
+    watch.rescan()
+    (proc / "200" / "comm").unlink()
+    (proc / "200" / "comm").mkdir()  # read() of a directory: EISDIR, not a process that went
+    assert isinstance(watch.rescan().error, IsADirectoryError)
+    depths = []
+    for now in (1.0, 2.0, 3.0):
+        with pytest.raises(IsADirectoryError) as e:
+            watch.read(now)
+        assert e.value.filename == f"{proc}/200"
+        depths.append(len(e.traceback))
+    assert depths == [depths[0]] * 3  # the same error raised afresh: its traceback does not grow
+    (proc / "200" / "comm").rmdir()
+    (proc / "200" / "comm").write_text("sshd\n")
+    watch.rescan()
+    assert set(watch.read(4.0).vms) == {"a"}
+
+
+@pytest.mark.parametrize("background", [False, True], ids=["inline", "background"])
+def test_a_process_that_starts_after_the_first_rescan_is_found(tmp_path, background):
+    proc = write_host(tmp_path, [Process(50, "sshd", ["/usr/sbin/sshd"]), qemu(100, "a", 1)])
+    watch = VmWatch(proc, rescan_seconds=5.0, background=background)
+    watch.rescan()
+    assert set(watch.read(0.0).vms) == {"a"}
+    write_host(tmp_path, [qemu(10, "low", 1), qemu(400, "high", 2)])  # a lower pid (after a wrap) and a higher one
+    watch.rescan()
+    readings = watch.read(5.0)
+    assert set(readings.vms) == {"low", "a", "high"} and set(readings.vms["high"].vcpus) == {0, 1}
+
+
+@pytest.mark.parametrize("background", [False, True], ids=["inline", "background"])
+def test_a_vm_pid_reused_by_a_process_that_is_no_vm_is_dropped(tmp_path, background):
+    proc = write_host(tmp_path, [qemu(100, "a", 1), qemu(200, "b", 1)])
+    watch = VmWatch(proc, rescan_seconds=5.0, background=background)
+    watch.rescan()
+    assert set(watch.read(0.0).vms) == {"a", "b"}
+    _reuse(proc, Process(100, "sshd", ["/usr/sbin/sshd", "-D"], (Thread(103, "CPU 0/KVM"),)))  # even with a vCPU's name
+    _started_later(proc, 100)
+    assert set(watch.read(1.0).vms) == {"b"}  # the old process's task directory is gone
+    watch.rescan()
+    assert set(watch.read(5.0).vms) == {"b"} and [v.name for v in watch.found] == ["b"]
+
+
+@pytest.mark.parametrize("background", [False, True], ids=["inline", "background"])
+def test_a_vm_pid_reused_by_another_qemu_is_the_new_vm(tmp_path, background):
+    proc = write_host(tmp_path, [qemu(100, "old", 1)])
+    watch = VmWatch(proc, rescan_seconds=5.0, background=background)
+    watch.rescan()
+    assert set(watch.read(0.0).vms) == {"old"}
+    new = qemu(100, "new", 3)
+    _reuse(proc, Process(new.pid, new.comm, new.argv, new.threads))
+    _started_later(proc, 100)
+    assert watch.read(1.0).vms == {}
+    watch.rescan()
+    readings = watch.read(5.0)
+    assert set(readings.vms) == {"new"} and set(readings.vms["new"].vcpus) == {0, 1, 2}
+
+
+def test_a_non_vm_pid_reused_by_a_qemu_between_rescans_is_found(tmp_path):
+    proc = write_host(tmp_path, [Process(100, "qemu-img", ["qemu-img", "convert"])])
+    watch = VmWatch(proc, rescan_seconds=5.0, background=True)
+    watch.rescan()
+    _reuse(proc, qemu(100, "vm", 1))  # never absent from a listing
+    _started_later(proc, 100)
+    watch.rescan()
+    assert set(watch.read(5.0).vms) == {"vm"}
