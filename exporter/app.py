@@ -35,6 +35,7 @@ from exporter.snapshot import (
     SyscallSources,
     SystemClock,
     describe,
+    inline_sources,
     read_cgroup_step,
     take_cgroup_snapshot,
     take_snapshot,
@@ -45,6 +46,7 @@ from exporter.snapshot import (
 from exporter.sources import SourceError
 from exporter.sources.bpf import BpfUnavailable
 from exporter.sources.cgroup import CgroupLimits
+from exporter.sources.mountinfo import MountInfo, read_mountinfo
 from exporter.sources.mounts import MountFilter
 from exporter.sources.perf import PerfCounters, PerfUnavailable, ThreadCycles
 from exporter.sources.qmp import query_vcpu_threads
@@ -221,6 +223,16 @@ def connection_cap(config: Config) -> int:
     return config.web.max_connections
 
 
+def own_mounts(config: Config) -> list[MountInfo]:
+    """The exporter's own mount table (its namespace's), or none when it cannot be read: every source then
+    runs under the deadline."""
+    try:
+        return read_mountinfo(config.roots.procfs)
+    except (OSError, SourceError) as e:
+        log.debug("no mount table (%s): every source runs on a thread of its own", describe(e))
+        return []
+
+
 def build_sampler(
     config: Config,
     readers: CpuSources,
@@ -234,8 +246,9 @@ def build_sampler(
     render = Renderer(default_collectors(__version__), registry)
     clock = SystemClock()
     interval = config.sampler.interval_seconds
-    # Every source runs under this deadline on a thread of its own (a hung read fails only its source).
-    deadline = Deadline(config.sampler.source_timeout_seconds)
+    # Every source that could hang runs under this deadline on a thread of its own (a hung read fails
+    # only its source); those reading only proc and sysfs files run on the sampler's thread.
+    deadline = Deadline(config.sampler.source_timeout_seconds, inline_sources(readers, own_mounts(config)))
 
     def cpu() -> Job:
         step = partial(take_snapshot, readers=readers, clock=clock, deadline=deadline)
