@@ -39,6 +39,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -231,6 +232,18 @@ def _median_ms(fn: Callable[[], object], runs: int) -> float:
     return statistics.median(times) * 1000
 
 
+def _deadline(config: Any, readers: Any) -> Any:
+    """The deadline as build_sampler makes it (a tree older than inline sources: every source on its thread)."""
+    from exporter.snapshot import Deadline
+
+    try:
+        from exporter.app import own_mounts
+        from exporter.snapshot import inline_sources
+    except ImportError:
+        return Deadline(config.sampler.source_timeout_seconds)
+    return Deadline(config.sampler.source_timeout_seconds, inline_sources(readers, own_mounts(config)))
+
+
 def breakdown_part(args: argparse.Namespace) -> None:
     """One cycle of the default collectors on this host, in this process (this tree's code)."""
     from exporter import __version__
@@ -239,7 +252,7 @@ def breakdown_part(args: argparse.Namespace) -> None:
     from exporter.collector.exposition import EOF_LINE, join_pieces
     from exporter.collector.gzipped import EMPTY, gzip_body
     from exporter.config import load
-    from exporter.snapshot import CpuSources, Deadline, MountFilter, SystemClock, take_snapshot
+    from exporter.snapshot import CpuSources, MountFilter, SystemClock, take_snapshot
     from exporter.sources import read_small
     from exporter.sources.cpuinfo import parse_cpuinfo
     from exporter.sources.loadavg import parse_loadavg
@@ -264,7 +277,7 @@ def breakdown_part(args: argparse.Namespace) -> None:
             vms=vms,
         )
         clock = SystemClock()
-        deadline = Deadline(config.sampler.source_timeout_seconds)
+        deadline = _deadline(config, readers)
         snap = take_snapshot(None, readers, clock, deadline)
         durations: dict[str, list[float]] = {}
         cycle: list[float] = []
