@@ -13,7 +13,7 @@ from exporter.http import Published, make_app
 from exporter.sampler import Job, Sampler
 from exporter.snapshot import CpuSources, Deadline, Snapshot, SystemClock, inline_sources, take_snapshot
 from exporter.sources.mountinfo import parse_mountinfo
-from tests.helpers import FIXTURES, http_get, parse_exposition, run_exporter, wait_until
+from tests.helpers import FIXTURES, http_get, nothing_rendered, parse_exposition, run_exporter, wait_until
 
 
 def fifo_root(tmp_path: Path) -> Path:
@@ -149,7 +149,7 @@ async def test_ready_is_503_with_the_reason_when_a_job_stops_sampling(aiohttp_cl
         return Snapshot(timestamp_seconds=len(calls))
 
     sampler: Sampler[Snapshot] = Sampler([Job("cpu", 0.05, step)], lambda snap: snap)
-    client = await aiohttp_client(make_app(Published(sampler.latest, lambda: None, sampler.stale), "test"))
+    client = await aiohttp_client(make_app(Published(sampler.latest, nothing_rendered, sampler.stale), "test"))
     await sampler.start()
     try:
 
