@@ -353,6 +353,7 @@ async def _serve(config: Config, stop: asyncio.Event, ingest: Ingest | None) -> 
             host_state=config.roots.host_state,
             sampler_interval_seconds=config.sampler.interval_seconds,
             vms=vms,
+            filesystem_interval_seconds=config.filesystem.interval_seconds,
         )
         pushing: list[Pusher] = []
         if config.serviceradar is not None:  # processes are read while the gateway's SysmonConfig asks for them

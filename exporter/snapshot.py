@@ -234,6 +234,7 @@ class CpuSources:
     host_state: Path | None = None  # in a guest, the agent's state file (--path.host-state): the hoststate source
     sampler_interval_seconds: float = 1.0  # a host state older than 3 of these (or of the host's) is stale
     vms: VmSource | None = None  # the VM watch, with the vm source on
+    filesystem_interval_seconds: float = 0.0  # filesystems are read at a sample this long after the last read
 
 
 @dataclass(frozen=True)
@@ -302,6 +303,7 @@ class Snapshot:
     perf_counters: Monotonic = field(default_factory=Monotonic)
     syscall_breakdown: SyscallBreakdown = field(default_factory=SyscallBreakdown)
     host_state_stale: bool = False  # the last host state read was too old (logged once when it became so)
+    filesystems_read_seconds: float | None = None  # monotonic time of the last filesystem read
 
 
 def describe(exc: BaseException) -> str:
@@ -674,10 +676,17 @@ def take_snapshot(
     memory = run("meminfo", lambda: read_meminfo(readers.procfs)) if "meminfo" in readers.collectors else None
     load = run("loadavg", lambda: read_loadavg(readers.procfs)) if "loadavg" in readers.collectors else None
     filesystems = None
+    filesystems_read = prev.filesystems_read_seconds
     if "filesystem" in readers.collectors:
-        filesystems = run(
-            "filesystem", lambda: read_filesystems(readers.procfs, readers.rootfs, readers.statvfs, readers.mounts)
-        )
+        last = prev.filesystems_read_seconds
+        if last is not None and "filesystem" in prev.statuses and mono - last < readers.filesystem_interval_seconds:
+            filesystems = prev.filesystems  # read again once the interval has passed; kept with its status
+            run.statuses["filesystem"] = prev.statuses["filesystem"]
+        else:
+            filesystems_read = mono
+            filesystems = run(
+                "filesystem", lambda: read_filesystems(readers.procfs, readers.rootfs, readers.statvfs, readers.mounts)
+            )
     network = run("network", lambda: read_net_dev(readers.procfs)) if "network" in readers.collectors else None
     processes = None
     if "processes" in readers.collectors and readers.processes_wanted():
@@ -708,6 +717,7 @@ def take_snapshot(
         load=load,
         host=host,
         filesystems=filesystems or (),
+        filesystems_read_seconds=filesystems_read,
         network=network or {},
         processes=processes or (),
         vms=vms,

@@ -43,8 +43,10 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-# Appended, not prepended: ``exporter`` comes from the interpreter's own install, so running this file with
-# another tree's interpreter measures that tree (its breakdown and its exporter processes).
+# ``exporter`` is this interpreter's install (imported before this tree joins sys.path for tests.*), so
+# running this file with another tree's interpreter measures that tree: its breakdown and its processes.
+import exporter  # noqa: E402
+
 sys.path.append(str(ROOT))
 
 from tests.bench.run import NODE_COLLECTORS, Proc, RawClient, node  # noqa: E402
@@ -74,7 +76,9 @@ def voluntary_switches(pid: int) -> int:
 
 
 def sysmon(python: str, port: int, *args: str) -> Proc:
-    return Proc("sysmon-exporter", [python, "-m", "exporter", f"--web.listen-address=127.0.0.1:{port}", *args], port)
+    return Proc(
+        "sysmon-exporter", [python, "-P", "-m", "exporter", f"--web.listen-address=127.0.0.1:{port}", *args], port
+    )
 
 
 @contextmanager
@@ -342,7 +346,7 @@ def breakdown_part(args: argparse.Namespace) -> None:
 def imports_part(python: str) -> None:
     print(f"\n## import exporter.app ({python}): self time by top-level package, and RSS of importing it alone")
     err = subprocess.run(
-        [python, "-X", "importtime", "-c", "import exporter.app"], capture_output=True, text=True, check=True
+        [python, "-P", "-X", "importtime", "-c", "import exporter.app"], capture_output=True, text=True, check=True
     ).stderr
     by: dict[str, float] = {}
     for line in err.splitlines():
@@ -398,7 +402,8 @@ def main() -> None:
     unknown = set(parts) - set(PARTS)
     if unknown:
         ap.error(f"unknown parts: {', '.join(sorted(unknown))}")
-    print(f"sysmon-exporter: {sys.executable} -m exporter; node(same): {' '.join(NODE_COLLECTORS)}")
+    tree = Path(exporter.__file__).parent
+    print(f"sysmon-exporter: {sys.executable} -m exporter ({tree}); node(same): {' '.join(NODE_COLLECTORS)}")
     if "breakdown" in parts:
         breakdown_part(args)
     if "imports" in parts:
