@@ -21,9 +21,6 @@ from exporter import __version__
 from exporter.catalogue import JOBS, of_job
 from exporter.collector import Exposition, Renderer, default_collectors
 from exporter.config import Config, ConfigError, GuestConfig
-from exporter.guest.downlink import host_lines
-from exporter.guest.ingest import Ingest
-from exporter.guest.record import Recorder, load_private_key
 from exporter.http import ConnectionLimits, Connections, Published, make_app
 from exporter.sampler import Chore, Job, Sampler
 from exporter.snapshot import (
@@ -44,14 +41,12 @@ from exporter.snapshot import (
     with_http,
 )
 from exporter.sources import SourceError
-from exporter.sources.bpf import BpfUnavailable
 from exporter.sources.cgroup import CgroupLimits
 from exporter.sources.mountinfo import MountInfo, read_mountinfo
 from exporter.sources.mounts import MountFilter
 from exporter.sources.perf import PerfCounters, PerfUnavailable, ThreadCycles
 from exporter.sources.qmp import query_vcpu_threads
 from exporter.sources.stat import read_stat, user_hz
-from exporter.sources.syscalls import Filter, SyscallCounter
 from exporter.sources.vm import QmpQuery, VmWatch
 from exporter.web import (
     collect_filter,
@@ -62,8 +57,12 @@ from exporter.web import (
     start_sites,
 )
 
+# The guest ingest and recorder, the syscall counters (a BPF loader) and the gRPC shim are imported
+# where their features are turned on, so a process without them does not load them (tests/test_app_imports.py).
 if TYPE_CHECKING:
     from exporter.grpc_compat.push import Pusher
+    from exporter.guest.ingest import Ingest
+    from exporter.guest.record import Recorder
 
 log = logging.getLogger("exporter")
 
@@ -144,6 +143,8 @@ def build_recorder(guest: GuestConfig) -> Recorder | None:
     """The row recorder for --guest.record; ConfigError when the signing key cannot be used."""
     if guest.record_dir is None:
         return None
+    from exporter.guest.record import Recorder, load_private_key
+
     signer = load_private_key(guest.sign_key) if guest.sign_key is not None else None
     return Recorder(guest.record_dir, guest.record_max_bytes, signer=signer, fmt=guest.record_format)
 
@@ -151,6 +152,8 @@ def build_recorder(guest: GuestConfig) -> Recorder | None:
 def build_ingest(guest: GuestConfig, clock: Clock, recorder: Recorder | None) -> Ingest | None:
     if not guest.enabled:
         return None
+    from exporter.guest.ingest import Ingest
+
     return Ingest(guest, clock, recorder)
 
 
@@ -160,6 +163,9 @@ def open_syscalls(config: Config) -> Iterator[SyscallSources | None]:
     if "syscalls" not in config.collectors:
         yield None
         return
+    from exporter.sources.bpf import BpfUnavailable
+    from exporter.sources.syscalls import Filter, SyscallCounter
+
     machine = platform.machine()
     filt = Filter(
         pid=config.syscalls.pid,
@@ -274,6 +280,8 @@ def build_sampler(
     make = {"cpu": cpu, "cgroup": cgroup, "syscalls": syscall_job}
     jobs = [make[job]() for job in JOBS if job == "cpu" or of_job(job) & config.collectors]
     if ingest is not None:
+        from exporter.guest.downlink import host_lines
+
         # The ingest's state reaches HTTP only through the snapshot, like every other source; the host
         # lines go down each channel from the latest snapshot first, so their counts are in this one.
         def guest_step(prev: Snapshot | None) -> Snapshot:

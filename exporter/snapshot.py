@@ -44,7 +44,6 @@ from exporter.sources.netdevice import read_host_ipv4
 from exporter.sources.perf import PerfReading
 from exporter.sources.processes import Process, read_processes
 from exporter.sources.stat import MODES, CpuTimes, read_stat
-from exporter.sources.syscalls import names, syscall_name
 from exporter.sources.vm import VmReadings
 
 log = logging.getLogger("exporter.snapshot")
@@ -739,6 +738,9 @@ def take_syscalls(
     previous: Snapshot | None, readers: SyscallSources, clock: Clock, deadline: Deadline | None = None
 ) -> Snapshot:
     """Sum the per-CPU syscall counts (kept since attach, so already monotonic); keep everything else."""
+    # Here, not at the top: the BPF loader (sources.syscalls) is imported only with the syscalls job on.
+    from exporter.sources.syscalls import names, syscall_name
+
     prev = previous or Snapshot()
     run = _Run(clock, deadline)
     read: tuple[dict[int, int], dict[tuple[str, int], int]] | None = None
