@@ -13,6 +13,8 @@ Parts (``--parts``, all by default):
   threads (/proc/PID/task/*/status).
 - ``rss``: RSS at start, after ``--idle-seconds`` idle (the issue's goal is after 10 min) and
   after a load of sequential gzip scrapes.
+- ``latency``: scrape latency of the first scrape of each snapshot (rendered and gzipped for it) and
+  of a repeat scrape of the same snapshot, p50 and p99.
 - ``imports``: ``python -X importtime -c 'import exporter.app'`` by top-level package, in ms
   (self time summed) and in RSS (VmRSS of a fresh interpreter that imports only that package,
   less that of a bare one).
@@ -37,6 +39,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -49,10 +52,11 @@ import exporter  # noqa: E402
 
 sys.path.append(str(ROOT))
 
-from tests.bench.run import NODE_COLLECTORS, Proc, RawClient, node  # noqa: E402
+from exporter.config.values import parse_duration  # noqa: E402
+from tests.bench.run import NODE_COLLECTORS, Proc, RawClient, node, pct  # noqa: E402
 from tests.helpers import free_port, wait_until  # noqa: E402
 
-PARTS = ("prometheus", "breakdown", "wakeups", "rss", "imports")
+PARTS = ("prometheus", "breakdown", "wakeups", "rss", "imports", "latency")
 HZ = os.sysconf("SC_CLK_TCK")
 
 
@@ -170,7 +174,7 @@ def _scrapes(port: int, job: int, seconds: float) -> int:
 def prometheus_part(python: str, args: argparse.Namespace) -> None:
     print(f"\n## a real Prometheus scraping all three; sysmon --sampler.interval={args.sampler_interval}")
     header()
-    with trio(python, (f"--sampler.interval={args.sampler_interval}",)) as procs:
+    with trio(python, (f"--sampler.interval={args.sampler_interval}", *args.sysmon_args.split())) as procs:
         for interval in args.intervals:
             with prometheus(list(procs), interval) as port:
                 c0, t0 = [cpu_seconds(p.p.pid) for p in procs], time.monotonic()
@@ -181,12 +185,38 @@ def prometheus_part(python: str, args: argparse.Namespace) -> None:
             row(f"CPU, scraped every {interval}s for {args.duration:g}s", "% core", [u / (t1 - t0) * 100 for u in used])
             row(f"CPU per scrape, every {interval}s", "ms", [u * 1000 / n for u, n in zip(used, scrapes, strict=True)])
             print(f"{'  (scrapes counted by Prometheus)':<52} {'':<9} " + " ".join(f"{n:>10}" for n in scrapes))
+            rss = [p.rss_bytes() / 2**20 for p in procs]
+            row(f"RSS after {args.duration:g}s scraped every {interval}s", "MiB", rss)
+
+
+def latency_part(python: str, args: argparse.Namespace) -> None:
+    """Each round waits one sampler interval (so a new snapshot is out), then scrapes twice: the first scrape of
+    a snapshot (which has it rendered and gzipped) and a repeat (cached bytes)."""
+    print(f"\n## scrape latency, first scrape of each snapshot and a repeat, {args.latency_rounds} rounds (gzip)")
+    header()
+    interval = parse_duration(args.sampler_interval)
+    with trio(python, (f"--sampler.interval={args.sampler_interval}", *args.sysmon_args.split())) as procs:
+        clients = [RawClient(p.port) for p in procs]
+        first: list[list[float]] = [[] for _ in procs]
+        repeat: list[list[float]] = [[] for _ in procs]
+        for _ in range(args.latency_rounds):
+            time.sleep(interval * 1.05)
+            for i, client in enumerate(clients):
+                for out in (first, repeat):
+                    t0 = time.perf_counter()
+                    client.get()
+                    out[i].append(time.perf_counter() - t0)
+        for c in clients:
+            c.close()
+    for name, values in (("first scrape of a snapshot", first), ("repeat scrape of it", repeat)):
+        for q in (50, 99):
+            row(f"{name}, p{q}", "ms", [pct(v, q) * 1000 for v in values])
 
 
 def wakeups_part(python: str, args: argparse.Namespace) -> None:
     print(f"\n## idle, nobody scraping, {args.wakeup_seconds:g}s; sysmon --sampler.interval={args.sampler_interval}")
     header()
-    with trio(python, (f"--sampler.interval={args.sampler_interval}",)) as procs:
+    with trio(python, (f"--sampler.interval={args.sampler_interval}", *args.sysmon_args.split())) as procs:
         s0, c0, t0 = (
             [voluntary_switches(p.p.pid) for p in procs],
             [cpu_seconds(p.p.pid) for p in procs],
@@ -209,7 +239,7 @@ def wakeups_part(python: str, args: argparse.Namespace) -> None:
 def rss_part(python: str, args: argparse.Namespace) -> None:
     print(f"\n## RSS; sysmon --sampler.interval={args.sampler_interval}")
     header()
-    with trio(python, (f"--sampler.interval={args.sampler_interval}",)) as procs:
+    with trio(python, (f"--sampler.interval={args.sampler_interval}", *args.sysmon_args.split())) as procs:
         row("RSS at start (after the first samples)", "MiB", [p.rss_bytes() / 2**20 for p in procs])
         time.sleep(args.idle_seconds)
         row(f"RSS after {args.idle_seconds:g}s idle", "MiB", [p.rss_bytes() / 2**20 for p in procs])
@@ -280,6 +310,8 @@ def breakdown_part(args: argparse.Namespace) -> None:
             host_state=config.roots.host_state,
             vms=vms,
         )
+        if hasattr(config.filesystem, "interval_seconds"):  # as build_sampler's readers (older trees: every cycle)
+            readers = replace(readers, filesystem_interval_seconds=config.filesystem.interval_seconds)
         clock = SystemClock()
         deadline = _deadline(config, readers)
         snap = take_snapshot(None, readers, clock, deadline)
@@ -293,6 +325,7 @@ def breakdown_part(args: argparse.Namespace) -> None:
             cpu.append(time.process_time() - c0)
             for name, status in snap.statuses.items():
                 durations.setdefault(name, []).append(status.duration_seconds)
+        # with the app's --filesystem.interval, most cycles carry the last filesystem status (and its duration)
         print(f"{'source (its status duration: read + parse)':<44} {'ms':>8}  status")
         for name, values in sorted(durations.items(), key=lambda kv: -statistics.median(kv[1])):
             status = snap.statuses[name]
@@ -393,9 +426,11 @@ def main() -> None:
         help="Prometheus scrape_interval s",
     )
     ap.add_argument("--sampler-interval", default="1s", help="sysmon's --sampler.interval")
+    ap.add_argument("--sysmon-args", default="", help="more flags for sysmon-exporter (e.g. --no-collector.cgroup)")
     ap.add_argument("--wakeup-seconds", type=float, default=60.0)
     ap.add_argument("--idle-seconds", type=float, default=600.0, help="idle time before the second RSS reading")
     ap.add_argument("--load-seconds", type=float, default=10.0)
+    ap.add_argument("--latency-rounds", type=int, default=60, help="rounds of the latency part (one interval each)")
     ap.add_argument("--runs", type=int, default=200, help="cycles in the breakdown")
     args = ap.parse_args()
     parts = args.parts.split(",")
@@ -412,6 +447,8 @@ def main() -> None:
         wakeups_part(sys.executable, args)
     if "prometheus" in parts:
         prometheus_part(sys.executable, args)
+    if "latency" in parts:
+        latency_part(sys.executable, args)
     if "rss" in parts:
         rss_part(sys.executable, args)
 
