@@ -21,9 +21,6 @@ from exporter import __version__
 from exporter.catalogue import JOBS, of_job
 from exporter.collector import Exposition, Renderer, default_collectors
 from exporter.config import Config, ConfigError, GuestConfig
-from exporter.guest.downlink import host_lines
-from exporter.guest.ingest import Ingest
-from exporter.guest.record import Recorder, load_private_key
 from exporter.http import ConnectionLimits, Connections, Published, make_app
 from exporter.sampler import Chore, Job, Sampler
 from exporter.snapshot import (
@@ -35,6 +32,7 @@ from exporter.snapshot import (
     SyscallSources,
     SystemClock,
     describe,
+    inline_sources,
     read_cgroup_step,
     take_cgroup_snapshot,
     take_snapshot,
@@ -43,13 +41,12 @@ from exporter.snapshot import (
     with_http,
 )
 from exporter.sources import SourceError
-from exporter.sources.bpf import BpfUnavailable
 from exporter.sources.cgroup import CgroupLimits
+from exporter.sources.mountinfo import MountInfo, read_mountinfo
 from exporter.sources.mounts import MountFilter
 from exporter.sources.perf import PerfCounters, PerfUnavailable, ThreadCycles
 from exporter.sources.qmp import query_vcpu_threads
 from exporter.sources.stat import read_stat, user_hz
-from exporter.sources.syscalls import Filter, SyscallCounter
 from exporter.sources.vm import QmpQuery, VmWatch
 from exporter.web import (
     collect_filter,
@@ -60,8 +57,12 @@ from exporter.web import (
     start_sites,
 )
 
+# The guest ingest and recorder, the syscall counters (a BPF loader) and the gRPC shim are imported
+# where their features are turned on, so a process without them does not load them (tests/test_app_imports.py).
 if TYPE_CHECKING:
     from exporter.grpc_compat.push import Pusher
+    from exporter.guest.ingest import Ingest
+    from exporter.guest.record import Recorder
 
 log = logging.getLogger("exporter")
 
@@ -142,6 +143,8 @@ def build_recorder(guest: GuestConfig) -> Recorder | None:
     """The row recorder for --guest.record; ConfigError when the signing key cannot be used."""
     if guest.record_dir is None:
         return None
+    from exporter.guest.record import Recorder, load_private_key
+
     signer = load_private_key(guest.sign_key) if guest.sign_key is not None else None
     return Recorder(guest.record_dir, guest.record_max_bytes, signer=signer, fmt=guest.record_format)
 
@@ -149,6 +152,8 @@ def build_recorder(guest: GuestConfig) -> Recorder | None:
 def build_ingest(guest: GuestConfig, clock: Clock, recorder: Recorder | None) -> Ingest | None:
     if not guest.enabled:
         return None
+    from exporter.guest.ingest import Ingest
+
     return Ingest(guest, clock, recorder)
 
 
@@ -158,6 +163,9 @@ def open_syscalls(config: Config) -> Iterator[SyscallSources | None]:
     if "syscalls" not in config.collectors:
         yield None
         return
+    from exporter.sources.bpf import BpfUnavailable
+    from exporter.sources.syscalls import Filter, SyscallCounter
+
     machine = platform.machine()
     filt = Filter(
         pid=config.syscalls.pid,
@@ -221,6 +229,16 @@ def connection_cap(config: Config) -> int:
     return config.web.max_connections
 
 
+def own_mounts(config: Config) -> list[MountInfo]:
+    """The exporter's own mount table (its namespace's), or none when it cannot be read: every source then
+    runs under the deadline."""
+    try:
+        return read_mountinfo(config.roots.procfs)
+    except (OSError, SourceError) as e:
+        log.debug("no mount table (%s): every source runs on a thread of its own", describe(e))
+        return []
+
+
 def build_sampler(
     config: Config,
     readers: CpuSources,
@@ -234,8 +252,9 @@ def build_sampler(
     render = Renderer(default_collectors(__version__), registry)
     clock = SystemClock()
     interval = config.sampler.interval_seconds
-    # Every source runs under this deadline on a thread of its own (a hung read fails only its source).
-    deadline = Deadline(config.sampler.source_timeout_seconds)
+    # Every source that could hang runs under this deadline on a thread of its own (a hung read fails
+    # only its source); those reading only proc and sysfs files run on the sampler's thread.
+    deadline = Deadline(config.sampler.source_timeout_seconds, inline_sources(readers, own_mounts(config)))
 
     def cpu() -> Job:
         step = partial(take_snapshot, readers=readers, clock=clock, deadline=deadline)
@@ -261,6 +280,8 @@ def build_sampler(
     make = {"cpu": cpu, "cgroup": cgroup, "syscalls": syscall_job}
     jobs = [make[job]() for job in JOBS if job == "cpu" or of_job(job) & config.collectors]
     if ingest is not None:
+        from exporter.guest.downlink import host_lines
+
         # The ingest's state reaches HTTP only through the snapshot, like every other source; the host
         # lines go down each channel from the latest snapshot first, so their counts are in this one.
         def guest_step(prev: Snapshot | None) -> Snapshot:
@@ -340,6 +361,7 @@ async def _serve(config: Config, stop: asyncio.Event, ingest: Ingest | None) -> 
             host_state=config.roots.host_state,
             sampler_interval_seconds=config.sampler.interval_seconds,
             vms=vms,
+            filesystem_interval_seconds=config.filesystem.interval_seconds,
         )
         pushing: list[Pusher] = []
         if config.serviceradar is not None:  # processes are read while the gateway's SysmonConfig asks for them

@@ -1,7 +1,8 @@
 """The aiohttp application: /metrics, /, /-/healthy, /-/ready, and the listener that bounds its connections.
 
-Handlers only read what the sampler published; no file I/O and no rendering
-happens on the scrape path (gzip aside, done once per sample on first demand).
+Handlers only read what the sampler published; no file I/O happens on the
+scrape path. The first scrape of a snapshot has it rendered (on the sampler's
+worker) and gzipped; the scrapes after it reuse those bytes.
 
 A client cannot exhaust the process's descriptors: a new connection must send
 its first request head within ``--web.read-header-timeout``, a kept-alive one
@@ -39,7 +40,7 @@ class Published:
     """What the HTTP app reads: the sampler's latest snapshot and its rendered bytes."""
 
     latest: Callable[[], Snapshot | None]
-    rendered: Callable[[], Exposition | None]
+    rendered: Callable[[], Awaitable[Exposition | None]]
     stale: Callable[[], str] = str  # why sampling is stale, "" while it is not
 
 
@@ -98,7 +99,7 @@ def wants_gzip(accept_encoding: str) -> bool:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    exposition = request.app[PUBLISHED].rendered()
+    exposition = await request.app[PUBLISHED].rendered()
     if exposition is None:
         return web.Response(status=503, text="no sample taken yet\n")
     gzipped = wants_gzip(request.headers.get("Accept-Encoding", ""))

@@ -37,13 +37,13 @@ from exporter.sources.cpuinfo import require_cpuinfo
 from exporter.sources.hostname import read_hostname
 from exporter.sources.loadavg import LoadAvg, read_loadavg
 from exporter.sources.meminfo import MemInfo, read_meminfo
+from exporter.sources.mountinfo import MountInfo, on_kernel_filesystem
 from exporter.sources.mounts import Filesystem, MountFilter, StatVfs, read_filesystems
 from exporter.sources.net_dev import NetDevice, read_net_dev
 from exporter.sources.netdevice import read_host_ipv4
 from exporter.sources.perf import PerfReading
 from exporter.sources.processes import Process, read_processes
 from exporter.sources.stat import MODES, CpuTimes, read_stat
-from exporter.sources.syscalls import names, syscall_name
 from exporter.sources.vm import VmReadings
 
 log = logging.getLogger("exporter.snapshot")
@@ -233,6 +233,7 @@ class CpuSources:
     host_state: Path | None = None  # in a guest, the agent's state file (--path.host-state): the hoststate source
     sampler_interval_seconds: float = 1.0  # a host state older than 3 of these (or of the host's) is stale
     vms: VmSource | None = None  # the VM watch, with the vm source on
+    filesystem_interval_seconds: float = 0.0  # filesystems are read at a sample this long after the last read
 
 
 @dataclass(frozen=True)
@@ -301,6 +302,7 @@ class Snapshot:
     perf_counters: Monotonic = field(default_factory=Monotonic)
     syscall_breakdown: SyscallBreakdown = field(default_factory=SyscallBreakdown)
     host_state_stale: bool = False  # the last host state read was too old (logged once when it became so)
+    filesystems_read_seconds: float | None = None  # monotonic time of the last filesystem read
 
 
 def describe(exc: BaseException) -> str:
@@ -366,13 +368,21 @@ class Deadline:
     returns (one stuck thread per hung source, never one per tick), and every
     other source keeps its cadence. Daemon threads: a hung read never holds up
     the process's exit.
+
+    Sources named in ``inline`` run on the calling thread instead, with no deadline: those that
+    read only files of proc and sysfs (see :func:`inline_sources`), which the kernel answers in
+    microseconds and never leaves hanging. The hand-over to a thread and back cost more than such a
+    read and parse (about 0.3 ms a source here, 2 context switches each).
     """
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, inline: frozenset[str] = frozenset()) -> None:
         self.seconds = seconds
+        self.inline = inline
         self._workers: dict[str, _Worker] = {}
 
     def call(self, name: str, fn: Callable[[], T]) -> T:
+        if name in self.inline:
+            return fn()
         worker = self._workers.get(name)
         if worker is None:
             worker = self._workers[name] = _Worker(name)
@@ -385,6 +395,33 @@ class Deadline:
         if call.error is not None:
             raise call.error
         return call.value  # type: ignore[return-value]  # what fn returned
+
+
+# The files each source that may run inline reads, below its roots. Sources not named here always run
+# under the deadline: filesystem (statvfs of NFS or FUSE mounts can hang), processes and vm
+# (/proc/<pid>/cmdline and a task's files wait on the process's mmap lock, held by a task stuck in D state;
+# vm may ask QMP over a socket), hoststate (a file anywhere), cgroup (cgroupfs can be any mount).
+_INLINE_CANDIDATES: Mapping[str, Callable[[CpuSources], tuple[Path, ...]]] = {
+    "cpu": lambda r: (r.procfs / "stat",),
+    "meminfo": lambda r: (r.procfs / "meminfo",),
+    "loadavg": lambda r: (r.procfs / "loadavg",),
+    "cpuinfo": lambda r: (r.procfs / "cpuinfo",),
+    "network": lambda r: (r.procfs / "net" / "dev",),
+    "cpufreq": lambda r: (r.sysfs / "devices" / "system" / "cpu",),
+    "host": lambda r: (r.procfs / "sys" / "kernel" / "hostname",),  # and an ioctl on a socket
+    "perf": lambda r: (),  # read(2) of perf event descriptors: answered from the counters, never blocks
+}
+
+
+def inline_sources(readers: CpuSources, mounts: list[MountInfo]) -> frozenset[str]:
+    """The sources :class:`Deadline` may run on the sampler's own thread: every file each reads is on
+    proc or sysfs in ``mounts`` (the exporter's own mount table), not FUSE (lxcfs), a network
+    filesystem or a tree of ordinary files standing in for them (fixtures, a FIFO)."""
+    out = set()
+    for name, paths in _INLINE_CANDIDATES.items():
+        if all(on_kernel_filesystem(mounts, os.path.realpath(p)) for p in paths(readers)):
+            out.add(name)
+    return frozenset(out)
 
 
 class _Run:
@@ -638,10 +675,17 @@ def take_snapshot(
     memory = run("meminfo", lambda: read_meminfo(readers.procfs)) if "meminfo" in readers.collectors else None
     load = run("loadavg", lambda: read_loadavg(readers.procfs)) if "loadavg" in readers.collectors else None
     filesystems = None
+    filesystems_read = prev.filesystems_read_seconds
     if "filesystem" in readers.collectors:
-        filesystems = run(
-            "filesystem", lambda: read_filesystems(readers.procfs, readers.rootfs, readers.statvfs, readers.mounts)
-        )
+        last = prev.filesystems_read_seconds
+        if last is not None and "filesystem" in prev.statuses and mono - last < readers.filesystem_interval_seconds:
+            filesystems = prev.filesystems  # read again once the interval has passed; kept with its status
+            run.statuses["filesystem"] = prev.statuses["filesystem"]
+        else:
+            filesystems_read = mono
+            filesystems = run(
+                "filesystem", lambda: read_filesystems(readers.procfs, readers.rootfs, readers.statvfs, readers.mounts)
+            )
     network = run("network", lambda: read_net_dev(readers.procfs)) if "network" in readers.collectors else None
     processes = None
     if "processes" in readers.collectors and readers.processes_wanted():
@@ -672,6 +716,7 @@ def take_snapshot(
         load=load,
         host=host,
         filesystems=filesystems or (),
+        filesystems_read_seconds=filesystems_read,
         network=network or {},
         processes=processes or (),
         vms=vms,
@@ -693,6 +738,9 @@ def take_syscalls(
     previous: Snapshot | None, readers: SyscallSources, clock: Clock, deadline: Deadline | None = None
 ) -> Snapshot:
     """Sum the per-CPU syscall counts (kept since attach, so already monotonic); keep everything else."""
+    # Here, not at the top: the BPF loader (sources.syscalls) is imported only with the syscalls job on.
+    from exporter.sources.syscalls import names, syscall_name
+
     prev = previous or Snapshot()
     run = _Run(clock, deadline)
     read: tuple[dict[int, int], dict[tuple[str, int], int]] | None = None

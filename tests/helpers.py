@@ -50,6 +50,11 @@ def http_get(
         return e.code, e.read(), dict(e.headers)
 
 
+async def nothing_rendered() -> None:
+    """``Published.rendered`` for an app with no sampler: no exposition yet."""
+    return None
+
+
 def wait_until(predicate, timeout: float = 15.0, interval: float = 0.05, what: str = "condition"):  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while True:

@@ -11,8 +11,9 @@ from pathlib import Path
 
 from exporter.http import Published, make_app
 from exporter.sampler import Job, Sampler
-from exporter.snapshot import CpuSources, Deadline, Snapshot, SystemClock, take_snapshot
-from tests.helpers import FIXTURES, http_get, parse_exposition, run_exporter, wait_until
+from exporter.snapshot import CpuSources, Deadline, Snapshot, SystemClock, inline_sources, take_snapshot
+from exporter.sources.mountinfo import parse_mountinfo
+from tests.helpers import FIXTURES, http_get, nothing_rendered, parse_exposition, run_exporter, wait_until
 
 
 def fifo_root(tmp_path: Path) -> Path:
@@ -55,6 +56,54 @@ def test_hung_source_fails_alone_and_is_not_read_again_while_blocked(tmp_path):
         what="meminfo to be read again once its blocked read returned",
     )
     assert threading.active_count() - before == 2
+
+
+def test_inline_sources_run_on_the_calling_thread_and_the_rest_under_the_deadline(tmp_path):
+    root = fifo_root(tmp_path)
+    readers = CpuSources(root / "proc", root / "sys", 100, frozenset({"cpu", "meminfo"}))
+    deadline = Deadline(0.2, inline=frozenset({"cpu"}))
+    threads: dict[str, threading.Thread] = {}
+
+    def where(name: str) -> str:
+        threads[name] = threading.current_thread()
+        return name
+
+    assert deadline.call("cpu", lambda: where("cpu")) == "cpu"
+    assert deadline.call("loadavg", lambda: where("loadavg")) == "loadavg"
+    assert threads["cpu"] is threading.current_thread()
+    assert threads["loadavg"] is not threading.current_thread()
+    # a blocked source still fails by its deadline alone while the inline one is read
+    snap = None
+    for _ in range(3):
+        snap = take_snapshot(snap, readers, SystemClock(), deadline)
+        assert snap.statuses["meminfo"].error.startswith("timed out after 0.2s")
+        assert snap.statuses["cpu"].success is True
+    release(root / "proc" / "meminfo")
+
+
+HOST_MOUNTS = b"""\
+1 0 254:1 / / rw - ext4 /dev/vda rw
+2 1 0:20 / /proc rw - proc proc rw
+3 1 0:21 / /sys rw - sysfs sysfs rw
+4 1 0:22 / /run rw - tmpfs tmpfs rw
+"""
+
+
+def test_inline_sources_are_those_reading_only_proc_and_sysfs_files(tmp_path):
+    host = CpuSources(Path("/proc"), Path("/sys"), 100, frozenset())
+    mounts = parse_mountinfo(HOST_MOUNTS)
+    everything = {"cpu", "meminfo", "loadavg", "cpuinfo", "network", "cpufreq", "host", "perf"}
+    assert inline_sources(host, mounts) == everything
+    # never the sources that can wait on a process, a socket or any filesystem
+    assert not inline_sources(host, mounts) & {"filesystem", "processes", "vm", "hoststate", "cgroup"}
+    lxcfs = parse_mountinfo(HOST_MOUNTS + b"5 2 0:23 /proc/meminfo /proc/meminfo rw - fuse.lxcfs lxcfs rw\n")
+    assert inline_sources(host, lxcfs) == everything - {"meminfo"}
+    # a fixture tree of ordinary files (where a FIFO may stand in for a hung file): only perf, with no files
+    root = fifo_root(tmp_path)
+    fixture = CpuSources(root / "proc", root / "sys", 100, frozenset())
+    assert inline_sources(fixture, parse_mountinfo(HOST_MOUNTS)) == {"perf"}
+    # no mount table: nothing but perf (which reads no files)
+    assert inline_sources(host, []) == {"perf"}
 
 
 def test_fifo_meminfo_in_the_real_process_fails_meminfo_and_cpu_keeps_sampling(tmp_path):
@@ -100,7 +149,7 @@ async def test_ready_is_503_with_the_reason_when_a_job_stops_sampling(aiohttp_cl
         return Snapshot(timestamp_seconds=len(calls))
 
     sampler: Sampler[Snapshot] = Sampler([Job("cpu", 0.05, step)], lambda snap: snap)
-    client = await aiohttp_client(make_app(Published(sampler.latest, lambda: None, sampler.stale), "test"))
+    client = await aiohttp_client(make_app(Published(sampler.latest, nothing_rendered, sampler.stale), "test"))
     await sampler.start()
     try:
 

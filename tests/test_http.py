@@ -1,5 +1,6 @@
 import asyncio
 import gzip
+import threading
 from functools import partial
 
 import pytest
@@ -7,8 +8,8 @@ import pytest
 from exporter.collector import Renderer, default_collectors
 from exporter.http import Published, make_app, wants_gzip, wants_openmetrics
 from exporter.sampler import Job, Sampler
-from exporter.snapshot import CpuSources, SystemClock, take_snapshot
-from tests.helpers import FIXTURES
+from exporter.snapshot import CpuSources, Snapshot, SystemClock, take_snapshot
+from tests.helpers import FIXTURES, parse_exposition
 
 ROOT = FIXTURES / "vm-2cpu"
 PROMETHEUS_ACCEPT = (
@@ -71,6 +72,50 @@ async def test_scrapes_between_samples_return_the_same_bytes(client):
     a = await (await client.get("/metrics")).read()
     b = await (await client.get("/metrics")).read()
     assert a == b
+
+
+async def test_the_first_scrape_of_a_new_snapshot_serves_its_values_in_every_format(aiohttp_client):
+    """Rendering waits for a scrape; what that scrape gets is the snapshot it found, in each format and gzip."""
+    go = threading.Semaphore(0)
+    steps = 0
+
+    def step(previous: Snapshot | None) -> Snapshot:
+        nonlocal steps
+        if steps:
+            go.acquire()  # one more snapshot each time the test lets the worker go
+        steps += 1
+        return Snapshot(timestamp_seconds=1000.0 + steps)
+
+    sampler = Sampler([Job("cpu", 0.01, step)], Renderer(default_collectors("test")))
+    client = await aiohttp_client(make_app(Published(sampler.latest, sampler.rendered), "test"))
+    await sampler.start()
+    try:
+        await asyncio.wait_for(sampler.ready.wait(), 5)
+        for n in (1, 2):
+            if n == 2:
+                go.release()
+                while (latest := sampler.latest()) is None or latest.timestamp_seconds < 1002:
+                    await asyncio.sleep(0.01)
+            assert sampler.renders == n - 1  # nothing rendered this snapshot before the scrape below
+            bodies = [
+                await (await client.get("/metrics", headers={"Accept": PROMETHEUS_ACCEPT})).text(),
+                await (await client.get("/metrics", headers={"Accept-Encoding": "identity"})).text(),
+            ]
+            for accept in (PROMETHEUS_ACCEPT, "text/plain"):
+                zipped = await client.get(
+                    "/metrics", headers={"Accept": accept, "Accept-Encoding": "gzip"}, auto_decompress=False
+                )
+                assert zipped.headers["Content-Encoding"] == "gzip"
+                bodies.append(gzip.decompress(await zipped.read()).decode())
+            for body in bodies:
+                assert parse_exposition(body)["sysmon_last_sample_timestamp_seconds"][()] == 1000 + n
+            assert bodies[0].endswith("# EOF\n") and bodies[2].endswith("# EOF\n")
+            assert "# EOF" not in bodies[1] and "# EOF" not in bodies[3]
+            assert sampler.renders == n  # one render served all four
+    finally:
+        go.release()
+        go.release()
+        await sampler.stop()
 
 
 async def test_landing_page_lists_sources(client):

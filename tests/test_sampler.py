@@ -56,7 +56,7 @@ async def test_jobs_share_one_worker_and_each_step_sees_the_last_snapshot():
     assert snap is not None
     # every step added one to the snapshot it was given: none was lost between jobs
     assert snap.timestamp_seconds == len(a.spans) + len(b.spans)
-    assert sampler.rendered() == snap.timestamp_seconds
+    assert await sampler.rendered() == snap.timestamp_seconds
 
 
 async def test_a_failing_step_is_logged_and_sampling_goes_on(caplog):
@@ -118,3 +118,87 @@ async def test_a_chore_runs_on_its_own_thread_and_a_blocked_one_holds_up_no_step
     assert len(runs) >= 2 and not set(runs) & step.threads
     assert "chore discovery failed" in caplog.text
     assert sampler.skipped_ticks == {"cpu": sampler.skipped_ticks["cpu"]}  # chores are no job's ticks
+
+
+class CountingRender:
+    """A render that records each snapshot it rendered and the thread it ran on."""
+
+    def __init__(self) -> None:
+        self.rendered: list[float] = []
+        self.threads: set[str] = set()
+
+    def __call__(self, snap: Snapshot) -> float:
+        self.threads.add(threading.current_thread().name)
+        self.rendered.append(snap.timestamp_seconds)
+        return snap.timestamp_seconds
+
+
+async def test_no_render_happens_for_a_snapshot_nobody_asked_for():
+    rec, render = Recorder(), CountingRender()
+    sampler = Sampler([Job("cpu", 0.01, rec)], render)
+    await sampler.start()
+    try:
+        await asyncio.wait_for(wait_for_steps(rec, 5), 10)
+        assert render.rendered == [] and sampler.renders == 0
+        value = await sampler.rendered()
+        latest = sampler.latest()
+        assert value is not None and latest is not None and value <= latest.timestamp_seconds
+        assert render.rendered == [value]  # the snapshot asked for, and only it
+    finally:
+        await sampler.stop()
+    assert render.threads.isdisjoint(rec.threads)  # never on the worker: a step in progress holds up no scrape
+
+
+async def test_one_render_per_snapshot_however_many_ask_at_once():
+    go = threading.Semaphore(0)
+    count = 0
+
+    def step(previous: Snapshot | None) -> Snapshot:
+        nonlocal count
+        if count:
+            go.acquire()  # the worker stays in the next step until the test lets it finish
+        count += 1
+        return Snapshot(timestamp_seconds=count)
+
+    render = CountingRender()
+    sampler = Sampler([Job("cpu", 0.01, step)], render)
+    await sampler.start()
+    try:
+        await asyncio.wait_for(sampler.ready.wait(), 10)
+        assert await asyncio.gather(*(sampler.rendered() for _ in range(5))) == [1] * 5
+        assert await sampler.rendered() == 1
+        assert render.rendered == [1]  # rendered while the worker was held in the next step
+        go.release()
+        while (latest := sampler.latest()) is None or latest.timestamp_seconds < 2:
+            await asyncio.sleep(0.01)
+        assert await asyncio.gather(*(sampler.rendered() for _ in range(3))) == [2] * 3
+        assert render.rendered == [1, 2]
+    finally:
+        go.release()
+        go.release()
+        await sampler.stop()
+
+
+async def test_a_failed_render_fails_that_scrape_and_the_next_one_renders_again():
+    calls = []
+
+    def render(snap: Snapshot) -> float:
+        calls.append(snap.timestamp_seconds)
+        if len(calls) == 1:
+            raise RuntimeError("boom")
+        return snap.timestamp_seconds
+
+    sampler = Sampler([Job("cpu", 60, lambda prev: Snapshot(timestamp_seconds=7))], render)
+    await sampler.start()
+    try:
+        await asyncio.wait_for(sampler.ready.wait(), 10)
+        try:
+            await sampler.rendered()
+        except RuntimeError as e:
+            assert str(e) == "boom"
+        else:
+            raise AssertionError("the render's error did not reach the scrape")
+        assert await sampler.rendered() == 7
+        assert calls == [7, 7]
+    finally:
+        await sampler.stop()

@@ -259,3 +259,47 @@ def test_cpufreq_without_a_current_frequency_keeps_limits_and_governor(tmp_path)
     assert samples[("sysmon_cpu_frequency_max_hertz", (("cpu", "1"),))] == 3900e6
     assert samples[("sysmon_cpu_scaling_governor_info", (("cpu", "1"), ("governor", "schedutil")))] == 1
     assert not any(name == "sysmon_cpu_hardware_frequency_hertz" for name, _ in samples)
+
+
+def test_filesystems_are_read_once_per_interval_and_carried_in_between(tmp_path):
+    host = tmp_path / "host"
+    shutil.copytree(FIXTURES / "vm-2cpu", host)
+    (host / "proc" / "1").mkdir(exist_ok=True)
+    (host / "proc" / "1" / "mountinfo").write_text("1 0 254:0 / / rw - ext4 /dev/vda rw\n")
+    stats: list[str] = []
+
+    def statvfs(path: str) -> os.statvfs_result:
+        stats.append(path)
+        blocks = 1000 * len(stats)  # each read sees a new size
+        return os.statvfs_result((4096, 4096, blocks, 500, 400, 100, 50, 40, 0, 255))
+
+    r = CpuSources(
+        host / "proc",
+        host / "sys",
+        100,
+        frozenset({"cpu", "filesystem"}),
+        rootfs=host,
+        statvfs=statvfs,
+        filesystem_interval_seconds=15.0,
+    )
+    clock = FixedClock()
+    sizes = []
+    snap = None
+    for step in (0, 1, 14.9, 15, 16, 40):  # seconds since the first sample
+        clock.t = 1_700_000_000.0 + step
+        snap = take_snapshot(snap, r, clock)
+        assert snap.statuses["filesystem"].success and snap.statuses["cpu"].success
+        sizes.append(snap.filesystems[0].size_bytes)
+    assert len(stats) == 3  # at 0, 15 and 40
+    assert sizes == [4096 * 1000] * 3 + [4096 * 2000] * 2 + [4096 * 3000]
+
+
+def test_a_zero_filesystem_interval_reads_at_every_sample(tmp_path):
+    r = CpuSources(
+        FIXTURES / "vm-2cpu" / "proc", FIXTURES / "vm-2cpu" / "sys", 100, frozenset({"filesystem"}), rootfs=tmp_path
+    )
+    clock = FixedClock()
+    first = take_snapshot(None, r, clock)
+    second = take_snapshot(first, r, clock)
+    assert first.filesystems_read_seconds == second.filesystems_read_seconds == clock.t  # read again, same clock
+    assert second.statuses["filesystem"] is not first.statuses["filesystem"]

@@ -1,8 +1,9 @@
 """Snapshot -> metric families, and the renderer that turns them into exposition bytes.
 
 The collectors only translate a Snapshot; they read no files and no clock. The
-Renderer runs in the sampler, once per sample, so a scrape only picks cached
-bytes (text 0.0.4 or OpenMetrics, gzipped on first demand).
+Renderer runs on the sampler's worker, once per snapshot that a scrape asks
+for, so the scrapes after the first only pick cached bytes (text 0.0.4 or
+OpenMetrics, gzipped on first demand).
 """
 
 from __future__ import annotations

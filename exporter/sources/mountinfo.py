@@ -95,3 +95,27 @@ def parse_mountinfo(data: bytes | str, path: str = "/proc/self/mountinfo") -> li
 def read_mountinfo(procfs: Path, pid: str = "self") -> list[MountInfo]:
     path = procfs / pid / "mountinfo"
     return parse_mountinfo(read_small_bytes(path, MOUNT_TABLE_LIMIT), str(path))
+
+
+# Filesystems whose files the kernel fills in on read, without waiting on a disk, a network or a
+# user-space daemon: a read of them cannot hang as a FUSE (lxcfs), NFS or FIFO read can.
+KERNEL_FILESYSTEMS = frozenset({"proc", "sysfs"})
+
+
+def on_kernel_filesystem(mounts: list[MountInfo], path: str) -> bool:
+    """Whether ``path`` (absolute, symlinks resolved) and everything below it lie on proc or sysfs.
+
+    The mount holding ``path`` is the last one listed whose mount point is ``path`` or above it (a later
+    mount on the same point hides an earlier one); lxcfs, for one, mounts FUSE files over /proc/meminfo and
+    /proc/stat, which makes them mount points of their own. A mount below ``path`` (another filesystem
+    inside a directory that is read) counts against it as well.
+    """
+    holder: MountInfo | None = None
+    for m in mounts:
+        point = m.path.rstrip("/") or "/"
+        if path == point or path.startswith(point.rstrip("/") + "/"):
+            if holder is None or len(point) >= len(holder.path.rstrip("/") or "/"):
+                holder = m
+        elif point.startswith(path.rstrip("/") + "/") and m.fstype not in KERNEL_FILESYSTEMS:
+            return False
+    return holder is not None and holder.fstype in KERNEL_FILESYSTEMS

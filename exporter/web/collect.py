@@ -96,7 +96,7 @@ def middleware(telemetry_path: str) -> Middleware:
         if unknown:
             text = f"unknown collector {', '.join(unknown)} in collect[]; use {', '.join(COLLECTABLE)}\n"
             return web.Response(status=400, text=text)
-        exposition = request.app[PUBLISHED].rendered()
+        exposition = await request.app[PUBLISHED].rendered()
         if exposition is None:
             return web.Response(status=503, text="no sample taken yet\n")
         gzipped = wants_gzip(request.headers.get("Accept-Encoding", ""))

@@ -4,7 +4,7 @@ import textwrap
 import pytest
 
 from exporter.sources import SourceError
-from exporter.sources.mountinfo import MountInfo, parse_mountinfo, read_mountinfo
+from exporter.sources.mountinfo import MountInfo, on_kernel_filesystem, parse_mountinfo, read_mountinfo
 
 # Lines of /proc/self/mountinfo on this project's machine kind (Debian 12, hybrid cgroups), and one with
 # no optional fields, one with two, and an escaped space in the mount point.
@@ -65,3 +65,53 @@ def test_read_mountinfo(tmp_path):
     (tmp_path / "self").mkdir()
     (tmp_path / "self" / "mountinfo").write_text(TEXT)
     assert [m.mount_point for m in read_mountinfo(tmp_path)][:2] == ["/", "/sys/fs/cgroup/unified"]
+
+
+# A container's view: the host's /proc with lxcfs FUSE files mounted over two of its files, sysfs, a tmpfs
+# and an NFS mount inside a sysfs directory (what a read below that directory would reach).
+CONTAINER = parse_mountinfo(
+    textwrap.dedent(
+        """\
+        25 1 0:50 / / rw - overlay overlay rw
+        26 25 0:51 / /proc rw,nosuid - proc proc rw
+        27 26 0:52 /proc/meminfo /proc/meminfo rw - fuse.lxcfs lxcfs rw
+        28 26 0:52 /proc/stat /proc/stat rw - fuse.lxcfs lxcfs rw
+        29 25 0:53 / /sys rw - sysfs sysfs rw
+        30 29 0:54 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw
+        31 25 0:55 / /run rw - tmpfs tmpfs rw
+        32 29 0:56 / /sys/devices/virtual/net/x rw - nfs server:/x rw
+        """
+    )
+)
+
+
+@pytest.mark.parametrize(
+    ("path", "kernel"),
+    [
+        ("/proc/loadavg", True),
+        ("/proc/net/dev", True),
+        ("/proc/meminfo", False),  # lxcfs: a FUSE daemon answers the read
+        ("/proc/stat", False),
+        ("/proc", False),  # holds the lxcfs mounts
+        ("/sys/devices/system/cpu", True),
+        ("/sys/devices/virtual", False),  # the NFS mount below it
+        ("/sys/fs/cgroup/memory.stat", False),  # cgroup2 is not in the set
+        ("/run/sysmon/host.json", False),
+        ("/srv/fixture/proc/stat", False),  # a tree of ordinary files (the overlay root)
+    ],
+    ids=lambda v: str(v),
+)
+def test_on_kernel_filesystem(path, kernel):
+    assert on_kernel_filesystem(CONTAINER, path) is kernel
+
+
+def test_a_later_mount_on_the_same_point_hides_the_earlier():
+    mounts = parse_mountinfo(
+        b"1 0 0:1 / / rw - ext4 /dev/vda rw\n2 1 0:2 / /p rw - proc proc rw\n3 1 0:3 / /p rw - fuse x rw\n"
+    )
+    assert on_kernel_filesystem(mounts, "/p/stat") is False
+    assert on_kernel_filesystem(list(reversed(mounts)), "/p/stat") is True
+
+
+def test_no_mounts_is_not_kernel():
+    assert on_kernel_filesystem([], "/proc/stat") is False

@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry
 from exporter.config import load
 from exporter.http import Published, make_app
 from exporter.web import exporter_registry, instrument
-from tests.helpers import parse_exposition, run_exporter, wait_until
+from tests.helpers import nothing_rendered, parse_exposition, run_exporter, wait_until
 
 
 def sample(registry: CollectorRegistry, name: str, **labels: str) -> float | None:
@@ -21,7 +21,7 @@ def sample(registry: CollectorRegistry, name: str, **labels: str) -> float | Non
 async def test_requests_are_counted_by_handler_and_code(aiohttp_client) -> None:  # type: ignore[no-untyped-def]
     registry = CollectorRegistry()
     web_config = load([], {}).web
-    app = make_app(Published(lambda: None, lambda: None), "test", instrument(web_config, registry))
+    app = make_app(Published(lambda: None, nothing_rendered), "test", instrument(web_config, registry))
     client = await aiohttp_client(app)
     for _ in range(3):
         assert (await client.get("/-/healthy")).status == 200
@@ -67,7 +67,7 @@ async def test_max_requests_refuses_with_503_and_counts(aiohttp_client) -> None:
 
 
 async def test_telemetry_path(aiohttp_client) -> None:  # type: ignore[no-untyped-def]
-    app = make_app(Published(lambda: None, lambda: None), "test", (), "/stats")
+    app = make_app(Published(lambda: None, nothing_rendered), "test", (), "/stats")
     client = await aiohttp_client(app)
     assert (await client.get("/stats")).status == 503  # served there (no sample yet) ...
     assert (await client.get("/metrics")).status == 404  # ... and not here
