@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import Metric
@@ -33,7 +34,8 @@ from exporter.snapshot import Snapshot
 # so the bytes are the same under text format 1.0.0.
 TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
-SnapshotCollectorFn = Callable[[Snapshot], Iterable[Metric]]
+# A collector yields prometheus_client families, or Pieces it wrote as text itself (collector/cpu.py).
+SnapshotCollectorFn = Callable[[Snapshot], Iterable[Metric | Piece]]
 
 
 def default_collectors(version: str) -> list[SnapshotCollectorFn]:
@@ -115,10 +117,12 @@ class _SnapshotCollector:
         self.snapshot: Snapshot | None = None
 
     def collect(self) -> Iterator[Metric]:
+        """The families, in the registry's order; a Piece passes through the registry (which only
+        iterates) to the ExpositionWriter as it is."""
         if self.snapshot is None:
             return
         for fn in self.collectors:
-            yield from fn(self.snapshot)
+            yield from cast("Iterable[Metric]", fn(self.snapshot))
 
 
 class Renderer:

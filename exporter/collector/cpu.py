@@ -6,30 +6,50 @@ from collections.abc import Iterator, Mapping
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from exporter.collector.exposition import Piece, escape_label_value, format_value, piece
 from exporter.snapshot import Snapshot
 
 # node_exporter's labels for the two guest columns of /proc/stat.
 _GUEST_MODE = {"guest": "user", "guest_nice": "nice"}
 
 
-def _per_cpu(family: GaugeMetricFamily | CounterMetricFamily, values: Mapping[int, float | None]) -> Metric:
-    for cpu, value in values.items():
-        if value is not None:
-            family.add_metric([str(cpu)], value)
-    return family
+def _written(family: GaugeMetricFamily | CounterMetricFamily, lines: list[str]) -> Metric | Piece:
+    """The family's samples written straight to text (a Piece, which the registry and ExpositionWriter pass
+    through): per-CPU families are most of a large host's samples, and prometheus_client's Sample tuples
+    and label dicts cost several times the line. ``family`` itself (no samples) when there is no line."""
+    if not lines:
+        return family
+    name = family.name + "_total" if family.type == "counter" else family.name
+    return piece(name, family.type, family.documentation, "".join(lines))
+
+
+def _per_cpu(family: GaugeMetricFamily | CounterMetricFamily, values: Mapping[int, float | None]) -> Metric | Piece:
+    name = family.name + "_total" if family.type == "counter" else family.name
+    return _written(
+        family, [f'{name}{{cpu="{cpu}"}} {format_value(value)}\n' for cpu, value in values.items() if value is not None]
+    )
 
 
 def _per_cpu_mode(
     family: CounterMetricFamily, values: Mapping[int, Mapping[str, float]], rename: Mapping[str, str] | None = None
-) -> Metric:
-    for cpu, modes in values.items():
-        label = str(cpu)
-        for mode, value in modes.items():
-            family.add_metric([label, rename[mode] if rename else mode], value)
-    return family
+) -> Metric | Piece:
+    name = family.name + "_total"
+    return _written(
+        family,
+        [
+            f'{name}{{cpu="{cpu}",mode="{_label(rename[mode] if rename else mode)}"}} {format_value(value)}\n'
+            for cpu, modes in values.items()
+            for mode, value in modes.items()
+        ],
+    )
 
 
-def collect_cpu(snap: Snapshot) -> Iterator[Metric]:
+def _label(value: str) -> str:
+    # /proc/stat's column names (user, nice, ..., guest_nice) are identifiers: nothing to escape
+    return value if value.isidentifier() else escape_label_value(value)
+
+
+def collect_cpu(snap: Snapshot) -> Iterator[Metric | Piece]:
     """sysmon_cpu_seconds_total{cpu="0",mode="user"} 12.3 (and guest time, usage ratio)."""
     if snap.cpu_seconds:
         yield _per_cpu_mode(
@@ -71,7 +91,7 @@ def collect_cpu(snap: Snapshot) -> Iterator[Metric]:
         )
 
 
-def collect_frequency(snap: Snapshot) -> Iterator[Metric]:
+def collect_frequency(snap: Snapshot) -> Iterator[Metric | Piece]:
     """sysmon_cpu_frequency_hertz{cpu="0"} 2.6e9 (with its source, cpufreq limits, perf cycles)."""
     freq = snap.frequency
     if freq:
@@ -114,7 +134,7 @@ def collect_frequency(snap: Snapshot) -> Iterator[Metric]:
         )
 
 
-def _cpufreq(snap: Snapshot) -> Iterator[Metric]:
+def _cpufreq(snap: Snapshot) -> Iterator[Metric | Piece]:
     """The cpufreq policy of each online CPU, whichever source gave its frequency."""
     policies = snap.cpufreq
     limits = [

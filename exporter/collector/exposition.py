@@ -120,10 +120,13 @@ class ExpositionWriter:
         """How many rendered label sets are kept: those of the last render, no more."""
         return len(self._prefixes)
 
-    def pieces(self, families: Iterable[Metric]) -> list[Piece]:
+    def pieces(self, families: Iterable[Metric | Piece]) -> list[Piece]:
         old, new = self._prefixes, {}
         out: list[Piece] = []
         for family in families:
+            if isinstance(family, Piece):  # a family its collector wrote as text already (collector/cpu.py)
+                out.append(family)
+                continue
             lines = []
             for sample in family.samples:
                 key = (sample.name, tuple(sample.labels.items()))
@@ -142,7 +145,7 @@ class ExpositionWriter:
         self._prefixes = new
         return out
 
-    def render(self, families: Iterable[Metric]) -> tuple[bytes, bytes]:
+    def render(self, families: Iterable[Metric | Piece]) -> tuple[bytes, bytes]:
         """(text 0.0.4, OpenMetrics with ``# EOF``)."""
         text, openmetrics = join_pieces(self.pieces(families))
         return text, openmetrics + EOF_LINE

@@ -84,3 +84,31 @@ def test_same_bytes_as_prometheus_client(specs):
     # headers are the same bytes; only the spelling of values may differ
     assert headers(text) == headers(generate_latest(registry))
     assert headers(openmetrics) == headers(generate_openmetrics(registry))
+
+
+cpu_modes = st.dictionaries(
+    st.integers(min_value=0, max_value=4096),
+    st.dictionaries(st.one_of(st.sampled_from(["user", "nice", "guest_nice"]), label_values), values, max_size=4),
+    max_size=4,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(cpu_modes, st.dictionaries(st.integers(min_value=0, max_value=4096), values, max_size=4))
+def test_cpu_families_written_as_text_are_what_the_writer_makes_of_prometheus_client_families(modes, usage):
+    """collect_cpu writes its per-CPU families straight to text: the bytes of ExpositionWriter on the
+    prometheus_client families they replace, whatever the mode names and values."""
+    from exporter.collector.cpu import collect_cpu
+    from exporter.collector.exposition import ExpositionWriter
+    from exporter.snapshot import Snapshot
+
+    seconds = CounterMetricFamily("sysmon_cpu_seconds_total", "", labels=["cpu", "mode"])
+    for cpu, by_mode in modes.items():
+        for mode, value in by_mode.items():
+            seconds.add_metric([str(cpu), mode], value)
+    ratio = GaugeMetricFamily("sysmon_cpu_usage_ratio", "", labels=["cpu"])
+    for cpu, value in usage.items():
+        ratio.add_metric([str(cpu)], value)
+    expected = {p.text_header.split()[2]: p.samples for p in ExpositionWriter().pieces([seconds, ratio])}
+    written = ExpositionWriter().pieces(collect_cpu(Snapshot(cpu_seconds=modes, cpu_usage_ratio=usage)))
+    assert {p.text_header.split()[2]: p.samples for p in written} == expected
