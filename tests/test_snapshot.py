@@ -233,7 +233,10 @@ def test_failure_is_logged_once_and_recovery_once(tmp_path, caplog):
 
 def test_cpufreq_without_a_current_frequency_keeps_limits_and_governor(tmp_path):
     """cpu0: cpuinfo_avg_freq first; cpu1: no current-frequency file, so /proc/cpuinfo, with cpufreq's limits."""
+    from prometheus_client.parser import text_string_to_metric_families
+
     from exporter.collector.cpu import collect_frequency
+    from exporter.collector.exposition import ExpositionWriter
 
     root = tmp_path / "host"
     shutil.copytree(FIXTURES / "vm-2cpu", root)
@@ -250,8 +253,11 @@ def test_cpufreq_without_a_current_frequency_keeps_limits_and_governor(tmp_path)
         0: ("cpufreq_avg", 2.4e9),
         1: ("cpuinfo", pytest.approx(2599.998e6)),
     }
+    text, _ = ExpositionWriter().render(collect_frequency(snap))  # some families are written as text
     samples = {
-        (s.name, tuple(sorted(s.labels.items()))): s.value for m in collect_frequency(snap) for s in m.samples
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for m in text_string_to_metric_families(text.decode())
+        for s in m.samples
     }
     assert samples[("sysmon_cpu_frequency_source_info", (("cpu", "0"), ("source", "cpufreq_avg")))] == 1
     assert samples[("sysmon_cpu_frequency_source_info", (("cpu", "1"), ("source", "cpuinfo")))] == 1
