@@ -86,6 +86,13 @@ class Chore:
     run: Callable[[], object]
 
 
+def _next_tick(start: float, tick: int, interval: float, now: float) -> tuple[int, int]:
+    """The tick to sleep until, for work begun at ``start`` whose run for ``tick`` ended at ``now``,
+    and how many ticks it overran (skipped, not piled up)."""
+    due = math.floor((now - start) / interval) + 1
+    return due, max(due - tick - 1, 0)
+
+
 class _Published(Generic[R]):
     """A snapshot and, once a scrape asked for it, its rendering (one render, however many scrapes ask)."""
 
@@ -187,11 +194,10 @@ class Sampler(Generic[R]):
             except Exception:
                 log.exception("sampling job %s failed; it will run again at its next tick", job.name)
             now = loop.time()
-            due = math.floor((now - start) / job.interval_seconds) + 1
-            if due > tick + 1:
-                self.skipped_ticks[job.name] += due - tick - 1
-                log.debug("job %s overran its interval and skipped %d ticks", job.name, due - tick - 1)
-            tick = due
+            tick, missed = _next_tick(start, tick, job.interval_seconds, now)
+            if missed:
+                self.skipped_ticks[job.name] += missed
+                log.debug("job %s overran its interval and skipped %d ticks", job.name, missed)
             await asyncio.sleep(start + tick * job.interval_seconds - now)
 
     async def _chore(self, chore: Chore) -> None:
@@ -207,10 +213,9 @@ class Sampler(Generic[R]):
             except Exception:
                 log.exception("chore %s failed; it will run again at its next tick", chore.name)
             now = loop.time()
-            due = math.floor((now - start) / chore.interval_seconds) + 1
-            if due > tick + 1:
-                log.debug("chore %s overran its interval and skipped %d ticks", chore.name, due - tick - 1)
-            tick = due
+            tick, missed = _next_tick(start, tick, chore.interval_seconds, now)
+            if missed:
+                log.debug("chore %s overran its interval and skipped %d ticks", chore.name, missed)
             await asyncio.sleep(start + tick * chore.interval_seconds - now)
 
     async def start(self) -> None:
