@@ -38,7 +38,7 @@ import asyncio
 import logging
 import math
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from functools import partial
@@ -179,44 +179,54 @@ class Sampler(Generic[R]):
         snap = replace(step(None if current is None else current.snapshot), skipped_ticks=dict(self.skipped_ticks))
         self._current = _Published(snap)
 
-    async def _loop(self, job: Job) -> None:
+    async def _job(self, job: Job) -> None:
         loop = asyncio.get_running_loop()
-        start = loop.time()
-        tick = 0
-        while True:
-            try:
-                step = job.step if job.prepare is None else await loop.run_in_executor(self._preparing, job.prepare)
-                await loop.run_in_executor(self._executor, self._run_step, step)
-                self._last_good[job.name] = loop.time()
-                self.ready.set()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("sampling job %s failed; it will run again at its next tick", job.name)
-            now = loop.time()
-            tick, missed = _next_tick(start, tick, job.interval_seconds, now)
-            if missed:
-                self.skipped_ticks[job.name] += missed
-                log.debug("job %s overran its interval and skipped %d ticks", job.name, missed)
-            await asyncio.sleep(start + tick * job.interval_seconds - now)
+
+        async def once() -> None:
+            step = job.step if job.prepare is None else await loop.run_in_executor(self._preparing, job.prepare)
+            await loop.run_in_executor(self._executor, self._run_step, step)
+            self.ready.set()
+
+        def missed(ticks: int) -> None:
+            self.skipped_ticks[job.name] += ticks
+
+        await self._every(f"sampling job {job.name}", job.name, job.interval_seconds, once, missed)
 
     async def _chore(self, chore: Chore) -> None:
         loop = asyncio.get_running_loop()
+
+        async def once() -> None:
+            await loop.run_in_executor(self._chore_executor, chore.run)
+
+        await self._every(f"chore {chore.name}", chore.name, chore.interval_seconds, once, lambda ticks: None)
+
+    async def _every(
+        self,
+        what: str,
+        name: str,
+        interval: float,
+        once: Callable[[], Awaitable[None]],
+        missed: Callable[[int], None],
+    ) -> None:
+        """``once`` every ``interval`` seconds from now; a run that fails is logged and the next tick comes
+        anyway, and a run that overruns skips the ticks it missed (``missed`` is told how many)."""
+        loop = asyncio.get_running_loop()
         start = loop.time()
         tick = 0
         while True:
             try:
-                await loop.run_in_executor(self._chore_executor, chore.run)
-                self._last_good[chore.name] = loop.time()
+                await once()
+                self._last_good[name] = loop.time()
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("chore %s failed; it will run again at its next tick", chore.name)
+                log.exception("%s failed; it will run again at its next tick", what)
             now = loop.time()
-            tick, missed = _next_tick(start, tick, chore.interval_seconds, now)
-            if missed:
-                log.debug("chore %s overran its interval and skipped %d ticks", chore.name, missed)
-            await asyncio.sleep(start + tick * chore.interval_seconds - now)
+            tick, skipped = _next_tick(start, tick, interval, now)
+            if skipped:
+                missed(skipped)
+                log.debug("%s overran its interval and skipped %d ticks", what, skipped)
+            await asyncio.sleep(start + tick * interval - now)
 
     async def start(self) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sampler")
@@ -230,7 +240,7 @@ class Sampler(Generic[R]):
         self._last_good = {name: now for name in [j.name for j in self._jobs] + [c.name for c in self._chores]}
         # Chores first: the first discovery is under way when the first step runs.
         self._tasks = [asyncio.create_task(self._chore(c), name=f"sampler-chore-{c.name}") for c in self._chores]
-        self._tasks += [asyncio.create_task(self._loop(job), name=f"sampler-{job.name}") for job in self._jobs]
+        self._tasks += [asyncio.create_task(self._job(job), name=f"sampler-{job.name}") for job in self._jobs]
 
     async def stop(self) -> None:
         for task in self._tasks:
