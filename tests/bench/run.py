@@ -81,8 +81,10 @@ def _status(port: int, path: str, tls: ssl.SSLContext | None = None) -> int:
         conn.close()
 
 
-def sysmon(port: int, *args: str, tls: ssl.SSLContext | None = None) -> Proc:
-    argv = [sys.executable, "-m", "exporter", f"--web.listen-address=127.0.0.1:{port}", *args]
+def sysmon(port: int, *args: str, tls: ssl.SSLContext | None = None, python: str = sys.executable) -> Proc:
+    """The exporter under ``python`` (another tree's interpreter gives that tree's exporter: ``-P`` keeps
+    the working directory's package out of its path)."""
+    argv = [python, "-P", "-m", "exporter", f"--web.listen-address=127.0.0.1:{port}", *args]
     return Proc("sysmon-exporter", argv, port, tls)
 
 
@@ -94,11 +96,11 @@ def node(port: int, *args: str, tls: ssl.SSLContext | None = None) -> Proc:
 
 
 @contextmanager
-def trio(sysmon_args: tuple[str, ...] = ()) -> Iterator[tuple[Proc, Proc, Proc]]:
+def trio(sysmon_args: tuple[str, ...] = (), python: str = sys.executable) -> Iterator[tuple[Proc, Proc, Proc]]:
     """sysmon-exporter; node_exporter with the collectors for the same data; node_exporter as shipped."""
     procs: list[Proc] = []
     try:
-        procs.append(sysmon(free_port(), *sysmon_args))
+        procs.append(sysmon(free_port(), *sysmon_args, python=python))
         procs.append(node(free_port(), *NODE_COLLECTORS))
         procs.append(node(free_port()))
         time.sleep(1.5)  # a first sample and warm caches

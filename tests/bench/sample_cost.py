@@ -53,7 +53,7 @@ import exporter  # noqa: E402
 sys.path.append(str(ROOT))
 
 from exporter.config.values import parse_duration  # noqa: E402
-from tests.bench.run import NODE_COLLECTORS, Proc, RawClient, node, pct  # noqa: E402
+from tests.bench.run import NODE_COLLECTORS, Proc, RawClient, pct, trio  # noqa: E402
 from tests.helpers import free_port, wait_until  # noqa: E402
 
 PARTS = ("prometheus", "breakdown", "wakeups", "rss", "imports", "latency")
@@ -77,27 +77,6 @@ def voluntary_switches(pid: int) -> int:
             if line.startswith("voluntary_ctxt_switches:"):
                 total += int(line.split()[1])
     return total
-
-
-def sysmon(python: str, port: int, *args: str) -> Proc:
-    return Proc(
-        "sysmon-exporter", [python, "-P", "-m", "exporter", f"--web.listen-address=127.0.0.1:{port}", *args], port
-    )
-
-
-@contextmanager
-def trio(python: str, sysmon_args: tuple[str, ...] = ()) -> Iterator[tuple[Proc, Proc, Proc]]:
-    """sysmon-exporter (default collectors), node_exporter(same data), node_exporter(shipped defaults)."""
-    procs: list[Proc] = []
-    try:
-        procs.append(sysmon(python, free_port(), *sysmon_args))
-        procs.append(node(free_port(), *NODE_COLLECTORS))
-        procs.append(node(free_port()))
-        time.sleep(2)  # a first sample and warm caches
-        yield procs[0], procs[1], procs[2]
-    finally:
-        for p in procs:
-            p.stop()
 
 
 NAMES = ("sysmon", "node(same)", "node(shipped)")
@@ -174,7 +153,7 @@ def _scrapes(port: int, job: int, seconds: float) -> int:
 def prometheus_part(python: str, args: argparse.Namespace) -> None:
     print(f"\n## a real Prometheus scraping all three; sysmon --sampler.interval={args.sampler_interval}")
     header()
-    with trio(python, (f"--sampler.interval={args.sampler_interval}", *args.sysmon_args.split())) as procs:
+    with trio((f"--sampler.interval={args.sampler_interval}", *args.sysmon_args.split()), python) as procs:
         for interval in args.intervals:
             with prometheus(list(procs), interval) as port:
                 c0, t0 = [cpu_seconds(p.p.pid) for p in procs], time.monotonic()
@@ -195,7 +174,7 @@ def latency_part(python: str, args: argparse.Namespace) -> None:
     print(f"\n## scrape latency, first scrape of each snapshot and a repeat, {args.latency_rounds} rounds (gzip)")
     header()
     interval = parse_duration(args.sampler_interval)
-    with trio(python, (f"--sampler.interval={args.sampler_interval}", *args.sysmon_args.split())) as procs:
+    with trio((f"--sampler.interval={args.sampler_interval}", *args.sysmon_args.split()), python) as procs:
         clients = [RawClient(p.port) for p in procs]
         first: list[list[float]] = [[] for _ in procs]
         repeat: list[list[float]] = [[] for _ in procs]
@@ -216,7 +195,7 @@ def latency_part(python: str, args: argparse.Namespace) -> None:
 def wakeups_part(python: str, args: argparse.Namespace) -> None:
     print(f"\n## idle, nobody scraping, {args.wakeup_seconds:g}s; sysmon --sampler.interval={args.sampler_interval}")
     header()
-    with trio(python, (f"--sampler.interval={args.sampler_interval}", *args.sysmon_args.split())) as procs:
+    with trio((f"--sampler.interval={args.sampler_interval}", *args.sysmon_args.split()), python) as procs:
         s0, c0, t0 = (
             [voluntary_switches(p.p.pid) for p in procs],
             [cpu_seconds(p.p.pid) for p in procs],
@@ -239,7 +218,7 @@ def wakeups_part(python: str, args: argparse.Namespace) -> None:
 def rss_part(python: str, args: argparse.Namespace) -> None:
     print(f"\n## RSS; sysmon --sampler.interval={args.sampler_interval}")
     header()
-    with trio(python, (f"--sampler.interval={args.sampler_interval}", *args.sysmon_args.split())) as procs:
+    with trio((f"--sampler.interval={args.sampler_interval}", *args.sysmon_args.split()), python) as procs:
         row("RSS at start (after the first samples)", "MiB", [p.rss_bytes() / 2**20 for p in procs])
         time.sleep(args.idle_seconds)
         row(f"RSS after {args.idle_seconds:g}s idle", "MiB", [p.rss_bytes() / 2**20 for p in procs])
