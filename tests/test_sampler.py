@@ -202,3 +202,17 @@ async def test_a_failed_render_fails_that_scrape_and_the_next_one_renders_again(
         assert calls == [7, 7]
     finally:
         await sampler.stop()
+
+
+async def test_ticks_are_kept_off_the_event_loop_so_a_blocked_loop_does_not_stop_sampling():
+    rec = Recorder()
+    sampler = Sampler([Job("cpu", 0.01, rec)], lambda snap: snap)
+    await sampler.start()
+    try:
+        await asyncio.wait_for(sampler.ready.wait(), 10)
+        before = len(rec.spans)
+        time.sleep(0.3)  # the loop is held (a slow callback): the worker's ticks go on without it
+        during = len(rec.spans) - before
+    finally:
+        await sampler.stop()
+    assert during >= 5  # 30 ticks were due; a loop-driven timer would have run none
