@@ -32,7 +32,7 @@ from exporter.guest.hoststate import HostState, freshness_limit, is_fresh, read_
 from exporter.guest_state import GuestVm
 from exporter.sources import SourceError
 from exporter.sources.cgroup import CgroupLimits, CgroupMemo, CgroupTree, read_cgroups
-from exporter.sources.cpufreq import CpuFreq, require_cpufreq
+from exporter.sources.cpufreq import CpuFreq, NoCpufreqDriver, require_cpufreq
 from exporter.sources.cpuinfo import require_cpuinfo
 from exporter.sources.hostname import read_hostname
 from exporter.sources.loadavg import LoadAvg, read_loadavg
@@ -303,6 +303,8 @@ class Snapshot:
     syscall_breakdown: SyscallBreakdown = field(default_factory=SyscallBreakdown)
     host_state_stale: bool = False  # the last host state read was too old (logged once when it became so)
     filesystems_read_seconds: float | None = None  # monotonic time of the last filesystem read
+    # source -> monotonic time a read found its files absent (no cpufreq driver, no agent state file)
+    absent_since: Mapping[str, float] = field(default_factory=dict)
 
 
 def describe(exc: BaseException) -> str:
@@ -455,6 +457,33 @@ class _Run:
         self.statuses[name] = SourceStatus(False, duration, error)
 
 
+# A source whose files a read found absent is looked for again this long after, not at every sample:
+# a cpufreq driver or the guest agent that appears later is seen within this time.
+LOOK_AGAIN_SECONDS = 10.0
+
+
+class _Absent:
+    """The sources a read found absent (no cpufreq driver: a listing and a failed open per CPU; no
+    agent state file: a hand-over to the source's thread), looked for again only LOOK_AGAIN_SECONDS
+    after; each sample between keeps the status that read gave."""
+
+    def __init__(self, prev: Snapshot, run: _Run, now: float) -> None:
+        self.prev, self.run, self.now = prev, run, now
+        self.since: dict[str, float] = {}
+
+    def still(self, name: str) -> bool:
+        """Whether ``name`` was found absent less than LOOK_AGAIN_SECONDS ago (its status is then kept)."""
+        since = self.prev.absent_since.get(name)
+        if since is None or not 0 <= self.now - since < LOOK_AGAIN_SECONDS or name not in self.prev.statuses:
+            return False
+        self.run.statuses[name] = self.prev.statuses[name]
+        self.since[name] = since
+        return True
+
+    def found(self, name: str) -> None:
+        self.since[name] = self.now
+
+
 def log_transitions(old: Mapping[str, SourceStatus], new: Mapping[str, SourceStatus]) -> None:
     """One line when a source starts failing (or fails differently) and one when it recovers."""
     for name, status in new.items():
@@ -530,7 +559,9 @@ def _read_cpu(prev: Snapshot, readers: CpuSources, run: _Run) -> _CpuPart:
     return _CpuPart(online, seconds, {c: g for c, g in guest.items() if g}, ratio, busy_seconds, counters)
 
 
-def _read_host_state(prev: Snapshot, readers: CpuSources, run: _Run, now: float) -> tuple[HostState | None, bool]:
+def _read_host_state(
+    prev: Snapshot, readers: CpuSources, run: _Run, absent: _Absent, now: float
+) -> tuple[HostState | None, bool]:
     """The agent's state file while fresh (None when off, missing, failed or stale), and whether it is stale.
 
     A missing file succeeds with nothing: a guest without the agent, or one whose host
@@ -543,8 +574,12 @@ def _read_host_state(prev: Snapshot, readers: CpuSources, run: _Run, now: float)
     if path is None:
         run.fail("hoststate", "no state file given (CpuSources.host_state; --path.host-state)")
         return None, False
+    if absent.still("hoststate"):
+        return None, False
     state = run("hoststate", lambda: read_host_state(path))
     if state is None:
+        if run.statuses["hoststate"].success:  # no file: no agent here, or no line from the host yet
+            absent.found("hoststate")
         return None, False
     if is_fresh(state, now, readers.sampler_interval_seconds):
         if prev.host_state_stale:
@@ -562,13 +597,21 @@ def _read_host_state(prev: Snapshot, readers: CpuSources, run: _Run, now: float)
 
 
 def _read_frequency(
-    readers: CpuSources, run: _Run, online: tuple[int, ...], host: HostState | None
+    readers: CpuSources, run: _Run, absent: _Absent, online: tuple[int, ...], host: HostState | None
 ) -> tuple[dict[int, Frequency], dict[int, CpuFreq]]:
     """cpufreq, then the host's view, then /proc/cpuinfo for the CPUs still without one; and cpufreq's reading."""
     frequency: dict[int, Frequency] = {}
     freqs: dict[int, CpuFreq] = {}
-    if "cpufreq" in readers.collectors:
-        freqs = run("cpufreq", lambda: require_cpufreq(readers.sysfs)) or {}
+    if "cpufreq" in readers.collectors and not absent.still("cpufreq"):
+
+        def look() -> dict[int, CpuFreq]:
+            try:
+                return require_cpufreq(readers.sysfs)
+            except NoCpufreqDriver:
+                absent.found("cpufreq")
+                raise
+
+        freqs = run("cpufreq", look) or {}
         for cpu, f in freqs.items():
             if f.frequency_hertz is not None:
                 frequency[cpu] = Frequency(f.frequency_hertz, f.source)
@@ -659,9 +702,10 @@ def take_snapshot(
     prev = previous or Snapshot()
     run = _Run(clock, deadline)
     wall, mono = clock.wall(), clock.monotonic()
+    absent = _Absent(prev, run, mono)
     cpu = _read_cpu(prev, readers, run)
-    host_state, host_stale = _read_host_state(prev, readers, run, wall)
-    frequency, cpufreq = _read_frequency(readers, run, cpu.cpus, host_state)
+    host_state, host_stale = _read_host_state(prev, readers, run, absent, wall)
+    frequency, cpufreq = _read_frequency(readers, run, absent, cpu.cpus, host_state)
     steal = {c: v.steal_seconds for c, v in host_state.vcpus.items()} if host_state is not None else {}
     perf = _read_perf(prev, readers, run, cpu.cpus)
     if perf is not None:
@@ -721,6 +765,7 @@ def take_snapshot(
         processes=processes or (),
         vms=vms,
         statuses=dict(sorted(statuses.items())),
+        absent_since=absent.since,
     )
 
 

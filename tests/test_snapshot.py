@@ -309,3 +309,61 @@ def test_a_zero_filesystem_interval_reads_at_every_sample(tmp_path):
     second = take_snapshot(first, r, clock)
     assert first.filesystems_read_seconds == second.filesystems_read_seconds == clock.t  # read again, same clock
     assert second.statuses["filesystem"] is not first.statuses["filesystem"]
+
+
+def test_a_missing_cpufreq_driver_is_looked_for_again_only_every_few_seconds(tmp_path):
+    from exporter.snapshot import LOOK_AGAIN_SECONDS
+
+    root = tmp_path / "host"
+    shutil.copytree(FIXTURES / "vm-2cpu", root)
+    clock = FixedClock()
+    r = readers(root)
+    snap = take_snapshot(None, r, clock)
+    missing = snap.statuses["cpufreq"]
+    assert not missing.success and "no cpufreq driver" in missing.error
+    # a driver registers: cpu0 gains a cpufreq directory
+    shutil.copytree(
+        FIXTURES / "baremetal-8cpu" / "sys/devices/system/cpu/cpu0/cpufreq",
+        root / "sys/devices/system/cpu/cpu0/cpufreq",
+    )
+    clock.t += LOOK_AGAIN_SECONDS / 2
+    snap = take_snapshot(snap, r, clock)
+    assert snap.statuses["cpufreq"] == missing  # not looked for yet: the status of the last look is kept
+    assert snap.frequency[0].source == "cpuinfo"
+    clock.t += LOOK_AGAIN_SECONDS / 2
+    snap = take_snapshot(snap, r, clock)
+    assert snap.statuses["cpufreq"].success and snap.frequency[0].source == "cpufreq"
+    assert "cpufreq" not in snap.absent_since
+
+
+def test_a_missing_agent_state_file_is_looked_for_again_only_every_few_seconds(tmp_path):
+    from exporter.guest.hoststate import parse_host_line, state_bytes, write_state
+    from exporter.snapshot import LOOK_AGAIN_SECONDS
+
+    path = tmp_path / "host.json"
+    clock = FixedClock()
+    r = CpuSources(
+        FIXTURES / "vm-2cpu" / "proc",
+        FIXTURES / "vm-2cpu" / "sys",
+        100,
+        frozenset({"cpu", "cpuinfo", "hoststate"}),
+        host_state=path,
+    )
+    snap = take_snapshot(None, r, clock)
+    assert snap.statuses["hoststate"].success and snap.absent_since == {"hoststate": clock.t}
+    line = {
+        "v": 1,
+        "type": "host",
+        "host_wall_ns": 1,
+        "interval_seconds": 1.0,
+        "vcpus": {"0": {"steal_seconds": 2.0, "host_cpu": 0, "frequency_hz": 3.4e9, "frequency_source": "cpufreq"}},
+    }
+    clock.t += LOOK_AGAIN_SECONDS / 2
+    write_state(path, state_bytes(parse_host_line(json.dumps(line).encode()), clock.t))
+    snap = take_snapshot(snap, r, clock)
+    assert snap.frequency[0].source == "cpuinfo" and snap.host_steal_seconds == {}  # not looked at yet
+    clock.t += LOOK_AGAIN_SECONDS / 2
+    write_state(path, state_bytes(parse_host_line(json.dumps(line).encode()), clock.t))
+    snap = take_snapshot(snap, r, clock)
+    assert snap.frequency[0].source == "host" and snap.host_steal_seconds == {0: 2.0}
+    assert snap.absent_since == {}

@@ -111,11 +111,13 @@ def read_cpufreq(sysfs: Path) -> dict[int, CpuFreq]:
     return result
 
 
+class NoCpufreqDriver(SourceError):
+    """No CPU has a cpufreq directory: no cpufreq driver is loaded."""
+
+
 def require_cpufreq(sysfs: Path) -> dict[int, CpuFreq]:
     """:func:`read_cpufreq`, where no CPU with a cpufreq directory is an error naming the directory."""
     freqs = read_cpufreq(sysfs)
     if not freqs:
-        raise SourceError(
-            f"{sysfs}/devices/system/cpu/cpu*/cpufreq", "missing (no cpufreq driver, as in most VMs)"
-        )
+        raise NoCpufreqDriver(f"{sysfs}/devices/system/cpu/cpu*/cpufreq", "missing (no cpufreq driver, as in most VMs)")
     return freqs
