@@ -40,7 +40,7 @@ from exporter.snapshot import (
     with_guests,
     with_http,
 )
-from exporter.sources import SourceError
+from exporter.sources import HeldFiles, SourceError
 from exporter.sources.cgroup import CgroupLimits
 from exporter.sources.mountinfo import MountInfo, read_mountinfo
 from exporter.sources.mounts import MountFilter
@@ -66,8 +66,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("exporter")
 
-# Descriptors kept free for the sources (each read opens one; the cgroup walk one per level) and the
-# gRPC shim, whatever the web clients hold.
+# Descriptors kept free for the sources (each read opens one; the cgroup walk one per level; the inline
+# sources hold one per file) and the gRPC shim, whatever the web clients hold.
 FD_RESERVE = 128
 VM_HELD_FILES = 4096  # the vm source's held vCPU files: 2,048 vCPU threads read with one pread each per file
 
@@ -347,7 +347,12 @@ async def serve(config: Config) -> int:
 
 async def _serve(config: Config, stop: asyncio.Event, ingest: Ingest | None) -> int:
     front = open_front_door(config.web)  # a bad --web.config.file stops start-up with one line
-    with open_perf(config) as (perf, perf_error), open_syscalls(config) as syscalls, open_vms(config) as vms:
+    with (
+        open_perf(config) as (perf, perf_error),
+        open_syscalls(config) as syscalls,
+        open_vms(config) as vms,
+        contextlib.closing(HeldFiles()) as held,  # closed after the sampler stopped, in the finally below
+    ):
         readers = CpuSources(
             config.roots.procfs,
             config.roots.sysfs,
@@ -362,6 +367,7 @@ async def _serve(config: Config, stop: asyncio.Event, ingest: Ingest | None) -> 
             sampler_interval_seconds=config.sampler.interval_seconds,
             vms=vms,
             filesystem_interval_seconds=config.filesystem.interval_seconds,
+            held=held,
         )
         pushing: list[Pusher] = []
         if config.serviceradar is not None:  # processes are read while the gateway's SysmonConfig asks for them

@@ -30,7 +30,7 @@ from typing import Protocol, TypeVar
 from exporter.catalogue import SOURCES, of_job
 from exporter.guest.hoststate import HostState, freshness_limit, is_fresh, read_host_state
 from exporter.guest_state import GuestVm
-from exporter.sources import SourceError
+from exporter.sources import HeldFiles, SourceError
 from exporter.sources.cgroup import CgroupLimits, CgroupMemo, CgroupTree, read_cgroups
 from exporter.sources.cpufreq import CpuFreq, NoCpufreqDriver, require_cpufreq
 from exporter.sources.cpuinfo import require_cpuinfo
@@ -234,6 +234,8 @@ class CpuSources:
     sampler_interval_seconds: float = 1.0  # a host state older than 3 of these (or of the host's) is stale
     vms: VmSource | None = None  # the VM watch, with the vm source on
     filesystem_interval_seconds: float = 0.0  # filesystems are read at a sample this long after the last read
+    # The files of the sources the deadline runs inline, each opened once and read with pread (closed by the app)
+    held: HeldFiles = field(default_factory=HeldFiles, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -451,6 +453,11 @@ class _Run:
         self.statuses[name] = SourceStatus(True, self.clock.monotonic() - start)
         return value
 
+    def held(self, name: str, files: HeldFiles) -> HeldFiles | None:
+        """``files`` for a source the deadline runs inline (its files are on proc or sysfs), else None: a
+        regular file (a fixture tree, a FIFO, lxcfs) is opened at each read, so one replaced by rename is seen."""
+        return files if self.deadline is not None and name in self.deadline.inline else None
+
     def fail(self, name: str, error: str, duration: float = 0.0) -> None:
         if name not in SOURCES:
             raise KeyError(f"source {name!r} is not in the catalogue")
@@ -545,7 +552,7 @@ class _CpuPart:
 def _read_cpu(prev: Snapshot, readers: CpuSources, run: _Run) -> _CpuPart:
     stat: dict[int, CpuTimes] | None = None
     if "cpu" in readers.collectors:
-        stat = run("cpu", lambda: read_stat(readers.procfs, readers.hz))
+        stat = run("cpu", lambda: read_stat(readers.procfs, readers.hz, run.held("cpu", readers.held)))
     if stat is None:
         return _CpuPart()
     online = tuple(sorted(stat))
@@ -621,7 +628,7 @@ def _read_frequency(
             if v.frequency_hertz is not None:
                 frequency.setdefault(cpu, Frequency(v.frequency_hertz, "host"))
     if "cpuinfo" in readers.collectors and (not online or not set(online) <= frequency.keys()):
-        mhz = run("cpuinfo", lambda: require_cpuinfo(readers.procfs))
+        mhz = run("cpuinfo", lambda: require_cpuinfo(readers.procfs, run.held("cpuinfo", readers.held)))
         for cpu, hertz in (mhz or {}).items():
             frequency.setdefault(cpu, Frequency(hertz, "cpuinfo"))
     return frequency, freqs
@@ -716,8 +723,11 @@ def take_snapshot(
         cpufreq = {c: f for c, f in cpufreq.items() if c in cpu.cpus}
         steal = {c: v for c, v in steal.items() if c in cpu.cpus}
     vms = _read_vms(readers, run, frequency, mono)
-    memory = run("meminfo", lambda: read_meminfo(readers.procfs)) if "meminfo" in readers.collectors else None
-    load = run("loadavg", lambda: read_loadavg(readers.procfs)) if "loadavg" in readers.collectors else None
+    memory = load = None
+    if "meminfo" in readers.collectors:
+        memory = run("meminfo", lambda: read_meminfo(readers.procfs, run.held("meminfo", readers.held)))
+    if "loadavg" in readers.collectors:
+        load = run("loadavg", lambda: read_loadavg(readers.procfs, run.held("loadavg", readers.held)))
     filesystems = None
     filesystems_read = prev.filesystems_read_seconds
     if "filesystem" in readers.collectors:
@@ -730,7 +740,9 @@ def take_snapshot(
             filesystems = run(
                 "filesystem", lambda: read_filesystems(readers.procfs, readers.rootfs, readers.statvfs, readers.mounts)
             )
-    network = run("network", lambda: read_net_dev(readers.procfs)) if "network" in readers.collectors else None
+    network = None
+    if "network" in readers.collectors:
+        network = run("network", lambda: read_net_dev(readers.procfs, run.held("network", readers.held)))
     processes = None
     if "processes" in readers.collectors and readers.processes_wanted():
         processes = run("processes", lambda: read_processes(readers.procfs, readers.hz))

@@ -157,3 +157,83 @@ def test_prometheus_scrapes_one_frequency_series_per_cpu(tmp_path):
     assert all(float(r["value"][1]) > 0 for r in result)
     assert [r["value"][1] for r in up] == ["1"]
     assert {r["metric"]["cpu"] for r in rate} == cpus
+
+
+def proc_files_open(pid: int | str) -> dict[str, list[int]]:
+    """The descriptors ``pid`` holds on files of /proc, by the file each names."""
+    held: dict[str, list[int]] = {}
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except FileNotFoundError:  # closed since the listing
+            continue
+        if target.startswith("/proc/"):
+            held.setdefault(target, []).append(int(fd))
+    return held
+
+
+def expected_held(pid: int | str) -> set[str]:
+    """The files of the default sources that run inline on this host (their files on proc and sysfs)."""
+    from exporter.snapshot import CpuSources, inline_sources
+    from exporter.sources.mountinfo import read_mountinfo
+
+    inline = inline_sources(CpuSources(PROC, Path("/sys"), 100, frozenset()), read_mountinfo(PROC))
+    files = {"cpu": "/proc/stat", "meminfo": "/proc/meminfo", "loadavg": "/proc/loadavg", "network": "/proc/net/dev"}
+    if not inline & files.keys():
+        pytest.skip("/proc is not a proc mount here: every source opens its file at each read")
+    # a descriptor on /proc/net/dev names the opener's /proc/<pid>/net/dev (/proc/net is a link to self/net)
+    return {path.replace("/proc/net", f"/proc/{pid}/net") for name, path in files.items() if name in inline}
+
+
+def test_the_exporter_holds_one_descriptor_per_proc_file_across_samples(tmp_path):
+    with run_exporter(["--sampler.interval=100ms"], tmp_path) as exp:
+        pid = exp.proc.pid
+        expected = expected_held(pid)
+
+        def all_held() -> dict[str, list[int]] | None:
+            open_now = proc_files_open(pid)
+            return open_now if expected <= open_now.keys() else None
+
+        first = wait_until(all_held, what="the proc files to be held")
+        stamp = parse_exposition(exp.metrics())["sysmon_last_sample_timestamp_seconds"][()]
+        wait_until(
+            lambda: parse_exposition(exp.metrics())["sysmon_last_sample_timestamp_seconds"][()] > stamp + 0.25,
+            what="a few more samples",
+        )
+        later = proc_files_open(pid)
+    assert {path: first[path] for path in expected} == {path: later[path] for path in expected}
+    assert all(len(later[path]) == 1 for path in expected), later
+
+
+def test_serve_closes_its_held_files_when_it_stops(tmp_path):
+    """In this process: the descriptors the inline sources held are closed once serve() returns."""
+    import asyncio
+
+    from exporter.app import serve
+    from exporter.config import load
+    from tests.helpers import free_port
+
+    config = load(
+        [
+            f"--web.listen-address=127.0.0.1:{free_port()}",
+            "--sampler.interval=100ms",
+            "--no-collector.perf",
+            "--no-collector.syscalls",
+            "--no-collector.cgroup",
+            "--no-collector.vm",
+        ],
+        {},
+    )
+    expected = next(iter(expected_held(os.getpid())))
+    before = proc_files_open(os.getpid()).get(expected, [])
+
+    async def run() -> int:
+        served = asyncio.create_task(serve(config))
+        while len(proc_files_open(os.getpid()).get(expected, [])) <= len(before):
+            assert not served.done(), served.result()
+            await asyncio.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGTERM)  # serve's own handler: the way a service manager stops it
+        return await asyncio.wait_for(served, 30)
+
+    assert asyncio.run(run()) == 0
+    assert proc_files_open(os.getpid()).get(expected, []) == before

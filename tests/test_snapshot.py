@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter.snapshot import CpuSources, Snapshot, take_snapshot
+from exporter.snapshot import CpuSources, Deadline, Snapshot, SourceStatus, take_snapshot
 from exporter.sources.perf import PerfReading
 from tests.helpers import FIXTURES, ROOT
 
@@ -367,3 +367,87 @@ def test_a_missing_agent_state_file_is_looked_for_again_only_every_few_seconds(t
     snap = take_snapshot(snap, r, clock)
     assert snap.frequency[0].source == "host" and snap.host_steal_seconds == {0: 2.0}
     assert snap.absent_since == {}
+
+
+# The sources that read one text file of proc each, by that file below the procfs root.
+TEXT_FILES = {"cpu": "stat", "meminfo": "meminfo", "loadavg": "loadavg", "cpuinfo": "cpuinfo", "network": "net/dev"}
+TEXT = frozenset(TEXT_FILES)
+
+
+def text_values(snap: Snapshot) -> tuple[object, ...]:
+    return snap.cpus, snap.cpu_seconds, snap.memory, snap.load, snap.frequency, snap.network
+
+
+def put(root: Path, source: Path, *, in_place: bool) -> None:
+    """Every text file of ``source``'s /proc in ``root``: written into the same inode, or renamed over it."""
+    for name in TEXT_FILES.values():
+        data = (source / "proc" / name).read_bytes()
+        path = root / "proc" / name
+        if in_place:
+            with open(path, "r+b") as f:
+                f.write(data)
+                f.truncate(len(data))
+        else:
+            path.with_name("new").write_bytes(data)
+            path.with_name("new").rename(path)
+
+
+def other_host(tmp_path: Path) -> Path:
+    """vm-2cpu with baremetal-8cpu's text files and one more byte received on lo."""
+    other = tmp_path / "other"
+    shutil.copytree(FIXTURES / "vm-2cpu", other)
+    for name in ("stat", "meminfo", "loadavg", "cpuinfo"):
+        shutil.copyfile(FIXTURES / "baremetal-8cpu" / "proc" / name, other / "proc" / name)
+    dev = other / "proc" / "net" / "dev"
+    dev.write_text(dev.read_text().replace(" 56079001 ", " 56079002 ", 1))
+    return other
+
+
+def test_inline_sources_read_through_held_descriptors_and_the_others_open_each_time(tmp_path):
+    root = tmp_path / "host"
+    shutil.copytree(FIXTURES / "vm-2cpu", root)
+    other = other_host(tmp_path)
+    vm = text_values(take_snapshot(None, readers(root, TEXT), FixedClock()))
+    other_values = text_values(take_snapshot(None, readers(other, TEXT), FixedClock()))
+    assert all(a != b for a, b in zip(vm, other_values, strict=True))  # each source tells the two trees apart
+    inline = readers(root, TEXT)
+    held = Deadline(5.0, inline=TEXT)
+    opened = Deadline(5.0, inline=frozenset({"perf"}))  # what inline_sources makes of a tree of ordinary files
+    try:
+        assert text_values(take_snapshot(None, inline, FixedClock(), held)) == vm
+        assert inline.held.paths() == {str(root / "proc" / name) for name in TEXT_FILES.values()}
+        # held: read again from offset 0, so content written into the same file is seen
+        put(root, other, in_place=True)
+        assert text_values(take_snapshot(None, inline, FixedClock(), held)) == other_values
+        # a file replaced by rename: the held descriptors read the inodes they opened; opened-per-read sources
+        # (why only proc files are held) read the new ones
+        put(root, FIXTURES / "vm-2cpu", in_place=False)
+        assert text_values(take_snapshot(None, inline, FixedClock(), held)) == other_values
+        assert text_values(take_snapshot(None, inline, FixedClock(), opened)) == vm
+        assert text_values(take_snapshot(None, inline, FixedClock())) == vm
+    finally:
+        inline.held.close()
+    assert inline.held.paths() == frozenset()
+    assert text_values(take_snapshot(None, inline, FixedClock(), held)) == vm  # opened again after close
+    inline.held.close()
+
+
+def test_an_inline_source_that_cannot_be_read_names_its_file_and_recovers(tmp_path):
+    root = tmp_path / "host"
+    shutil.copytree(FIXTURES / "vm-2cpu", root)
+    stat = root / "proc" / "stat"
+    data = stat.read_bytes()
+    stat.unlink()
+    stat.mkdir()  # opens, and every read of it fails
+    inline = readers(root, {"cpu", "meminfo"})
+    deadline = Deadline(5.0, inline=frozenset({"cpu", "meminfo"}))
+    try:
+        snap = take_snapshot(None, inline, FixedClock(), deadline)
+        assert snap.statuses["cpu"] == SourceStatus(False, 0.0, f"{stat}: Is a directory")
+        assert snap.statuses["meminfo"].success
+        stat.rmdir()
+        stat.write_bytes(data)
+        snap = take_snapshot(snap, inline, FixedClock(), deadline)
+        assert snap.statuses["cpu"].success and snap.cpus == (0, 1)
+    finally:
+        inline.held.close()

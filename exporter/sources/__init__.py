@@ -10,6 +10,8 @@ decides what a failure means for its source.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 
 
@@ -77,3 +79,115 @@ def read_small_bytes(
     if size > limit:
         raise SourceError(os.fsdecode(path), f"larger than {limit} bytes")
     return b"".join(chunks)
+
+
+class HeldFile:
+    """A procfs file opened once and read whole from offset 0 with pread at each :meth:`read`.
+
+    An open and a close cost about as much as the read of a small kernel file
+    (the path walk and file setup): sampled 0.5 s apart, /proc/stat took 0.15 ms
+    of CPU opened, read and closed, and 0.09 ms as one pread on a held
+    descriptor; the five per-second proc files 0.29 ms against 0.19.
+    A seq_file generates its text anew at each read from offset 0
+    (fs/seq_file.c seq_read_iter resets its iterator to the first record, and a
+    read at another offset than where the last ended traverses from the first),
+    so a held descriptor reads fresh content each time. Only for files of proc:
+    a regular file replaced by rename would keep reading the old inode.
+
+    ``limit`` and ``short_read_ends`` as :func:`read_small_bytes`. A read that
+    fills the buffer goes on at the next offset; the size that sufficed is kept,
+    so the next read usually takes one pread. On an ``OSError`` (a descriptor
+    gone stale) the file is opened again and read once more; a second failure
+    propagates with ``filename`` set, and the next read opens it afresh.
+    Not thread-safe: one caller at a time.
+    """
+
+    def __init__(self, path: str, limit: int = SMALL_LIMIT, *, short_read_ends: bool = False) -> None:
+        self.path = path
+        self.limit = limit
+        self.short_read_ends = short_read_ends
+        self._fd: int | None = None
+        self._size = _CHUNK
+
+    def fileno(self) -> int:
+        """The held descriptor (opened now if it is not)."""
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        return self._fd
+
+    def read(self) -> str:
+        """The whole content as text; bytes that are not UTF-8 become U+FFFD, as :func:`read_small`."""
+        return self.read_bytes().decode("utf-8", "replace")
+
+    def read_bytes(self) -> bytes:
+        fd = self._fd
+        if fd is not None:
+            try:
+                return self._pread_all(fd)
+            except OSError as e:
+                self._drop(e)
+        fd = self.fileno()
+        try:
+            return self._pread_all(fd)
+        except OSError as e:
+            self._drop(e)
+            e.filename = self.path
+            raise
+
+    def close(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
+
+    def _drop(self, error: OSError) -> None:
+        """Forgets the descriptor after a failed read; closes it unless it is no longer ours (EBADF: its number
+        may have been reused by another open since)."""
+        fd, self._fd = self._fd, None
+        if fd is not None and error.errno != errno.EBADF:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def _pread_all(self, fd: int) -> bytes:
+        want = min(self._size, self.limit + 1)
+        first = os.pread(fd, want, 0)
+        filled = len(first) == want
+        if not filled and (self.short_read_ends or not first):
+            return first
+        chunks = [first]
+        size = len(first)
+        while size <= self.limit:
+            want = min(_CHUNK, self.limit + 1 - size)
+            chunk = os.pread(fd, want, size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+            if self.short_read_ends and len(chunk) < want:
+                break
+        if size > self.limit:
+            raise SourceError(self.path, f"larger than {self.limit} bytes")
+        if filled:  # it did not fit in one read: next time, a buffer with a quarter more room than it took
+            self._size = min(self.limit + 1, -(-(size + size // 4) // _CHUNK) * _CHUNK)
+        return b"".join(chunks)
+
+
+class HeldFiles:
+    """:class:`HeldFile` by path, each opened at its first read and kept until :meth:`close`."""
+
+    def __init__(self) -> None:
+        self._files: dict[str, HeldFile] = {}
+
+    def read(self, path: str, limit: int = SMALL_LIMIT, *, short_read_ends: bool = False) -> str:
+        held = self._files.get(path)
+        if held is None:
+            held = self._files[path] = HeldFile(path, limit, short_read_ends=short_read_ends)
+        return held.read()
+
+    def paths(self) -> frozenset[str]:
+        """The paths read through a held descriptor so far."""
+        return frozenset(self._files)
+
+    def close(self) -> None:
+        files, self._files = self._files, {}
+        for held in files.values():
+            held.close()

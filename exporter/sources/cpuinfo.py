@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from exporter.sources import SourceError, read_small
+from exporter.sources import HeldFiles, SourceError, read_small
 
 # The lines that carry a frequency in MHz, best first where one processor has several.
 MHZ_KEYS = {"cpu MHz": 0, "CPU MHz": 0, "cpu MHz dynamic": 0, "clock": 0, "cpu MHz static": 1}
@@ -74,14 +74,17 @@ def parse_cpuinfo(text: str, path: str = "/proc/cpuinfo") -> dict[int, float]:
 CPUINFO_LIMIT = 32 << 20
 
 
-def read_cpuinfo(procfs: Path) -> dict[int, float]:
+def read_cpuinfo(procfs: Path, held: HeldFiles | None = None) -> dict[int, float]:
+    """``held``: read through its descriptor for the file. Printed a processor at a time (a read returns about
+    a page), so it is read until an empty read."""
     path = str(procfs / "cpuinfo")
-    return parse_cpuinfo(read_small(path, CPUINFO_LIMIT), path)
+    text = read_small(path, CPUINFO_LIMIT) if held is None else held.read(path, CPUINFO_LIMIT)
+    return parse_cpuinfo(text, path)
 
 
-def require_cpuinfo(procfs: Path) -> dict[int, float]:
+def require_cpuinfo(procfs: Path, held: HeldFiles | None = None) -> dict[int, float]:
     """:func:`read_cpuinfo`, where a file without any frequency is an error."""
-    mhz = read_cpuinfo(procfs)
+    mhz = read_cpuinfo(procfs, held)
     if not mhz:
         raise SourceError(
             str(procfs / "cpuinfo"),

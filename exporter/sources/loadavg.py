@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from exporter.sources import SourceError, read_small
+from exporter.sources import HeldFiles, SourceError, read_small
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,7 @@ def parse_loadavg(text: str, path: str = "/proc/loadavg") -> LoadAvg:
     return LoadAvg(*values)
 
 
-def read_loadavg(procfs: Path) -> LoadAvg:
+def read_loadavg(procfs: Path, held: HeldFiles | None = None) -> LoadAvg:
+    """``held``: read through its descriptor for the file; printed in one go (fs/proc/loadavg.c, proc_create_single)."""
     path = str(procfs / "loadavg")
-    return parse_loadavg(read_small(path), path)
+    return parse_loadavg(read_small(path) if held is None else held.read(path, short_read_ends=True), path)

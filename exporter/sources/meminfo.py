@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from exporter.sources import SourceError, read_small
+from exporter.sources import HeldFiles, SourceError, read_small
 
 # An unsigned decimal (int() also takes "-1", "1_0" and "²"); at most 64 bits, as the kernel's unsigned long.
 _NUMBER = re.compile(r"[0-9]{1,20}\Z")
@@ -68,6 +68,7 @@ def parse_meminfo(text: str, path: str = "/proc/meminfo") -> MemInfo:
     )
 
 
-def read_meminfo(procfs: Path) -> MemInfo:
+def read_meminfo(procfs: Path, held: HeldFiles | None = None) -> MemInfo:
+    """``held``: read through its descriptor for the file; printed in one go (fs/proc/meminfo.c, proc_create_single)."""
     path = str(procfs / "meminfo")
-    return parse_meminfo(read_small(path), path)
+    return parse_meminfo(read_small(path) if held is None else held.read(path, short_read_ends=True), path)

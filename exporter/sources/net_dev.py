@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from exporter.sources import SourceError, read_small
+from exporter.sources import HeldFiles, SourceError, read_small
 
 RECEIVE = ("bytes", "packets", "errs", "drop", "fifo", "frame", "compressed", "multicast")
 TRANSMIT = ("bytes", "packets", "errs", "drop", "fifo", "colls", "carrier", "compressed")
@@ -52,6 +52,8 @@ def parse_net_dev(text: str, path: str = "/proc/net/dev") -> dict[str, NetDevice
     return out
 
 
-def read_net_dev(procfs: Path) -> dict[str, NetDevice]:
-    path = procfs / "net" / "dev"
-    return parse_net_dev(read_small(str(path)), str(path))
+def read_net_dev(procfs: Path, held: HeldFiles | None = None) -> dict[str, NetDevice]:
+    """``held``: read through its descriptor for the file. Printed an interface at a time (dev_seq_ops), so it
+    is read until an empty read."""
+    path = str(procfs / "net" / "dev")
+    return parse_net_dev(read_small(path) if held is None else held.read(path), path)

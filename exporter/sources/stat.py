@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from exporter.sources import SourceError, read_small
+from exporter.sources import HeldFiles, SourceError, read_small
 
 MODES = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
 GUEST_MODES = ("guest", "guest_nice")
@@ -81,6 +81,9 @@ def parse_stat(text: str, hz: int, path: str = "/proc/stat") -> dict[int, CpuTim
 STAT_LIMIT = 8 << 20
 
 
-def read_stat(procfs: Path, hz: int) -> dict[int, CpuTimes]:
+def read_stat(procfs: Path, hz: int, held: HeldFiles | None = None) -> dict[int, CpuTimes]:
+    """``held``: read through its descriptor for the file. fs/proc/stat.c prints the file in one go
+    (single_open_size), so a read shorter than asked is all of it."""
     path = str(procfs / "stat")
-    return parse_stat(read_small(path, STAT_LIMIT), hz, path)
+    text = read_small(path, STAT_LIMIT) if held is None else held.read(path, STAT_LIMIT, short_read_ends=True)
+    return parse_stat(text, hz, path)
