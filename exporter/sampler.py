@@ -8,7 +8,9 @@ at scrape time (https://prometheus.io/docs/instrumenting/writing_exporters/#sche
 - scrape latency stays flat whatever the sources cost, because a scrape only
   returns bytes rendered from the last sample (rendered once, for the first
   scrape that asks: at a 15 s scrape of a 1 s sampler, 14 of 15 snapshots are
-  never read, and rendering is half of a cycle's cost);
+  never read, and rendering is half of a cycle's cost; when the last two scrapes
+  show a cadence, the snapshot the next one will find is rendered as it is
+  published, so that scrape waits for no render);
 - CPU usage is a windowed quantity (the busy share between two reads of
   /proc/stat), so something must read on a clock anyway.
 
@@ -43,7 +45,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import Generic, TypeVar
@@ -103,6 +105,8 @@ class _Published(Generic[R]):
     def __init__(self, snapshot: Snapshot) -> None:
         self.snapshot = snapshot
         self.rendering: asyncio.Future[R] | None = None
+        self.early: Future[R] | None = None  # its render, begun before any scrape asked (a scrape is expected)
+        self.asked = False  # a scrape has asked for it
 
 
 class Sampler(Generic[R]):
@@ -135,6 +139,8 @@ class Sampler(Generic[R]):
         self.skipped_ticks = {job.name: 0 for job in jobs}
         self.ready = asyncio.Event()
         self._last_good: dict[str, float] = {}  # job or chore -> monotonic time its last run ended without an error
+        # Monotonic times of the last two first scrapes of a snapshot (one tuple: the worker reads it whole).
+        self._asked: tuple[float, ...] = ()
 
     def latest(self) -> Snapshot | None:
         current = self._current
@@ -145,8 +151,16 @@ class Sampler(Generic[R]):
         current = self._current
         if current is None:
             return None
+        if not current.asked:
+            current.asked = True
+            self._asked = (*self._asked[-1:], time.monotonic())
         if current.rendering is None:
-            current.rendering = asyncio.ensure_future(self._render_on_thread(current.snapshot))
+            early, current.early = current.early, None
+            current.rendering = (
+                asyncio.wrap_future(early)
+                if early is not None
+                else asyncio.ensure_future(self._render_on_thread(current.snapshot))
+            )
         rendering = current.rendering
         try:
             # shielded: a scrape whose client went away does not cancel the render the others wait for
@@ -166,6 +180,24 @@ class Sampler(Generic[R]):
         with self._rendering_lock:
             self.renders += 1
             return self._render(snap)
+
+    def _render_early(self, published: _Published[R], next_publication: float) -> None:
+        """On the worker, right after ``published``: render it now if the next scrape is expected before the
+        next snapshot, so that scrape finds it rendered (first scrapes as fast as repeats). The next scrape
+        is the last two first scrapes' gap carried on; Prometheus scrapes a target at a fixed phase of
+        its interval. A scrape that comes at another time has the snapshot rendered as it asks."""
+        rendering = self._rendering
+        asked = self._asked
+        if rendering is None or len(asked) < 2:
+            return
+        previous, last = asked
+        gap = last - previous
+        if gap <= 0:
+            return
+        now = time.monotonic()
+        expected = last + max(1, math.ceil((now - last) / gap)) * gap
+        if expected < next_publication:
+            published.early = rendering.submit(self._render_one, published.snapshot)
 
     def stale(self) -> str:
         """Why sampling is stale ("" when every job and chore ran well within STALE_INTERVALS intervals)."""
@@ -188,7 +220,7 @@ class Sampler(Generic[R]):
 
     # --- on the worker ---
 
-    def _run_step(self, job: Job, step: Step) -> None:
+    def _run_step(self, job: Job, step: Step) -> _Published[R] | None:
         """One step on the worker (steps never overlap), published as the latest snapshot."""
         try:
             current = self._current
@@ -196,12 +228,13 @@ class Sampler(Generic[R]):
             snap = replace(step(None if current is None else current.snapshot), skipped_ticks=dict(self.skipped_ticks))
         except Exception:
             log.exception("sampling job %s failed; it will run again at its next tick", job.name)
-            return
-        self._current = _Published(snap)
+            return None
+        published = self._current = _Published(snap)
         self._last_good[job.name] = time.monotonic()
         if not self._ready_sent and self._loop is not None:
             self._ready_sent = True
             self._loop.call_soon_threadsafe(self.ready.set)
+        return published
 
     def _prepare(self, job: Job, prepare: Callable[[], Step]) -> None:
         """On the job's prepare thread: its slow part, whose step (or error) goes to the worker's queue."""
@@ -218,21 +251,22 @@ class Sampler(Generic[R]):
         due = dict.fromkeys(ticks, start)
         preparing: set[str] = set()
 
-        def ended(job: Job) -> None:
+        def ended(job: Job, published: _Published[R] | None) -> None:
             now = time.monotonic()
             ticks[job.name], skipped = _next_tick(start, ticks[job.name], job.interval_seconds, now)
             due[job.name] = start + ticks[job.name] * job.interval_seconds
             if skipped:
                 self.skipped_ticks[job.name] += skipped
                 log.debug("sampling job %s overran its interval and skipped %d ticks", job.name, skipped)
+            if published is not None:
+                self._render_early(published, min(t for name, t in due.items() if name not in preparing))
 
         while not self._stopping.is_set():
             for job in self._jobs:
                 if job.name in preparing or due[job.name] > time.monotonic():
                     continue
                 if job.prepare is None:
-                    self._run_step(job, job.step)
-                    ended(job)
+                    ended(job, self._run_step(job, job.step))
                 else:
                     assert self._preparing is not None
                     preparing.add(job.name)
@@ -255,9 +289,9 @@ class Sampler(Generic[R]):
                     job.name,
                     exc_info=(type(prepared), prepared, prepared.__traceback__),
                 )
+                ended(job, None)
             else:
-                self._run_step(job, prepared)
-            ended(job)
+                ended(job, self._run_step(job, prepared))
 
     def _chore_loop(self, chore: Chore) -> None:
         """A chore's own thread: ``run`` at its ticks; a run that overruns skips the ticks it missed."""

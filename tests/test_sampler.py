@@ -216,3 +216,27 @@ async def test_ticks_are_kept_off_the_event_loop_so_a_blocked_loop_does_not_stop
     finally:
         await sampler.stop()
     assert during >= 5  # 30 ticks were due; a loop-driven timer would have run none
+
+
+async def test_a_snapshot_is_rendered_before_a_scrape_expected_at_a_regular_cadence():
+    rendered_at: list[float] = []
+
+    def render(snap: Snapshot) -> float:
+        rendered_at.append(time.monotonic())
+        return snap.timestamp_seconds
+
+    sampler = Sampler([Job("cpu", 0.05, Recorder())], render)
+    await sampler.start()
+    try:
+        await asyncio.wait_for(sampler.ready.wait(), 10)
+        early = 0
+        for n in range(12):  # a scraper every 0.2 s: four snapshots a scrape
+            await asyncio.sleep(0.2)
+            renders_before = len(rendered_at)
+            await sampler.rendered()
+            if n >= 2 and renders_before and len(rendered_at) == renders_before:
+                early += 1  # this scrape's snapshot had been rendered before it asked: no render for it
+    finally:
+        await sampler.stop()
+    assert early >= 5  # once the cadence is known, most scrapes find their snapshot already rendered
+    assert len(rendered_at) <= 12 + 3  # about one render a scrape, not one a snapshot (some 48 were taken)
