@@ -92,7 +92,8 @@ class Exposition:
     """Rendered bytes of one snapshot, each format a pre-compressed prefix (the cached families) and a tail.
 
     The plain body is joined and the gzip body built once each, on the first
-    scrape that asks for them; the gzip body only compresses the tail.
+    scrape that asks for them (or, for the bodies asked of the snapshot before,
+    by the Renderer as it renders); the gzip body only compresses the tail.
     """
 
     def __init__(self, text: tuple[Deflated, bytes], openmetrics: tuple[Deflated, bytes]) -> None:
@@ -109,6 +110,11 @@ class Exposition:
             data = gzip_body(prefix, tail) if gzipped else plain_body(prefix, tail)
             cache[openmetrics] = data
         return data, content_type
+
+    def asked(self) -> tuple[tuple[bool, bool], ...]:
+        """The (openmetrics, gzipped) bodies built so far: the formats scrapes asked of this snapshot."""
+        # tuple() of a dict runs without releasing the GIL: safe while a scrape on the loop adds a body
+        return tuple((om, True) for om in tuple(self._gzipped)) + tuple((om, False) for om in tuple(self._plain))
 
 
 class _SnapshotCollector:
@@ -143,6 +149,7 @@ class Renderer:
         self._deflated: list[tuple[Deflated, Deflated]] = [(EMPTY, EMPTY)] * len(self._cached)
         self._deflaters = [Deflater() for _ in self._cached]
         self._prefix = (EMPTY, EMPTY)
+        self._last: Exposition | None = None  # the last rendering: which bodies its scrapes asked for
 
     def _cached_prefix(self, snap: Snapshot) -> tuple[Deflated, Deflated]:
         """The cached families' bytes, deflated again only when one of them changed."""
@@ -164,4 +171,11 @@ class Renderer:
         finally:
             self._collector.snapshot = None
         text_prefix, openmetrics_prefix = self._cached_prefix(snap)
-        return Exposition((text_prefix, text), (openmetrics_prefix, openmetrics))
+        exposition = Exposition((text_prefix, text), (openmetrics_prefix, openmetrics))
+        # The bodies the scrapes asked of the last snapshot are built here, on the render thread, before
+        # any scrape of this one asks: gzip of a 256-CPU body is 1.5 ms the event loop would otherwise spend.
+        if self._last is not None:
+            for openmetrics_asked, gzipped in self._last.asked():
+                exposition.body(openmetrics_asked, gzipped)
+        self._last = exposition
+        return exposition

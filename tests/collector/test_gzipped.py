@@ -86,6 +86,23 @@ def test_exposition_gzip_is_what_gunzip_reads():
         assert out.stdout == plain
 
 
+def test_the_bodies_asked_of_one_snapshot_are_built_for_the_next_as_it_is_rendered(monkeypatch):
+    import exporter.collector as collector
+
+    cpu = CpuSources(FIXTURES / "vm-2cpu" / "proc", FIXTURES / "vm-2cpu" / "sys", 100, frozenset({"cpu", "meminfo"}))
+    render = Renderer(default_collectors("t"))
+    first = render(take_snapshot(None, cpu, Clock()))
+    assert first.asked() == ()  # nothing asked of the snapshot before it
+    first.body(True, True)  # Prometheus: OpenMetrics, gzip
+    second = render(take_snapshot(None, cpu, Clock()))
+    assert second.asked() == ((True, True),)  # built by the render, before any scrape of it
+    built = []
+    monkeypatch.setattr(collector, "gzip_body", lambda *a: built.append(a) or b"")
+    body, _ = second.body(True, True)
+    assert built == [] and single_member(body) == second.body(True, False)[0]  # the scrape only picks it up
+    assert set(second.asked()) == {(True, True), (True, False)}
+
+
 @settings(max_examples=100, deadline=None)
 @given(st.lists(pieces, min_size=1, max_size=4))
 def test_a_deflater_gives_the_bytes_deflate_pieces_gives_render_after_render(renders):
