@@ -600,12 +600,26 @@ class VmWatch:
             vcpus[vcpu] = VcpuReading(tid, run, wait, cpu, cycles.get(tid))
         return VmReading(vm.hypervisor, vm.pid, vcpus)
 
-    def read(self, now: float) -> VmReadings:
-        """One sample of every VM found; without ``background``, rediscovers first when due or a VM went."""
+    def idle(self) -> Discovery | None:
+        """With ``background``, the latest published discovery if it found no VM and no error, else None.
+
+        A read of it opens no file, so it cannot block; the caller passes it to :meth:`read`, which
+        then reads that one even if a rescan has published another since (one with VMs to read).
+        """
+        published = self._published
+        if not self.background or published is None or published.vms or published.error is not None:
+            return None
+        return published
+
+    def read(self, now: float, discovery: Discovery | None = None) -> VmReadings:
+        """One sample of every VM found; without ``background``, rediscovers first when due or a VM went.
+
+        With ``background``, reads ``discovery`` if given (one :meth:`idle` returned), else the latest published.
+        """
         if not self.background and (self._next_scan is None or now >= self._next_scan):
             self._published = Discovery(self.discover())
             self._next_scan = now + self.rescan_seconds
-        published = self._published
+        published = discovery if discovery is not None and self.background else self._published
         if published is None:
             return VmReadings({})  # the first discovery has not finished
         if published.error is not None:
