@@ -44,7 +44,7 @@ from exporter.sources.netdevice import read_host_ipv4
 from exporter.sources.perf import PerfReading
 from exporter.sources.processes import Process, read_processes
 from exporter.sources.stat import MODES, CpuTimes, read_stat
-from exporter.sources.vm import VmReadings
+from exporter.sources.vm import Discovery, VmReadings
 
 log = logging.getLogger("exporter.snapshot")
 
@@ -133,7 +133,11 @@ class VmSample:
 class VmSource(Protocol):
     """What the snapshot needs of the VM watch (sources.vm.VmWatch, or a test double)."""
 
-    def read(self, now: float) -> VmReadings: ...
+    def idle(self) -> Discovery | None:
+        """The published discovery when it holds nothing a read could block on (no VM, no error), else None."""
+        ...
+
+    def read(self, now: float, discovery: Discovery | None = None) -> VmReadings: ...
 
 
 @dataclass(frozen=True)
@@ -384,15 +388,22 @@ class Deadline:
         self.inline = inline
         self._workers: dict[str, _Worker] = {}
 
-    def call(self, name: str, fn: Callable[[], T]) -> T:
+    def call(self, name: str, fn: Callable[[], T], inline: bool = False) -> T:
+        """``fn()`` on the source's thread, or with ``inline`` (this call only) on the calling one.
+
+        An inline call still waits its turn: while an earlier read of the source is blocked,
+        it fails as a handed-over one would (the source's reads never overlap).
+        """
         if name in self.inline:
             return fn()
         worker = self._workers.get(name)
-        if worker is None:
-            worker = self._workers[name] = _Worker(name)
-        pending = worker.pending
+        pending = worker.pending if worker is not None else None
         if pending is not None and not pending.done.is_set():
             raise SourceTimeout(f"timed out after {self.seconds:g}s; not read again until the blocked read returns")
+        if inline:
+            return fn()
+        if worker is None:
+            worker = self._workers[name] = _Worker(name)
         call = worker.submit(fn)
         if not call.done.wait(self.seconds):
             raise SourceTimeout(f"timed out after {self.seconds:g}s; not read again until the blocked read returns")
@@ -439,12 +450,13 @@ class _Run:
         self.deadline = deadline
         self.statuses: dict[str, SourceStatus] = {}
 
-    def __call__(self, name: str, fn: Callable[[], T]) -> T | None:
+    def __call__(self, name: str, fn: Callable[[], T], inline: bool = False) -> T | None:
+        """``fn()``, under the deadline unless ``inline`` (see :meth:`Deadline.call`)."""
         if name not in SOURCES:  # every status names a catalogued source (exporter/catalogue.py)
             raise KeyError(f"source {name!r} is not in the catalogue")
         start = self.clock.monotonic()
         try:
-            value = fn() if self.deadline is None else self.deadline.call(name, fn)
+            value = fn() if self.deadline is None else self.deadline.call(name, fn, inline)
         except Exception as exc:  # contained per source: the process never dies from data it reads
             if not isinstance(exc, OSError | SourceError):
                 log.debug("source %s raised", name, exc_info=True)
@@ -683,7 +695,11 @@ def _read_vms(readers: CpuSources, run: _Run, frequency: Mapping[int, Frequency]
     if watch is None:
         run.fail("vm", "the VM watch is not running")
         return {}
-    readings = run("vm", lambda: watch.read(now))
+    idle = watch.idle()
+    if idle is not None:  # nothing to read (no VM, no error): no task file that could block, no hand-over
+        readings = run("vm", lambda: watch.read(now, idle), inline=True)
+    else:
+        readings = run("vm", lambda: watch.read(now))
     if readings is None:
         return {}
     if readings.errors:

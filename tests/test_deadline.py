@@ -9,9 +9,19 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from exporter.http import Published, make_app
 from exporter.sampler import Job, Sampler
-from exporter.snapshot import CpuSources, Deadline, Snapshot, SystemClock, inline_sources, take_snapshot
+from exporter.snapshot import (
+    CpuSources,
+    Deadline,
+    Snapshot,
+    SourceTimeout,
+    SystemClock,
+    inline_sources,
+    take_snapshot,
+)
 from exporter.sources.mountinfo import parse_mountinfo
 from tests.helpers import FIXTURES, http_get, nothing_rendered, parse_exposition, run_exporter, wait_until
 
@@ -169,3 +179,20 @@ async def test_ready_is_503_with_the_reason_when_a_job_stops_sampling(aiohttp_cl
     finally:
         unblock.set()
         await sampler.stop()
+
+
+def test_an_inline_call_runs_on_the_calling_thread_but_not_while_an_earlier_read_is_blocked():
+    deadline = Deadline(0.2)
+    before = threading.active_count()
+    assert deadline.call("vm", threading.current_thread, inline=True) is threading.current_thread()
+    assert threading.active_count() == before  # no thread of its own for a source only read inline
+    hold = threading.Event()
+    try:
+        with pytest.raises(SourceTimeout):
+            deadline.call("vm", hold.wait)
+        ran: list[bool] = []
+        with pytest.raises(SourceTimeout, match="not read again until the blocked read returns"):
+            deadline.call("vm", lambda: ran.append(True), inline=True)
+        assert ran == []  # never beside the blocked read
+    finally:
+        hold.set()

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from exporter.config import ConfigError, load
-from exporter.snapshot import CpuSources, Frequency, SystemClock, take_snapshot
+from exporter.snapshot import CpuSources, Deadline, Frequency, SystemClock, take_snapshot
 from exporter.sources import SourceError
-from exporter.sources.vm import VcpuReading, VmReading, VmReadings
+from exporter.sources.vm import Discovery, VcpuReading, VmReading, VmReadings, VmWatch
 from tests.helpers import FIXTURES
+from tests.vmhost import Process, qemu, write_host
 
 ROOT = FIXTURES / "vm-2cpu"  # two CPUs at the cpuinfo rate of 2599.998 MHz
 
@@ -20,7 +23,10 @@ class Watch:
         self.readings = readings
         self.at: list[float] = []
 
-    def read(self, now: float) -> VmReadings:
+    def idle(self) -> Discovery | None:
+        return None  # always read under the deadline, as a watch that found VMs is
+
+    def read(self, now: float, discovery: Discovery | None = None) -> VmReadings:
         self.at.append(now)
         if isinstance(self.readings, Exception):
             raise self.readings
@@ -133,3 +139,52 @@ async def test_the_exporter_discovers_vms_on_the_samplers_chore_not_in_its_sampl
             await sampler.stop()
     assert set(snap.vms) >= {"web-1", "fc-3", "ch-4"} and snap.statuses["vm"].success
     assert discovered_on and all(name.startswith("sampler-chore") for name in discovered_on)
+
+
+class Where:
+    """A real VM watch, recording the thread each read ran on."""
+
+    def __init__(self, watch: VmWatch) -> None:
+        self.watch = watch
+        self.threads: list[threading.Thread] = []
+
+    def idle(self) -> Discovery | None:
+        return self.watch.idle()
+
+    def read(self, now: float, discovery: Discovery | None = None) -> VmReadings:
+        self.threads.append(threading.current_thread())
+        return self.watch.read(now, discovery)
+
+
+def test_with_no_vm_found_the_vm_source_is_read_on_the_samplers_thread_and_with_vms_under_the_deadline(tmp_path):
+    proc = write_host(tmp_path, [Process(200, "sshd", ["/usr/sbin/sshd"])])
+    watch = VmWatch(proc, background=True)
+    where = Where(watch)
+    readers = CpuSources(ROOT / "proc", ROOT / "sys", 100, frozenset({"cpu", "vm"}), vms=where)
+    deadline = Deadline(5.0)
+    watch.rescan()
+    snap = take_snapshot(None, readers, SystemClock(), deadline)
+    assert where.threads == [threading.current_thread()]
+    assert snap.statuses["vm"].success and snap.statuses["vm"].duration_seconds >= 0 and snap.vms == {}
+    write_host(tmp_path, [qemu(100, "a", 1)])
+    watch.rescan()
+    snap = take_snapshot(snap, readers, SystemClock(), deadline)
+    assert where.threads[1] is not threading.current_thread()  # task files can block on a process in D state
+    assert snap.statuses["vm"].success and set(snap.vms) == {"a"}
+
+
+def test_idle_is_the_published_discovery_only_when_it_found_nothing_and_failed_not(tmp_path):
+    proc = write_host(tmp_path, [Process(200, "sshd", ["/usr/sbin/sshd"])])
+    watch = VmWatch(proc, background=True)
+    assert watch.idle() is None  # no discovery yet
+    nothing = watch.rescan()
+    assert watch.idle() is nothing
+    write_host(tmp_path, [qemu(100, "a", 1)])
+    watch.rescan()
+    assert watch.idle() is None
+    assert watch.read(1.0, nothing).vms == {}  # the discovery the caller looked at, not the one published since
+    assert set(watch.read(2.0).vms) == {"a"}
+    (proc / "200" / "comm").unlink()
+    (proc / "200" / "comm").mkdir()
+    assert watch.rescan().error is not None and watch.idle() is None
+    assert VmWatch(proc).idle() is None  # without background a read may discover: never idle

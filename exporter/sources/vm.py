@@ -31,8 +31,8 @@ A process or thread that exits between the listing and a read is left out
 silently (ENOENT, ESRCH); a file that exists but is malformed is an error of
 its own, and the other VMs are still read.
 
-Discovery costs a read of every process's ``comm`` (about 10 us each: 20 ms on
-a host of 2,000 processes), which no listing diff can save: exec changes comm
+Discovery costs a read of every process's ``comm`` (about 4 us a process with
+the listing, on this 2-vCPU machine: 8 ms on a host of 2,000), which no listing diff can save: exec changes comm
 but neither the pid nor the ``/proc/<pid>`` directory (fs/exec.c
 __set_task_comm), and libvirt forks, sets up the child and only then execs
 QEMU, as a wrapper script's ``exec qemu-system-...`` does, so a process first
@@ -263,6 +263,23 @@ def _pread_task_file(fd: int, path: str, dir_fd: int | None) -> str:
     return _read_text(path, dir_fd)
 
 
+_COMM_READ = 256  # a process's comm is at most 15 bytes and a newline (TASK_COMM_LEN), a kernel thread's a few more
+
+
+def _read_comm(procfs: Path, pid: int, proc: int) -> str:
+    """/proc/<pid>/comm, opened below ``proc``, a descriptor of procfs: one open, one read, one close."""
+    try:
+        fd = os.open(f"{pid}/comm", os.O_RDONLY | os.O_CLOEXEC, dir_fd=proc)
+    except OSError as e:
+        e.filename = f"{procfs}/{pid}/comm"  # not the path relative to procfs
+        raise
+    try:
+        data = os.read(fd, _COMM_READ)
+    finally:
+        os.close(fd)
+    return data.decode("utf-8", "replace").rstrip("\n")
+
+
 def _start_ticks(procfs: Path, pid: int) -> str:
     """Field 22 of /proc/<pid>/stat, the start time: with the pid, it names one process (pids are reused)."""
     path = f"{procfs}/{pid}/stat"
@@ -334,9 +351,12 @@ class VmWatch:
         self._published: Discovery | None = None  # replaced whole by each discovery, never changed
         self._taken: Discovery | None = None  # the Discovery read() last synced its descriptors to
         self._next_scan: float | None = None
-        self._not_vms: dict[int, str] = {}  # pid -> comm of processes that run no hypervisor
+        # pid -> inode of its /proc directory and comm, of processes that run no hypervisor
+        self._not_vms: dict[int, tuple[int, str]] = {}
         # pid -> (comm, start time), its tids, what was found
         self._seen: dict[int, tuple[tuple[str, str], frozenset[int], VmProcess]] = {}
+        self._still_not_vms: dict[int, tuple[int, str]] = {}  # what the scan under way confirmed or learnt
+        self._still_seen: dict[int, tuple[tuple[str, str], frozenset[int], VmProcess]] = {}
         self._told: dict[int, str] = {}  # pid -> the last reason logged for its missing vCPUs
         self._dropped_told = False
         self._counted: set[int] = set()  # tids with an open cycle counter
@@ -345,34 +365,38 @@ class VmWatch:
 
     # --- discovery ---
 
-    def _find(self, pid: int, room: bool) -> VmProcess | bool:
+    def _find(self, pid: int, inode: int, room: bool, proc: int) -> VmProcess | bool:
         """The VM process ``pid`` runs; False for any other process, True for one beyond ``room``.
 
         Only comm is read again for a process already known: exec changes it
-        (fs/exec.c __set_task_comm). A known VM with the same start time and
-        threads is what it was (its command line is not read again, its QMP not
-        asked again).
+        (fs/exec.c __set_task_comm), and it is one small read. A process known to
+        run no hypervisor, in the same ``/proc/<pid>`` directory (``inode``: a
+        reused pid is a new directory) with the same comm, still runs none. A
+        known VM with the same start time and threads is what it was (its
+        command line is not read again, its QMP not asked again).
         """
-        base = f"{self.procfs}/{pid}"
-        comm = _read_text(f"{base}/comm").rstrip("\n")
-        if self._not_vms.get(pid) == comm:
+        comm = _read_comm(self.procfs, pid, proc)
+        if self._not_vms.get(pid) == (inode, comm):
+            self._still_not_vms[pid] = (inode, comm)
             return False
+        base = f"{self.procfs}/{pid}"
         seen = self._seen.get(pid)
         identity = (comm, _start_ticks(self.procfs, pid)) if seen is not None else None
         if seen is not None and seen[0] == identity:
             tids = _task_ids(self.procfs, pid)
             if seen[1] == tids and (seen[2].vcpus or self.qmp is None):
+                self._still_seen[pid] = seen
                 return seen[2] if room else True
         argv = parse_cmdline(read_small_bytes(f"{base}/cmdline", _CMDLINE_LIMIT))
         hypervisor = hypervisor_of(comm, argv[0] if argv else "")
         if hypervisor is None:
-            self._not_vms[pid] = comm
+            self._still_not_vms[pid] = (inode, comm)
             return False
         if not room:
             return True
         tids = _task_ids(self.procfs, pid)
         vm = self._vm(pid, hypervisor, argv)
-        self._seen[pid] = ((comm, _start_ticks(self.procfs, pid)), tids, vm)
+        self._still_seen[pid] = ((comm, _start_ticks(self.procfs, pid)), tids, vm)
         return vm
 
     def _vm(self, pid: int, hypervisor: str, argv: tuple[str, ...]) -> VmProcess:
@@ -398,25 +422,35 @@ class VmWatch:
 
     def discover(self) -> tuple[VmProcess, ...]:
         """Every VM process below procfs now, at most ``max_count`` (lowest pids first)."""
-        pids = sorted(int(e.name) for e in os.scandir(self.procfs) if e.name.isdigit())
-        alive = set(pids)
-        self._not_vms = {p: c for p, c in self._not_vms.items() if p in alive}
-        self._seen = {p: s for p, s in self._seen.items() if p in alive}
+        # d_ino of a /proc listing is the pid directory's inode number (fs/proc/base.c proc_fill_cache),
+        # got with the listing: no stat per process
+        pids = sorted((int(e.name), e.inode()) for e in os.scandir(self.procfs) if e.name.isdigit())
+        self._still_not_vms = {}
+        self._still_seen = {}
         found: list[VmProcess] = []
         dropped = 0
-        for pid in pids:
-            try:
-                vm = self._find(pid, len(found) < self.max_count)
-                if vm is True:
-                    dropped += 1
-                elif vm:
-                    found.append(vm)
-            except OSError as e:
-                if _gone(e):
-                    continue  # exited while scanning
-                if e.filename is None:  # a read() error (EISDIR, EIO) names no file: name the process
-                    e.filename = f"{self.procfs}/{pid}"
-                raise
+        proc = os.open(self.procfs, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            for pid, inode in pids:
+                try:
+                    vm = self._find(pid, inode, len(found) < self.max_count, proc)
+                    if vm is True:
+                        dropped += 1
+                    elif vm:
+                        found.append(vm)
+                except OSError as e:
+                    if _gone(e):
+                        continue  # exited while scanning
+                    if e.filename is None:  # a read() error (EISDIR, EIO) names no file: name the process
+                        e.filename = f"{self.procfs}/{pid}"
+                    raise
+        except BaseException:
+            self._not_vms.update(self._still_not_vms)  # a failed scan forgets nothing (pids that went: at the next)
+            self._seen.update(self._still_seen)
+            raise
+        finally:
+            os.close(proc)
+        self._not_vms, self._seen = self._still_not_vms, self._still_seen  # what this scan confirmed or learnt
         self._log_discovery(found, dropped)
         return tuple(found)
 
@@ -566,12 +600,26 @@ class VmWatch:
             vcpus[vcpu] = VcpuReading(tid, run, wait, cpu, cycles.get(tid))
         return VmReading(vm.hypervisor, vm.pid, vcpus)
 
-    def read(self, now: float) -> VmReadings:
-        """One sample of every VM found; without ``background``, rediscovers first when due or a VM went."""
+    def idle(self) -> Discovery | None:
+        """With ``background``, the latest published discovery if it found no VM and no error, else None.
+
+        A read of it opens no file, so it cannot block; the caller passes it to :meth:`read`, which
+        then reads that one even if a rescan has published another since (one with VMs to read).
+        """
+        published = self._published
+        if not self.background or published is None or published.vms or published.error is not None:
+            return None
+        return published
+
+    def read(self, now: float, discovery: Discovery | None = None) -> VmReadings:
+        """One sample of every VM found; without ``background``, rediscovers first when due or a VM went.
+
+        With ``background``, reads ``discovery`` if given (one :meth:`idle` returned), else the latest published.
+        """
         if not self.background and (self._next_scan is None or now >= self._next_scan):
             self._published = Discovery(self.discover())
             self._next_scan = now + self.rescan_seconds
-        published = self._published
+        published = discovery if discovery is not None and self.background else self._published
         if published is None:
             return VmReadings({})  # the first discovery has not finished
         if published.error is not None:

@@ -44,8 +44,13 @@ def agent_args(channel: str, interval: str = "200ms", *extra: str) -> list[str]:
 
 @contextlib.contextmanager
 def relay(host_sock: Path, guest_sock: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    start = log.stat().st_size if log.exists() else 0
     with process([sys.executable, str(RELAY), str(host_sock), str(guest_sock)], log) as proc:
-        wait_until(lambda: guest_sock.exists() or proc.poll() is not None, what="the relay to listen")
+        # its "ready" line, printed after listen(): the socket file exists from bind() on, and a
+        # connect between the two is refused
+        wait_until(
+            lambda: b"ready\n" in log.read_bytes()[start:] or proc.poll() is not None, what="the relay to listen"
+        )
         assert proc.poll() is None, log.read_text()
         yield proc
 

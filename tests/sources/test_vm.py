@@ -11,6 +11,7 @@ import pytest
 from exporter.sources import SourceError
 from exporter.sources.perf import PerfUnavailable
 from exporter.sources.vm import (
+    Discovery,
     VmWatch,
     hypervisor_of,
     parse_cmdline,
@@ -569,3 +570,34 @@ def test_a_non_vm_pid_reused_by_a_qemu_between_rescans_is_found(tmp_path):
     _started_later(proc, 100)
     watch.rescan()
     assert set(watch.read(5.0).vms) == {"vm"}
+
+
+def test_a_rescan_reads_only_comm_of_a_process_known_to_run_no_hypervisor(tmp_path):
+    proc = write_host(tmp_path, [Process(200, "sshd", ["/usr/sbin/sshd"])])
+    watch = VmWatch(proc, background=True)
+    watch.rescan()
+    for name in ("cmdline", "stat"):
+        (proc / "200" / name).unlink()
+        (proc / "200" / name).mkdir()  # a rescan that read either would fail (EISDIR)
+    assert watch.rescan() == Discovery(())
+
+
+def test_a_reused_pid_with_the_same_comm_is_classified_afresh(tmp_path):
+    # exec -a: a QEMU known by argv[0] alone, under a pid whose last process had the same comm and was no VM
+    proc = write_host(tmp_path, [Process(100, "python3", ["python3", "-m", "http.server"])])
+    watch = VmWatch(proc, background=True)
+    assert watch.rescan().vms == ()
+    vm = qemu(100, "vm", 1)
+    _reuse(proc, Process(100, "python3", ["qemu-system-x86_64", *vm.argv[1:]], vm.threads))
+    assert [v.name for v in watch.rescan().vms] == ["vm"]
+
+
+def test_a_process_that_execs_qemu_in_its_own_directory_is_found(tmp_path):
+    proc = write_host(tmp_path, [Process(100, "bash", ["/bin/bash", "/usr/libexec/start-vm"])])
+    watch = VmWatch(proc, background=True)
+    assert watch.rescan().vms == ()
+    inode = (proc / "100").stat().st_ino
+    shutil.rmtree(proc / "100" / "task")
+    write_host(tmp_path, [qemu(100, "late", 1)])  # exec: same pid, same directory, new comm and command line
+    assert (proc / "100").stat().st_ino == inode
+    assert [v.name for v in watch.rescan().vms] == ["late"]
