@@ -182,7 +182,7 @@ class Sampler(Generic[R]):
             return self._render(snap)
 
     def _render_early(self, published: _Published[R], next_publication: float) -> None:
-        """On the worker, right after ``published``: render it now if the next scrape is expected before the
+        """On the worker, as ``published`` is published: render it now if the next scrape is expected before the
         next snapshot, so that scrape finds it rendered (first scrapes as fast as repeats). The next scrape
         is the last two first scrapes' gap carried on; Prometheus scrapes a target at a fixed phase of
         its interval. A scrape that comes at another time has the snapshot rendered as it asks."""
@@ -220,21 +220,25 @@ class Sampler(Generic[R]):
 
     # --- on the worker ---
 
-    def _run_step(self, job: Job, step: Step) -> _Published[R] | None:
-        """One step on the worker (steps never overlap), published as the latest snapshot."""
+    def _run_step(self, job: Job, step: Step) -> Snapshot | None:
+        """One step on the worker (steps never overlap); None when it failed (logged)."""
         try:
             current = self._current
             # The ticks each job skipped so far ride on the snapshot (sysmon_sampler_skipped_ticks_total).
-            snap = replace(step(None if current is None else current.snapshot), skipped_ticks=dict(self.skipped_ticks))
+            return replace(step(None if current is None else current.snapshot), skipped_ticks=dict(self.skipped_ticks))
         except Exception:
             log.exception("sampling job %s failed; it will run again at its next tick", job.name)
             return None
-        published = self._current = _Published(snap)
+
+    def _publish(self, job: Job, snap: Snapshot, next_publication: float) -> None:
+        """``snap`` as the latest snapshot; its early render (if any) is begun before a scrape can see it."""
+        published = _Published[R](snap)
+        self._render_early(published, next_publication)
+        self._current = published
         self._last_good[job.name] = time.monotonic()
         if not self._ready_sent and self._loop is not None:
             self._ready_sent = True
             self._loop.call_soon_threadsafe(self.ready.set)
-        return published
 
     def _prepare(self, job: Job, prepare: Callable[[], Step]) -> None:
         """On the job's prepare thread: its slow part, whose step (or error) goes to the worker's queue."""
@@ -251,15 +255,15 @@ class Sampler(Generic[R]):
         due = dict.fromkeys(ticks, start)
         preparing: set[str] = set()
 
-        def ended(job: Job, published: _Published[R] | None) -> None:
+        def ended(job: Job, snap: Snapshot | None) -> None:
             now = time.monotonic()
             ticks[job.name], skipped = _next_tick(start, ticks[job.name], job.interval_seconds, now)
             due[job.name] = start + ticks[job.name] * job.interval_seconds
             if skipped:
                 self.skipped_ticks[job.name] += skipped
                 log.debug("sampling job %s overran its interval and skipped %d ticks", job.name, skipped)
-            if published is not None:
-                self._render_early(published, min(t for name, t in due.items() if name not in preparing))
+            if snap is not None:
+                self._publish(job, snap, min(t for name, t in due.items() if name not in preparing))
 
         while not self._stopping.is_set():
             for job in self._jobs:
