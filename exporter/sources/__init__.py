@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+from collections.abc import Callable
 
 
 class SourceError(ValueError):
@@ -63,22 +64,37 @@ def read_small_bytes(
     """
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC, dir_fd=dir_fd)
     try:
-        chunks = []
-        size = 0
-        while size <= limit:
-            want = min(_CHUNK, limit + 1 - size)
-            chunk = os.read(fd, want)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-            if short_read_ends and len(chunk) < want:
-                break
+        # os.read, not pread: a FIFO or a socket file given as a path has no offset
+        data, _ = _read_whole(lambda offset, want: os.read(fd, want), os.fsdecode(path), limit, short_read_ends)
     finally:
         os.close(fd)
+    return data
+
+
+def _read_whole(
+    read: Callable[[int, int], bytes], path: str, limit: int, short_read_ends: bool, first: int = _CHUNK
+) -> tuple[bytes, bool]:
+    """``read(offset, want)`` until an empty read (or, with ``short_read_ends``, one shorter than asked), the
+    first asking ``first`` bytes; and whether that first read filled what it asked. More than ``limit``
+    bytes raise :class:`SourceError` naming ``path``."""
+    chunks: list[bytes] = []
+    size = 0
+    want = min(first, limit + 1)
+    first_filled = False
+    while size <= limit:
+        chunk = read(size, want)
+        if not chunk:
+            break
+        if not chunks:
+            first_filled = len(chunk) == want
+        chunks.append(chunk)
+        size += len(chunk)
+        if short_read_ends and len(chunk) < want:
+            break
+        want = min(_CHUNK, limit + 1 - size)
     if size > limit:
-        raise SourceError(os.fsdecode(path), f"larger than {limit} bytes")
-    return b"".join(chunks)
+        raise SourceError(path, f"larger than {limit} bytes")
+    return b"".join(chunks), first_filled
 
 
 class HeldFile:
@@ -148,27 +164,12 @@ class HeldFile:
                 os.close(fd)
 
     def _pread_all(self, fd: int) -> bytes:
-        want = min(self._size, self.limit + 1)
-        first = os.pread(fd, want, 0)
-        filled = len(first) == want
-        if not filled and (self.short_read_ends or not first):
-            return first
-        chunks = [first]
-        size = len(first)
-        while size <= self.limit:
-            want = min(_CHUNK, self.limit + 1 - size)
-            chunk = os.pread(fd, want, size)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-            if self.short_read_ends and len(chunk) < want:
-                break
-        if size > self.limit:
-            raise SourceError(self.path, f"larger than {self.limit} bytes")
+        data, filled = _read_whole(
+            lambda offset, want: os.pread(fd, want, offset), self.path, self.limit, self.short_read_ends, self._size
+        )
         if filled:  # it did not fit in one read: next time, a buffer with a quarter more room than it took
-            self._size = min(self.limit + 1, -(-(size + size // 4) // _CHUNK) * _CHUNK)
-        return b"".join(chunks)
+            self._size = min(self.limit + 1, -(-(len(data) + len(data) // 4) // _CHUNK) * _CHUNK)
+        return data
 
 
 class HeldFiles:
