@@ -263,21 +263,14 @@ def _pread_task_file(fd: int, path: str, dir_fd: int | None) -> str:
     return _read_text(path, dir_fd)
 
 
-_COMM_READ = 256  # a process's comm is at most 15 bytes and a newline (TASK_COMM_LEN), a kernel thread's a few more
-
-
 def _read_comm(procfs: Path, pid: int, proc: int) -> str:
     """/proc/<pid>/comm, opened below ``proc``, a descriptor of procfs: one open, one read, one close."""
     try:
-        fd = os.open(f"{pid}/comm", os.O_RDONLY | os.O_CLOEXEC, dir_fd=proc)
+        return _read_task_file(f"{pid}/comm", proc).rstrip("\n")
     except OSError as e:
-        e.filename = f"{procfs}/{pid}/comm"  # not the path relative to procfs
+        if e.filename is not None:  # the open's error names the path relative to procfs; a read's names none
+            e.filename = f"{procfs}/{pid}/comm"
         raise
-    try:
-        data = os.read(fd, _COMM_READ)
-    finally:
-        os.close(fd)
-    return data.decode("utf-8", "replace").rstrip("\n")
 
 
 def _start_ticks(procfs: Path, pid: int) -> str:
