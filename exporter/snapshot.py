@@ -470,6 +470,14 @@ class _Run:
         regular file (a fixture tree, a FIFO, lxcfs) is opened at each read, so one replaced by rename is seen."""
         return files if self.deadline is not None and name in self.deadline.inline else None
 
+    def kept(self, name: str, prev: Snapshot, since: float | None, seconds: float, now: float) -> bool:
+        """Whether ``name``'s read at monotonic ``since`` is less than ``seconds`` old at ``now``: it then
+        stands for this sample too, and its status in ``prev`` is kept (no read, no new status)."""
+        if since is None or name not in prev.statuses or not 0 <= now - since < seconds:
+            return False
+        self.statuses[name] = prev.statuses[name]
+        return True
+
     def fail(self, name: str, error: str, duration: float = 0.0) -> None:
         if name not in SOURCES:
             raise KeyError(f"source {name!r} is not in the catalogue")
@@ -493,9 +501,8 @@ class _Absent:
     def still(self, name: str) -> bool:
         """Whether ``name`` was found absent less than LOOK_AGAIN_SECONDS ago (its status is then kept)."""
         since = self.prev.absent_since.get(name)
-        if since is None or not 0 <= self.now - since < LOOK_AGAIN_SECONDS or name not in self.prev.statuses:
+        if since is None or not self.run.kept(name, self.prev, since, LOOK_AGAIN_SECONDS, self.now):
             return False
-        self.run.statuses[name] = self.prev.statuses[name]
         self.since[name] = since
         return True
 
@@ -747,10 +754,8 @@ def take_snapshot(
     filesystems = None
     filesystems_read = prev.filesystems_read_seconds
     if "filesystem" in readers.collectors:
-        last = prev.filesystems_read_seconds
-        if last is not None and "filesystem" in prev.statuses and mono - last < readers.filesystem_interval_seconds:
+        if run.kept("filesystem", prev, prev.filesystems_read_seconds, readers.filesystem_interval_seconds, mono):
             filesystems = prev.filesystems  # read again once the interval has passed; kept with its status
-            run.statuses["filesystem"] = prev.statuses["filesystem"]
         else:
             filesystems_read = mono
             filesystems = run(
