@@ -183,7 +183,7 @@ class Sampler(Generic[R]):
 
     def _render_early(self, published: _Published[R], next_publication: float) -> None:
         """On the worker, as ``published`` is published: render it now if the next scrape is expected before the
-        next snapshot, so that scrape finds it rendered (first scrapes as fast as repeats). The next scrape
+        next snapshot, so that scrape finds it rendered and waits for no render. The next scrape
         is the last two first scrapes' gap carried on; Prometheus scrapes a target at a fixed phase of
         its interval. A scrape that comes at another time has the snapshot rendered as it asks."""
         rendering = self._rendering
