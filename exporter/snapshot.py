@@ -32,7 +32,7 @@ from exporter.guest.hoststate import HostState, freshness_limit, is_fresh, read_
 from exporter.guest_state import GuestVm
 from exporter.sources import HeldFiles, SourceError
 from exporter.sources.cgroup import CgroupLimits, CgroupMemo, CgroupTree, read_cgroups
-from exporter.sources.cpufreq import CpuFreq, NoCpufreqDriver, require_cpufreq
+from exporter.sources.cpufreq import CpuFreq, NoCpufreqDriver, read_current, require_cpufreq
 from exporter.sources.cpuinfo import require_cpuinfo
 from exporter.sources.hostname import read_hostname
 from exporter.sources.loadavg import LoadAvg, read_loadavg
@@ -309,6 +309,7 @@ class Snapshot:
     syscall_breakdown: SyscallBreakdown = field(default_factory=SyscallBreakdown)
     host_state_stale: bool = False  # the last host state read was too old (logged once when it became so)
     filesystems_read_seconds: float | None = None  # monotonic time of the last filesystem read
+    cpufreq_read_seconds: float | None = None  # monotonic time cpufreq was last read whole (limits, governor)
     # source -> monotonic time a read found its files absent (no cpufreq driver, no agent state file)
     absent_since: Mapping[str, float] = field(default_factory=dict)
 
@@ -623,14 +624,35 @@ def _read_host_state(
 
 
 def _read_frequency(
-    readers: CpuSources, run: _Run, absent: _Absent, online: tuple[int, ...], host: HostState | None
-) -> tuple[dict[int, Frequency], dict[int, CpuFreq]]:
-    """cpufreq, then the host's view, then /proc/cpuinfo for the CPUs still without one; and cpufreq's reading."""
+    prev: Snapshot,
+    readers: CpuSources,
+    run: _Run,
+    absent: _Absent,
+    online: tuple[int, ...],
+    host: HostState | None,
+    now: float,
+) -> tuple[dict[int, Frequency], dict[int, CpuFreq], float | None]:
+    """cpufreq, then the host's view, then /proc/cpuinfo for the CPUs still without one; cpufreq's
+    reading, and when it was last read whole.
+
+    cpufreq is read whole (every CPU's directory, limits and governor) every LOOK_AGAIN_SECONDS, when
+    the online CPUs change, and when a file the last whole read found is gone; the samples between read
+    only each CPU's current frequencies (:func:`read_current`).
+    """
     frequency: dict[int, Frequency] = {}
     freqs: dict[int, CpuFreq] = {}
+    read_whole = prev.cpufreq_read_seconds
     if "cpufreq" in readers.collectors and not absent.still("cpufreq"):
 
         def look() -> dict[int, CpuFreq]:
+            nonlocal read_whole
+            since = prev.cpufreq_read_seconds
+            if prev.cpufreq and prev.cpus == online and since is not None and 0 <= now - since < LOOK_AGAIN_SECONDS:
+                try:
+                    return read_current(readers.sysfs, prev.cpufreq)
+                except (OSError, SourceError) as e:
+                    log.debug("cpufreq changed since its last whole read (%s); reading it whole", e)
+            read_whole = now
             try:
                 return require_cpufreq(readers.sysfs)
             except NoCpufreqDriver:
@@ -650,7 +672,7 @@ def _read_frequency(
         mhz = run("cpuinfo", lambda: require_cpuinfo(readers.procfs, run.held("cpuinfo", readers.held)))
         for cpu, hertz in (mhz or {}).items():
             frequency.setdefault(cpu, Frequency(hertz, "cpuinfo"))
-    return frequency, freqs
+    return frequency, freqs, read_whole
 
 
 @dataclass(frozen=True)
@@ -735,7 +757,7 @@ def take_snapshot(
     absent = _Absent(prev, run, mono)
     cpu = _read_cpu(prev, readers, run)
     host_state, host_stale = _read_host_state(prev, readers, run, absent, wall)
-    frequency, cpufreq = _read_frequency(readers, run, absent, cpu.cpus, host_state)
+    frequency, cpufreq, cpufreq_read = _read_frequency(prev, readers, run, absent, cpu.cpus, host_state, mono)
     steal = {c: v.steal_seconds for c, v in host_state.vcpus.items()} if host_state is not None else {}
     perf = _read_perf(prev, readers, run, cpu.cpus)
     if perf is not None:
@@ -794,6 +816,7 @@ def take_snapshot(
         host=host,
         filesystems=filesystems or (),
         filesystems_read_seconds=filesystems_read,
+        cpufreq_read_seconds=cpufreq_read,
         network=network or {},
         processes=processes or (),
         vms=vms,

@@ -336,6 +336,68 @@ def test_a_missing_cpufreq_driver_is_looked_for_again_only_every_few_seconds(tmp
     assert "cpufreq" not in snap.absent_since
 
 
+def _baremetal(tmp_path: Path) -> tuple[Path, Path]:
+    root = tmp_path / "host"
+    shutil.copytree(FIXTURES / "baremetal-8cpu", root)
+    return root, root / "sys/devices/system/cpu/cpu0/cpufreq"
+
+
+def test_between_whole_cpufreq_reads_only_the_current_frequencies_are_read(tmp_path):
+    from exporter.snapshot import LOOK_AGAIN_SECONDS
+
+    root, cpu0 = _baremetal(tmp_path)
+    clock = FixedClock()
+    r = readers(root)
+    snap = take_snapshot(None, r, clock)
+    assert snap.cpufreq[0].max_hertz == 3.9e9 and snap.cpufreq[0].governor == "powersave"
+    (cpu0 / "scaling_cur_freq").write_text("2000000\n")
+    (cpu0 / "cpuinfo_cur_freq").write_text("2100000\n")
+    (cpu0 / "cpuinfo_max_freq").write_text("4200000\n")
+    (cpu0 / "scaling_governor").write_text("performance\n")
+    clock.t += LOOK_AGAIN_SECONDS / 2
+    snap = take_snapshot(snap, r, clock)
+    assert snap.statuses["cpufreq"].success
+    assert snap.frequency[0].hertz == 2.0e9 and snap.cpufreq[0].hardware_hertz == 2.1e9  # read at every sample
+    assert snap.cpufreq[0].max_hertz == 3.9e9 and snap.cpufreq[0].governor == "powersave"  # from the last whole read
+    clock.t += LOOK_AGAIN_SECONDS / 2
+    snap = take_snapshot(snap, r, clock)
+    assert snap.cpufreq[0].max_hertz == 4.2e9 and snap.cpufreq[0].governor == "performance"
+    assert snap.cpufreq_read_seconds == clock.t
+
+
+def test_a_current_frequency_file_that_goes_away_has_cpufreq_read_whole_in_the_same_sample(tmp_path):
+    root, cpu0 = _baremetal(tmp_path)
+    clock = FixedClock()
+    r = readers(root)
+    snap = take_snapshot(None, r, clock)
+    assert snap.frequency[0].source == "cpufreq"
+    # the driver now offers the hardware's average instead of scaling_cur_freq
+    (cpu0 / "scaling_cur_freq").unlink()
+    (cpu0 / "cpuinfo_avg_freq").write_text("1500000\n")
+    clock.t += 1
+    snap = take_snapshot(snap, r, clock)
+    assert snap.statuses["cpufreq"].success
+    assert (snap.frequency[0].source, snap.frequency[0].hertz) == ("cpufreq_avg", 1.5e9)
+    assert snap.cpufreq_read_seconds == clock.t
+
+
+def test_a_cpu_that_comes_online_has_cpufreq_read_whole_in_the_same_sample(tmp_path):
+    root, _ = _baremetal(tmp_path)
+    stat = root / "proc/stat"
+    full = stat.read_text()
+    stat.write_text("".join(line for line in full.splitlines(keepends=True) if not line.startswith("cpu7 ")))
+    clock = FixedClock()
+    r = readers(root)
+    snap = take_snapshot(None, r, clock)
+    assert 7 not in snap.cpufreq
+    (root / "sys/devices/system/cpu/cpu7/cpufreq/cpuinfo_max_freq").write_text("4100000\n")
+    stat.write_text(full)
+    clock.t += 1
+    snap = take_snapshot(snap, r, clock)
+    assert snap.cpufreq[7].max_hertz == 4.1e9 and snap.frequency[7].source == "cpufreq"
+    assert snap.cpufreq_read_seconds == clock.t
+
+
 def test_a_missing_agent_state_file_is_looked_for_again_only_every_few_seconds(tmp_path):
     from exporter.guest.hoststate import parse_host_line, state_bytes, write_state
     from exporter.snapshot import LOOK_AGAIN_SECONDS
