@@ -22,7 +22,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol, TypeVar
@@ -43,7 +43,7 @@ from exporter.sources.net_dev import NetDevice, read_net_dev
 from exporter.sources.netdevice import read_host_ipv4
 from exporter.sources.perf import PerfReading
 from exporter.sources.processes import Process, read_processes
-from exporter.sources.stat import MODES, CpuTimes, read_stat
+from exporter.sources.stat import GUEST_MODES, MODES, CpuTimes, read_stat
 from exporter.sources.vm import Discovery, VmReadings
 
 log = logging.getLogger("exporter.snapshot")
@@ -159,13 +159,15 @@ class Monotonic:
     def advance(self, values: Mapping[tuple[int, str], float]) -> Monotonic:
         raw = dict(self.raw)
         exposed = dict(self.exposed)
+        present = self.present
         for key, value in values.items():
             last = raw.get(key)
             if last is None:
-                exposed[key] = value
+                exposed[key] = raw[key] = value
             elif value > last:
                 exposed[key] += value - last
-            if last is None or value > last or key not in self.present:
+                raw[key] = value
+            elif key not in present:
                 raw[key] = value
         return Monotonic(raw, exposed, frozenset(values))
 
@@ -521,21 +523,11 @@ def log_transitions(old: Mapping[str, SourceStatus], new: Mapping[str, SourceSta
             log.info("source %s recovered", name)
 
 
-def _flatten(per_cpu: Mapping[int, Mapping[str, float]]) -> dict[tuple[int, str], float]:
-    return {(cpu, mode): v for cpu, modes in per_cpu.items() for mode, v in modes.items()}
-
-
-def _nest(flat: Mapping[tuple[int, str], float], cpus: Iterable[int]) -> dict[int, dict[str, float]]:
-    wanted = set(cpus)
-    out: dict[int, dict[str, float]] = {}
-    for (cpu, mode), v in flat.items():
-        if cpu in wanted:
-            out.setdefault(cpu, {})[mode] = v
-    return out
+_ZEROS = (0.0,) * len(MODES)
 
 
 def _busy_and_total(modes: Mapping[str, float]) -> tuple[float, float]:
-    total = sum(modes.get(m, 0.0) for m in MODES)
+    total = sum(map(modes.get, MODES, _ZEROS))
     return total - modes.get("idle", 0.0) - modes.get("iowait", 0.0), total
 
 
@@ -576,14 +568,22 @@ def _read_cpu(prev: Snapshot, readers: CpuSources, run: _Run) -> _CpuPart:
     if stat is None:
         return _CpuPart()
     online = tuple(sorted(stat))
-    raw = _flatten({c: t.seconds for c, t in stat.items()})
-    raw.update(_flatten({c: {_GUEST + m: v for m, v in t.guest_seconds.items()} for c, t in stat.items()}))
+    # One Monotonic over every (cpu, column): the guest columns (GUEST_MODES) never share a name with MODES.
+    raw = {(c, m): v for c, t in stat.items() for m, v in t.seconds.items()}
+    raw.update({(c, m): v for c, t in stat.items() for m, v in t.guest_seconds.items()})
     counters = prev.cpu_counters.advance(raw)
-    nested = _nest(counters.exposed, online)
-    seconds = {c: {m: v for m, v in ms.items() if not m.startswith(_GUEST)} for c, ms in nested.items()}
-    guest = {c: {m.removeprefix(_GUEST): v for m, v in ms.items() if m.startswith(_GUEST)} for c, ms in nested.items()}
+    seconds: dict[int, dict[str, float]] = {c: {} for c in online}
+    guest: dict[int, dict[str, float]] = {}
+    for (c, m), v in counters.exposed.items():
+        modes = seconds.get(c)
+        if modes is None:  # offline now: kept in the counters, not exported
+            continue
+        if m in _GUEST_MODES:
+            guest.setdefault(c, {})[m] = v
+        else:
+            modes[m] = v
     ratio, busy_seconds = _usage(prev.cpu_seconds, seconds)
-    return _CpuPart(online, seconds, {c: g for c, g in guest.items() if g}, ratio, busy_seconds, counters)
+    return _CpuPart(online, seconds, guest, ratio, busy_seconds, counters)
 
 
 def _read_host_state(
@@ -932,7 +932,7 @@ def _log_dropped(before: int, now: int, limits: CgroupLimits) -> None:
 BREAKDOWN_IDLE_SAMPLES = 300  # a label's slot is freed after this many samples without a syscall
 OTHER_LABEL = "other"
 _CPU_SOURCES = of_job("cpu")
-_GUEST = "guest:"
+_GUEST_MODES = frozenset(GUEST_MODES)
 
 
 def usage_between(earlier: Snapshot, later: Snapshot) -> dict[int, float]:

@@ -24,9 +24,9 @@ MODES = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
 GUEST_MODES = ("guest", "guest_nice")
 _COLUMNS = MODES + GUEST_MODES
 _CPU = re.compile(r"cpu([0-9]+)\Z")
-# An unsigned decimal, as fs/proc/stat.c prints u64 (int() would also take "-1", "1_0" and "²").
-# An unsigned decimal, as fs/proc/stat.c prints u64 (int() would also take "-1", "1_0" and "²").
-_TICKS = re.compile(r"[0-9]{1,20}\Z")
+# A column is an unsigned decimal of at most 20 digits, as fs/proc/stat.c prints u64 (int() would also
+# take "-1", "1_0" and "²").
+_TICKS_DIGITS = 20
 _U64_MAX = 2**64 - 1
 
 
@@ -58,18 +58,18 @@ def parse_stat(text: str, hz: int, path: str = "/proc/stat") -> dict[int, CpuTim
         if len(values) < 4:
             raise SourceError(path, f"{name} has {len(values)} columns, need at least 4", lineno)
         columns = values[: len(_COLUMNS)]
-        if not all(_TICKS.match(v) for v in columns):
+        digits = "".join(columns)
+        if not (digits.isascii() and digits.isdigit()) or max(map(len, columns)) > _TICKS_DIGITS:
             raise SourceError(path, f"{name} has a column that is not an unsigned integer", lineno)
         ticks = [int(v) for v in columns]
         if max(ticks) > _U64_MAX:
             raise SourceError(path, f"{name} has a column beyond 64 bits", lineno)
-        by_name = dict(zip(_COLUMNS, ticks, strict=False))
         cpu = int(number.group(1))
         if cpu in cpus:
             raise SourceError(path, f"{name} appears twice", lineno)
         cpus[cpu] = CpuTimes(
-            seconds={m: by_name[m] / hz for m in MODES if m in by_name},
-            guest_seconds={m: by_name[m] / hz for m in GUEST_MODES if m in by_name},
+            seconds={m: t / hz for m, t in zip(MODES, ticks, strict=False)},
+            guest_seconds={m: t / hz for m, t in zip(GUEST_MODES, ticks[len(MODES) :], strict=False)},
         )
     if not cpus:
         raise SourceError(path, "no per-CPU lines")
