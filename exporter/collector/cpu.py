@@ -34,12 +34,27 @@ def _per_cpu_mode(
     family: CounterMetricFamily, values: Mapping[int, Mapping[str, float]], rename: Mapping[str, str] | None = None
 ) -> Metric | Piece:
     name = family.name + "_total"
+    # The labels after cpu's value, written once per mode.
+    modes_seen = {mode for modes in values.values() for mode in modes}
+    tails = {mode: f'",mode="{_label(rename[mode] if rename else mode)}"}} ' for mode in modes_seen}
     return _written(
         family,
         [
-            f'{name}{{cpu="{cpu}",mode="{_label(rename[mode] if rename else mode)}"}} {format_value(value)}\n'
+            f'{name}{{cpu="{cpu}{tails[mode]}{format_value(value)}\n'
             for cpu, modes in values.items()
             for mode, value in modes.items()
+        ],
+    )
+
+
+def _per_cpu_info(family: GaugeMetricFamily, label: str, values: Mapping[int, str | None]) -> Metric | Piece:
+    """An info family with one series of value 1 per CPU that has a value: {cpu="0",<label>="<value>"}."""
+    return _written(
+        family,
+        [
+            f'{family.name}{{cpu="{cpu}",{label}="{escape_label_value(value)}"}} 1\n'
+            for cpu, value in values.items()
+            if value is not None
         ],
     )
 
@@ -105,14 +120,15 @@ def collect_frequency(snap: Snapshot) -> Iterator[Metric | Piece]:
             ),
             {cpu: f.hertz for cpu, f in freq.items()},
         )
-        source = GaugeMetricFamily(
-            "sysmon_cpu_frequency_source_info",
-            "Which source sysmon_cpu_frequency_hertz came from for each CPU.",
-            labels=["cpu", "source"],
+        yield _per_cpu_info(
+            GaugeMetricFamily(
+                "sysmon_cpu_frequency_source_info",
+                "Which source sysmon_cpu_frequency_hertz came from for each CPU.",
+                labels=["cpu", "source"],
+            ),
+            "source",
+            {cpu: f.source for cpu, f in freq.items()},
         )
-        for cpu, f in freq.items():
-            source.add_metric([str(cpu), f.source], 1)
-        yield source
     yield from _cpufreq(snap)
     if snap.cycles:
         yield _per_cpu(
@@ -159,10 +175,11 @@ def _cpufreq(snap: Snapshot) -> Iterator[Metric | Piece]:
             ),
         )
     ]
-    governor = GaugeMetricFamily(
-        "sysmon_cpu_scaling_governor_info", "The cpufreq scaling governor of each CPU.", labels=["cpu", "governor"]
+    governor = _per_cpu_info(
+        GaugeMetricFamily(
+            "sysmon_cpu_scaling_governor_info", "The cpufreq scaling governor of each CPU.", labels=["cpu", "governor"]
+        ),
+        "governor",
+        {cpu: f.governor for cpu, f in policies.items()},
     )
-    for cpu, f in policies.items():
-        if f.governor is not None:
-            governor.add_metric([str(cpu), f.governor], 1)
     yield from (m for m in (*limits, governor) if m.samples)

@@ -46,6 +46,8 @@ def format_value(value: float) -> str:
     become +Inf/-Inf, and the rest is Go-parsable: NaN, +Inf, -Inf, integers
     below 1e15 as digits, other values as Python's shortest repr.
     """
+    if type(value) is float and -1e15 < value < 1e15:  # finite and in range (NaN compares false): most values
+        return str(int(value)) if value.is_integer() else repr(value)
     try:
         number = float(value)
     except OverflowError:
