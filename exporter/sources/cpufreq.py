@@ -113,6 +113,20 @@ def read_cpufreq(sysfs: Path) -> dict[int, CpuFreq]:
 
 
 _FILE_OF_SOURCE = {name_source: name for name, name_source in CURRENT_FILES}
+# More than a kHz value and its newline: sysfs prints an attribute in one go, so one read this size is all of it.
+_KHZ_READ = 32
+
+
+def _read_khz(path: str) -> float:
+    """One kHz file with one open, one read and one close (``read_small`` reads again to see the end)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        data = os.read(fd, _KHZ_READ)
+    finally:
+        os.close(fd)
+    if len(data) == _KHZ_READ:
+        raise SourceError(path, f"longer than a kHz value ({_KHZ_READ} bytes or more)")
+    return parse_khz(data.decode("ascii", "replace"), path)
 
 
 def read_current(sysfs: Path, known: Mapping[int, CpuFreq]) -> dict[int, CpuFreq]:
@@ -129,13 +143,12 @@ def read_current(sysfs: Path, known: Mapping[int, CpuFreq]) -> dict[int, CpuFreq
         policy = f"{base}/cpu{cpu}/cpufreq/"
         hardware = None
         if known_freq.hardware_hertz is not None:
-            hardware = parse_khz(read_small(policy + "cpuinfo_cur_freq"), policy + "cpuinfo_cur_freq")
+            hardware = _read_khz(policy + "cpuinfo_cur_freq")
         current = None
         if known_freq.source == "cpufreq_hardware":
             current = hardware
         elif known_freq.frequency_hertz is not None:
-            path = policy + _FILE_OF_SOURCE[known_freq.source]
-            current = parse_khz(read_small(path), path)
+            current = _read_khz(policy + _FILE_OF_SOURCE[known_freq.source])
         result[cpu] = replace(known_freq, frequency_hertz=current, hardware_hertz=hardware)
     return result
 

@@ -107,3 +107,44 @@ def test_cpuinfo_cur_freq_unreadable_to_a_user_is_left_out():
     finally:
         shutil.rmtree(base)
     assert out.stdout.split() == ["1500000000.0", "cpufreq", "None"]
+
+
+_CURRENT = {
+    "scaling_cur_freq": "1500000\n",
+    "cpuinfo_cur_freq": "1600000\n",
+    "cpuinfo_max_freq": "3900000\n",
+    "scaling_governor": "powersave\n",
+}
+
+
+def test_read_current_reads_the_current_frequencies_and_keeps_the_rest(tmp_path):
+    from exporter.sources.cpufreq import read_current
+
+    policy = _policy(tmp_path, **_CURRENT)
+    known = read_cpufreq(tmp_path)
+    (policy / "scaling_cur_freq").write_text("2500000\n")
+    (policy / "cpuinfo_cur_freq").write_text("2600000\n")
+    (policy / "cpuinfo_max_freq").write_text("4000000\n")
+    f = read_current(tmp_path, known)[0]
+    assert (f.frequency_hertz, f.source, f.hardware_hertz) == (2.5e9, "cpufreq", 2.6e9)
+    assert (f.max_hertz, f.governor) == (3.9e9, "powersave")
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        (lambda p: (p / "scaling_cur_freq").unlink(), FileNotFoundError),
+        # a value whose first 32 bytes alone would parse: more than one read is never a kHz value
+        (lambda p: (p / "cpuinfo_cur_freq").write_text("2600000" + " " * 30 + "9\n"), SourceError),
+        (lambda p: (p / "scaling_cur_freq").write_text("fast\n"), SourceError),
+    ],
+    ids=["gone", "too-long", "malformed"],
+)
+def test_read_current_raises_when_a_file_it_reads_changed(tmp_path, change, error):
+    from exporter.sources.cpufreq import read_current
+
+    policy = _policy(tmp_path, **_CURRENT)
+    known = read_cpufreq(tmp_path)
+    change(policy)
+    with pytest.raises(error, match="cpu0/cpufreq/"):
+        read_current(tmp_path, known)
