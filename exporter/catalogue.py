@@ -90,7 +90,7 @@ def _cpufreq(roots: Roots) -> str:
 def _cpuinfo(roots: Roots) -> str:
     from exporter.sources.cpuinfo import require_cpuinfo
 
-    return f"{len(require_cpuinfo(roots.procfs))} CPUs with a frequency in {roots.procfs}/cpuinfo"
+    return f"{len(require_cpuinfo(roots.procfs).hertz)} CPUs with a frequency in {roots.procfs}/cpuinfo"
 
 
 def _perf(roots: Roots) -> str:

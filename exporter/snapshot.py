@@ -312,6 +312,8 @@ class Snapshot:
     host_state_stale: bool = False  # the last host state read was too old (logged once when it became so)
     filesystems_read_seconds: float | None = None  # monotonic time of the last filesystem read
     cpufreq_read_seconds: float | None = None  # monotonic time cpufreq was last read whole (limits, governor)
+    cpuinfo_hertz: Mapping[int, float] = field(default_factory=dict)  # /proc/cpuinfo's last reading
+    cpuinfo_read_seconds: float | None = None  # monotonic time of that reading, when it states a constant rate
     # source -> monotonic time a read found its files absent (no cpufreq driver, no agent state file)
     absent_since: Mapping[str, float] = field(default_factory=dict)
 
@@ -623,6 +625,15 @@ def _read_host_state(
     return None, True
 
 
+@dataclass(frozen=True)
+class _FrequencyPart:
+    frequency: dict[int, Frequency]
+    cpufreq: dict[int, CpuFreq]
+    cpufreq_read_seconds: float | None
+    cpuinfo_hertz: Mapping[int, float]
+    cpuinfo_read_seconds: float | None
+
+
 def _read_frequency(
     prev: Snapshot,
     readers: CpuSources,
@@ -631,13 +642,15 @@ def _read_frequency(
     online: tuple[int, ...],
     host: HostState | None,
     now: float,
-) -> tuple[dict[int, Frequency], dict[int, CpuFreq], float | None]:
+) -> _FrequencyPart:
     """cpufreq, then the host's view, then /proc/cpuinfo for the CPUs still without one; cpufreq's
-    reading, and when it was last read whole.
+    reading and /proc/cpuinfo's, and when each was last read whole.
 
     cpufreq is read whole (every CPU's directory, limits and governor) every LOOK_AGAIN_SECONDS, when
     the online CPUs change, and when a file the last whole read found is gone; the samples between read
-    only each CPU's current frequencies (:func:`read_current`).
+    only each CPU's current frequencies (:func:`read_current`). A /proc/cpuinfo that states a constant
+    rate (x86 without APERF/MPERF, as in most VMs) is read again every LOOK_AGAIN_SECONDS, and when the
+    online CPUs change; between, its last reading and status stand.
     """
     frequency: dict[int, Frequency] = {}
     freqs: dict[int, CpuFreq] = {}
@@ -668,11 +681,21 @@ def _read_frequency(
         for cpu, v in host.vcpus.items():
             if v.frequency_hertz is not None:
                 frequency.setdefault(cpu, Frequency(v.frequency_hertz, "host"))
+    mhz: Mapping[int, float] = {}
+    mhz_read: float | None = None
     if "cpuinfo" in readers.collectors and (not online or not set(online) <= frequency.keys()):
-        mhz = run("cpuinfo", lambda: require_cpuinfo(readers.procfs, run.held("cpuinfo", readers.held)))
-        for cpu, hertz in (mhz or {}).items():
+        # With a cpufreq driver the kernel prints cpufreq's value instead: read at every sample then.
+        since = prev.cpuinfo_read_seconds if prev.cpus == online and not freqs else None
+        if run.kept("cpuinfo", prev, since, LOOK_AGAIN_SECONDS, now):
+            mhz, mhz_read = prev.cpuinfo_hertz, since
+        else:
+            info = run("cpuinfo", lambda: require_cpuinfo(readers.procfs, run.held("cpuinfo", readers.held)))
+            if info is not None:
+                mhz = info.hertz
+                mhz_read = now if info.constant and not freqs else None
+        for cpu, hertz in mhz.items():
             frequency.setdefault(cpu, Frequency(hertz, "cpuinfo"))
-    return frequency, freqs, read_whole
+    return _FrequencyPart(frequency, freqs, read_whole, mhz, mhz_read)
 
 
 @dataclass(frozen=True)
@@ -757,7 +780,8 @@ def take_snapshot(
     absent = _Absent(prev, run, mono)
     cpu = _read_cpu(prev, readers, run)
     host_state, host_stale = _read_host_state(prev, readers, run, absent, wall)
-    frequency, cpufreq, cpufreq_read = _read_frequency(prev, readers, run, absent, cpu.cpus, host_state, mono)
+    freq = _read_frequency(prev, readers, run, absent, cpu.cpus, host_state, mono)
+    frequency, cpufreq = freq.frequency, freq.cpufreq
     steal = {c: v.steal_seconds for c, v in host_state.vcpus.items()} if host_state is not None else {}
     perf = _read_perf(prev, readers, run, cpu.cpus)
     if perf is not None:
@@ -816,7 +840,9 @@ def take_snapshot(
         host=host,
         filesystems=filesystems or (),
         filesystems_read_seconds=filesystems_read,
-        cpufreq_read_seconds=cpufreq_read,
+        cpufreq_read_seconds=freq.cpufreq_read_seconds,
+        cpuinfo_hertz=freq.cpuinfo_hertz,
+        cpuinfo_read_seconds=freq.cpuinfo_read_seconds,
         network=network or {},
         processes=processes or (),
         vms=vms,

@@ -398,6 +398,48 @@ def test_a_cpu_that_comes_online_has_cpufreq_read_whole_in_the_same_sample(tmp_p
     assert snap.cpufreq_read_seconds == clock.t
 
 
+@pytest.mark.parametrize("aperfmperf", [False, True], ids=["constant-rate", "measured"])
+def test_a_cpuinfo_that_states_a_constant_rate_is_read_again_only_every_few_seconds(tmp_path, aperfmperf):
+    from exporter.snapshot import LOOK_AGAIN_SECONDS
+
+    root = tmp_path / "host"
+    shutil.copytree(FIXTURES / "vm-2cpu", root)  # a guest: no cpufreq, no aperfmperf flag
+    cpuinfo = root / "proc/cpuinfo"
+    if aperfmperf:
+        cpuinfo.write_text(cpuinfo.read_text().replace("\nflags\t\t: fpu ", "\nflags\t\t: aperfmperf fpu "))
+    clock = FixedClock()
+    r = readers(root)
+    snap = take_snapshot(None, r, clock)
+    first = snap.statuses["cpuinfo"]
+    assert first.success and snap.frequency[0].hertz == pytest.approx(2599.998e6)
+    cpuinfo.write_text(cpuinfo.read_text().replace("2599.998", "1800.000"))
+    clock.t += LOOK_AGAIN_SECONDS / 2
+    snap = take_snapshot(snap, r, clock)
+    if aperfmperf:  # the kernel measures: every sample reads
+        assert snap.frequency[0].hertz == pytest.approx(1800e6) and snap.statuses["cpuinfo"] is not first
+        return
+    assert snap.frequency[0].hertz == pytest.approx(2599.998e6) and snap.statuses["cpuinfo"] is first
+    clock.t += LOOK_AGAIN_SECONDS / 2
+    snap = take_snapshot(snap, r, clock)
+    assert snap.frequency[0].hertz == pytest.approx(1800e6) and snap.statuses["cpuinfo"] is not first
+
+
+def test_a_cpu_that_comes_online_has_a_constant_rate_cpuinfo_read_again(tmp_path):
+    root = tmp_path / "host"
+    shutil.copytree(FIXTURES / "vm-2cpu", root)
+    stat = root / "proc/stat"
+    full = stat.read_text()
+    stat.write_text("".join(line for line in full.splitlines(keepends=True) if not line.startswith("cpu1 ")))
+    clock = FixedClock()
+    r = readers(root)
+    snap = take_snapshot(None, r, clock)
+    assert snap.cpus == (0,) and snap.cpuinfo_read_seconds == clock.t
+    stat.write_text(full)
+    clock.t += 1
+    snap = take_snapshot(snap, r, clock)
+    assert snap.cpus == (0, 1) and snap.frequency[1].source == "cpuinfo" and snap.cpuinfo_read_seconds == clock.t
+
+
 def test_a_missing_agent_state_file_is_looked_for_again_only_every_few_seconds(tmp_path):
     from exporter.guest.hoststate import parse_host_line, state_bytes, write_state
     from exporter.snapshot import LOOK_AGAIN_SECONDS

@@ -14,11 +14,16 @@
 - arm64 and riscv print no frequency at all (arch/arm64/kernel/cpuinfo.c,
   arch/riscv/kernel/cpu.c): :func:`require_cpuinfo` says so as the source's
   error, and the snapshot falls through to perf.
+
+On x86 a ``flags`` line without ``aperfmperf`` means the kernel has no
+APERF/MPERF to measure with: without a cpufreq driver, ``cpu MHz`` is then
+``cpu_khz``, fixed at boot (:attr:`CpuInfoMhz.constant`).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 from exporter.sources import HeldFiles, SourceError, read_small
@@ -43,17 +48,34 @@ def _mhz(key: str, value: str, path: str, lineno: int) -> float | None:
     return mhz
 
 
+@dataclass(frozen=True)
+class CpuInfoMhz:
+    hertz: dict[int, float]  # keyed by the ``processor`` (or s390x ``cpu number``) each follows
+    # x86 without APERF/MPERF (flags without "aperfmperf", as in most VMs): without a cpufreq driver
+    # the kernel prints cpu_khz, the rate found at boot, so the file says the same at every read.
+    constant: bool = False
+
+
 def parse_cpuinfo(text: str, path: str = "/proc/cpuinfo") -> dict[int, float]:
     """The frequency in hertz keyed by the ``processor`` (or s390x ``cpu number``) it follows."""
+    return parse_cpuinfo_mhz(text, path).hertz
+
+
+def parse_cpuinfo_mhz(text: str, path: str = "/proc/cpuinfo") -> CpuInfoMhz:
+    """:func:`parse_cpuinfo`, and whether the kernel prints a rate that never changes."""
     result: dict[int, float] = {}
     rank: dict[int, int] = {}
     processor: int | None = None
+    flags = measured = False
     for lineno, line in enumerate(text.splitlines(), 1):
         key, sep, value = line.partition(":")
         if not sep:
             continue
         key = key.strip()
-        if key in PROCESSOR_KEYS:
+        if key == "flags":
+            flags = True
+            measured = measured or "aperfmperf" in value.split()
+        elif key in PROCESSOR_KEYS:
             try:
                 processor = int(value)
             except ValueError:
@@ -67,7 +89,7 @@ def parse_cpuinfo(text: str, path: str = "/proc/cpuinfo") -> dict[int, float]:
             if MHZ_KEYS[key] < rank.get(processor, len(MHZ_KEYS)):
                 result[processor] = mhz * 1e6
                 rank[processor] = MHZ_KEYS[key]
-    return result
+    return CpuInfoMhz(result, flags and not measured)
 
 
 # x86 prints about 1.5 KiB per CPU (the flags line is most of it): 8,192 CPUs take about 12 MiB.
@@ -77,15 +99,19 @@ CPUINFO_LIMIT = 32 << 20
 def read_cpuinfo(procfs: Path, held: HeldFiles | None = None) -> dict[int, float]:
     """``held``: read through its descriptor for the file. Printed a processor at a time (a read returns about
     a page), so it is read until an empty read."""
+    return _read(procfs, held).hertz
+
+
+def _read(procfs: Path, held: HeldFiles | None) -> CpuInfoMhz:
     path = str(procfs / "cpuinfo")
     text = read_small(path, CPUINFO_LIMIT) if held is None else held.read(path, CPUINFO_LIMIT)
-    return parse_cpuinfo(text, path)
+    return parse_cpuinfo_mhz(text, path)
 
 
-def require_cpuinfo(procfs: Path, held: HeldFiles | None = None) -> dict[int, float]:
+def require_cpuinfo(procfs: Path, held: HeldFiles | None = None) -> CpuInfoMhz:
     """:func:`read_cpuinfo`, where a file without any frequency is an error."""
-    mhz = read_cpuinfo(procfs, held)
-    if not mhz:
+    mhz = _read(procfs, held)
+    if not mhz.hertz:
         raise SourceError(
             str(procfs / "cpuinfo"),
             "states no frequency (no 'cpu MHz', 'CPU MHz', 'cpu MHz dynamic' or 'clock' line; "

@@ -98,3 +98,11 @@ def test_a_clock_line_that_is_not_mhz_is_not_a_frequency():
 def test_ppc_clock_that_is_not_a_number_names_the_line():
     with pytest.raises(SourceError, match=r"cpuinfo:2: clock 'fastMHz' is not a number"):
         parse_cpuinfo("processor : 0\nclock : fastMHz\n")
+
+
+def test_an_x86_cpuinfo_without_aperfmperf_states_a_constant_rate():
+    from exporter.sources.cpuinfo import parse_cpuinfo_mhz
+
+    assert parse_cpuinfo_mhz(X86).constant  # flags without aperfmperf: cpu_khz, fixed at boot
+    assert not parse_cpuinfo_mhz(X86.replace("flags\t\t: fpu vme", "flags\t\t: fpu aperfmperf vme")).constant
+    assert not parse_cpuinfo_mhz(ARM64 + "cpu MHz\t: 2000\n").constant  # no flags line: not x86
