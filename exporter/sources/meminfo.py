@@ -37,12 +37,19 @@ class MemInfo:
         )
 
 
+# The keys MemInfo is made of; the file has about 55, whose values are not looked at.
+_KEYS = frozenset({"MemTotal", "MemFree", "MemAvailable", "Buffers", "Cached", "SReclaimable", "SwapTotal", "SwapFree"})
+
+
 def parse_meminfo(text: str, path: str = "/proc/meminfo") -> MemInfo:
+    """Every line must be ``Key: value``; only the values of the keys MemInfo holds are parsed and checked."""
     values: dict[str, int] = {}
     for lineno, line in enumerate(text.splitlines(), 1):
         key, sep, rest = line.partition(":")
         if not sep:
             raise SourceError(path, f"line has no ':': {line[:60]!r}", lineno)
+        if key not in _KEYS:
+            continue
         parts = rest.split()
         if not parts or len(parts) > 2 or (len(parts) == 2 and parts[1] != "kB"):
             raise SourceError(path, f"{key}: unexpected value {rest.strip()!r}", lineno)

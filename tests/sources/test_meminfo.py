@@ -61,3 +61,11 @@ def test_pre_3_14_kernel_has_no_memavailable():
 def test_malformed(text, message):
     with pytest.raises(SourceError, match=message):
         parse_meminfo(text)
+
+
+def test_a_value_of_a_key_not_used_is_not_parsed():
+    # a kernel that prints a key in a new way does not take the memory figures down
+    mem = parse_meminfo(TEXT + "Percpu:   lots MB\nHugepagesize: -2048 kB\n")
+    assert mem == parse_meminfo(TEXT)
+    with pytest.raises(SourceError, match="no ':'"):
+        parse_meminfo(TEXT + "garbage\n")  # every line is still Key: value
