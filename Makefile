@@ -85,7 +85,7 @@ dashboards: $(STAMP)
 	$(BIN)/python dashboards/generate.py
 
 # Builds the image offline into podman's image store as $(IMAGE), without the checks.
-IMAGE ?= localhost/sysmon-exporter:$(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+IMAGE ?= localhost/sysmon-exporter:$(shell sed -n 's/^__version__ = "\(.*\)"$$/\1/p' exporter/__init__.py)
 image: $(RUNTIME) deps-image
 	PYTHON=$(BIN)/python ./docker/build-image.sh $(IMAGE)
 

@@ -13,7 +13,7 @@ set -eu
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}  # reads pyproject.toml and downloads the wheels; any Python with pip
-VERSION=$("$PYTHON" -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["version"])')
+VERSION=$(sed -n 's/^__version__ = "\(.*\)"$/\1/p' exporter/__init__.py)  # as pyproject.toml reads it
 IMAGE=${1:-localhost/sysmon-exporter:$VERSION}
 # This run's own work directory (other checkouts may build at the same time); the base image is shared.
 WORK=${IMAGE_BUILD_DIR:-/tmp/sysmon-image-build-$$}

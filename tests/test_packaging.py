@@ -1,10 +1,12 @@
-"""Packaging: `make run` installs the runtime only, `make test` the test extras; the LICENSE is pyproject's."""
+"""Packaging: `make run` installs the runtime only, `make test` the test extras; the LICENSE is pyproject's;
+the version is written once, in exporter/__init__.py."""
 
 from __future__ import annotations
 
 import subprocess
 import tomllib
 
+from exporter import __version__
 from tests.helpers import ROOT
 
 
@@ -38,3 +40,14 @@ def test_the_runtime_dependencies_cover_what_serving_imports():
     names = {d.split(">")[0].split("=")[0].strip().lower() for d in deps}
     # The web configuration file is YAML with bcrypt hashes: both are needed without any extra.
     assert {"prometheus-client", "aiohttp", "uvloop", "bcrypt", "pyyaml"} <= names
+
+
+def test_the_version_is_written_once_and_the_package_and_the_image_read_it(tmp_path):
+    """pyproject.toml, `make image` and docker/build-image.sh take exporter.__version__, so none can drift."""
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert "version" not in pyproject["project"] and "version" in pyproject["project"]["dynamic"]
+    assert pyproject["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "exporter.__version__"}
+    assert f" localhost/sysmon-exporter:{__version__}" in "\n".join(dry_run("image", tmp_path))
+    [line] = [x for x in (ROOT / "docker" / "build-image.sh").read_text().splitlines() if x.startswith("VERSION=")]
+    out = subprocess.run(["sh", "-c", f'{line}\necho "$VERSION"'], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout == f"{__version__}\n"
