@@ -24,8 +24,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from exporter.config.flags import ConfigError
 
 OPTION = "--web.config.file"
@@ -142,6 +140,8 @@ def _error(path: Path, key: str, message: str) -> ConfigError:
 
 def read_web_file(path: Path) -> WebFile:
     """The file parsed and checked; ConfigError names the file, the key and the fix."""
+    import yaml  # here, not at the top: a process without --web.config.file never loads it
+
     try:
         text = path.read_text()
     except OSError as e:

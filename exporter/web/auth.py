@@ -22,7 +22,6 @@ import hmac
 import ipaddress
 from collections.abc import Awaitable, Callable, Mapping
 
-import bcrypt
 from aiohttp import web
 
 from exporter.web.live import LiveWebFile
@@ -47,10 +46,17 @@ def basic_credentials(header: str) -> tuple[str, str] | None:
     return (user, password) if sep else None
 
 
+def bcrypt_checkpw(password: bytes, hashed: bytes) -> bool:
+    """bcrypt.checkpw, imported by the first password checked: a process without basic_auth_users never loads it."""
+    import bcrypt
+
+    return bcrypt.checkpw(password, hashed)
+
+
 class Verifier:
     """Checks passwords against bcrypt hashes, remembering the last verified password of each user."""
 
-    def __init__(self, checkpw: Callable[[bytes, bytes], bool] = bcrypt.checkpw) -> None:
+    def __init__(self, checkpw: Callable[[bytes, bytes], bool] = bcrypt_checkpw) -> None:
         self._checkpw = checkpw
         self._verified: dict[str, tuple[str, bytes]] = {}  # user -> (hash, SHA-256 of the password)
         self._lock = asyncio.Lock()
