@@ -1,4 +1,5 @@
-"""Features that are off cost no imports: grpc, the guest ingest and recorder, the syscall counters' BPF loader."""
+"""Features that are off cost no imports: grpc, the guest ingest and recorder, the syscall counters' BPF loader,
+the web configuration file's YAML and bcrypt, and importlib.metadata (only --version needs it)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import sys
 import textwrap
 
 from tests.helpers import FIXTURES, ROOT, free_port
+from tests.web.pki import PASSWORD, USER, basic, bcrypt_hash
 
 # Loaded only by the feature that needs them (--grpc.listen-address / --serviceradar.*, --guest.listen,
 # --guest.record, --collector.syscalls).
@@ -19,29 +21,39 @@ FEATURE_MODULES = (
     "exporter.guest.downlink",
     "exporter.sources.syscalls",
     "exporter.sources.bpf",
+    # --web.config.file (yaml) and its basic_auth_users (bcrypt); --version (importlib.metadata, with the
+    # email and zipfile modules it loads): about 2 MiB of RSS between them.
+    "yaml",
+    "bcrypt",
+    "importlib.metadata",
 )
 
-# Serves with the default collectors on a fixture host until /-/ready answers, then stops itself and
-# prints which of the modules it loaded.
+# Serves with the default collectors on a fixture host and the given extra flags until /-/ready answers
+# (asked with the given headers), then stops itself and prints the answer and which of the modules it loaded.
 SERVE = textwrap.dedent(
     """\
     import json, os, signal, sys, threading, time, urllib.request
     from exporter.cli import main
 
-    port, root, modules = int(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3])
+    port, root = int(sys.argv[1]), sys.argv[2]
+    modules, flags, headers = (json.loads(a) for a in sys.argv[3:6])
+    ready = []
 
     def stop_when_ready():
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/-/ready", headers=headers)
         for _ in range(600):
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/-/ready", timeout=1):
+                with urllib.request.urlopen(request, timeout=1) as response:
+                    ready.append(response.status)
                     break
             except OSError:
                 time.sleep(0.05)
         os.kill(os.getpid(), signal.SIGTERM)
 
     threading.Thread(target=stop_when_ready, daemon=True).start()
-    code = main([f"--web.listen-address=127.0.0.1:{port}", f"--path.procfs={root}/proc", f"--path.sysfs={root}/sys"])
-    print(json.dumps({"code": code, "loaded": sorted(m for m in modules if m in sys.modules)}))
+    argv = [f"--web.listen-address=127.0.0.1:{port}", f"--path.procfs={root}/proc", f"--path.sysfs={root}/sys"]
+    code = main(argv + flags)
+    print(json.dumps({"code": code, "ready": ready, "loaded": sorted(m for m in modules if m in sys.modules)}))
     """
 )
 
@@ -60,14 +72,33 @@ def test_importing_the_app_loads_no_feature_module():
     assert loaded_by(check) == {"loaded": []}
 
 
+def serve(*flags: str, headers: dict[str, str] | None = None) -> dict[str, object]:
+    root = str(FIXTURES / "vm-2cpu")
+    return loaded_by(
+        SERVE, str(free_port()), root, json.dumps(FEATURE_MODULES), json.dumps(flags), json.dumps(headers or {})
+    )
+
+
 def test_serving_with_default_flags_loads_no_feature_module():
-    result = loaded_by(SERVE, str(free_port()), str(FIXTURES / "vm-2cpu"), json.dumps(FEATURE_MODULES))
-    assert result == {"code": 0, "loaded": []}
+    assert serve() == {"code": 0, "ready": [200], "loaded": []}
 
 
 def test_the_check_sees_a_feature_module_when_its_feature_is_on():
     """The same check with --collector.syscalls: the BPF loader is imported (so the tests above can fail)."""
-    code = SERVE.replace('f"--path.sysfs={root}/sys"]', 'f"--path.sysfs={root}/sys", "--collector.syscalls"]')
-    assert code != SERVE
-    result = loaded_by(code, str(free_port()), str(FIXTURES / "vm-2cpu"), json.dumps(FEATURE_MODULES))
+    result = serve("--collector.syscalls")
     assert "exporter.sources.syscalls" in result["loaded"]  # type: ignore[operator]
+
+
+def test_a_web_configuration_file_with_users_loads_yaml_and_bcrypt_and_they_work(tmp_path):
+    """yaml reads the file and bcrypt checks the password of the request that finds the exporter ready
+    (TLS, headers and reloads: tests/web/test_front_door.py)."""
+    path = tmp_path / "web.yml"
+    path.write_text(f"basic_auth_users:\n  {USER}: '{bcrypt_hash(PASSWORD)}'\n")
+    result = serve(f"--web.config.file={path}", headers=basic(USER, PASSWORD))
+    assert result == {"code": 0, "ready": [200], "loaded": ["bcrypt", "yaml"]}
+
+
+def test_a_web_configuration_file_without_users_loads_yaml_only(tmp_path):
+    path = tmp_path / "web.yml"
+    path.write_text("http_server_config:\n  headers:\n    X-Frame-Options: deny\n")
+    assert serve(f"--web.config.file={path}") == {"code": 0, "ready": [200], "loaded": ["yaml"]}
