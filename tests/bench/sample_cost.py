@@ -374,6 +374,7 @@ def imports_part(python: str) -> None:
         out = subprocess.run(
             [
                 python,
+                "-P",  # as above: the interpreter's tree, not the working directory's
                 "-c",
                 f"{code}\nfor l in open('/proc/self/status'):\n    l.startswith('VmRSS') and print(l.split()[1])",
             ],
