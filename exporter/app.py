@@ -42,6 +42,7 @@ from exporter.snapshot import (
 )
 from exporter.sources import HeldFiles, SourceError
 from exporter.sources.cgroup import CgroupLimits
+from exporter.sources.libc import release_free_heap
 from exporter.sources.mountinfo import MountInfo, read_mountinfo
 from exporter.sources.mounts import MountFilter
 from exporter.sources.perf import PerfCounters, PerfUnavailable, ThreadCycles
@@ -345,6 +346,12 @@ async def serve(config: Config) -> int:
             recorder.close()
 
 
+async def _release_after(ready: asyncio.Event) -> None:
+    await ready.wait()
+    if release_free_heap():
+        log.debug("start-up's freed heap given back to the kernel (malloc_trim)")
+
+
 async def _serve(config: Config, stop: asyncio.Event, ingest: Ingest | None) -> int:
     front = open_front_door(config.web)  # a bad --web.config.file stops start-up with one line
     with (
@@ -423,6 +430,8 @@ async def _serve(config: Config, stop: asyncio.Event, ingest: Ingest | None) -> 
                 "mTLS, TLS 1.3" if config.grpc.tls else "plaintext",
             )
         await sampler.start()
+        # Once the first snapshot is out, start-up's freed memory goes back to the kernel (release_free_heap).
+        trimmed = asyncio.create_task(_release_after(sampler.ready))
         if pusher is not None:
             await pusher.start()
         log.info(
@@ -435,6 +444,7 @@ async def _serve(config: Config, stop: asyncio.Event, ingest: Ingest | None) -> 
             await stop.wait()
         finally:
             log.info("shutting down")
+            trimmed.cancel()
             if pusher is not None:
                 await pusher.stop()
             if grpc_server is not None:

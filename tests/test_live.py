@@ -237,3 +237,14 @@ def test_serve_closes_its_held_files_when_it_stops(tmp_path):
 
     assert asyncio.run(run()) == 0
     assert proc_files_open(os.getpid()).get(expected, []) == before
+
+
+def test_once_the_first_snapshot_is_out_the_freed_heap_goes_back_to_the_kernel(tmp_path):
+    with run_exporter(["--log.level=debug", "--sampler.interval=100ms"], tmp_path) as exp:
+        wait_until(lambda: "freed heap given back to the kernel" in exp.stderr(), what="the heap to be trimmed")
+        stamp = parse_exposition(exp.metrics())["sysmon_last_sample_timestamp_seconds"][()]
+        wait_until(
+            lambda: parse_exposition(exp.metrics())["sysmon_last_sample_timestamp_seconds"][()] > stamp + 0.35,
+            what="a few more samples",
+        )
+        assert exp.stderr().count("freed heap given back to the kernel") == 1  # once, not at every sample
