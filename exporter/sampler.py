@@ -224,8 +224,12 @@ class Sampler(Generic[R]):
         """One step on the worker (steps never overlap); None when it failed (logged)."""
         try:
             current = self._current
-            # The ticks each job skipped so far ride on the snapshot (sysmon_sampler_skipped_ticks_total).
-            return replace(step(None if current is None else current.snapshot), skipped_ticks=dict(self.skipped_ticks))
+            snap = step(None if current is None else current.snapshot)
+            # The ticks each job skipped so far ride on the snapshot (sysmon_sampler_skipped_ticks_total);
+            # a step keeps the last snapshot's, so the copy is made only when a tick was skipped since.
+            if snap.skipped_ticks == self.skipped_ticks:
+                return snap
+            return replace(snap, skipped_ticks=dict(self.skipped_ticks))
         except Exception:
             log.exception("sampling job %s failed; it will run again at its next tick", job.name)
             return None

@@ -857,8 +857,11 @@ def with_guests(previous: Snapshot | None, guests: Callable[[], Mapping[str, Gue
 
 
 def with_http(previous: Snapshot | None, connections: Callable[[], HttpConnections]) -> Snapshot:
-    """The web listener's connection counts copied into the snapshot; everything else kept."""
-    return replace(previous or Snapshot(), http=connections())
+    """The web listener's connection counts copied into the snapshot; everything else kept (the snapshot
+    itself when the counts are those it carries: a copy of a Snapshot costs tens of microseconds)."""
+    prev = previous or Snapshot()
+    http = connections()
+    return prev if http == prev.http else replace(prev, http=http)
 
 
 def take_syscalls(

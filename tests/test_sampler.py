@@ -240,3 +240,14 @@ async def test_a_snapshot_is_rendered_before_a_scrape_expected_at_a_regular_cade
         await sampler.stop()
     assert early >= 5  # once the cadence is known, most scrapes find their snapshot already rendered
     assert len(rendered_at) <= 12 + 3  # about one render a scrape, not one a snapshot (some 48 were taken)
+
+
+def test_a_snapshot_is_copied_for_its_skipped_ticks_only_when_they_changed():
+    job = Job("cpu", 1.0, lambda prev: Snapshot())
+    sampler = Sampler([job], lambda snap: snap)
+    kept = Snapshot(timestamp_seconds=1.0, skipped_ticks={"cpu": 0})  # a step keeps its previous snapshot's
+    assert sampler._run_step(job, lambda prev: kept) is kept
+    sampler.skipped_ticks["cpu"] = 2
+    copied = sampler._run_step(job, lambda prev: kept)
+    assert copied is not None and copied.skipped_ticks == {"cpu": 2} and copied.timestamp_seconds == 1.0
+    assert kept.skipped_ticks == {"cpu": 0}

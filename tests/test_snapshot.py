@@ -555,3 +555,14 @@ def test_an_inline_source_that_cannot_be_read_names_its_file_and_recovers(tmp_pa
         assert snap.statuses["cpu"].success and snap.cpus == (0, 1)
     finally:
         inline.held.close()
+
+
+def test_with_http_copies_the_snapshot_only_when_the_counts_changed():
+    from exporter.snapshot import HttpConnections, with_http
+
+    counts = HttpConnections(open=1, bad_requests_total=3)
+    snap = with_http(Snapshot(timestamp_seconds=5.0), lambda: counts)
+    assert snap.http == counts and snap.timestamp_seconds == 5.0
+    assert with_http(snap, lambda: HttpConnections(open=1, bad_requests_total=3)) is snap
+    more = with_http(snap, lambda: HttpConnections(open=2, bad_requests_total=3))
+    assert more.http == HttpConnections(open=2, bad_requests_total=3) and snap.http == counts
