@@ -36,7 +36,11 @@ the listing, on this 2-vCPU machine: 8 ms on a host of 2,000), which no listing 
 but neither the pid nor the ``/proc/<pid>`` directory (fs/exec.c
 __set_task_comm), and libvirt forks, sets up the child and only then execs
 QEMU, as a wrapper script's ``exec qemu-system-...`` does, so a process first
-seen as something else may be a VM at the next look. With ``background`` it
+seen as something else may be a VM at the next look. Kernel threads are the
+exception: they never exec (and kworkers rename themselves all the time), so
+one found once (PF_KTHREAD in ``stat``, looked at only for a process with an
+empty ``cmdline``) is not read again while its ``/proc/<pid>`` stays; they are
+most of the processes of a VM, and of a many-CPU host. With ``background`` it
 runs off the samples: :meth:`VmWatch.rescan` on a thread of its own publishes
 an immutable :class:`Discovery`, and each sample reads only the vCPU threads
 of the latest one.
@@ -282,6 +286,18 @@ def _start_ticks(procfs: Path, pid: int) -> str:
     return fields[19]
 
 
+# include/linux/sched.h: the task is a kernel thread (field 9 of /proc/<pid>/stat, the task's flags)
+_PF_KTHREAD = 0x00200000
+
+
+def _is_kernel_thread(procfs: Path, pid: int) -> bool:
+    path = f"{procfs}/{pid}/stat"
+    fields = parse_pid_stat(_read_text(path), path).fields
+    if len(fields) < 7 or not fields[6].isascii() or not fields[6].isdigit():
+        raise SourceError(path, "field 9 (flags) is not an unsigned integer")
+    return bool(int(fields[6]) & _PF_KTHREAD)
+
+
 def _task_ids(procfs: Path, pid: int) -> frozenset[int]:
     return frozenset(int(e.name) for e in os.scandir(f"{procfs}/{pid}/task") if e.name.isdigit())
 
@@ -344,11 +360,11 @@ class VmWatch:
         self._published: Discovery | None = None  # replaced whole by each discovery, never changed
         self._taken: Discovery | None = None  # the Discovery read() last synced its descriptors to
         self._next_scan: float | None = None
-        # pid -> inode of its /proc directory and comm, of processes that run no hypervisor
-        self._not_vms: dict[int, tuple[int, str]] = {}
+        # pid -> inode of its /proc directory and comm (None: a kernel thread), of processes that run no hypervisor
+        self._not_vms: dict[int, tuple[int, str | None]] = {}
         # pid -> (comm, start time), its tids, what was found
         self._seen: dict[int, tuple[tuple[str, str], frozenset[int], VmProcess]] = {}
-        self._still_not_vms: dict[int, tuple[int, str]] = {}  # what the scan under way confirmed or learnt
+        self._still_not_vms: dict[int, tuple[int, str | None]] = {}  # what the scan under way confirmed or learnt
         self._still_seen: dict[int, tuple[tuple[str, str], frozenset[int], VmProcess]] = {}
         self._told: dict[int, str] = {}  # pid -> the last reason logged for its missing vCPUs
         self._dropped_told = False
@@ -366,10 +382,15 @@ class VmWatch:
         run no hypervisor, in the same ``/proc/<pid>`` directory (``inode``: a
         reused pid is a new directory) with the same comm, still runs none. A
         known VM with the same start time and threads is what it was (its
-        command line is not read again, its QMP not asked again).
+        command line is not read again, its QMP not asked again). A kernel thread
+        in the same directory is not read at all.
         """
+        known = self._not_vms.get(pid)
+        if known == (inode, None):
+            self._still_not_vms[pid] = (inode, None)
+            return False
         comm = _read_comm(self.procfs, pid, proc)
-        if self._not_vms.get(pid) == (inode, comm):
+        if known == (inode, comm):
             self._still_not_vms[pid] = (inode, comm)
             return False
         base = f"{self.procfs}/{pid}"
@@ -383,7 +404,8 @@ class VmWatch:
         argv = parse_cmdline(read_small_bytes(f"{base}/cmdline", _CMDLINE_LIMIT))
         hypervisor = hypervisor_of(comm, argv[0] if argv else "")
         if hypervisor is None:
-            self._still_not_vms[pid] = (inode, comm)
+            kernel = not argv and _is_kernel_thread(self.procfs, pid)  # no mm, no command line
+            self._still_not_vms[pid] = (inode, None if kernel else comm)
             return False
         if not room:
             return True

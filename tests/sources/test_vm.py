@@ -601,3 +601,22 @@ def test_a_process_that_execs_qemu_in_its_own_directory_is_found(tmp_path):
     write_host(tmp_path, [qemu(100, "late", 1)])  # exec: same pid, same directory, new comm and command line
     assert (proc / "100").stat().st_ino == inode
     assert [v.name for v in watch.rescan().vms] == ["late"]
+
+
+@pytest.mark.parametrize("kernel", [True, False], ids=["kernel-thread", "no-command-line"])
+def test_a_kernel_thread_is_not_read_again_while_its_proc_directory_stays(tmp_path, kernel):
+    # PF_KTHREAD in field 9 as /proc/2/stat shows it for kthreadd; a process without it and without a
+    # command line (a zombie, an empty argv) is looked at again at each discovery like any other
+    proc = write_host(tmp_path, [Process(2, "kworker/0:1", [])])
+    stat = proc / "2" / "stat"
+    stat.write_text(stat.read_text().replace(" 4194304 ", " 2129984 " if kernel else " 4194560 ", 1))
+    watch = VmWatch(proc, rescan_seconds=1.0)
+    assert watch.read(0.0).vms == {}
+    # what only a read of comm and cmdline would see; a kernel thread never execs, so it is not read
+    (proc / "2" / "comm").write_text("qemu-system-x86\n")
+    (proc / "2" / "cmdline").write_bytes(b"qemu-system-x86_64\0-name\0guest=late\0")
+    assert set(watch.read(1.0).vms) == (set() if kernel else {"late"})
+    (proc / "2").rename(tmp_path / "gone")  # the pid reused: a new /proc/2 directory (while the old one's
+    write_host(tmp_path, [qemu(2, "late", 1)])  # inode is taken, so the new one cannot get its number)
+    shutil.rmtree(tmp_path / "gone")
+    assert set(watch.read(2.0).vms) == {"late"}
