@@ -5,6 +5,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -381,17 +382,27 @@ def test_a_current_frequency_file_that_goes_away_has_cpufreq_read_whole_in_the_s
     assert snap.cpufreq_read_seconds == clock.t
 
 
-def test_a_cpu_that_comes_online_has_cpufreq_read_whole_in_the_same_sample(tmp_path):
-    root, _ = _baremetal(tmp_path)
+def _offline(root: Path, cpu: int) -> Callable[[], None]:
+    """Takes ``cpu``'s line out of the tree's /proc/stat (offline); returns what puts it back (online)."""
     stat = root / "proc/stat"
     full = stat.read_text()
-    stat.write_text("".join(line for line in full.splitlines(keepends=True) if not line.startswith("cpu7 ")))
+    stat.write_text("".join(line for line in full.splitlines(keepends=True) if not line.startswith(f"cpu{cpu} ")))
+
+    def online() -> None:
+        stat.write_text(full)
+
+    return online
+
+
+def test_a_cpu_that_comes_online_has_cpufreq_read_whole_in_the_same_sample(tmp_path):
+    root, _ = _baremetal(tmp_path)
+    online = _offline(root, 7)
     clock = FixedClock()
     r = readers(root)
     snap = take_snapshot(None, r, clock)
     assert 7 not in snap.cpufreq
     (root / "sys/devices/system/cpu/cpu7/cpufreq/cpuinfo_max_freq").write_text("4100000\n")
-    stat.write_text(full)
+    online()
     clock.t += 1
     snap = take_snapshot(snap, r, clock)
     assert snap.cpufreq[7].max_hertz == 4.1e9 and snap.frequency[7].source == "cpufreq"
@@ -427,14 +438,12 @@ def test_a_cpuinfo_that_states_a_constant_rate_is_read_again_only_every_few_seco
 def test_a_cpu_that_comes_online_has_a_constant_rate_cpuinfo_read_again(tmp_path):
     root = tmp_path / "host"
     shutil.copytree(FIXTURES / "vm-2cpu", root)
-    stat = root / "proc/stat"
-    full = stat.read_text()
-    stat.write_text("".join(line for line in full.splitlines(keepends=True) if not line.startswith("cpu1 ")))
+    online = _offline(root, 1)
     clock = FixedClock()
     r = readers(root)
     snap = take_snapshot(None, r, clock)
     assert snap.cpus == (0,) and snap.cpuinfo_read_seconds == clock.t
-    stat.write_text(full)
+    online()
     clock.t += 1
     snap = take_snapshot(snap, r, clock)
     assert snap.cpus == (0, 1) and snap.frequency[1].source == "cpuinfo" and snap.cpuinfo_read_seconds == clock.t
