@@ -51,3 +51,12 @@ def test_the_version_is_written_once_and_the_package_and_the_image_read_it(tmp_p
     [line] = [x for x in (ROOT / "docker" / "build-image.sh").read_text().splitlines() if x.startswith("VERSION=")]
     out = subprocess.run(["sh", "-c", f'{line}\necho "$VERSION"'], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout == f"{__version__}\n"
+
+
+def test_the_chart_deploys_and_the_dockerfile_labels_the_same_version():
+    """The chart's appVersion is the image tag it deploys by default; the Dockerfile's ARG the label of a bare build."""
+    import yaml
+
+    chart = yaml.safe_load((ROOT / "helm" / "sysmon-exporter" / "Chart.yaml").read_text())
+    assert chart["appVersion"] == __version__
+    assert f"ARG VERSION={__version__}" in (ROOT / "docker" / "Dockerfile").read_text().splitlines()
