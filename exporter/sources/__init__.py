@@ -65,7 +65,16 @@ def read_small_bytes(
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC, dir_fd=dir_fd)
     try:
         # os.read, not pread: a FIFO or a socket file given as a path has no offset
-        data, _ = _read_whole(lambda offset, want: os.read(fd, want), os.fsdecode(path), limit, short_read_ends)
+        want = min(_CHUNK, limit + 1)
+        first = os.read(fd, want)
+        if short_read_ends and len(first) < want:  # all of it, in the one read most files take
+            return first
+        pending = [first]  # the loop's first read is that one
+
+        def read(offset: int, want: int) -> bytes:
+            return pending.pop() if pending else os.read(fd, want)
+
+        data, _ = _read_whole(read, os.fsdecode(path), limit, short_read_ends)
     finally:
         os.close(fd)
     return data

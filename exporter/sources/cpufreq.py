@@ -113,20 +113,13 @@ def read_cpufreq(sysfs: Path) -> dict[int, CpuFreq]:
 
 
 _FILE_OF_SOURCE = {name_source: name for name, name_source in CURRENT_FILES}
-# More than a kHz value and its newline: sysfs prints an attribute in one go, so one read this size is all of it.
-_KHZ_READ = 32
+# More than any kHz value and its newline: sysfs prints an attribute in one go, so the one read of
+# read_small (short_read_ends) is all of it, and a longer file is refused.
+_KHZ_LIMIT = 31
 
 
 def _read_khz(path: str) -> float:
-    """One kHz file with one open, one read and one close (``read_small`` reads again to see the end)."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        data = os.read(fd, _KHZ_READ)
-    finally:
-        os.close(fd)
-    if len(data) == _KHZ_READ:
-        raise SourceError(path, f"longer than a kHz value ({_KHZ_READ} bytes or more)")
-    return parse_khz(data.decode("ascii", "replace"), path)
+    return parse_khz(read_small(path, _KHZ_LIMIT, short_read_ends=True), path)
 
 
 def read_current(sysfs: Path, known: Mapping[int, CpuFreq]) -> dict[int, CpuFreq]:
