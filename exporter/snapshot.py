@@ -444,6 +444,11 @@ def inline_sources(readers: CpuSources, mounts: list[MountInfo]) -> frozenset[st
     return frozenset(out)
 
 
+def _within(since: float | None, seconds: float, now: float) -> bool:
+    """Whether a read at monotonic ``since`` is less than ``seconds`` old at ``now`` (never one ahead of now)."""
+    return since is not None and 0 <= now - since < seconds
+
+
 class _Run:
     """Runs sources, timing each and recording its status; a failure is contained to its source.
 
@@ -478,7 +483,7 @@ class _Run:
     def kept(self, name: str, prev: Snapshot, since: float | None, seconds: float, now: float) -> bool:
         """Whether ``name``'s read at monotonic ``since`` is less than ``seconds`` old at ``now``: it then
         stands for this sample too, and its status in ``prev`` is kept (no read, no new status)."""
-        if since is None or name not in prev.statuses or not 0 <= now - since < seconds:
+        if name not in prev.statuses or not _within(since, seconds, now):
             return False
         self.statuses[name] = prev.statuses[name]
         return True
@@ -659,8 +664,7 @@ def _read_frequency(
 
         def look() -> dict[int, CpuFreq]:
             nonlocal read_whole
-            since = prev.cpufreq_read_seconds
-            if prev.cpufreq and prev.cpus == online and since is not None and 0 <= now - since < LOOK_AGAIN_SECONDS:
+            if prev.cpufreq and prev.cpus == online and _within(prev.cpufreq_read_seconds, LOOK_AGAIN_SECONDS, now):
                 try:
                     return read_current(readers.sysfs, prev.cpufreq)
                 except (OSError, SourceError) as e:
