@@ -26,8 +26,6 @@ class PidStat:
     fields: tuple[str, ...] = field(default=(), compare=False, repr=False)  # field 3 (state) onwards
 
 
-
-
 _PID = re.compile(r"[0-9]{1,10}\Z")  # pid_max is at most 2**22; no sign, no "_", no other digits
 
 
@@ -49,8 +47,22 @@ def parse_pid_stat(text: str, path: str = "/proc/self/stat") -> PidStat:
 
 
 def read_pid_stat(procfs: Path, pid: int) -> PidStat:
+    """fs/proc/array.c prints the line in one go (proc_single_show), so a short read is all of it."""
     path = procfs / str(pid) / "stat"
-    return parse_pid_stat(read_small(path), str(path))
+    return parse_pid_stat(read_small(path, short_read_ends=True), str(path))
+
+
+# include/linux/sched.h: the task is a kernel thread (in field 9 of the stat line, the task's flags)
+PF_KTHREAD = 0x00200000
+
+
+def is_kernel_thread(procfs: Path, pid: int) -> bool:
+    """Whether ``pid`` is a kernel thread (PF_KTHREAD), from its stat line."""
+    stat = read_pid_stat(procfs, pid)
+    flags = stat.fields[6] if len(stat.fields) > 6 else ""
+    if not flags.isascii() or not flags.isdigit():
+        raise SourceError(f"{procfs}/{pid}/stat", "field 9 (flags) is not an unsigned integer")
+    return bool(int(flags) & PF_KTHREAD)
 
 
 def read_descendants(procfs: Path, pid: int) -> set[int]:

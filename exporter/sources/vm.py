@@ -39,8 +39,8 @@ QEMU, as a wrapper script's ``exec qemu-system-...`` does, so a process first
 seen as something else may be a VM at the next look. Kernel threads are the
 exception: they never exec (and kworkers rename themselves all the time), so
 one found once (PF_KTHREAD in ``stat``, looked at only for a process with an
-empty ``cmdline``) is not read again while its ``/proc/<pid>`` stays; they are
-most of the processes of a VM, and of a many-CPU host. With ``background`` it
+empty ``cmdline``) is not read again while its ``/proc/<pid>`` stays (59 of the
+69 processes of the guest this was measured on). With ``background`` it
 runs off the samples: :meth:`VmWatch.rescan` on a thread of its own publishes
 an immutable :class:`Discovery`, and each sample reads only the vCPU threads
 of the latest one.
@@ -60,7 +60,7 @@ from typing import Protocol
 from exporter.guest_state import vm_label
 from exporter.sources import SourceError, read_small, read_small_bytes
 from exporter.sources.perf import PerfUnavailable
-from exporter.sources.pid_stat import parse_pid_number, parse_pid_stat
+from exporter.sources.pid_stat import is_kernel_thread, parse_pid_number, parse_pid_stat
 
 log = logging.getLogger("exporter.sources.vm")
 
@@ -286,18 +286,6 @@ def _start_ticks(procfs: Path, pid: int) -> str:
     return fields[19]
 
 
-# include/linux/sched.h: the task is a kernel thread (field 9 of /proc/<pid>/stat, the task's flags)
-_PF_KTHREAD = 0x00200000
-
-
-def _is_kernel_thread(procfs: Path, pid: int) -> bool:
-    path = f"{procfs}/{pid}/stat"
-    fields = parse_pid_stat(_read_text(path), path).fields
-    if len(fields) < 7 or not fields[6].isascii() or not fields[6].isdigit():
-        raise SourceError(path, "field 9 (flags) is not an unsigned integer")
-    return bool(int(fields[6]) & _PF_KTHREAD)
-
-
 def _task_ids(procfs: Path, pid: int) -> frozenset[int]:
     return frozenset(int(e.name) for e in os.scandir(f"{procfs}/{pid}/task") if e.name.isdigit())
 
@@ -404,7 +392,7 @@ class VmWatch:
         argv = parse_cmdline(read_small_bytes(f"{base}/cmdline", _CMDLINE_LIMIT))
         hypervisor = hypervisor_of(comm, argv[0] if argv else "")
         if hypervisor is None:
-            kernel = not argv and _is_kernel_thread(self.procfs, pid)  # no mm, no command line
+            kernel = not argv and is_kernel_thread(self.procfs, pid)  # no mm, no command line
             self._still_not_vms[pid] = (inode, None if kernel else comm)
             return False
         if not room:

@@ -55,3 +55,21 @@ def test_descendants_skip_an_unparsable_stat(tmp_path):
         (tmp_path / str(pid)).mkdir()
         (tmp_path / str(pid) / "stat").write_text(text)
     assert read_descendants(tmp_path, 10) == {11}
+
+
+@pytest.mark.parametrize(("flags", "kernel"), [("2129984", True), ("4194560", False)], ids=["kthreadd", "a-shell"])
+def test_is_kernel_thread_reads_pf_kthread_from_field_9(tmp_path, flags, kernel):
+    from exporter.sources.pid_stat import is_kernel_thread
+
+    (tmp_path / "2").mkdir()
+    (tmp_path / "2" / "stat").write_text(f"2 (kthreadd) S 0 0 0 0 -1 {flags} 0 0 0 0 0 0 0 0 20 0 1 0 10\n")
+    assert is_kernel_thread(tmp_path, 2) is kernel
+
+
+def test_is_kernel_thread_refuses_a_flags_field_that_is_not_a_number(tmp_path):
+    from exporter.sources.pid_stat import is_kernel_thread
+
+    (tmp_path / "2").mkdir()
+    (tmp_path / "2" / "stat").write_text("2 (kthreadd) S 0 0 0 0 -1 -5 0\n")
+    with pytest.raises(SourceError, match="2/stat: field 9"):
+        is_kernel_thread(tmp_path, 2)
