@@ -22,7 +22,7 @@ from exporter.catalogue import JOBS, of_job
 from exporter.collector import Exposition, Renderer, default_collectors
 from exporter.config import Config, ConfigError, GuestConfig
 from exporter.http import ConnectionLimits, Connections, Published, make_app
-from exporter.sampler import Chore, Job, Sampler
+from exporter.sampler import Chore, Job, Sampler, Step
 from exporter.snapshot import (
     CgroupSources,
     Clock,
@@ -34,6 +34,7 @@ from exporter.snapshot import (
     describe,
     inline_sources,
     read_cgroup_step,
+    refresh_instants,
     take_cgroup_snapshot,
     take_snapshot,
     take_syscalls,
@@ -240,6 +241,11 @@ def own_mounts(config: Config) -> list[MountInfo]:
         return []
 
 
+def _with_http(step: Step, connections: Connections) -> Step:
+    view = connections.view
+    return lambda prev: with_http(step(prev), view)
+
+
 def build_sampler(
     config: Config,
     readers: CpuSources,
@@ -258,12 +264,21 @@ def build_sampler(
     deadline = Deadline(config.sampler.source_timeout_seconds, inline_sources(readers, own_mounts(config)))
 
     def cpu() -> Job:
-        step = partial(take_snapshot, readers=readers, clock=clock, deadline=deadline)
-        if connections is None or config.web.disable_exporter_metrics:
-            return Job("cpu", interval, step)
-        view = connections.view
-        # The listener's counts ride on the CPU job's samples (a job of their own would render twice as often).
-        return Job("cpu", interval, lambda prev: with_http(step(prev), view))
+        step: Step = partial(take_snapshot, readers=readers, clock=clock, deadline=deadline)
+        light: Step | None = None
+        refresh: Step | None = None
+        if config.grpc is None and config.serviceradar is None:
+            # Only scrapes read the snapshot: a tick no scrape is expected to see reads only what CPU
+            # usage's window needs, and an unexpected scrape has the rest read as it comes. The gRPC
+            # shim and the push read the latest snapshot at times the sampler does not track.
+            light = partial(take_snapshot, readers=readers, clock=clock, deadline=deadline, instants=False)
+            refresh = partial(refresh_instants, readers=readers, clock=clock, deadline=deadline)
+        if connections is not None and not config.web.disable_exporter_metrics:
+            # The listener's counts ride on the CPU job's samples (a job of their own would render twice as often).
+            step = _with_http(step, connections)
+            if light is not None:
+                light = _with_http(light, connections)
+        return Job("cpu", interval, step, light=light, refresh=refresh)
 
     def cgroup() -> Job:
         c = config.cgroup

@@ -76,6 +76,19 @@ class Job:
     interval_seconds: float
     step: Step
     prepare: Callable[[], Step] | None = None
+    # With both: ``light`` is the step of a tick whose snapshot no consumer is expected to see (it
+    # reads only what a window needs), and ``refresh`` brings a snapshot's other values up to now for
+    # a scrape that came unexpected (Snapshot.instants_behind).
+    light: Step | None = None
+    refresh: Step | None = None
+
+
+@dataclass(frozen=True)
+class _Refresh(Generic[R]):
+    """A scrape's request for the latest snapshot's instant values read now; ``done`` has it published."""
+
+    job: Job
+    done: Future[_Published[R] | None]
 
 
 @dataclass(frozen=True)
@@ -131,7 +144,7 @@ class Sampler(Generic[R]):
         self._rendering: ThreadPoolExecutor | None = None
         self._preparing: ThreadPoolExecutor | None = None
         # Prepared steps (or what their prepare raised) for the worker; None from stop().
-        self._queue: queue.SimpleQueue[tuple[Job, Step | Exception] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[Job, Step | Exception] | _Refresh[R] | None] = queue.SimpleQueue()
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop start() ran on: ready is set there
@@ -141,6 +154,8 @@ class Sampler(Generic[R]):
         self._last_good: dict[str, float] = {}  # job or chore -> monotonic time its last run ended without an error
         # Monotonic times of the last two first scrapes of a snapshot (one tuple: the worker reads it whole).
         self._asked: tuple[float, ...] = ()
+        self._refresher = next((j for j in self._jobs if j.light is not None and j.refresh is not None), None)
+        self._refreshing: Future[_Published[R] | None] | None = None  # the refresh the worker was asked for
 
     def latest(self) -> Snapshot | None:
         current = self._current
@@ -151,9 +166,12 @@ class Sampler(Generic[R]):
         current = self._current
         if current is None:
             return None
+        now = time.monotonic()
+        if current.snapshot.instants_behind():
+            current = await self._refreshed(current)
         if not current.asked:
             current.asked = True
-            self._asked = (*self._asked[-1:], time.monotonic())
+            self._asked = (*self._asked[-1:], now)
         if current.rendering is None:
             early, current.early = current.early, None
             current.rendering = (
@@ -170,6 +188,26 @@ class Sampler(Generic[R]):
                 current.rendering = None  # the next scrape tries again
             raise
 
+    async def _refreshed(self, current: _Published[R]) -> _Published[R]:
+        """``current`` once the worker read its instant sources now (one refresh, however many scrapes ask).
+        A scrape waits for it at most one interval, then has what the last sample had."""
+        job = self._refresher
+        if job is None:
+            return current
+        if not self._threads:  # not started (or stopped): on the caller's thread
+            return self._refresh(job) or current
+        pending = self._refreshing
+        if pending is None or pending.done():
+            pending = self._refreshing = Future()
+            self._queue.put(_Refresh(job, pending))
+        try:
+            # shielded: a scrape whose client went away does not cancel the refresh the others wait for
+            refreshed = await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(pending)), job.interval_seconds)
+        except TimeoutError:
+            log.debug("no refresh within %gs; this scrape has the last sample's values", job.interval_seconds)
+            return current
+        return refreshed or current
+
     async def _render_on_thread(self, snap: Snapshot) -> R:
         executor = self._rendering
         if executor is None:  # not started (or stopped): on the caller's thread
@@ -181,22 +219,24 @@ class Sampler(Generic[R]):
             self.renders += 1
             return self._render(snap)
 
-    def _render_early(self, published: _Published[R], next_publication: float) -> None:
-        """On the worker, as ``published`` is published: render it now if the next scrape is expected before the
-        next snapshot, so that scrape finds it rendered and waits for no render. The next scrape
-        is the last two first scrapes' gap carried on; Prometheus scrapes a target at a fixed phase of
-        its interval. A scrape that comes at another time has the snapshot rendered as it asks."""
-        rendering = self._rendering
+    def _scrape_expected(self, since: float, until: float) -> bool:
+        """Whether a scrape is expected in [since, until): the last two first scrapes' gap carried on
+        (Prometheus scrapes a target at a fixed phase of its interval)."""
         asked = self._asked
-        if rendering is None or len(asked) < 2:
-            return
+        if len(asked) < 2:
+            return False
         previous, last = asked
         gap = last - previous
         if gap <= 0:
-            return
-        now = time.monotonic()
-        expected = last + max(1, math.ceil((now - last) / gap)) * gap
-        if expected < next_publication:
+            return False
+        return last + max(1, math.ceil((since - last) / gap)) * gap < until
+
+    def _render_early(self, published: _Published[R], next_publication: float) -> None:
+        """On the worker, as ``published`` is published: render it now if the next scrape is expected before the
+        next snapshot, so that scrape finds it rendered and waits for no render. A scrape that comes
+        at another time has the snapshot rendered as it asks."""
+        rendering = self._rendering
+        if rendering is not None and self._scrape_expected(time.monotonic(), next_publication):
             published.early = rendering.submit(self._render_one, published.snapshot)
 
     def stale(self) -> str:
@@ -234,15 +274,37 @@ class Sampler(Generic[R]):
             log.exception("sampling job %s failed; it will run again at its next tick", job.name)
             return None
 
-    def _publish(self, job: Job, snap: Snapshot, next_publication: float) -> None:
-        """``snap`` as the latest snapshot; its early render (if any) is begun before a scrape can see it."""
+    def _tick_step(self, job: Job) -> Step:
+        """The step for ``job``'s tick: its light one unless a scrape is expected to see this tick's snapshot
+        (half an interval either side of it, for a scrape that comes a little early or late)."""
+        if job.light is None:
+            return job.step
+        now, half = time.monotonic(), job.interval_seconds / 2
+        return job.step if self._scrape_expected(now - half, now + job.interval_seconds + half) else job.light
+
+    def _refresh(self, job: Job) -> _Published[R] | None:
+        """On the worker: the latest snapshot with its instant sources read now (as it is when a step since
+        read them), published; None when the refresh failed (logged)."""
+        current = self._current
+        if job.refresh is None or current is None or not current.snapshot.instants_behind():
+            return current
+        snap = self._run_step(job, job.refresh)
+        if snap is None:
+            return None
+        return self._publish(job, snap, None)
+
+    def _publish(self, job: Job, snap: Snapshot, next_publication: float | None) -> _Published[R]:
+        """``snap`` as the latest snapshot; its early render (if any) is begun before a scrape can see it.
+        A refresh (``next_publication`` None) is published for a scrape already waiting: no early render."""
         published = _Published[R](snap)
-        self._render_early(published, next_publication)
+        if next_publication is not None:
+            self._render_early(published, next_publication)
         self._current = published
         self._last_good[job.name] = time.monotonic()
         if not self._ready_sent and self._loop is not None:
             self._ready_sent = True
             self._loop.call_soon_threadsafe(self.ready.set)
+        return published
 
     def _prepare(self, job: Job, prepare: Callable[[], Step]) -> None:
         """On the job's prepare thread: its slow part, whose step (or error) goes to the worker's queue."""
@@ -274,7 +336,7 @@ class Sampler(Generic[R]):
                 if job.name in preparing or due[job.name] > time.monotonic():
                     continue
                 if job.prepare is None:
-                    ended(job, self._run_step(job, job.step))
+                    ended(job, self._run_step(job, self._tick_step(job)))
                 else:
                     assert self._preparing is not None
                     preparing.add(job.name)
@@ -289,6 +351,9 @@ class Sampler(Generic[R]):
                 continue
             if item is None:  # stop()
                 return
+            if isinstance(item, _Refresh):
+                item.done.set_result(self._refresh(item.job))
+                continue
             job, prepared = item
             preparing.discard(job.name)
             if isinstance(prepared, Exception):

@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from exporter.catalogue import SOURCES, of_job
 from exporter.guest.hoststate import HostState, freshness_limit, is_fresh, read_host_state
@@ -311,11 +311,17 @@ class Snapshot:
     syscall_breakdown: SyscallBreakdown = field(default_factory=SyscallBreakdown)
     host_state_stale: bool = False  # the last host state read was too old (logged once when it became so)
     filesystems_read_seconds: float | None = None  # monotonic time of the last filesystem read
+    instants_read_seconds: float | None = None  # monotonic time INSTANT_SOURCES were last read
     cpufreq_read_seconds: float | None = None  # monotonic time cpufreq was last read whole (limits, governor)
     cpuinfo_hertz: Mapping[int, float] = field(default_factory=dict)  # /proc/cpuinfo's last reading
     cpuinfo_read_seconds: float | None = None  # monotonic time of that reading, when it states a constant rate
     # source -> monotonic time a read found its files absent (no cpufreq driver, no agent state file)
     absent_since: Mapping[str, float] = field(default_factory=dict)
+
+    def instants_behind(self) -> bool:
+        """Whether the instant sources were last read before this snapshot's CPU sample (by a tick that
+        kept them: take_snapshot(instants=False))."""
+        return self.instants_read_seconds is not None and self.instants_read_seconds < self.monotonic_seconds
 
 
 def describe(exc: BaseException) -> str:
@@ -774,28 +780,13 @@ def _read_vms(readers: CpuSources, run: _Run, frequency: Mapping[int, Frequency]
     }
 
 
-def take_snapshot(
-    previous: Snapshot | None, readers: CpuSources, clock: Clock, deadline: Deadline | None = None
-) -> Snapshot:
-    """Read every enabled CPU and memory source once; keep what other steps own (e.g. cgroups)."""
-    prev = previous or Snapshot()
-    run = _Run(clock, deadline)
-    wall, mono = clock.wall(), clock.monotonic()
-    absent = _Absent(prev, run, mono)
-    cpu = _read_cpu(prev, readers, run)
-    host_state, host_stale = _read_host_state(prev, readers, run, absent, wall)
-    freq = _read_frequency(prev, readers, run, absent, cpu.cpus, host_state, mono)
-    frequency, cpufreq = freq.frequency, freq.cpufreq
-    steal = {c: v.steal_seconds for c, v in host_state.vcpus.items()} if host_state is not None else {}
-    perf = _read_perf(prev, readers, run, cpu.cpus)
-    if perf is not None:
-        for c, f in _perf_frequency(prev, perf, cpu.busy_seconds).items():
-            frequency.setdefault(c, f)
-    if cpu.cpus:  # a host state naming more vCPUs than this guest has: only the ones it has
-        frequency = {c: f for c, f in frequency.items() if c in cpu.cpus}
-        cpufreq = {c: f for c, f in cpufreq.items() if c in cpu.cpus}
-        steal = {c: v for c, v in steal.items() if c in cpu.cpus}
-    vms = _read_vms(readers, run, frequency, mono)
+# The sources whose values hold at the instant they are read: nothing is derived from two reads of
+# them, so a sample no consumer sees need not read them (take_snapshot(instants=False)).
+INSTANT_SOURCES = frozenset({"meminfo", "loadavg", "filesystem", "network", "processes", "host"})
+
+
+def _read_instants(prev: Snapshot, readers: CpuSources, run: _Run, mono: float) -> dict[str, Any]:
+    """The instant sources read now (the filesystems at their own interval): Snapshot fields by name."""
     memory = load = None
     if "meminfo" in readers.collectors:
         memory = run("meminfo", lambda: read_meminfo(readers.procfs, run.held("meminfo", readers.held)))
@@ -820,6 +811,68 @@ def take_snapshot(
     host = None
     if readers.host_identity:
         host = run("host", lambda: HostIdentity(read_hostname(readers.procfs), readers.host_ipv4()))
+    return {
+        "memory": memory,
+        "load": load,
+        "host": host,
+        "filesystems": filesystems or (),
+        "filesystems_read_seconds": filesystems_read,
+        "network": network or {},
+        "processes": processes or (),
+    }
+
+
+def refresh_instants(
+    previous: Snapshot | None, readers: CpuSources, clock: Clock, deadline: Deadline | None = None
+) -> Snapshot:
+    """The instant sources read now into ``previous``; the windowed values (CPU usage) are kept as they are."""
+    prev = previous or Snapshot()
+    run = _Run(clock, deadline)
+    mono = clock.monotonic()
+    instant = _read_instants(prev, readers, run, mono)
+    log_transitions(prev.statuses, run.statuses)
+    statuses = {**prev.statuses, **run.statuses}
+    return replace(prev, instants_read_seconds=mono, statuses=dict(sorted(statuses.items())), **instant)
+
+
+def take_snapshot(
+    previous: Snapshot | None,
+    readers: CpuSources,
+    clock: Clock,
+    deadline: Deadline | None = None,
+    instants: bool = True,
+) -> Snapshot:
+    """Read every enabled CPU and memory source once; keep what other steps own (e.g. cgroups).
+
+    With ``instants`` false, only the sources a window needs are read (/proc/stat and the
+    frequency's); the instant sources (``INSTANT_SOURCES``) and their statuses are kept from
+    ``previous``, once it has them. The sampler asks for that at a tick whose snapshot no consumer
+    is expected to see, and :func:`refresh_instants` reads them for one that comes unexpected.
+    """
+    prev = previous or Snapshot()
+    run = _Run(clock, deadline)
+    wall, mono = clock.wall(), clock.monotonic()
+    absent = _Absent(prev, run, mono)
+    cpu = _read_cpu(prev, readers, run)
+    host_state, host_stale = _read_host_state(prev, readers, run, absent, wall)
+    freq = _read_frequency(prev, readers, run, absent, cpu.cpus, host_state, mono)
+    frequency, cpufreq = freq.frequency, freq.cpufreq
+    steal = {c: v.steal_seconds for c, v in host_state.vcpus.items()} if host_state is not None else {}
+    perf = _read_perf(prev, readers, run, cpu.cpus)
+    if perf is not None:
+        for c, f in _perf_frequency(prev, perf, cpu.busy_seconds).items():
+            frequency.setdefault(c, f)
+    if cpu.cpus:  # a host state naming more vCPUs than this guest has: only the ones it has
+        frequency = {c: f for c, f in frequency.items() if c in cpu.cpus}
+        cpufreq = {c: f for c, f in cpufreq.items() if c in cpu.cpus}
+        steal = {c: v for c, v in steal.items() if c in cpu.cpus}
+    vms = _read_vms(readers, run, frequency, mono)
+    instant: dict[str, Any] = {}
+    instants_read = prev.instants_read_seconds
+    if instants or instants_read is None:
+        instant, instants_read = _read_instants(prev, readers, run, mono), mono
+    else:  # kept from prev, with their statuses
+        run.statuses.update((name, prev.statuses[name]) for name in INSTANT_SOURCES & prev.statuses.keys())
     statuses = {k: v for k, v in prev.statuses.items() if k not in _CPU_SOURCES}
     statuses.update(run.statuses)
     log_transitions(prev.statuses, run.statuses)
@@ -839,17 +892,12 @@ def take_snapshot(
         cycles=perf.cycles if perf else {},
         ref_cycles=perf.ref_cycles if perf else {},
         perf_counters=perf.counters if perf else prev.perf_counters,
-        memory=memory,
-        load=load,
-        host=host,
-        filesystems=filesystems or (),
-        filesystems_read_seconds=filesystems_read,
         cpufreq_read_seconds=freq.cpufreq_read_seconds,
         cpuinfo_hertz=freq.cpuinfo_hertz,
         cpuinfo_read_seconds=freq.cpuinfo_read_seconds,
-        network=network or {},
-        processes=processes or (),
         vms=vms,
+        instants_read_seconds=instants_read,
+        **instant,
         statuses=dict(sorted(statuses.items())),
         absent_since=absent.since,
     )

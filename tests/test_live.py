@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,7 +15,17 @@ import pytest
 from exporter.diag import core_pmu
 from exporter.sources.cpuinfo import read_cpuinfo
 from exporter.sources.stat import read_stat, user_hz
-from tests.helpers import ROOT, parse_exposition, promql, require_root, run_exporter, run_prometheus, wait_until
+from tests.helpers import (
+    FIXTURES,
+    ROOT,
+    free_port,
+    parse_exposition,
+    promql,
+    require_root,
+    run_exporter,
+    run_prometheus,
+    wait_until,
+)
 
 pytestmark = pytest.mark.live
 
@@ -248,3 +259,45 @@ def test_once_the_first_snapshot_is_out_the_freed_heap_goes_back_to_the_kernel(t
             what="a few more samples",
         )
         assert exp.stderr().count("freed heap given back to the kernel") == 1  # once, not at every sample
+
+
+def _meminfo_only(host: Path, *more: str) -> list[str]:
+    return [
+        f"--path.procfs={host / 'proc'}",
+        f"--path.sysfs={host / 'sys'}",
+        "--sampler.interval=100ms",
+        "--collector.disable-defaults",
+        "--collector.cpu",
+        "--collector.meminfo",
+        *more,
+    ]
+
+
+def test_an_unscraped_exporter_reads_meminfo_again_only_for_the_scrape_that_comes(tmp_path):
+    host = tmp_path / "host"
+    shutil.copytree(FIXTURES / "vm-2cpu", host)
+    meminfo = host / "proc" / "meminfo"
+    good = meminfo.read_text()
+    with run_exporter(_meminfo_only(host), tmp_path) as exp:
+        first = parse_exposition(exp.metrics())
+        assert first["sysmon_source_success"][(("source", "meminfo"),)] == 1
+        meminfo.write_text("MemTotal: a lot\n")
+        time.sleep(0.6)  # six ticks, none of which a scrape was expected to see
+        assert "source meminfo failed" not in exp.stderr()
+        broken = parse_exposition(exp.metrics())  # this scrape has meminfo read for it
+        assert broken["sysmon_source_success"][(("source", "meminfo"),)] == 0
+        assert "source meminfo failed" in exp.stderr()
+        meminfo.write_text(good.replace("MemFree:        24101668 kB", "MemFree:        1000 kB"))
+        time.sleep(0.3)  # past the snapshot just refreshed, which stands for one interval
+        mended = parse_exposition(exp.metrics())
+    assert mended["sysmon_source_success"][(("source", "meminfo"),)] == 1
+    assert first["sysmon_memory_free_bytes"][()] == 24101668 * 1024
+    assert mended["sysmon_memory_free_bytes"][()] == 1000 * 1024
+
+
+def test_with_the_grpc_shim_on_every_tick_reads_meminfo(tmp_path):
+    host = tmp_path / "host"
+    shutil.copytree(FIXTURES / "vm-2cpu", host)
+    with run_exporter(_meminfo_only(host, f"--grpc.listen-address=127.0.0.1:{free_port()}"), tmp_path) as exp:
+        (host / "proc" / "meminfo").write_text("MemTotal: a lot\n")
+        wait_until(lambda: "source meminfo failed" in exp.stderr(), what="a tick to read meminfo without a scrape")

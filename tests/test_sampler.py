@@ -1,6 +1,8 @@
 import asyncio
 import threading
 import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 
 from exporter.sampler import Chore, Job, Sampler
 from exporter.snapshot import Snapshot
@@ -218,6 +220,14 @@ async def test_ticks_are_kept_off_the_event_loop_so_a_blocked_loop_does_not_stop
     assert during >= 5  # 30 ticks were due; a loop-driven timer would have run none
 
 
+async def _scraper(sampler: Sampler[object], times: int, every: float) -> AsyncIterator[int]:
+    """Once the first snapshot is out, a scraper's turns ``every`` seconds: the caller scrapes at each."""
+    await asyncio.wait_for(sampler.ready.wait(), 10)
+    for n in range(times):
+        await asyncio.sleep(every)
+        yield n
+
+
 async def test_a_snapshot_is_rendered_before_a_scrape_expected_at_a_regular_cadence():
     rendered_at: list[float] = []
 
@@ -228,10 +238,8 @@ async def test_a_snapshot_is_rendered_before_a_scrape_expected_at_a_regular_cade
     sampler = Sampler([Job("cpu", 0.05, Recorder())], render)
     await sampler.start()
     try:
-        await asyncio.wait_for(sampler.ready.wait(), 10)
         early = 0
-        for n in range(12):  # a scraper every 0.2 s: four snapshots a scrape
-            await asyncio.sleep(0.2)
+        async for n in _scraper(sampler, 12, 0.2):  # four snapshots a scrape
             renders_before = len(rendered_at)
             await sampler.rendered()
             if n >= 2 and renders_before and len(rendered_at) == renders_before:
@@ -251,3 +259,104 @@ def test_a_snapshot_is_copied_for_its_skipped_ticks_only_when_they_changed():
     copied = sampler._run_step(job, lambda prev: kept)
     assert copied is not None and copied.skipped_ticks == {"cpu": 2} and copied.timestamp_seconds == 1.0
     assert kept.skipped_ticks == {"cpu": 0}
+
+
+async def _until(done: Callable[[], bool]) -> None:
+    while not done():
+        await asyncio.sleep(0.01)
+
+
+class Instants:
+    """A CPU job as the app builds it: the light step keeps the instant values it was given (as
+    take_snapshot(instants=False) does), the refresh reads them. Counts each; timestamp_seconds numbers
+    the snapshots."""
+
+    def __init__(self, interval: float, hold_light: threading.Event | None = None) -> None:
+        self.whole = self.light = self.refreshes = 0
+        self.hold_light = hold_light  # set: the light steps after the first wait on it
+        self.job = Job("cpu", interval, self.step, light=self.light_step, refresh=self.refresh)
+
+    def _next(self, prev: Snapshot | None, instants_read: float | None) -> Snapshot:
+        now = time.monotonic()
+        seq = (prev.timestamp_seconds if prev else 0) + 1
+        return replace(
+            prev or Snapshot(), timestamp_seconds=seq, monotonic_seconds=now, instants_read_seconds=instants_read or now
+        )
+
+    def step(self, prev: Snapshot | None) -> Snapshot:
+        self.whole += 1
+        return self._next(prev, None)
+
+    def light_step(self, prev: Snapshot | None) -> Snapshot:
+        self.light += 1
+        if self.hold_light is not None and self.light > 1:
+            self.hold_light.wait()
+        return self._next(prev, prev.instants_read_seconds if prev else None)
+
+    def refresh(self, prev: Snapshot | None) -> Snapshot:
+        self.refreshes += 1
+        assert prev is not None
+        return replace(prev, instants_read_seconds=time.monotonic())
+
+
+async def test_ticks_nobody_scrapes_are_light_and_an_unexpected_scrape_has_one_refresh_however_many_ask():
+    cpu = Instants(0.05)
+    sampler = Sampler([cpu.job], lambda snap: snap)
+    await sampler.start()
+    try:
+        await asyncio.wait_for(_until(lambda: cpu.light + cpu.whole >= 4), 10)
+        assert cpu.whole == 0 and cpu.refreshes == 0  # nobody scraped: no tick read the instant sources
+        latest = sampler.latest()
+        assert latest is not None and latest.instants_behind()
+        served = await asyncio.gather(*(sampler.rendered() for _ in range(5)))
+        assert cpu.refreshes == 1  # one refresh for the five scrapes that came at once
+        assert len({id(s) for s in served}) == 1
+        snap = served[0]
+        assert snap is not None and not snap.instants_behind() and snap.instants_read_seconds is not None
+        assert snap.instants_read_seconds >= latest.monotonic_seconds
+    finally:
+        await sampler.stop()
+    # stopped: a scrape of a snapshot whose instants are behind has them read on its own thread
+    behind = replace(snap, instants_read_seconds=snap.monotonic_seconds - 1)
+    sampler._publish(cpu.job, behind, None)
+    after = await sampler.rendered()
+    assert cpu.refreshes == 2 and after is not None and not after.instants_behind()
+
+
+async def test_a_scraper_at_a_regular_cadence_has_its_ticks_read_whole_and_waits_for_no_refresh():
+    cpu = Instants(0.1)
+    sampler = Sampler([cpu.job], lambda snap: snap)
+    await sampler.start()
+    try:
+        waited = 0
+        async for n in _scraper(sampler, 10, 0.5):  # five ticks a scrape
+            before = cpu.refreshes
+            snap = await sampler.rendered()
+            assert snap is not None and not snap.instants_behind()
+            if n >= 2 and cpu.refreshes > before:
+                waited += 1
+    finally:
+        await sampler.stop()
+    assert cpu.refreshes >= 2  # the first two scrapes came unexpected
+    assert waited <= 4  # once the cadence is known, most scrapes find their tick read whole
+    assert cpu.whole >= 5 and cpu.light > cpu.whole  # and most ticks, which no scrape sees, were light
+
+
+async def test_a_refresh_the_busy_worker_cannot_run_in_time_serves_the_last_sample():
+    hold = threading.Event()
+    cpu = Instants(0.2, hold_light=hold)
+    sampler = Sampler([cpu.job], lambda snap: snap)
+    await sampler.start()
+    try:
+        await asyncio.wait_for(sampler.ready.wait(), 10)
+        await asyncio.wait_for(_until(lambda: cpu.light >= 2), 10)  # the worker is held in its second light step
+        latest = sampler.latest()
+        assert latest is not None
+        latest = replace(latest, instants_read_seconds=latest.monotonic_seconds - 1)
+        sampler._publish(cpu.job, latest, None)  # behind: a scrape asks for a refresh the worker cannot run
+        snap = await asyncio.wait_for(sampler.rendered(), 5)
+        assert snap is not None and snap.timestamp_seconds == latest.timestamp_seconds and snap.instants_behind()
+        assert cpu.refreshes == 0
+    finally:
+        hold.set()
+        await sampler.stop()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter.snapshot import CpuSources, Deadline, Snapshot, SourceStatus, take_snapshot
+from exporter.snapshot import CpuSources, Deadline, Snapshot, SourceStatus, refresh_instants, take_snapshot
 from exporter.sources.perf import PerfReading
 from tests.helpers import FIXTURES, ROOT
 
@@ -575,3 +575,52 @@ def test_with_http_copies_the_snapshot_only_when_the_counts_changed():
     assert with_http(snap, lambda: HttpConnections(open=1, bad_requests_total=3)) is snap
     more = with_http(snap, lambda: HttpConnections(open=2, bad_requests_total=3))
     assert more.http == HttpConnections(open=2, bad_requests_total=3) and snap.http == counts
+
+
+def _instants_host(tmp_path: Path) -> tuple[Path, CpuSources]:
+    host = tmp_path / "host"
+    shutil.copytree(FIXTURES / "vm-2cpu", host)
+    return host, readers(host, {"cpu", "meminfo", "loadavg", "network"})
+
+
+def _busier(host: Path) -> None:
+    """Ten more ticks of user time on cpu0 (and in the total), as a second later."""
+    stat = host / "proc" / "stat"
+    lines = stat.read_text().splitlines(keepends=True)
+    for i, line in enumerate(lines[:2]):
+        name, user, rest = line.split(maxsplit=2)
+        lines[i] = f"{name} {int(user) + 10} {rest}"
+    stat.write_text("".join(lines))
+
+
+def test_a_tick_that_keeps_the_instant_sources_reads_only_what_the_window_needs(tmp_path):
+    host, r = _instants_host(tmp_path)
+    clock = FixedClock()
+    first = take_snapshot(None, r, clock, instants=False)  # nothing to keep yet: everything is read
+    assert first.memory is not None and first.load is not None and first.network
+    assert first.instants_read_seconds == clock.t and not first.instants_behind()
+
+    meminfo = host / "proc" / "meminfo"
+    meminfo.write_text(meminfo.read_text().replace("MemFree:        24101668 kB", "MemFree:        1000 kB"))
+    (host / "proc" / "loadavg").write_text("this is not a load average\n")  # would fail loadavg if read
+    _busier(host)
+    clock.t += 1
+    kept = take_snapshot(first, r, clock, instants=False)
+    assert kept.cpu_seconds != first.cpu_seconds and kept.monotonic_seconds == clock.t  # /proc/stat was read
+    assert kept.memory is first.memory and kept.load is first.load and kept.network is first.network
+    for name in ("meminfo", "loadavg", "network"):
+        assert kept.statuses[name] is first.statuses[name]
+    assert kept.instants_read_seconds == first.instants_read_seconds and kept.instants_behind()
+
+    clock.t += 0.25
+    fresh = refresh_instants(kept, r, clock)
+    assert fresh.memory is not None and fresh.memory.free_bytes == 1000 * 1024
+    assert fresh.load is None and not fresh.statuses["loadavg"].success  # read, and its failure recorded
+    assert fresh.statuses["meminfo"].success and fresh.statuses["network"].success
+    assert fresh.cpu_seconds is kept.cpu_seconds and fresh.monotonic_seconds == kept.monotonic_seconds
+    assert fresh.instants_read_seconds == clock.t and not fresh.instants_behind()
+
+    clock.t += 0.75
+    whole = take_snapshot(fresh, r, clock)  # instants=True, the default: every source is read
+    assert whole.instants_read_seconds == clock.t and not whole.instants_behind()
+    assert whole.memory is not None and whole.memory.free_bytes == 1000 * 1024
