@@ -263,11 +263,13 @@ def build_sampler(
     # only its source); those reading only proc and sysfs files run on the sampler's thread.
     deadline = Deadline(config.sampler.source_timeout_seconds, inline_sources(readers, own_mounts(config)))
 
+    scrapes_only = config.grpc is None and config.serviceradar is None
+
     def cpu() -> Job:
         step: Step = partial(take_snapshot, readers=readers, clock=clock, deadline=deadline)
         light: Step | None = None
         refresh: Step | None = None
-        if config.grpc is None and config.serviceradar is None:
+        if scrapes_only:
             # Only scrapes read the snapshot: a tick no scrape is expected to see reads only what CPU
             # usage's window needs, and an unexpected scrape has the rest read as it comes. The gRPC
             # shim and the push read the latest snapshot at times the sampler does not track.
@@ -286,7 +288,9 @@ def build_sampler(
         cgroups = CgroupSources(config.roots.cgroupfs, limits, readers.hz, config.roots.sysfs)
         step = partial(take_cgroup_snapshot, readers=cgroups, clock=clock, deadline=deadline)
         walk = partial(read_cgroup_step, readers=cgroups, clock=clock, deadline=deadline)
-        return Job("cgroup", c.interval_seconds, step, prepare=walk)
+        # Only scrapes read cgroups without the gRPC shim and the push (see cpu()): a cycle no scrape is
+        # expected to see is skipped, and a scrape that finds the last one older than the interval has it run.
+        return Job("cgroup", c.interval_seconds, step, prepare=walk, skip_unseen=scrapes_only)
 
     def syscall_job() -> Job:
         attached = syscalls or SyscallSources(None, "syscall counters are not attached", platform.machine())

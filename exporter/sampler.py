@@ -34,6 +34,14 @@ scrape never waits for a step in progress), one render at a time. Sources that c
 hang run under a deadline on threads of their own (snapshot.Deadline), so a
 hung read fails its source instead of stopping the worker; :meth:`Sampler.stale` says when a job has
 nevertheless gone without a good sample for ``STALE_INTERVALS`` intervals.
+
+What no scrape will see is not read. The scrape cadence (the last two first
+scrapes' gap) says which ticks a scrape is expected to see: at the others the
+CPU job runs its ``light`` step (only what usage's window needs) and a
+``skip_unseen`` job (cgroups) does not run. A scrape that comes unexpected has
+the CPU job's ``refresh`` and the skip_unseen jobs run for it first, and waits
+for them (one run however many scrapes ask; at most one interval). The app
+builds its jobs so only while scrapes are the snapshot's only readers.
 """
 
 from __future__ import annotations
@@ -81,6 +89,9 @@ class Job:
     # a scrape that came unexpected (Snapshot.instants_behind).
     light: Step | None = None
     refresh: Step | None = None
+    # A job whose values are all instant (cgroups): a tick no scrape is expected to see is skipped, and a
+    # scrape that finds its last run older than its interval has it run first.
+    skip_unseen: bool = False
 
 
 @dataclass(frozen=True)
@@ -155,7 +166,10 @@ class Sampler(Generic[R]):
         # Monotonic times of the last two first scrapes of a snapshot (one tuple: the worker reads it whole).
         self._asked: tuple[float, ...] = ()
         self._refresher = next((j for j in self._jobs if j.light is not None and j.refresh is not None), None)
-        self._refreshing: Future[_Published[R] | None] | None = None  # the refresh the worker was asked for
+        self._unseen = tuple(j for j in self._jobs if j.skip_unseen)
+        # The refresh (or skip_unseen run) the worker was asked for, by job: one however many scrapes ask
+        self._refreshing: dict[str, Future[_Published[R] | None]] = {}
+        self._ran_at: dict[str, float] = {}  # skip_unseen job -> monotonic time its last run ended
 
     def latest(self) -> Snapshot | None:
         current = self._current
@@ -167,8 +181,11 @@ class Sampler(Generic[R]):
         if current is None:
             return None
         now = time.monotonic()
-        if current.snapshot.instants_behind():
-            current = await self._refreshed(current)
+        behind = [j for j in self._unseen if now - self._ran_at.get(j.name, now) > j.interval_seconds]
+        if self._refresher is not None and current.snapshot.instants_behind():
+            behind.insert(0, self._refresher)
+        if behind:
+            current = await self._refreshed(current, behind)
         if not current.asked:
             current.asked = True
             self._asked = (*self._asked[-1:], now)
@@ -188,25 +205,30 @@ class Sampler(Generic[R]):
                 current.rendering = None  # the next scrape tries again
             raise
 
-    async def _refreshed(self, current: _Published[R]) -> _Published[R]:
-        """``current`` once the worker read its instant sources now (one refresh, however many scrapes ask).
-        A scrape waits for it at most one interval, then has what the last sample had."""
-        job = self._refresher
-        if job is None:
-            return current
+    async def _refreshed(self, current: _Published[R], jobs: Sequence[Job]) -> _Published[R]:
+        """The latest snapshot once the worker ran ``jobs``' refreshes (the CPU job's instant sources read
+        now; a skip_unseen job's run), one each however many scrapes ask. A scrape waits for them at most
+        one interval of the longest, then has what the last samples had."""
         if not self._threads:  # not started (or stopped): on the caller's thread
-            return self._refresh(job) or current
-        pending = self._refreshing
-        if pending is None or pending.done():
-            pending = self._refreshing = Future()
-            self._queue.put(_Refresh(job, pending))
-        try:
-            # shielded: a scrape whose client went away does not cancel the refresh the others wait for
-            refreshed = await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(pending)), job.interval_seconds)
-        except TimeoutError:
-            log.debug("no refresh within %gs; this scrape has the last sample's values", job.interval_seconds)
+            for job in jobs:
+                if job.refresh is not None:
+                    current = self._refresh(job) or current
             return current
-        return refreshed or current
+        waits = []
+        for job in jobs:
+            pending = self._refreshing.get(job.name)
+            if pending is None or pending.done():
+                pending = self._refreshing[job.name] = Future()
+                self._queue.put(_Refresh(job, pending))
+            waits.append(asyncio.wrap_future(pending))
+        timeout = max(job.interval_seconds for job in jobs)
+        try:
+            # shielded: a scrape whose client went away does not cancel the refreshes the others wait for
+            done = await asyncio.wait_for(asyncio.shield(asyncio.gather(*waits)), timeout)
+        except TimeoutError:
+            log.debug("no refresh within %gs; this scrape has the last samples' values", timeout)
+            return self._current or current
+        return next((p for p in reversed(done) if p is not None), current)
 
     async def _render_on_thread(self, snap: Snapshot) -> R:
         executor = self._rendering
@@ -274,13 +296,17 @@ class Sampler(Generic[R]):
             log.exception("sampling job %s failed; it will run again at its next tick", job.name)
             return None
 
+    def _seen(self, job: Job) -> bool:
+        """Whether a scrape is expected to see the snapshot of ``job``'s tick now: before its next tick, give
+        or take half an interval (at most a second) for a scrape that comes a little early or late."""
+        now, slack = time.monotonic(), min(job.interval_seconds / 2, 1.0)
+        return self._scrape_expected(now - slack, now + job.interval_seconds + slack)
+
     def _tick_step(self, job: Job) -> Step:
-        """The step for ``job``'s tick: its light one unless a scrape is expected to see this tick's snapshot
-        (half an interval either side of it, for a scrape that comes a little early or late)."""
-        if job.light is None:
+        """The step for ``job``'s tick: its light one unless a scrape is expected to see this tick's snapshot."""
+        if job.light is None or self._seen(job):
             return job.step
-        now, half = time.monotonic(), job.interval_seconds / 2
-        return job.step if self._scrape_expected(now - half, now + job.interval_seconds + half) else job.light
+        return job.light
 
     def _refresh(self, job: Job) -> _Published[R] | None:
         """On the worker: the latest snapshot with its instant sources read now (as it is when a step since
@@ -320,20 +346,31 @@ class Sampler(Generic[R]):
         ticks = dict.fromkeys((job.name for job in self._jobs), 0)
         due = dict.fromkeys(ticks, start)
         preparing: set[str] = set()
+        asked: dict[str, list[Future[_Published[R] | None]]] = {}  # skip_unseen job -> refreshes waiting for its run
 
-        def ended(job: Job, snap: Snapshot | None) -> None:
+        def ended(job: Job, snap: Snapshot | None, ran: bool = True) -> None:
             now = time.monotonic()
             ticks[job.name], skipped = _next_tick(start, ticks[job.name], job.interval_seconds, now)
             due[job.name] = start + ticks[job.name] * job.interval_seconds
             if skipped:
                 self.skipped_ticks[job.name] += skipped
                 log.debug("sampling job %s overran its interval and skipped %d ticks", job.name, skipped)
+            published = None
             if snap is not None:
-                self._publish(job, snap, min(t for name, t in due.items() if name not in preparing))
+                published = self._publish(job, snap, min(t for name, t in due.items() if name not in preparing))
+            elif not ran:  # a tick no scrape was expected to see: nothing failed
+                self._last_good[job.name] = now
+            if ran and job.skip_unseen:
+                self._ran_at[job.name] = now
+                for waiting in asked.pop(job.name, ()):
+                    waiting.set_result(published)
 
         while not self._stopping.is_set():
             for job in self._jobs:
                 if job.name in preparing or due[job.name] > time.monotonic():
+                    continue
+                if job.skip_unseen and job.name in self._ran_at and job.name not in asked and not self._seen(job):
+                    ended(job, None, ran=False)
                     continue
                 if job.prepare is None:
                     ended(job, self._run_step(job, self._tick_step(job)))
@@ -352,7 +389,12 @@ class Sampler(Generic[R]):
             if item is None:  # stop()
                 return
             if isinstance(item, _Refresh):
-                item.done.set_result(self._refresh(item.job))
+                if item.job.skip_unseen:  # its run now (or the one under way)
+                    asked.setdefault(item.job.name, []).append(item.done)
+                    if item.job.name not in preparing:
+                        due[item.job.name] = time.monotonic()
+                else:
+                    item.done.set_result(self._refresh(item.job))
                 continue
             job, prepared = item
             preparing.discard(job.name)

@@ -261,43 +261,62 @@ def test_once_the_first_snapshot_is_out_the_freed_heap_goes_back_to_the_kernel(t
         assert exp.stderr().count("freed heap given back to the kernel") == 1  # once, not at every sample
 
 
-def _meminfo_only(host: Path, *more: str) -> list[str]:
+def _instants_host(tmp_path: Path) -> tuple[Path, Path]:
+    """A guest's proc and sys with meminfo, and a node's cgroup tree, to change under a running exporter."""
+    host, cgroupfs = tmp_path / "host", tmp_path / "cgroup"
+    shutil.copytree(FIXTURES / "vm-2cpu", host)
+    shutil.copytree(FIXTURES / "k8s-node-v2" / "sys" / "fs" / "cgroup", cgroupfs)
+    return host, cgroupfs
+
+
+def _instant_sources(host: Path, cgroupfs: Path, *more: str) -> list[str]:
     return [
         f"--path.procfs={host / 'proc'}",
         f"--path.sysfs={host / 'sys'}",
+        f"--path.cgroupfs={cgroupfs}",
         "--sampler.interval=100ms",
+        "--cgroup.interval=100ms",
         "--collector.disable-defaults",
         "--collector.cpu",
         "--collector.meminfo",
+        "--collector.cgroup",
         *more,
     ]
 
 
-def test_an_unscraped_exporter_reads_meminfo_again_only_for_the_scrape_that_comes(tmp_path):
-    host = tmp_path / "host"
-    shutil.copytree(FIXTURES / "vm-2cpu", host)
-    meminfo = host / "proc" / "meminfo"
-    good = meminfo.read_text()
-    with run_exporter(_meminfo_only(host), tmp_path) as exp:
+def test_an_unscraped_exporter_reads_meminfo_and_cgroups_again_only_for_the_scrape_that_comes(tmp_path):
+    host, cgroupfs = _instants_host(tmp_path)
+    meminfo, usage = host / "proc" / "meminfo", cgroupfs / "kubepods.slice" / "memory.current"
+    good, good_usage = meminfo.read_text(), usage.read_text()
+    with run_exporter(_instant_sources(host, cgroupfs), tmp_path) as exp:
         first = parse_exposition(exp.metrics())
         assert first["sysmon_source_success"][(("source", "meminfo"),)] == 1
+        assert first["sysmon_source_success"][(("source", "cgroup"),)] == 1
         meminfo.write_text("MemTotal: a lot\n")
-        time.sleep(0.6)  # six ticks, none of which a scrape was expected to see
-        assert "source meminfo failed" not in exp.stderr()
-        broken = parse_exposition(exp.metrics())  # this scrape has meminfo read for it
+        usage.write_text("a lot\n")
+        time.sleep(0.6)  # six ticks of each job, none of which a scrape was expected to see
+        assert "source meminfo failed" not in exp.stderr() and "cgroup file failed" not in exp.stderr()
+        broken = parse_exposition(exp.metrics())  # this scrape has meminfo read and cgroups walked for it
         assert broken["sysmon_source_success"][(("source", "meminfo"),)] == 0
-        assert "source meminfo failed" in exp.stderr()
+        assert broken["sysmon_source_success"][(("source", "cgroup"),)] == 0
+        assert "source meminfo failed" in exp.stderr() and "cgroup file failed" in exp.stderr()
         meminfo.write_text(good.replace("MemFree:        24101668 kB", "MemFree:        1000 kB"))
+        usage.write_text(good_usage)
         time.sleep(0.3)  # past the snapshot just refreshed, which stands for one interval
         mended = parse_exposition(exp.metrics())
     assert mended["sysmon_source_success"][(("source", "meminfo"),)] == 1
+    assert mended["sysmon_source_success"][(("source", "cgroup"),)] == 1
     assert first["sysmon_memory_free_bytes"][()] == 24101668 * 1024
     assert mended["sysmon_memory_free_bytes"][()] == 1000 * 1024
 
 
-def test_with_the_grpc_shim_on_every_tick_reads_meminfo(tmp_path):
-    host = tmp_path / "host"
-    shutil.copytree(FIXTURES / "vm-2cpu", host)
-    with run_exporter(_meminfo_only(host, f"--grpc.listen-address=127.0.0.1:{free_port()}"), tmp_path) as exp:
+def test_with_the_grpc_shim_on_every_tick_reads_meminfo_and_cgroups(tmp_path):
+    host, cgroupfs = _instants_host(tmp_path)
+    args = _instant_sources(host, cgroupfs, f"--grpc.listen-address=127.0.0.1:{free_port()}")
+    with run_exporter(args, tmp_path) as exp:
         (host / "proc" / "meminfo").write_text("MemTotal: a lot\n")
-        wait_until(lambda: "source meminfo failed" in exp.stderr(), what="a tick to read meminfo without a scrape")
+        (cgroupfs / "kubepods.slice" / "memory.current").write_text("a lot\n")
+        wait_until(
+            lambda: "source meminfo failed" in exp.stderr() and "cgroup file failed" in exp.stderr(),
+            what="ticks to read meminfo and walk cgroups without a scrape",
+        )

@@ -360,3 +360,56 @@ async def test_a_refresh_the_busy_worker_cannot_run_in_time_serves_the_last_samp
     finally:
         hold.set()
         await sampler.stop()
+
+
+class Walks:
+    """A prepared job (as the cgroup job is): counts its walks; its step numbers them in the snapshot."""
+
+    def __init__(self) -> None:
+        self.walks = 0
+
+    def prepare(self) -> Callable[[Snapshot | None], Snapshot]:
+        self.walks += 1
+        n = self.walks
+        return lambda prev: replace(prev or Snapshot(), syscalls={"walk": float(n)})
+
+    def sampler(self) -> Sampler[Snapshot]:
+        """This job every 0.1 s beside a CPU job every 0.05 s."""
+        cgroup = Job("cgroup", 0.1, lambda prev: prev, prepare=self.prepare, skip_unseen=True)
+        return Sampler([Job("cpu", 0.05, Recorder()), cgroup], lambda snap: snap)
+
+
+async def test_a_skip_unseen_job_runs_only_for_the_scrape_that_comes_and_stays_ready():
+    walks = Walks()
+    sampler = walks.sampler()
+    await sampler.start()
+    try:
+        await asyncio.wait_for(_until(lambda: walks.walks == 1), 10)
+        await asyncio.sleep(0.6)  # six of its ticks, none of which a scrape was expected to see
+        assert walks.walks == 1
+        assert sampler.stale() == ""  # a skipped tick is no failure: /-/ready stays 200
+        snap = await asyncio.wait_for(sampler.rendered(), 5)
+        assert walks.walks == 2  # the scrape found the last run older than the interval and had it run
+        assert snap is not None and snap.syscalls == {"walk": 2.0}
+        again = await sampler.rendered()  # within the interval: no run for it
+        assert walks.walks == 2 and again is not None and again.syscalls == {"walk": 2.0}
+    finally:
+        await sampler.stop()
+
+
+async def test_a_skip_unseen_job_runs_the_ticks_a_scraper_at_a_regular_cadence_will_see():
+    walks = Walks()
+    sampler = walks.sampler()
+    await sampler.start()
+    try:
+        waited = 0
+        async for n in _scraper(sampler, 10, 0.5):  # five of its ticks a scrape
+            before = walks.walks
+            snap = await sampler.rendered()
+            assert snap is not None and snap.syscalls == {"walk": float(walks.walks)}
+            if n >= 2 and walks.walks > before:
+                waited += 1
+    finally:
+        await sampler.stop()
+    assert waited <= 4  # once the cadence is known, most scrapes find a run of the tick they see
+    assert walks.walks <= 10 * 3  # and most ticks (some 50) were skipped
