@@ -96,7 +96,8 @@ class Job:
 
 @dataclass(frozen=True)
 class _Refresh(Generic[R]):
-    """A scrape's request for the latest snapshot's instant values read now; ``done`` has it published."""
+    """A scrape's request for ``job``'s refresh (or, for a skip_unseen job, its run) now; ``done`` has the
+    snapshot it published (None when it failed)."""
 
     job: Job
     done: Future[_Published[R] | None]
@@ -183,6 +184,7 @@ class Sampler(Generic[R]):
         now = time.monotonic()
         behind = [j for j in self._unseen if now - self._ran_at.get(j.name, now) > j.interval_seconds]
         if self._refresher is not None and current.snapshot.instants_behind():
+            # first: the worker runs it at once, so a skip_unseen run's snapshot (served) already has it
             behind.insert(0, self._refresher)
         if behind:
             current = await self._refreshed(current, behind)
