@@ -241,6 +241,12 @@ def own_mounts(config: Config) -> list[MountInfo]:
         return []
 
 
+def _reads_latest(config: Config) -> bool:
+    """Whether the gRPC shim or the ServiceRadar push is on: they read the latest snapshot (and the host's
+    identity) at times of their callers', which the sampler does not follow as it follows scrapes."""
+    return config.grpc is not None or config.serviceradar is not None
+
+
 def _with_http(step: Step, connections: Connections) -> Step:
     view = connections.view
     return lambda prev: with_http(step(prev), view)
@@ -263,7 +269,7 @@ def build_sampler(
     # only its source); those reading only proc and sysfs files run on the sampler's thread.
     deadline = Deadline(config.sampler.source_timeout_seconds, inline_sources(readers, own_mounts(config)))
 
-    scrapes_only = config.grpc is None and config.serviceradar is None
+    scrapes_only = not _reads_latest(config)
 
     def cpu() -> Job:
         step: Step = partial(take_snapshot, readers=readers, clock=clock, deadline=deadline)
@@ -386,7 +392,7 @@ async def _serve(config: Config, stop: asyncio.Event, ingest: Ingest | None) -> 
             config.collectors,
             perf,
             perf_error,
-            host_identity=config.grpc is not None or config.serviceradar is not None,
+            host_identity=_reads_latest(config),
             rootfs=config.roots.rootfs,
             mounts=MountFilter(config.filesystem.mount_points_exclude, config.filesystem.fs_types_exclude),
             host_state=config.roots.host_state,
