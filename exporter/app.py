@@ -286,7 +286,9 @@ def build_sampler(
             step = _with_http(step, connections)
             if light is not None:
                 light = _with_http(light, connections)
-        return Job("cpu", interval, step, light=light, refresh=refresh)
+        # The guest ingest sends each tick's host lines (the VMs' frequencies) down its channels: with it on,
+        # every tick runs, light or whole.
+        return Job("cpu", interval, step, light=light, refresh=refresh, pause_unseen=scrapes_only and ingest is None)
 
     def cgroup() -> Job:
         c = config.cgroup

@@ -38,10 +38,14 @@ nevertheless gone without a good sample for ``STALE_INTERVALS`` intervals.
 What no scrape will see is not read. The scrape cadence (the last two first
 scrapes' gap) says which ticks a scrape is expected to see: at the others the
 CPU job runs its ``light`` step (only what usage's window needs) and a
-``skip_unseen`` job (cgroups) does not run. A scrape that comes unexpected has
-the CPU job's ``refresh`` and the skip_unseen jobs run for it first, and waits
-for them (one run however many scrapes ask; at most one interval). The app
-builds its jobs so only while scrapes are the snapshot's only readers.
+``skip_unseen`` job (cgroups) does not run. Once the cadence is known, a
+``pause_unseen`` CPU job runs only the ticks a scrape is expected to see and
+the light tick before each (whose /proc/stat read opens the window the seen
+one closes); it rests at the others. A scrape that comes unexpected has
+the CPU job's ``refresh`` (its whole step, when it rested) and the skip_unseen
+jobs run for it first, and waits for them (one run however many scrapes ask;
+at most one interval). The app builds its jobs so only while scrapes are the
+snapshot's only readers.
 """
 
 from __future__ import annotations
@@ -90,8 +94,12 @@ class Job:
     light: Step | None = None
     refresh: Step | None = None
     # A job whose values are all instant (cgroups): a tick no scrape is expected to see is skipped, and a
-    # scrape that finds its last run older than its interval has it run first.
+    # scrape that finds its last run older than its interval and the slack (Sampler._behind) has it run first.
     skip_unseen: bool = False
+    # With light and refresh: once the scrape cadence is known, a tick whose snapshot no scrape is expected to
+    # see, nor the next tick's, does not run at all (a window needs only the tick before the one a scrape
+    # sees), and a scrape that finds the last run older than its interval and the slack has ``step`` run first.
+    pause_unseen: bool = False
 
 
 @dataclass(frozen=True)
@@ -170,7 +178,7 @@ class Sampler(Generic[R]):
         self._unseen = tuple(j for j in self._jobs if j.skip_unseen)
         # The refresh (or skip_unseen run) the worker was asked for, by job: one however many scrapes ask
         self._refreshing: dict[str, Future[_Published[R] | None]] = {}
-        self._ran_at: dict[str, float] = {}  # skip_unseen job -> monotonic time its last run ended
+        self._ran_at: dict[str, float] = {}  # job -> monotonic time its last run ended
 
     def latest(self) -> Snapshot | None:
         current = self._current
@@ -182,10 +190,13 @@ class Sampler(Generic[R]):
         if current is None:
             return None
         now = time.monotonic()
-        behind = [j for j in self._unseen if now - self._ran_at.get(j.name, now) > j.interval_seconds]
-        if self._refresher is not None and current.snapshot.instants_behind():
+        behind = [j for j in self._unseen if self._behind(j, now)]
+        refresher = self._refresher
+        if refresher is not None and (
+            current.snapshot.instants_behind() or (refresher.pause_unseen and self._behind(refresher, now))
+        ):
             # first: the worker runs it at once, so a skip_unseen run's snapshot (served) already has it
-            behind.insert(0, self._refresher)
+            behind.insert(0, refresher)
         if behind:
             current = await self._refreshed(current, behind)
         if not current.asked:
@@ -298,25 +309,46 @@ class Sampler(Generic[R]):
             log.exception("sampling job %s failed; it will run again at its next tick", job.name)
             return None
 
-    def _seen(self, job: Job) -> bool:
-        """Whether a scrape is expected to see the snapshot of ``job``'s tick now: before its next tick, give
-        or take half an interval (at most a second) for a scrape that comes a little early or late."""
-        now, slack = time.monotonic(), min(job.interval_seconds / 2, 1.0)
-        return self._scrape_expected(now - slack, now + job.interval_seconds + slack)
+    @staticmethod
+    def _slack(job: Job) -> float:
+        """How early or late a scrape may come and still count as expected: half an interval, at most a second."""
+        return min(job.interval_seconds / 2, 1.0)
 
-    def _tick_step(self, job: Job) -> Step:
-        """The step for ``job``'s tick: its light one unless a scrape is expected to see this tick's snapshot."""
+    def _seen(self, job: Job, ticks: int = 1) -> bool:
+        """Whether a scrape is expected to see the snapshot of ``job``'s tick now (or, with ``ticks`` 2, that of
+        the tick after it): before the next tick (the one after), give or take the slack."""
+        now, slack = time.monotonic(), self._slack(job)
+        return self._scrape_expected(now - slack, now + ticks * job.interval_seconds + slack)
+
+    def _behind(self, job: Job, now: float) -> bool:
+        """Whether ``job``'s last run ended longer ago than an interval and the slack (a skipped or paused
+        tick, not one a little late)."""
+        return now - self._ran_at.get(job.name, now) > job.interval_seconds + self._slack(job)
+
+    def _tick_step(self, job: Job) -> Step | None:
+        """The step for ``job``'s tick: its light one unless a scrape is expected to see this tick's snapshot;
+        none for a pause_unseen job when the cadence is known and no scrape is expected to see the next one's."""
         if job.light is None or self._seen(job):
             return job.step
+        if job.pause_unseen and len(self._asked) == 2 and not self._seen(job, ticks=2):
+            return None
         return job.light
 
     def _refresh(self, job: Job) -> _Published[R] | None:
         """On the worker: the latest snapshot with its instant sources read now (as it is when a step since
-        read them), published; None when the refresh failed (logged)."""
+        read them), or for a paused job its whole step run now, published; None when it failed (logged)."""
         current = self._current
-        if job.refresh is None or current is None or not current.snapshot.instants_behind():
+        if job.refresh is None or current is None:
             return current
-        snap = self._run_step(job, job.refresh)
+        if job.pause_unseen and self._behind(job, time.monotonic()):
+            step = job.step
+        elif current.snapshot.instants_behind():
+            step = job.refresh
+        else:
+            return current
+        snap = self._run_step(job, step)
+        if step is job.step:
+            self._ran_at[job.name] = time.monotonic()
         if snap is None:
             return None
         return self._publish(job, snap, None)
@@ -362,7 +394,7 @@ class Sampler(Generic[R]):
                 published = self._publish(job, snap, min(t for name, t in due.items() if name not in preparing))
             elif not ran:  # a tick no scrape was expected to see: nothing failed
                 self._last_good[job.name] = now
-            if ran and job.skip_unseen:
+            if ran:
                 self._ran_at[job.name] = now
                 for waiting in asked.pop(job.name, ()):
                     waiting.set_result(published)
@@ -375,7 +407,11 @@ class Sampler(Generic[R]):
                     ended(job, None, ran=False)
                     continue
                 if job.prepare is None:
-                    ended(job, self._run_step(job, self._tick_step(job)))
+                    step = self._tick_step(job)
+                    if step is None:
+                        ended(job, None, ran=False)
+                    else:
+                        ended(job, self._run_step(job, step))
                 else:
                     assert self._preparing is not None
                     preparing.add(job.name)

@@ -310,6 +310,21 @@ def test_an_unscraped_exporter_reads_meminfo_and_cgroups_again_only_for_the_scra
     assert mended["sysmon_memory_free_bytes"][()] == 1000 * 1024
 
 
+def test_a_regularly_scraped_exporter_rests_between_scrapes_and_an_unexpected_scrape_has_proc_stat_read(tmp_path):
+    host, cgroupfs = _instants_host(tmp_path)
+    stat = host / "proc" / "stat"
+    with run_exporter(_instant_sources(host, cgroupfs), tmp_path) as exp:
+        for _ in range(4):  # a scraper every second, ten ticks apart: the cadence is known after two
+            time.sleep(1.0)
+            assert parse_exposition(exp.metrics())["sysmon_source_success"][(("source", "cpu"),)] == 1
+        stat.write_text("cpu  not a number\n")
+        time.sleep(0.4)  # four ticks, all of them half a scrape away from the next one expected
+        assert "source cpu failed" not in exp.stderr()  # /proc/stat was not read: the CPU job rested
+        m = parse_exposition(exp.metrics())  # unexpected: the CPU job's whole step runs for it
+    assert m["sysmon_source_success"][(("source", "cpu"),)] == 0
+    assert "source cpu failed" in exp.stderr()
+
+
 def test_with_the_grpc_shim_on_every_tick_reads_meminfo_and_cgroups(tmp_path):
     host, cgroupfs = _instants_host(tmp_path)
     args = _instant_sources(host, cgroupfs, f"--grpc.listen-address=127.0.0.1:{free_port()}")

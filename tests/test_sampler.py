@@ -271,10 +271,10 @@ class Instants:
     take_snapshot(instants=False) does), the refresh reads them. Counts each; timestamp_seconds numbers
     the snapshots."""
 
-    def __init__(self, interval: float, hold_light: threading.Event | None = None) -> None:
+    def __init__(self, interval: float, hold_light: threading.Event | None = None, pause: bool = False) -> None:
         self.whole = self.light = self.refreshes = 0
         self.hold_light = hold_light  # set: the light steps after the first wait on it
-        self.job = Job("cpu", interval, self.step, light=self.light_step, refresh=self.refresh)
+        self.job = Job("cpu", interval, self.step, light=self.light_step, refresh=self.refresh, pause_unseen=pause)
 
     def _next(self, prev: Snapshot | None, instants_read: float | None) -> Snapshot:
         now = time.monotonic()
@@ -340,6 +340,36 @@ async def test_a_scraper_at_a_regular_cadence_has_its_ticks_read_whole_and_waits
     assert cpu.refreshes >= 2  # the first two scrapes came unexpected
     assert waited <= 4  # once the cadence is known, most scrapes find their tick read whole
     assert cpu.whole >= 5 and cpu.light > cpu.whole  # and most ticks, which no scrape sees, were light
+
+
+async def test_a_pause_unseen_job_rests_between_the_ticks_a_regular_scraper_sees_and_runs_whole_for_another():
+    cpu = Instants(0.05, pause=True)
+    sampler = Sampler([cpu.job], lambda snap: snap)
+    await sampler.start()
+    try:
+        waited = 0
+        async for n in _scraper(sampler, 10, 0.5):  # ten ticks a scrape
+            before = cpu.refreshes + cpu.whole
+            asked = time.monotonic()
+            snap = await sampler.rendered()
+            assert snap is not None and not snap.instants_behind()
+            assert asked - snap.monotonic_seconds <= 0.05 + 0.025 + 0.02  # a sample of the tick it was expected to see
+            if n >= 2 and cpu.refreshes + cpu.whole > before:
+                waited += 1
+        ran = cpu.light + cpu.whole
+        assert ran <= 2 + 10 * 5  # two before the cadence was known, then a few ticks a scrape (not ten)
+        assert cpu.light >= 8  # the tick before each seen one opened its window
+        await asyncio.sleep(0.25)  # half way to the next expected scrape: the job rests
+        assert cpu.light + cpu.whole == ran and sampler.stale() == ""  # a rested tick is no failure
+        latest = sampler.latest()
+        assert latest is not None
+        whole, refreshes = cpu.whole, cpu.refreshes
+        snap = await sampler.rendered()  # unexpected: the sample is older than an interval and the slack
+        assert cpu.whole == whole + 1 and cpu.refreshes == refreshes  # the whole step ran for it, no refresh on top
+        assert snap is not None and snap.monotonic_seconds > latest.monotonic_seconds and not snap.instants_behind()
+    finally:
+        await sampler.stop()
+    assert waited <= 4  # once the cadence is known, most scrapes find the tick they see already run
 
 
 async def test_a_refresh_the_busy_worker_cannot_run_in_time_serves_the_last_sample():

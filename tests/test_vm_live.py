@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import itertools
 import json
 import os
 import socket
@@ -244,7 +245,17 @@ def test_the_host_line_goes_down_the_guest_channel_of_the_vm_with_the_same_name(
                     what="sent host lines counted",
                 )
                 m = parse_exposition(exp.metrics())
+                for _ in range(4):  # a scraper at a regular cadence, five ticks apart: no tick rests for it
+                    time.sleep(1.0)
+                    exp.metrics()
+                conn.setblocking(False)
+                with contextlib.suppress(BlockingIOError):
+                    while chunk := conn.recv(65536):  # the lines sent meanwhile, waiting in the socket
+                        buf += chunk
     lines = [json.loads(line) for line in buf.split(b"\n")[:2]]
+    later = [json.loads(line)["host_wall_ns"] for line in buf.split(b"\n")[2:-1]]
+    assert len(later) >= 15
+    assert all(b > a for a, b in itertools.pairwise(later)), "a host line repeated a sample: a tick did not run"
     for line in lines:
         assert (line["v"], line["type"], line["interval_seconds"]) == (1, "host", 0.2)
         assert line["host_wall_ns"] == pytest.approx(time.time() * 1e9, abs=60e9)
