@@ -321,9 +321,10 @@ class Sampler(Generic[R]):
         return self._scrape_expected(now - slack, now + ticks * job.interval_seconds + slack)
 
     def _behind(self, job: Job, now: float) -> bool:
-        """Whether ``job``'s last run ended longer ago than an interval and the slack (a skipped or paused
-        tick, not one a little late)."""
-        return now - self._ran_at.get(job.name, now) > job.interval_seconds + self._slack(job)
+        """Whether ``job`` has not run yet (a first cgroup walk under way as the first CPU sample is out) or its
+        last run ended longer ago than an interval and the slack (a skipped or paused tick, not one a little late)."""
+        ran = self._ran_at.get(job.name)
+        return ran is None or now - ran > job.interval_seconds + self._slack(job)
 
     def _tick_step(self, job: Job) -> Step | None:
         """The step for ``job``'s tick: its light one unless a scrape is expected to see this tick's snapshot;

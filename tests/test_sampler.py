@@ -395,17 +395,19 @@ async def test_a_refresh_the_busy_worker_cannot_run_in_time_serves_the_last_samp
 class Walks:
     """A prepared job (as the cgroup job is): counts its walks; its step numbers them in the snapshot."""
 
-    def __init__(self) -> None:
+    def __init__(self, seconds: float = 0.0) -> None:
         self.walks = 0
+        self.seconds = seconds  # each walk's length
 
     def prepare(self) -> Callable[[Snapshot | None], Snapshot]:
+        time.sleep(self.seconds)
         self.walks += 1
         n = self.walks
         return lambda prev: replace(prev or Snapshot(), syscalls={"walk": float(n)})
 
-    def sampler(self) -> Sampler[Snapshot]:
-        """This job every 0.1 s beside a CPU job every 0.05 s."""
-        cgroup = Job("cgroup", 0.1, lambda prev: prev, prepare=self.prepare, skip_unseen=True)
+    def sampler(self, interval: float = 0.1) -> Sampler[Snapshot]:
+        """This job every ``interval`` beside a CPU job every 0.05 s."""
+        cgroup = Job("cgroup", interval, lambda prev: prev, prepare=self.prepare, skip_unseen=True)
         return Sampler([Job("cpu", 0.05, Recorder()), cgroup], lambda snap: snap)
 
 
@@ -423,6 +425,19 @@ async def test_a_skip_unseen_job_runs_only_for_the_scrape_that_comes_and_stays_r
         assert snap is not None and snap.syscalls == {"walk": 2.0}
         again = await sampler.rendered()  # within the interval: no run for it
         assert walks.walks == 2 and again is not None and again.syscalls == {"walk": 2.0}
+    finally:
+        await sampler.stop()
+
+
+async def test_a_scrape_before_a_skip_unseen_jobs_first_run_ends_waits_for_it():
+    walks = Walks(seconds=0.3)
+    sampler = walks.sampler(interval=1.0)  # a scrape waits for a run at most one interval
+    await sampler.start()
+    try:
+        await asyncio.wait_for(sampler.ready.wait(), 10)  # the CPU job's first sample, the first walk under way
+        assert walks.walks == 0
+        snap = await asyncio.wait_for(sampler.rendered(), 5)
+        assert walks.walks == 1 and snap is not None and snap.syscalls == {"walk": 1.0}
     finally:
         await sampler.stop()
 
