@@ -5,7 +5,8 @@ Parts (``--parts``, all by default):
 - ``prometheus``: Debian's prometheus scrapes sysmon-exporter, node_exporter with the
   collectors for the same data and node_exporter as shipped, every 15 s and then every
   1 s (``--intervals``), ``--duration`` seconds each; each process's CPU from
-  /proc/PID/stat (utime+stime) as % of a core and as CPU-ms per scrape, and the ratios.
+  /proc/PID/stat (utime+stime) as % of a core and as CPU-ms per scrape, and the ratios; then the same
+  from each thread's schedstat (nanoseconds, where utime+stime step by clock ticks).
 - ``breakdown``: one sample cycle of the default collectors on this host, in this process,
   from the sampler's own timers (each source's status duration), then the read and the
   parse of the text sources apart, the snapshot, the render (text and OpenMetrics) and gzip.
@@ -64,6 +65,24 @@ def cpu_seconds(pid: int) -> float:
     """utime+stime of every thread of ``pid`` (the process line of /proc/PID/stat sums them)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / HZ
+
+
+def run_seconds(pid: int) -> dict[str, float]:
+    """Time on a CPU of each thread of ``pid`` (/proc/PID/task/TID/schedstat, nanoseconds): the same CPU as
+    utime+stime without their clock-tick steps (10 ms each, about a scrape's worth at a 15 s cadence)."""
+    out = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            out[task.name] = int((task / "schedstat").read_text().split()[0]) / 1e9
+        except FileNotFoundError:  # a thread that ended since the listing
+            continue
+    return out
+
+
+def ran_between(before: dict[str, float], after: dict[str, float]) -> float:
+    """CPU time between two run_seconds readings (a thread that ended in between is not counted: the
+    exporters' threads live as long as they do)."""
+    return sum(t - before.get(tid, 0.0) for tid, t in after.items())
 
 
 def voluntary_switches(pid: int) -> int:
@@ -156,13 +175,28 @@ def prometheus_part(python: str, args: argparse.Namespace) -> None:
     with trio((f"--sampler.interval={args.sampler_interval}", *args.sysmon_args.split()), python) as procs:
         for interval in args.intervals:
             with prometheus(list(procs), interval) as port:
-                c0, t0 = [cpu_seconds(p.p.pid) for p in procs], time.monotonic()
+                c0, r0, t0 = (
+                    [cpu_seconds(p.p.pid) for p in procs],
+                    [run_seconds(p.p.pid) for p in procs],
+                    time.monotonic(),
+                )
                 time.sleep(args.duration)
-                c1, t1 = [cpu_seconds(p.p.pid) for p in procs], time.monotonic()
+                c1, r1, t1 = (
+                    [cpu_seconds(p.p.pid) for p in procs],
+                    [run_seconds(p.p.pid) for p in procs],
+                    time.monotonic(),
+                )
                 scrapes = [max(1, _scrapes(port, i, t1 - t0)) for i in range(len(procs))]
             used = [b - a for a, b in zip(c0, c1, strict=True)]
+            ran = [ran_between(a, b) for a, b in zip(r0, r1, strict=True)]
             row(f"CPU, scraped every {interval}s for {args.duration:g}s", "% core", [u / (t1 - t0) * 100 for u in used])
             row(f"CPU per scrape, every {interval}s", "ms", [u * 1000 / n for u, n in zip(used, scrapes, strict=True)])
+            row(f"  the same from schedstat (ns), every {interval}s", "% core", [u / (t1 - t0) * 100 for u in ran])
+            row(
+                f"  the same from schedstat, per scrape, every {interval}s",
+                "ms",
+                [u * 1000 / n for u, n in zip(ran, scrapes, strict=True)],
+            )
             print(f"{'  (scrapes counted by Prometheus)':<52} {'':<9} " + " ".join(f"{n:>10}" for n in scrapes))
             rss = [p.rss_bytes() / 2**20 for p in procs]
             row(f"RSS after {args.duration:g}s scraped every {interval}s", "MiB", rss)
