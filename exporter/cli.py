@@ -97,6 +97,9 @@ def _serve(argv: Sequence[str], env: Mapping[str, str]) -> int:
 
     import signal
 
+    from exporter.sources.libc import limit_malloc_arenas
+
+    limit_malloc_arenas(1)  # before any thread starts (see limit_malloc_arenas)
     with _server_only_imports():
         import uvloop
 
