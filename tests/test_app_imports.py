@@ -4,6 +4,7 @@ the web configuration file's YAML and bcrypt, and importlib.metadata (only --ver
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -50,17 +51,30 @@ SERVE = textwrap.dedent(
                 time.sleep(0.05)
         os.kill(os.getpid(), signal.SIGTERM)
 
+    def malloc_heaps():  # glibc's arenas, from malloc_info(3)
+        import ctypes
+
+        libc, buf, size = ctypes.CDLL(None), ctypes.c_char_p(), ctypes.c_size_t()
+        libc.open_memstream.restype = ctypes.c_void_p
+        stream = ctypes.c_void_p(libc.open_memstream(ctypes.byref(buf), ctypes.byref(size)))
+        libc.malloc_info(0, stream)
+        libc.fclose(stream)
+        return buf.value.decode().count("<heap nr=")
+
     threading.Thread(target=stop_when_ready, daemon=True).start()
     argv = [f"--web.listen-address=127.0.0.1:{port}", f"--path.procfs={root}/proc", f"--path.sysfs={root}/sys"]
     code = main(argv + flags)
-    print(json.dumps({"code": code, "ready": ready, "loaded": sorted(m for m in modules if m in sys.modules)}))
+    result = {"code": code, "ready": ready, "loaded": sorted(m for m in modules if m in sys.modules)}
+    if len(sys.argv) > 6:  # more to report: a Python expression evaluated after main returned
+        result.update(eval(sys.argv[6]))
+    print(json.dumps(result))
     """
 )
 
 
-def loaded_by(code: str, *args: str) -> dict[str, object]:
+def loaded_by(code: str, *args: str, env: dict[str, str] | None = None) -> dict[str, object]:
     out = subprocess.run(
-        [sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=ROOT, timeout=120, check=True
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=ROOT, timeout=120, check=True, env=env
     )
     result: dict[str, object] = json.loads(out.stdout.splitlines()[-1])
     return result
@@ -102,3 +116,55 @@ def test_a_web_configuration_file_without_users_loads_yaml_only(tmp_path):
     path = tmp_path / "web.yml"
     path.write_text("http_server_config:\n  headers:\n    X-Frame-Options: deny\n")
     assert serve(f"--web.config.file={path}") == {"code": 0, "ready": [200], "loaded": ["yaml"]}
+
+
+# What the served process reports of aiohttp's client TLS contexts, frozenlist, the environment and malloc.
+SERVER_REPORT = (
+    "{'client_ca_certs': [getattr(sys.modules['aiohttp.connector'], f'_SSL_CONTEXT_{c}').cert_store_stats()['x509']"
+    " for c in ('VERIFIED', 'UNVERIFIED')],"
+    " 'frozenlist': sys.modules['frozenlist'].FrozenList.__module__,"
+    " 'environ': {n: os.environ.get(n) for n in ('SSL_CERT_FILE', 'FROZENLIST_NO_EXTENSIONS')},"
+    " 'malloc_heaps': malloc_heaps()}"
+)
+
+
+def unset_import_environment() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in ("SSL_CERT_FILE", "FROZENLIST_NO_EXTENSIONS")}
+
+
+def serve_reporting(environ: dict[str, str]) -> dict[str, object]:
+    root = str(FIXTURES / "vm-2cpu")
+    args = (str(free_port()), root, json.dumps(FEATURE_MODULES), "[]", "{}", SERVER_REPORT)
+    return loaded_by(SERVE, *args, env=unset_import_environment() | environ)
+
+
+def test_serving_imports_aiohttp_without_its_client_ca_bundle_and_frozenlist_extension():
+    """The server never makes an aiohttp client request: its two client contexts load no CA certificate
+    (about 2 MiB) and frozenlist is the pure-Python one (no libstdc++, about 1 MiB); the environment the
+    imports saw is put back (TLS on /metrics: tests/web/test_front_door.py)."""
+    result = serve_reporting({})
+    assert result["client_ca_certs"] == [0, 0]
+    assert result["frozenlist"] == "frozenlist"
+    assert result["environ"] == {"SSL_CERT_FILE": None, "FROZENLIST_NO_EXTENSIONS": None}
+    assert result["ready"] == [200]
+
+
+def test_the_environment_set_before_start_is_kept():
+    environ = {"SSL_CERT_FILE": "/etc/ssl/certs/ca-certificates.crt", "FROZENLIST_NO_EXTENSIONS": ""}
+    assert serve_reporting(environ)["environ"] == environ
+
+
+def test_aiohttp_imported_by_itself_loads_the_ca_bundle_and_the_extension():
+    """The same report outside the server (so the test above can fail)."""
+    report = SERVER_REPORT.replace(", 'malloc_heaps': malloc_heaps()", "")
+    check = "import json, os, sys\nimport aiohttp\n" + f"print(json.dumps({report}))"
+    result = loaded_by(check, env=unset_import_environment())
+    assert min(result["client_ca_certs"]) > 0  # type: ignore[call-overload]
+    assert result["frozenlist"] == "frozenlist._frozenlist"
+
+
+def test_the_served_process_keeps_one_malloc_arena():
+    """glibc's M_ARENA_MAX is 1 before the sampler's, the renderer's and libuv's threads start: they share
+    the main arena instead of keeping one each (about 0.3 MiB). The check's own thread starts before main()
+    and may have made a second one (its first malloc can come before or after the limit)."""
+    assert serve_reporting({})["malloc_heaps"] <= 2
