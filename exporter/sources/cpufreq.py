@@ -52,9 +52,12 @@ class CpuFreq:
     hardware_hertz: float | None = None  # cpuinfo_cur_freq, where readable
 
 
+_KHZ_DIGITS = 12  # 12 digits of kHz: 1 PHz
+
+
 def parse_khz(text: str, path: str) -> float:
     value = text.strip()
-    if not value.isascii() or not value.isdigit() or len(value) > 12:  # 12 digits of kHz: 1 PHz
+    if not value.isascii() or not value.isdigit() or len(value) > _KHZ_DIGITS:
         raise SourceError(path, f"{value[:30]!r} is not a kHz integer")
     return int(value) * 1000.0
 
@@ -129,7 +132,10 @@ def _read_khz(path: str) -> float:
         os.close(fd)
     if len(data) > _KHZ_LIMIT:
         raise SourceError(path, f"larger than {_KHZ_LIMIT} bytes")
-    return parse_khz(data.decode("utf-8", "replace"), path)
+    digits = data.strip()
+    if digits.isdigit() and len(digits) <= _KHZ_DIGITS:  # ASCII digits: what parse_khz accepts, as it reads it
+        return int(digits) * 1000.0
+    return parse_khz(data.decode("utf-8", "replace"), path)  # its error (or a value str.strip finds more space around)
 
 
 def read_current(sysfs: Path, known: Mapping[int, CpuFreq]) -> dict[int, CpuFreq]:
