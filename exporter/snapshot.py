@@ -18,6 +18,7 @@ frequency) are computed here and nowhere else.
 from __future__ import annotations
 
 import logging
+import operator
 import os
 import queue
 import threading
@@ -43,7 +44,7 @@ from exporter.sources.net_dev import NetDevice, read_net_dev
 from exporter.sources.netdevice import read_host_ipv4
 from exporter.sources.perf import PerfReading
 from exporter.sources.processes import Process, read_processes
-from exporter.sources.stat import GUEST_MODES, MODES, CpuTimes, read_stat
+from exporter.sources.stat import GUEST_MODES, MODES, read_stat_rows
 from exporter.sources.vm import Discovery, VmReadings
 
 log = logging.getLogger("exporter.snapshot")
@@ -144,32 +145,54 @@ class VmSource(Protocol):
 class Monotonic:
     """Counters that never decrease and never count the same time twice.
 
-    ``raw`` holds the highest value seen of each key while it stays present, as
-    node_exporter does: after a step back (NO_HZ idle/iowait), ``exposed`` grows
-    again only once the file climbs past that maximum, so it ends equal to the
-    file. A key that was absent in the previous sample (a CPU that went offline)
+    Kept as one row of counters per key (a CPU's /proc/stat columns, its perf
+    cycles and ref cycles): each column behaves on its own. ``raw`` holds the
+    highest value seen of each column while it stays present, as node_exporter
+    does: after a step back (NO_HZ idle/iowait), ``exposed`` grows again only
+    once the file climbs past that maximum, so it ends equal to the file. A
+    column that was absent in the previous sample (a CPU that went offline)
     restarts from whatever value it returns with: its counts may have restarted
     near zero (kernel/time/tick-sched.c), and it resumes where it stopped.
     """
 
-    raw: Mapping[tuple[int, str], float] = field(default_factory=dict)
-    exposed: Mapping[tuple[int, str], float] = field(default_factory=dict)
-    present: frozenset[tuple[int, str]] = frozenset()  # the keys of the last sample
+    raw: Mapping[int, tuple[float, ...]] = field(default_factory=dict)
+    exposed: Mapping[int, tuple[float, ...]] = field(default_factory=dict)
+    present: Mapping[int, int] = field(default_factory=dict)  # key -> how many columns the last sample had
 
-    def advance(self, values: Mapping[tuple[int, str], float]) -> Monotonic:
+    def advance(self, values: Mapping[int, tuple[float, ...]]) -> Monotonic:
         raw = dict(self.raw)
         exposed = dict(self.exposed)
         present = self.present
-        for key, value in values.items():
+        for key, row in values.items():
             last = raw.get(key)
             if last is None:
-                exposed[key] = raw[key] = value
-            elif value > last:
-                exposed[key] += value - last
-                raw[key] = value
-            elif key not in present:
-                raw[key] = value
-        return Monotonic(raw, exposed, frozenset(values))
+                exposed[key] = raw[key] = row
+            elif len(row) == len(last) and all(map(operator.ge, row, last)):
+                # No column stepped back (every sample but a NO_HZ step back): exposed + (value - last) is
+                # what _advance_row adds to a column that grew, and it adds 0.0 to one that did not move;
+                # whether the column was present last time matters only to one that stepped back.
+                exposed[key] = tuple(map(operator.add, exposed[key], map(operator.sub, row, last)))
+                raw[key] = row
+            else:
+                raw[key], exposed[key] = _advance_row(last, exposed[key], row, present.get(key, 0))
+        return Monotonic(raw, exposed, {key: len(row) for key, row in values.items()})
+
+
+def _advance_row(
+    raw: tuple[float, ...], exposed: tuple[float, ...], row: tuple[float, ...], present: int
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """One key's columns advanced, the first ``present`` of them in the previous sample."""
+    new_raw, new_exposed = list(raw), list(exposed)
+    for i, value in enumerate(row):
+        if i >= len(new_raw):
+            new_raw.append(value)
+            new_exposed.append(value)
+        elif value > new_raw[i]:
+            new_exposed[i] += value - new_raw[i]
+            new_raw[i] = value
+        elif i >= present:
+            new_raw[i] = value
+    return tuple(new_raw), tuple(new_exposed)
 
 
 @dataclass(frozen=True)
@@ -536,25 +559,23 @@ def log_transitions(old: Mapping[str, SourceStatus], new: Mapping[str, SourceSta
             log.info("source %s recovered", name)
 
 
-_ZEROS = (0.0,) * len(MODES)
-
-
-def _busy_and_total(modes: Mapping[str, float]) -> tuple[float, float]:
-    total = sum(map(modes.get, MODES, _ZEROS))
-    return total - modes.get("idle", 0.0) - modes.get("iowait", 0.0), total
+def _busy_and_total(row: tuple[float, ...]) -> tuple[float, float]:
+    """Busy and total seconds of a row of /proc/stat columns (MODES, then GUEST_MODES: left out)."""
+    total = sum(row[: len(MODES)])
+    return total - row[_IDLE] - (row[_IOWAIT] if len(row) > _IOWAIT else 0.0), total
 
 
 def _usage(
-    prev: Mapping[int, Mapping[str, float]], now: Mapping[int, Mapping[str, float]]
+    prev: Mapping[int, tuple[float, ...]], now: Mapping[int, tuple[float, ...]]
 ) -> tuple[dict[int, float], dict[int, float]]:
     """Busy ratio and busy seconds per CPU over the window between two samples."""
     ratio: dict[int, float] = {}
     busy_seconds: dict[int, float] = {}
-    for cpu, modes in now.items():
+    for cpu, row in now.items():
         before = prev.get(cpu)
         if before is None:
             continue
-        busy1, total1 = _busy_and_total(modes)
+        busy1, total1 = _busy_and_total(row)
         busy0, total0 = _busy_and_total(before)
         d_total = total1 - total0
         d_busy = max(0.0, busy1 - busy0)
@@ -562,6 +583,11 @@ def _usage(
         if d_total > 0:
             ratio[cpu] = min(1.0, d_busy / d_total)
     return ratio, busy_seconds
+
+
+def _rows(cpu_seconds: Mapping[int, Mapping[str, float]]) -> dict[int, tuple[float, ...]]:
+    """Snapshot.cpu_seconds as rows of MODES (a mode a CPU lacks counts 0, as in a sum without it)."""
+    return {cpu: tuple([modes.get(m, 0.0) for m in MODES]) for cpu, modes in cpu_seconds.items()}
 
 
 @dataclass(frozen=True)
@@ -575,27 +601,27 @@ class _CpuPart:
 
 
 def _read_cpu(prev: Snapshot, readers: CpuSources, run: _Run) -> _CpuPart:
-    stat: dict[int, CpuTimes] | None = None
+    stat: dict[int, tuple[float, ...]] | None = None
     if "cpu" in readers.collectors:
-        stat = run("cpu", lambda: read_stat(readers.procfs, readers.hz, run.held("cpu", readers.held)))
+        stat = run("cpu", lambda: read_stat_rows(readers.procfs, readers.hz, run.held("cpu", readers.held)))
     if stat is None:
         return _CpuPart()
     online = tuple(sorted(stat))
-    # One Monotonic over every (cpu, column): the guest columns (GUEST_MODES) never share a name with MODES.
-    raw = {(c, m): v for c, t in stat.items() for m, v in t.seconds.items()}
-    raw.update({(c, m): v for c, t in stat.items() for m, v in t.guest_seconds.items()})
-    counters = prev.cpu_counters.advance(raw)
+    counters = prev.cpu_counters.advance(stat)
+    exposed = counters.exposed
     seconds: dict[int, dict[str, float]] = {c: {} for c in online}
     guest: dict[int, dict[str, float]] = {}
-    for (c, m), v in counters.exposed.items():
-        modes = seconds.get(c)
-        if modes is None:  # offline now: kept in the counters, not exported
+    for c, row in exposed.items():  # guest in the counters' order, as the CPUs first came
+        if c not in seconds:  # offline now: kept in the counters, not exported
             continue
-        if m in _GUEST_MODES:
-            guest.setdefault(c, {})[m] = v
-        else:
-            modes[m] = v
-    ratio, busy_seconds = _usage(prev.cpu_seconds, seconds)
+        seconds[c] = dict(zip(MODES, row, strict=False))
+        if len(row) > len(MODES):
+            guest[c] = dict(zip(GUEST_MODES, row[len(MODES) :], strict=False))
+    # The previous sample's rows are its counters' (what its cpu_seconds were made of), for its online CPUs
+    before = {c: exposed_row for c, exposed_row in prev.cpu_counters.exposed.items() if c in prev.cpu_seconds}
+    if len(before) < len(prev.cpu_seconds):  # a snapshot made by hand, without counters
+        before = _rows(prev.cpu_seconds)
+    ratio, busy_seconds = _usage(before, {c: exposed[c] for c in online})
     return _CpuPart(online, seconds, guest, ratio, busy_seconds, counters)
 
 
@@ -731,12 +757,12 @@ def _read_perf(prev: Snapshot, readers: CpuSources, run: _Run, online: tuple[int
     readings = run("perf", read_perf)
     if readings is None:
         return None
-    raw = {(c, "cycles"): r.cycles for c, r in readings.items()}
-    raw.update({(c, "ref"): r.ref_cycles for c, r in readings.items() if r.ref_cycles is not None})
-    counters = prev.perf_counters.advance(raw)
+    counters = prev.perf_counters.advance(
+        {c: (r.cycles,) if r.ref_cycles is None else (r.cycles, r.ref_cycles) for c, r in readings.items()}
+    )
     live = set(readings) & set(online) if online else set(readings)
-    cycles = {c: v for (c, k), v in counters.exposed.items() if k == "cycles" and c in live}
-    ref = {c: v for (c, k), v in counters.exposed.items() if k == "ref" and c in live}
+    cycles = {c: row[0] for c, row in counters.exposed.items() if c in live}
+    ref = {c: row[1] for c, row in counters.exposed.items() if len(row) > 1 and c in live}
     return _PerfPart(dict(sorted(cycles.items())), dict(sorted(ref.items())), counters)
 
 
@@ -863,9 +889,10 @@ def take_snapshot(
         for c, f in _perf_frequency(prev, perf, cpu.busy_seconds).items():
             frequency.setdefault(c, f)
     if cpu.cpus:  # a host state naming more vCPUs than this guest has: only the ones it has
-        frequency = {c: f for c, f in frequency.items() if c in cpu.cpus}
-        cpufreq = {c: f for c, f in cpufreq.items() if c in cpu.cpus}
-        steal = {c: v for c, v in steal.items() if c in cpu.cpus}
+        online = frozenset(cpu.cpus)  # `in` a tuple scans it: 0.4 ms a comprehension for 256 CPUs, 0.02 with a set
+        frequency = {c: f for c, f in frequency.items() if c in online}
+        cpufreq = {c: f for c, f in cpufreq.items() if c in online}
+        steal = {c: v for c, v in steal.items() if c in online}
     vms = _read_vms(readers, run, frequency, mono)
     instant: dict[str, Any] = {}
     instants_read = prev.instants_read_seconds
@@ -1013,9 +1040,9 @@ def _log_dropped(before: int, now: int, limits: CgroupLimits) -> None:
 BREAKDOWN_IDLE_SAMPLES = 300  # a label's slot is freed after this many samples without a syscall
 OTHER_LABEL = "other"
 _CPU_SOURCES = of_job("cpu")
-_GUEST_MODES = frozenset(GUEST_MODES)
+_IDLE, _IOWAIT = MODES.index("idle"), MODES.index("iowait")
 
 
 def usage_between(earlier: Snapshot, later: Snapshot) -> dict[int, float]:
     """Busy ratio per CPU over the window between two snapshots (the one computation of usage)."""
-    return _usage(earlier.cpu_seconds, later.cpu_seconds)[0]
+    return _usage(_rows(earlier.cpu_seconds), _rows(later.cpu_seconds))[0]

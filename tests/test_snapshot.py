@@ -9,8 +9,18 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from exporter.snapshot import CpuSources, Deadline, Snapshot, SourceStatus, refresh_instants, take_snapshot
+from exporter.snapshot import (
+    CpuSources,
+    Deadline,
+    Monotonic,
+    Snapshot,
+    SourceStatus,
+    refresh_instants,
+    take_snapshot,
+)
 from exporter.sources.perf import PerfReading
 from tests.helpers import FIXTURES, ROOT
 
@@ -97,6 +107,41 @@ def test_a_step_back_is_held_at_the_maximum_seen(tmp_path, idle_seconds, exporte
     assert snap.cpu_seconds[0]["idle"] == exported
 
 
+def _column_by_column(samples: list[dict[int, tuple[float, ...]]]) -> dict[tuple[int, int], float]:
+    """The rule of Monotonic, one (key, column) at a time: the exposed values after ``samples``."""
+    raw: dict[tuple[int, int], float] = {}
+    exposed: dict[tuple[int, int], float] = {}
+    present: frozenset[tuple[int, int]] = frozenset()
+    for values in samples:
+        flat = {(key, i): v for key, row in values.items() for i, v in enumerate(row)}
+        for column, value in flat.items():
+            last = raw.get(column)
+            if last is None:
+                exposed[column] = raw[column] = value
+            elif value > last:
+                exposed[column] += value - last
+                raw[column] = value
+            elif column not in present:
+                raw[column] = value
+        present = frozenset(flat)
+    return exposed
+
+
+_ROWS = st.lists(st.integers(0, 3000).map(lambda ticks: ticks / 100), min_size=1, max_size=4).map(tuple)
+
+
+@settings(max_examples=2000, deadline=None, database=None)
+@given(st.lists(st.dictionaries(st.integers(0, 3), _ROWS), max_size=8))
+def test_monotonic_rows_follow_the_rule_column_by_column(samples):
+    """Keys coming and going, columns stepping back, rows changing length: each column as the rule says,
+    to the last bit (a row whose columns all grew takes the rows' fast path)."""
+    counters = Monotonic()
+    for values in samples:
+        counters = counters.advance(values)
+    exposed = {(key, i): v for key, row in counters.exposed.items() for i, v in enumerate(row)}
+    assert exposed == _column_by_column(samples)
+
+
 def test_usage_ratio_is_busy_share_of_the_window():
     s1 = take_snapshot(None, readers(FIXTURES / "hotplug" / "step1", {"cpu"}), FixedClock())
     s2 = take_snapshot(s1, readers(FIXTURES / "hotplug" / "step2", {"cpu"}), FixedClock())
@@ -108,6 +153,18 @@ def test_usage_ratio_is_busy_share_of_the_window():
     s4 = take_snapshot(s3, readers(FIXTURES / "hotplug" / "step4", {"cpu"}), FixedClock())
     assert all(0.0 <= r <= 1.0 for r in s4.cpu_usage_ratio.values())
     assert s4.cpu_usage_ratio[2] == pytest.approx(100 / 150)
+
+
+def test_usage_ratio_from_a_previous_snapshot_made_without_counters():
+    """The window's start is the previous snapshot's cpu_seconds, whether or not it carries the counters."""
+    s1 = take_snapshot(None, readers(FIXTURES / "hotplug" / "step1", {"cpu"}), FixedClock())
+    by_hand = Snapshot(cpus=s1.cpus, cpu_seconds=s1.cpu_seconds)
+    s2 = take_snapshot(by_hand, readers(FIXTURES / "hotplug" / "step2", {"cpu"}), FixedClock())
+    assert (
+        s2.cpu_usage_ratio
+        == take_snapshot(s1, readers(FIXTURES / "hotplug" / "step2", {"cpu"}), FixedClock()).cpu_usage_ratio
+    )
+    assert s2.cpu_usage_ratio[0] == pytest.approx(0.6)
 
 
 class FakePerf:

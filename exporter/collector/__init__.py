@@ -17,7 +17,7 @@ from prometheus_client.core import Metric
 from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS_CONTENT_TYPE
 
 from exporter.collector.cgroup import CgroupRenderer
-from exporter.collector.cpu import collect_cpu, collect_frequency
+from exporter.collector.cpu import CpuFamilies
 from exporter.collector.exposition import ExpositionWriter, Piece
 from exporter.collector.filesystem import collect_filesystem
 from exporter.collector.guest import GuestRenderer
@@ -39,9 +39,11 @@ SnapshotCollectorFn = Callable[[Snapshot], Iterable[Metric | Piece]]
 
 
 def default_collectors(version: str) -> list[SnapshotCollectorFn]:
+    """The collectors of one Renderer (the CPU families keep what its last render wrote)."""
+    cpu = CpuFamilies()
     return [
-        collect_cpu,
-        collect_frequency,
+        cpu.cpu,
+        cpu.frequency,
         collect_memory,
         collect_load,
         collect_filesystem,

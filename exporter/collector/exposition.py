@@ -61,6 +61,29 @@ def format_value(value: float) -> str:
     return repr(number)
 
 
+def format_values(values: list[float], before: tuple[list[float], list[str]] | None = None) -> list[str]:
+    """:func:`format_value` of each value, its fast path written inline: the per-CPU families format
+    thousands of values a render (2,560 on a 256-CPU host), and the call was a sixth of that.
+
+    ``before``: earlier values and their strings, position by position; a value equal to the one at its
+    position there takes that string (equal values format alike: 0.0 and -0.0 are both "0"). Between two
+    samples most of a host's /proc/stat columns do not move (nice, irq, steal, guest on most CPUs).
+    """
+    if before is None or len(before[0]) != len(values):
+        return [
+            (str(int(v)) if v.is_integer() else repr(v)) if type(v) is float and -1e15 < v < 1e15 else format_value(v)
+            for v in values
+        ]
+    return [
+        s
+        if v == old
+        else (str(int(v)) if v.is_integer() else repr(v))
+        if type(v) is float and -1e15 < v < 1e15
+        else format_value(v)
+        for v, old, s in zip(values, *before, strict=True)
+    ]
+
+
 def escape_label_value(value: str) -> str:
     return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from exporter.sources import SourceError, read_small
@@ -52,9 +52,12 @@ class CpuFreq:
     hardware_hertz: float | None = None  # cpuinfo_cur_freq, where readable
 
 
+_KHZ_DIGITS = 12  # 12 digits of kHz: 1 PHz
+
+
 def parse_khz(text: str, path: str) -> float:
     value = text.strip()
-    if not value.isascii() or not value.isdigit() or len(value) > 12:  # 12 digits of kHz: 1 PHz
+    if not value.isascii() or not value.isdigit() or len(value) > _KHZ_DIGITS:
         raise SourceError(path, f"{value[:30]!r} is not a kHz integer")
     return int(value) * 1000.0
 
@@ -119,7 +122,20 @@ _KHZ_LIMIT = 31
 
 
 def _read_khz(path: str) -> float:
-    return parse_khz(read_small(path, _KHZ_LIMIT, short_read_ends=True), path)
+    """One open, one read and one close: read_small's single short read (short_read_ends) without the
+    layers around it, which added about a third to the syscalls and the parse here (512 reads a sample on
+    a 256-CPU host: 3.2 ms against 2.3 ms, the same sitting; 2.6 ms this way)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        data = os.read(fd, _KHZ_LIMIT + 1)
+    finally:
+        os.close(fd)
+    if len(data) > _KHZ_LIMIT:
+        raise SourceError(path, f"larger than {_KHZ_LIMIT} bytes")
+    digits = data.strip()
+    if digits.isdigit() and len(digits) <= _KHZ_DIGITS:  # ASCII digits: what parse_khz accepts, as it reads it
+        return int(digits) * 1000.0
+    return parse_khz(data.decode("utf-8", "replace"), path)  # its error (or a value str.strip finds more space around)
 
 
 def read_current(sysfs: Path, known: Mapping[int, CpuFreq]) -> dict[int, CpuFreq]:
@@ -137,12 +153,21 @@ def read_current(sysfs: Path, known: Mapping[int, CpuFreq]) -> dict[int, CpuFreq
         hardware = None
         if known_freq.hardware_hertz is not None:
             hardware = _read_khz(policy + "cpuinfo_cur_freq")
+        source = known_freq.source
         current = None
-        if known_freq.source == "cpufreq_hardware":
+        if source == "cpufreq_hardware":
             current = hardware
         elif known_freq.frequency_hertz is not None:
-            current = _read_khz(policy + _FILE_OF_SOURCE[known_freq.source])
-        result[cpu] = replace(known_freq, frequency_hertz=current, hardware_hertz=hardware)
+            current = _read_khz(policy + _FILE_OF_SOURCE[source])
+        # The constructor, not dataclasses.replace: a third of the cost, 256 times a sample
+        result[cpu] = CpuFreq(
+            frequency_hertz=current,
+            min_hertz=known_freq.min_hertz,
+            max_hertz=known_freq.max_hertz,
+            governor=known_freq.governor,
+            source=source,
+            hardware_hertz=hardware,
+        )
     return result
 
 

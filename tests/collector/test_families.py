@@ -112,3 +112,54 @@ def test_cpu_families_written_as_text_are_what_the_writer_makes_of_prometheus_cl
     expected = {p.text_header.split()[2]: p.samples for p in ExpositionWriter().pieces([seconds, ratio])}
     written = ExpositionWriter().pieces(collect_cpu(Snapshot(cpu_seconds=modes, cpu_usage_ratio=usage)))
     assert {p.text_header.split()[2]: p.samples for p in written} == expected
+
+
+number_lists = st.lists(
+    st.one_of(
+        values, st.floats(), st.integers(min_value=-(2**70), max_value=2**70), st.sampled_from([-0.0, 0.0, 1, 1.0])
+    ),
+    max_size=8,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(number_lists, st.one_of(st.none(), number_lists))
+def test_format_values_is_format_value_of_each_whatever_came_before(numbers, earlier):
+    from exporter.collector.exposition import format_values
+
+    before = None if earlier is None else (earlier, [format_value(v) for v in earlier])
+    assert format_values(numbers, before) == [format_value(v) for v in numbers]
+
+
+frequencies = st.dictionaries(
+    st.integers(min_value=0, max_value=8),
+    st.tuples(st.sampled_from([1.5e9, 2.6e9, 0.0]), st.sampled_from(["cpufreq", "cpuinfo", 'o"dd'])),
+    max_size=4,
+)
+
+
+guest_modes = st.dictionaries(
+    st.integers(min_value=0, max_value=8), st.dictionaries(st.sampled_from(["guest", "guest_nice"]), values), max_size=3
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(cpu_modes, guest_modes, frequencies), min_size=1, max_size=5))
+def test_cpu_families_of_one_renderer_are_what_a_fresh_one_writes(steps):
+    """CpuFamilies keeps prefixes, strings and Pieces from its last render: each render of a sequence (CPUs,
+    modes, values and sources changing or not) is what nothing kept would write."""
+    from exporter.collector.cpu import CpuFamilies
+    from exporter.collector.exposition import ExpositionWriter
+    from exporter.snapshot import Frequency, Snapshot
+
+    kept = CpuFamilies()
+    for seconds, guest, freq in steps:
+        snap = Snapshot(
+            cpu_seconds=seconds,
+            cpu_guest_seconds=guest,
+            cpu_usage_ratio={cpu: 0.5 for cpu in seconds},
+            frequency={cpu: Frequency(hertz, source) for cpu, (hertz, source) in freq.items()},
+        )
+        for method in ("cpu", "frequency"):
+            got = ExpositionWriter().render(getattr(kept, method)(snap))
+            assert got == ExpositionWriter().render(getattr(CpuFamilies(), method)(snap))

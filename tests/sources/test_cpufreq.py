@@ -1,7 +1,12 @@
+import os
+import tempfile
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from exporter.sources import SourceError
-from exporter.sources.cpufreq import read_cpufreq
+from exporter.sources.cpufreq import parse_khz, read_cpufreq
 from tests.helpers import FIXTURES
 
 
@@ -148,3 +153,29 @@ def test_read_current_raises_when_a_file_it_reads_changed(tmp_path, change, erro
     change(policy)
     with pytest.raises(error, match="cpu0/cpufreq/"):
         read_current(tmp_path, known)
+
+
+# Digits, ASCII space, the spaces only str.strip removes (\x1c, U+0085), non-ASCII digits, bytes not UTF-8
+_KHZ_PARTS = [b"8", b"0", b"1234567", b"9" * 13, b" ", b"\n", b"\t", b"\x1c", b"\xc2\x85", b"\xc2\xb2", b"-", b"\xff"]
+
+
+@settings(max_examples=500, deadline=None, database=None)
+@given(st.lists(st.sampled_from(_KHZ_PARTS), max_size=8).map(b"".join))
+def test_a_current_frequency_read_is_parse_khz_of_the_file(content):
+    """read_current's own read of a kHz file says what parse_khz says of its text (value or error)."""
+    from exporter.sources import read_small
+    from exporter.sources.cpufreq import _read_khz
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "scaling_cur_freq")
+        with open(path, "wb") as f:
+            f.write(content)
+
+        def outcome(read):  # type: ignore[no-untyped-def]
+            try:
+                return read()
+            except SourceError as e:
+                return str(e)
+
+        expected = outcome(lambda: parse_khz(read_small(path, 31, short_read_ends=True), path))
+        assert outcome(lambda: _read_khz(path)) == expected

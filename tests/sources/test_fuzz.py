@@ -27,7 +27,7 @@ from exporter.sources.meminfo import parse_meminfo
 from exporter.sources.mountinfo import parse_mountinfo
 from exporter.sources.pid_stat import parse_pid_stat
 from exporter.sources.pid_status import parse_pid_status
-from exporter.sources.stat import parse_stat
+from exporter.sources.stat import _rows_line_by_line, parse_stat, parse_stat_rows
 from exporter.sources.syscalls import cgroup2_level
 
 EXAMPLES = int(os.environ.get("SYSMON_FUZZ_EXAMPLES", "10000"))
@@ -64,6 +64,31 @@ def test_parse_stat(text):
     for times in (cpus or {}).values():
         for value in (*times.seconds.values(), *times.guest_seconds.values()):
             assert math.isfinite(value) and value >= 0
+
+
+def _outcome(parse, text):  # type: ignore[no-untyped-def]
+    try:
+        return parse(text)
+    except SourceError as e:
+        return str(e)
+
+
+# /proc/stat texts of a few CPU lines, mostly well formed: every check of the parse has a line to fail on.
+_STAT_NAMES = st.sampled_from(["cpu0", "cpu1", "cpu2", "cpu01", "cpu", "cpu ", "cpux", "cpu\u00b2", "intr"])
+_STAT_COLUMNS = st.lists(st.sampled_from(["0", "1", "250", "99999"] * 10 + NUMBERS), max_size=12)
+_STAT_TEXTS = st.lists(
+    st.tuples(_STAT_NAMES, _STAT_COLUMNS, st.sampled_from([" ", "  ", "\t"])), min_size=0, max_size=5
+).map(lambda lines: "".join(f"{name}{sep}{sep.join(columns)}\n" for name, columns, sep in lines))
+
+
+@FUZZ
+@given(st.one_of(_STAT_TEXTS, shaped(["cpu", "cpu0", "cpu1", "cpu12", "cpu ", "intr", "ctxt", "cpu\u00b2"])))
+def test_parse_stat_rows_checked_at_once_agree_with_line_by_line(text):
+    """The checks made over every line at once accept exactly what the line-by-line checks accept, with the
+    same rows, and leave the error to them."""
+    assert _outcome(lambda t: parse_stat_rows(t, 100, "/x/stat"), text) == _outcome(
+        lambda t: _rows_line_by_line(t, 100, "/x/stat"), text
+    )
 
 
 @FUZZ

@@ -3,7 +3,7 @@ import textwrap
 import pytest
 
 from exporter.sources import SourceError
-from exporter.sources.stat import parse_stat
+from exporter.sources.stat import parse_stat, parse_stat_rows
 
 MODERN = textwrap.dedent("""\
     cpu  300 10 200 5000 20 0 5 1 40 2
@@ -89,3 +89,26 @@ def test_malformed(text, message):
     with pytest.raises(SourceError, match=message) as info:
         parse_stat(text, hz=100, path="/x/stat")
     assert "/x/stat" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "rows"),
+    [
+        (
+            MODERN,
+            {
+                0: (1.0, 0.05, 1.0, 25.0, 0.1, 0.0, 0.02, 0.01, 0.2, 0.01),
+                1: (2.0, 0.05, 1.0, 25.0, 0.1, 0.0, 0.03, 0.0, 0.2, 0.01),
+            },
+        ),
+        (
+            "cpu0 1 2 3 4\ncpu3 1 2 3 4 5 6 7 8 9 10 11\ncpu1 5 6 7 8 9\n",
+            {0: (0.01, 0.02, 0.03, 0.04), 3: tuple(v / 100 for v in range(1, 11)), 1: (0.05, 0.06, 0.07, 0.08, 0.09)},
+        ),
+    ],
+    ids=["same-columns", "columns-differ-by-line"],
+)
+def test_rows_hold_each_line_s_columns_in_order(text, rows):
+    got = parse_stat_rows(text, hz=100)
+    assert got == rows
+    assert list(got) == list(rows)  # in the file's order
