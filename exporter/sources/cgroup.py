@@ -653,39 +653,55 @@ def walk_hierarchy(
         cgroup, depth, directory = stack.pop()
         files: list[str] = []
         children: list[str] = []
+        descend = depth < max_depth
         try:
             with os.scandir(directory) as entries:
                 for entry in entries:
                     name = entry.name
                     if name in wanted:
                         files.append(name)
-                    elif depth < max_depth and entry.is_dir(follow_symlinks=False):
+                    elif descend and entry.is_dir(follow_symlinks=False):
                         children.append(name)
         except OSError as e:
             if e.errno not in (errno.ENOENT, errno.ENODEV):  # vanished mid-walk: not an error
                 errors[directory] = f"{directory}: {e.strerror}"
             continue
-        yield cgroup, depth, directory, tuple(sorted(files))
-        prefix = "/" if cgroup == "/" else cgroup + "/"
-        for child in sorted(children, reverse=True):
-            stack.append((prefix + _label(child), depth + 1, directory + "/" + child))
+        files.sort()
+        yield cgroup, depth, directory, tuple(files)
+        if children:
+            prefix = "/" if cgroup == "/" else cgroup + "/"
+            directory += "/"
+            depth += 1
+            children.sort(reverse=True)
+            for child in children:
+                stack.append((prefix + (child if child.isascii() else _label(child)), depth, directory + child))
 
 
 def walk(layout: Layout, limits: CgroupLimits) -> Walk:
     """Every cgroup path within the bounds, with its directories; the deepest beyond max_count are dropped."""
     errors: dict[str, str] = {}
     by_path: dict[str, tuple[int, list[tuple[str, int, tuple[str, ...]]]]] = {}
+    include, exclude = limits.include, limits.exclude
     for hierarchy in layout.hierarchies:
+        version = hierarchy.version
         for cgroup, depth, directory, files in walk_hierarchy(hierarchy, limits.max_depth, errors):
-            if limits.include is not None and not limits.include.search(cgroup):
+            if include is not None and not include.search(cgroup):
                 continue
-            if limits.exclude is not None and limits.exclude.search(cgroup):
+            if exclude is not None and exclude.search(cgroup):
                 continue
-            by_path.setdefault(cgroup, (depth, []))[1].append((directory, hierarchy.version, files))
-    ordered = sorted(by_path.items(), key=lambda item: (item[1][0], item[0]))
-    kept = ordered[: limits.max_count]
-    found = tuple(Found(path, tuple(dirs)) for path, (_, dirs) in sorted(kept))
-    return Walk(found, len(ordered) - len(kept), errors)
+            seen = by_path.get(cgroup)
+            if seen is None:
+                by_path[cgroup] = (depth, [(directory, version, files)])
+            else:
+                seen[1].append((directory, version, files))
+    dropped = 0
+    paths = sorted(by_path)
+    if len(paths) > limits.max_count:  # only then is the order by depth needed, to drop the deepest
+        by_depth = sorted(paths, key=lambda path: by_path[path][0])  # stable: by path within a depth
+        dropped = len(paths) - limits.max_count
+        paths = sorted(by_depth[: limits.max_count])
+    found = tuple(Found(path, tuple(by_path[path][1])) for path in paths)
+    return Walk(found, dropped, errors)
 
 
 _DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_PATH", 0) | os.O_CLOEXEC
