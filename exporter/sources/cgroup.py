@@ -709,11 +709,19 @@ _FILE = os.O_RDONLY | os.O_CLOEXEC
 # Larger than any cgroup control file the kernel prints (v2 memory.stat is about 1.5 KiB); a read
 # that fills it goes through read_small_bytes, which bounds the size.
 _FIRST_READ = 16384
+# What a file may have grown by since the last read before the read after the first is needed: a
+# counter gaining digits (a cgroup file is rewritten whole, so more rarely does it grow by more)
+_SLACK = 64
 
 
 # What a cgroup's cycle is kept as: the walk's directories and files, their bytes, the stats, device names
+# and the size of each file's first read next time
 _Made = tuple[
-    tuple[tuple[str, int, tuple[str, ...]], ...], tuple[bytes, ...], CgroupStats, tuple[tuple[str, str | None], ...]
+    tuple[tuple[str, int, tuple[str, ...]], ...],
+    tuple[bytes | None, ...],  # None for a file not read: never in a cgroup the memo keeps
+    CgroupStats,
+    tuple[tuple[str, str | None], ...],
+    tuple[int, ...],
 ]
 
 
@@ -732,7 +740,8 @@ class CgroupMemo:
     __slots__ = ("cgroups",)
 
     def __init__(self) -> None:
-        # cgroup path -> (the walk's directories and files, their bytes, the stats, the device names used)
+        # cgroup path -> (the walk's directories and files, their bytes, the stats, the device names used,
+        # the sizes to read them with)
         self.cgroups: dict[str, _Made] = {}
 
 
@@ -770,74 +779,98 @@ def read_found(
     stats: dict[str, CgroupStats] = {}
     last = memo.cgroups if memo is not None else {}
     now: dict[str, _Made] = {}
+    open_, read, close = os.open, os.read, os.close
     for cgroup in found:
-        read: list[tuple[Callable[[str, str, int], Fields], str, bytes]] = []  # (parser, path, bytes)
+        # Each file's bytes (None where it could not be read), in the order of the dirs' files: the
+        # unchanged cgroup (most of them) is told by comparing these alone, and only a changed one
+        # pays for paths and parser look-ups.
+        datas: list[bytes | None] = []
         vanished = failed = False
-        for directory, version, files in cgroup.dirs:
-            table = V2_FILES if version == 2 else V1_FILES
+        made = last.get(cgroup.path)
+        same_files = made is not None and made[0] == cgroup.dirs
+        sizes = iter(made[4] if made is not None and same_files else ())
+        for directory, _, files in cgroup.dirs:
             try:
-                dir_fd = os.open(directory, _DIRECTORY)
+                dir_fd = open_(directory, _DIRECTORY)
             except OSError as e:
                 if e.errno in (errno.ENOENT, errno.ENODEV):
                     vanished = True
                     break
                 errors[directory] = f"{directory}: {e.strerror}"
                 failed = True
+                for _ in files:
+                    datas.append(None)
+                    next(sizes, None)
                 continue
             try:
                 for name in files:
-                    path = directory + "/" + name
+                    want = next(sizes, _FIRST_READ)
                     try:
                         # One open, one read and one close per file (read_small's loop only for a file
                         # that fills the first read): at a thousand cgroups the calls add up.
-                        fd = os.open(name, _FILE, dir_fd=dir_fd)
+                        fd = open_(name, _FILE, dir_fd=dir_fd)
                         try:
-                            data = os.read(fd, _FIRST_READ)
+                            data = read(fd, want)
                         finally:
-                            os.close(fd)
-                        if len(data) == _FIRST_READ:
+                            close(fd)
+                        if len(data) == want:
                             data = read_small_bytes(name, short_read_ends=True, dir_fd=dir_fd)
-                        read.append((table[name], path, data))
+                        datas.append(data)
                     except OSError as e:
                         if e.errno in (errno.ENOENT, errno.ENODEV) and not os.path.isdir(directory):
                             vanished = True
                             break
+                        path = directory + "/" + name
                         errors[path] = f"{path}: {e.strerror}"
                         failed = True
+                        datas.append(None)
                     except SourceError as e:
-                        errors[path] = str(e)
+                        errors[directory + "/" + name] = str(e)
                         failed = True
+                        datas.append(None)
             finally:
-                os.close(dir_fd)
+                close(dir_fd)
             if vanished:
                 break
         if vanished:
             continue
-        datas = tuple(data for _, _, data in read)
-        made = last.get(cgroup.path)
+        read_now = tuple(datas)
         if (
             made is not None
-            and made[0] == cgroup.dirs
-            and made[1] == datas
+            and same_files
+            and not failed
+            and read_now == made[1]
             and all((dev if devices is None else devices(dev)) == name for dev, name in made[3])
         ):
             now[cgroup.path] = made
             stats[cgroup.path] = made[2]
             continue
         parts: list[Fields] = []
-        for parse, path, data in read:
-            try:
-                parts.append(parse(data.decode("utf-8", "replace"), path, hz))
-            except SourceError as e:
-                errors[path] = str(e)
-                failed = True
-            except (ValueError, OverflowError) as e:  # a value no kernel writes: this file fails, not all
-                errors[path] = f"{path}: {e}"
-                failed = True
+        i = 0
+        for directory, version, files in cgroup.dirs:
+            table = V2_FILES if version == 2 else V1_FILES
+            for name in files:
+                got = datas[i]
+                i += 1
+                if got is None:  # not read: its error is recorded
+                    continue
+                path = directory + "/" + name
+                try:
+                    parts.append(table[name](got.decode("utf-8", "replace"), path, hz))
+                except SourceError as e:
+                    errors[path] = str(e)
+                    failed = True
+                except (ValueError, OverflowError) as e:  # a value no kernel writes: this file fails, not all
+                    errors[path] = f"{path}: {e}"
+                    failed = True
         named = _NamesGiven(devices)
         stats[cgroup.path] = merge_fields(parts, named)
         if not failed:
-            now[cgroup.path] = (cgroup.dirs, datas, stats[cgroup.path], tuple(named.given))
+            # The next read of each file asks for as much as it holds now and a little more: a buffer of
+            # 512 bytes or less comes from Python's small-object allocator, not malloc (callgrind, the
+            # 1000-cgroup bench's idle cycle: 6 % fewer user-space instructions than 16 KiB reads).
+            sizes_next = tuple([len(data) + _SLACK for data in read_now if data is not None])
+            now[cgroup.path] = (cgroup.dirs, read_now, stats[cgroup.path], tuple(named.given), sizes_next)
     if memo is not None:
         memo.cgroups = now
     return stats

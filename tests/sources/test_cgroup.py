@@ -657,6 +657,23 @@ def test_memo_does_not_keep_a_device_name_sysfs_no_longer_gives(tmp_path):
     assert read_cgroups(root, CgroupLimits(), 100, memo=memo).stats[APP].io == {}
 
 
+def test_memo_reads_a_file_whole_that_grew_past_its_last_size(tmp_path):
+    # the memo's next read of a file asks for its last size and a little more: one that grew by
+    # more still reads whole, its kept keys last
+    shutil.copytree(V2_ROOT.parent.parent.parent, tmp_path, dirs_exist_ok=True)
+    root = tmp_path / "sys" / "fs" / "cgroup"
+    memo = CgroupMemo()
+    read_cgroups(root, CgroupLimits(), 100, memo=memo)
+    stat = root / APP.lstrip("/") / "memory.stat"
+    text = stat.read_text()
+    stat.write_text("".join(f"unkept_{n} {n}\n" for n in range(40)) + text.replace("anon ", "anon 1"))
+    current = root / APP.lstrip("/") / "memory.current"
+    current.write_text(current.read_text().strip() + "0\n")  # a digit more: within the slack
+    grown = read_cgroups(root, CgroupLimits(), 100, memo=memo)
+    assert grown.errors == {} and grown == read_cgroups(root, CgroupLimits(), 100)
+    assert str(grown.stats[APP].memory_rss_bytes).startswith("1")
+
+
 def test_memo_never_holds_a_file_that_failed(tmp_path):
     root = tmp_path / "cg"
     shutil.copytree(V2_ROOT, root)
