@@ -293,7 +293,7 @@ def test_cpufreq_without_a_current_frequency_keeps_limits_and_governor(tmp_path)
     """cpu0: cpuinfo_avg_freq first; cpu1: no current-frequency file, so /proc/cpuinfo, with cpufreq's limits."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    from exporter.collector.cpu import collect_frequency
+    from exporter.collector.cpu import CpuFamilies
     from exporter.collector.exposition import ExpositionWriter
 
     root = tmp_path / "host"
@@ -311,7 +311,7 @@ def test_cpufreq_without_a_current_frequency_keeps_limits_and_governor(tmp_path)
         0: ("cpufreq_avg", 2.4e9),
         1: ("cpuinfo", pytest.approx(2599.998e6)),
     }
-    text, _ = ExpositionWriter().render(collect_frequency(snap))  # some families are written as text
+    text, _ = ExpositionWriter().render(CpuFamilies().frequency(snap))  # some families are written as text
     samples = {
         (s.name, tuple(sorted(s.labels.items()))): s.value
         for m in text_string_to_metric_families(text.decode())

@@ -234,13 +234,3 @@ class CpuFamilies:
 def _label(value: str) -> str:
     # /proc/stat's column names (user, nice, ..., guest_nice) are identifiers: nothing to escape
     return value if value.isidentifier() else escape_label_value(value)
-
-
-def collect_cpu(snap: Snapshot) -> Iterator[Metric | Piece]:
-    """:meth:`CpuFamilies.cpu` with nothing kept from an earlier render."""
-    return CpuFamilies().cpu(snap)
-
-
-def collect_frequency(snap: Snapshot) -> Iterator[Metric | Piece]:
-    """:meth:`CpuFamilies.frequency` with nothing kept from an earlier render."""
-    return CpuFamilies().frequency(snap)

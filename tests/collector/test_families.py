@@ -96,9 +96,9 @@ cpu_modes = st.dictionaries(
 @settings(max_examples=300, deadline=None)
 @given(cpu_modes, st.dictionaries(st.integers(min_value=0, max_value=4096), values, max_size=4))
 def test_cpu_families_written_as_text_are_what_the_writer_makes_of_prometheus_client_families(modes, usage):
-    """collect_cpu writes its per-CPU families straight to text: the bytes of ExpositionWriter on the
+    """CpuFamilies.cpu writes its per-CPU families straight to text: the bytes of ExpositionWriter on the
     prometheus_client families they replace, whatever the mode names and values."""
-    from exporter.collector.cpu import collect_cpu
+    from exporter.collector.cpu import CpuFamilies
     from exporter.collector.exposition import ExpositionWriter
     from exporter.snapshot import Snapshot
 
@@ -110,7 +110,7 @@ def test_cpu_families_written_as_text_are_what_the_writer_makes_of_prometheus_cl
     for cpu, value in usage.items():
         ratio.add_metric([str(cpu)], value)
     expected = {p.text_header.split()[2]: p.samples for p in ExpositionWriter().pieces([seconds, ratio])}
-    written = ExpositionWriter().pieces(collect_cpu(Snapshot(cpu_seconds=modes, cpu_usage_ratio=usage)))
+    written = ExpositionWriter().pieces(CpuFamilies().cpu(Snapshot(cpu_seconds=modes, cpu_usage_ratio=usage)))
     assert {p.text_header.split()[2]: p.samples for p in written} == expected
 
 
