@@ -101,6 +101,10 @@ class Job:
     # sees), and a scrape that finds the last run older than its interval and the slack has ``step`` run first.
     pause_unseen: bool = False
 
+    def __post_init__(self) -> None:
+        if self.pause_unseen and (self.light is None or self.refresh is None):
+            raise ValueError(f"job {self.name}: pause_unseen needs light (the tick before a seen one) and refresh")
+
 
 @dataclass(frozen=True)
 class _Refresh(Generic[R]):
@@ -254,16 +258,21 @@ class Sampler(Generic[R]):
             self.renders += 1
             return self._render(snap)
 
-    def _scrape_expected(self, since: float, until: float) -> bool:
-        """Whether a scrape is expected in [since, until): the last two first scrapes' gap carried on
-        (Prometheus scrapes a target at a fixed phase of its interval)."""
+    def _cadence(self) -> tuple[float, float] | None:
+        """The last first scrape and the gap before it (Prometheus scrapes a target at a fixed phase of its
+        interval); None until two first scrapes a gap apart are known."""
         asked = self._asked
         if len(asked) < 2:
-            return False
+            return None
         previous, last = asked
-        gap = last - previous
-        if gap <= 0:
+        return (last, last - previous) if last > previous else None
+
+    def _scrape_expected(self, since: float, until: float) -> bool:
+        """Whether a scrape is expected in [since, until): the cadence carried on."""
+        cadence = self._cadence()
+        if cadence is None:
             return False
+        last, gap = cadence
         return last + max(1, math.ceil((since - last) / gap)) * gap < until
 
     def _render_early(self, published: _Published[R], next_publication: float) -> None:
@@ -331,7 +340,7 @@ class Sampler(Generic[R]):
         none for a pause_unseen job when the cadence is known and no scrape is expected to see the next one's."""
         if job.light is None or self._seen(job):
             return job.step
-        if job.pause_unseen and len(self._asked) == 2 and not self._seen(job, ticks=2):
+        if job.pause_unseen and self._cadence() is not None and not self._seen(job, ticks=2):
             return None
         return job.light
 

@@ -4,6 +4,8 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 
+import pytest
+
 from exporter.sampler import Chore, Job, Sampler
 from exporter.snapshot import Snapshot
 
@@ -370,6 +372,13 @@ async def test_a_pause_unseen_job_rests_between_the_ticks_a_regular_scraper_sees
     finally:
         await sampler.stop()
     assert waited <= 4  # once the cadence is known, most scrapes find the tick they see already run
+
+
+def test_a_pause_unseen_job_without_its_light_step_or_refresh_is_refused():
+    with pytest.raises(ValueError, match="pause_unseen needs light"):
+        Job("cpu", 1.0, lambda prev: Snapshot(), refresh=lambda prev: Snapshot(), pause_unseen=True)
+    with pytest.raises(ValueError, match="pause_unseen needs light"):
+        Job("cpu", 1.0, lambda prev: Snapshot(), light=lambda prev: Snapshot(), pause_unseen=True)
 
 
 async def test_a_refresh_the_busy_worker_cannot_run_in_time_serves_the_last_sample():
