@@ -320,14 +320,24 @@ class Sampler(Generic[R]):
 
     @staticmethod
     def _slack(job: Job) -> float:
-        """How early or late a scrape may come and still count as expected: half an interval, at most a second."""
+        """How late a run of ``job`` may end and still not be behind: half an interval, at most a second."""
         return min(job.interval_seconds / 2, 1.0)
+
+    @staticmethod
+    def _margin(job: Job) -> float:
+        """How far from the time the cadence gives a scrape may come and still see the tick it was expected to
+        see: half an interval, at most 0.05 s. Prometheus keeps a target's scrapes at a fixed phase to within
+        milliseconds, and the ticks keep theirs; a scrape that comes further off has what one that came
+        unexpected has (a refresh, or the snapshot of the tick before if that is not behind). A tick boundary
+        within the margin of an expected scrape has both ticks read for it: with half of a 1 s interval as the
+        margin, that was every scrape."""
+        return min(job.interval_seconds / 2, 0.05)
 
     def _seen(self, job: Job, ticks: int = 1) -> bool:
         """Whether a scrape is expected to see the snapshot of ``job``'s tick now (or, with ``ticks`` 2, that of
-        the tick after it): before the next tick (the one after), give or take the slack."""
-        now, slack = time.monotonic(), self._slack(job)
-        return self._scrape_expected(now - slack, now + ticks * job.interval_seconds + slack)
+        the tick after it): before the next tick (the one after), give or take the margin."""
+        now, margin = time.monotonic(), self._margin(job)
+        return self._scrape_expected(now - margin, now + ticks * job.interval_seconds + margin)
 
     def _behind(self, job: Job, now: float) -> bool:
         """Whether ``job`` has not run yet (a first cgroup walk under way as the first CPU sample is out) or its

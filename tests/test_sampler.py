@@ -374,6 +374,30 @@ async def test_a_pause_unseen_job_rests_between_the_ticks_a_regular_scraper_sees
     assert waited <= 4  # once the cadence is known, most scrapes find the tick they see already run
 
 
+async def test_a_scraper_at_a_regular_cadence_has_one_tick_read_whole_for_each_scrape_not_two():
+    # Scrapes a fifth of a tick after the tick they see: a margin of half an interval around the expected
+    # scrape (0.3 s here) would take in the tick before as well and have it read whole too.
+    cpu = Instants(0.6, pause=True)
+    sampler = Sampler([cpu.job], lambda snap: snap)
+    await sampler.start()
+    try:
+        await asyncio.wait_for(sampler.ready.wait(), 10)
+        first = sampler.latest()
+        assert first is not None
+        phase = first.monotonic_seconds + 0.2
+        for n in range(8):
+            await asyncio.sleep(max(0.0, phase + (n + 1) * 1.2 - time.monotonic()))  # every other tick
+            if n == 2:  # the cadence is known
+                whole, refreshes = cpu.whole, cpu.refreshes
+            asked = time.monotonic()
+            snap = await sampler.rendered()
+            assert snap is not None and not snap.instants_behind()
+            assert asked - snap.monotonic_seconds < 0.6  # a sample of the tick just before it
+    finally:
+        await sampler.stop()
+    assert cpu.whole + cpu.refreshes - whole - refreshes <= 6 + 1  # six scrapes: one whole read each (one to spare)
+
+
 def test_a_pause_unseen_job_without_its_light_step_or_refresh_is_refused():
     with pytest.raises(ValueError, match="pause_unseen needs light"):
         Job("cpu", 1.0, lambda prev: Snapshot(), refresh=lambda prev: Snapshot(), pause_unseen=True)
