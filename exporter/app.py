@@ -321,7 +321,9 @@ def build_sampler(
     chores = []
     if isinstance(readers.vms, VmWatch) and readers.vms.background:
         # Every process's comm is read at each discovery: on a thread of its own, so no sample carries it.
-        chores.append(Chore("vm-discovery", readers.vms.rescan_seconds, readers.vms.rescan))
+        # Only scrapes read the snapshot (see cpu()): a discovery no scrape's sample would read is skipped.
+        unseen = scrapes_only and ingest is None  # the ingest sends each tick's host lines, VMs and all
+        chores.append(Chore("vm-discovery", readers.vms.rescan_seconds, readers.vms.rescan, skip_unseen=unseen))
     return Sampler(jobs, render, chores)
 
 

@@ -127,6 +127,10 @@ class Chore:
     name: str
     interval_seconds: float
     run: Callable[[], object]
+    # Once the scrape cadence is known, a run whose result no scrape is expected to have does not run: one
+    # is due only when a scrape is expected before the next run and the CPU job's tick after it (whose
+    # whole step reads what the last run published).
+    skip_unseen: bool = False
 
 
 def _next_tick(start: float, tick: int, interval: float, now: float) -> tuple[int, int]:
@@ -466,16 +470,27 @@ class Sampler(Generic[R]):
             else:
                 ended(job, self._run_step(job, prepared))
 
+    def _unseen_run(self, chore: Chore, now: float) -> bool:
+        """Whether a skip_unseen ``chore``'s run at ``now`` would publish what no scrape is expected to have:
+        the cadence is known and no scrape is expected before its next run and the CPU job's tick after."""
+        if not chore.skip_unseen or self._cadence() is None:
+            return False
+        reader = self._refresher.interval_seconds if self._refresher is not None else 0.0
+        return not self._scrape_expected(now, now + chore.interval_seconds + reader)
+
     def _chore_loop(self, chore: Chore) -> None:
         """A chore's own thread: ``run`` at its ticks; a run that overruns skips the ticks it missed."""
         start = time.monotonic()
         tick = 0
         while True:
-            try:
-                chore.run()
-                self._last_good[chore.name] = time.monotonic()
-            except Exception:
-                log.exception("chore %s failed; it will run again at its next tick", chore.name)
+            if self._unseen_run(chore, time.monotonic()):
+                self._last_good[chore.name] = time.monotonic()  # a run no scrape would have: nothing failed
+            else:
+                try:
+                    chore.run()
+                    self._last_good[chore.name] = time.monotonic()
+                except Exception:
+                    log.exception("chore %s failed; it will run again at its next tick", chore.name)
             now = time.monotonic()
             tick, skipped = _next_tick(start, tick, chore.interval_seconds, now)
             if skipped:

@@ -124,6 +124,29 @@ async def test_a_chore_runs_on_its_own_thread_and_a_blocked_one_holds_up_no_step
     assert sampler.skipped_ticks == {"cpu": sampler.skipped_ticks["cpu"]}  # chores are no job's ticks
 
 
+async def test_a_skip_unseen_chore_runs_only_before_the_scrapes_a_regular_scraper_makes():
+    runs: list[float] = []
+    cpu = Instants(0.05, pause=True)
+    discovery = Chore("discovery", 0.1, lambda: runs.append(time.monotonic()), skip_unseen=True)
+    sampler = Sampler([cpu.job], lambda snap: snap, [discovery])
+    await sampler.start()
+    try:
+        await asyncio.wait_for(_until(lambda: len(runs) >= 3), 10)  # no cadence yet: every tick runs
+        asked: list[float] = []
+        async for n in _scraper(sampler, 10, 0.5):  # five of its ticks a scrape
+            if n == 2:  # the cadence is known
+                before = len(runs)
+            asked.append(time.monotonic())
+            await sampler.rendered()
+        await asyncio.sleep(0.3)  # its ticks go on between scrapes, skipped: no failure
+        assert sampler.stale() == ""
+    finally:
+        await sampler.stop()
+    assert len(runs) - before <= 2 * 8  # eight scrapes since: one run before each, or two (not five)
+    # each of those scrapes had a run within the chore's interval and the CPU job's before it
+    assert all(any(0 <= a - r < 0.1 + 0.05 + 0.05 for r in runs) for a in asked[3:])
+
+
 class CountingRender:
     """A render that records each snapshot it rendered and the thread it ran on."""
 

@@ -141,6 +141,28 @@ async def test_the_exporter_discovers_vms_on_the_samplers_chore_not_in_its_sampl
     assert discovered_on and all(name.startswith("sampler-chore") for name in discovered_on)
 
 
+@pytest.mark.parametrize(
+    ("flags", "ingest", "skips"),
+    [([], False, True), (["--grpc.listen-address=127.0.0.1:0"], False, False), ([], True, False)],
+    ids=["scrapes-only", "grpc", "guest-ingest"],
+)
+def test_vm_discovery_no_scrape_would_read_is_skipped_only_while_scrapes_alone_read_the_samples(flags, ingest, skips):
+    # The gRPC shim and the push read the latest snapshot when their callers ask; the ingest sends each tick's
+    # host lines, VMs and all, down the guests' channels.
+    from typing import cast
+
+    from exporter.app import build_sampler, open_vms
+    from exporter.guest.ingest import Ingest
+
+    kvm = FIXTURES / "kvm-host"
+    config = load([f"--path.procfs={kvm / 'proc'}", "--collector.vm", *flags], {})
+    with open_vms(config) as watch:
+        readers = CpuSources(config.roots.procfs, config.roots.sysfs, 100, config.collectors, vms=watch)
+        sampler = build_sampler(config, readers, cast(Ingest, object()) if ingest else None)
+        (chore,) = sampler._chores
+        assert chore.name == "vm-discovery" and chore.skip_unseen is skips
+
+
 class Where:
     """A real VM watch, recording the thread each read ran on."""
 
