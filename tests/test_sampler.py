@@ -1,4 +1,5 @@
 import asyncio
+import queue
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -419,6 +420,65 @@ async def test_a_scraper_at_a_regular_cadence_has_one_tick_read_whole_for_each_s
     finally:
         await sampler.stop()
     assert cpu.whole + cpu.refreshes - whole - refreshes <= 6 + 1  # six scrapes: one whole read each (one to spare)
+
+
+class CountedWaits:
+    """The worker's queue, counting the waits on it: the worker waits once each time it sleeps."""
+
+    def __init__(self, inner: queue.SimpleQueue) -> None:  # type: ignore[type-arg]
+        self.inner = inner
+        self.waits = 0
+
+    def get(self, block: bool = True, timeout: float | None = None) -> object:
+        self.waits += 1
+        return self.inner.get(block, timeout)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+
+async def test_resting_jobs_sleep_through_the_ticks_no_scrape_will_see():
+    cpu = Instants(0.05, pause=True)
+    walks = Walks()
+    cgroup = Job("cgroup", 0.1, lambda prev: prev, prepare=walks.prepare, skip_unseen=True)
+    sampler = Sampler([cpu.job, cgroup], lambda snap: snap)
+    counted = CountedWaits(sampler._queue)
+    sampler._queue = counted  # type: ignore[assignment]
+    await sampler.start()
+    try:
+        async for n in _scraper(sampler, 8, 1.0):  # twenty CPU ticks and ten cgroup ticks a scrape
+            if n == 2:  # the cadence is known
+                waits, ran = counted.waits, cpu.light + cpu.whole + walks.walks
+            await sampler.rendered()
+        await asyncio.sleep(0.2)
+        assert sampler.stale() == ""  # the ticks slept through are no failure
+    finally:
+        await sampler.stop()
+    # Six scrapes: a few ticks run for each (the light one and the one it sees, a walk; at these short intervals
+    # the margin is half an interval, so two ticks are read whole), and the worker wakes about once for each
+    # of those (twice for a walk: its tick, and its prepared step), not at each of the 180 ticks between.
+    ran = cpu.light + cpu.whole + walks.walks - ran
+    assert ran <= 6 * 5
+    assert counted.waits - waits <= 2 * ran + 6
+
+
+async def test_a_resting_job_follows_a_new_cadence_from_its_second_scrape_on():
+    cpu = Instants(0.05, pause=True)
+    sampler = Sampler([cpu.job], lambda snap: snap)
+    await sampler.start()
+    try:
+        async for _ in _scraper(sampler, 3, 1.5):  # the job rests for most of each 1.5 s
+            await sampler.rendered()
+        waited = 0
+        async for n in _scraper(sampler, 8, 0.2):  # then a scraper every 0.2 s
+            before = cpu.whole + cpu.refreshes
+            await sampler.rendered()
+            if n >= 2 and cpu.whole + cpu.refreshes > before:
+                waited += 1  # the job was resting through the tick it saw
+    finally:
+        await sampler.stop()
+    # From the third scrape on the cadence is 0.2 s and the job wakes for it, not for the next 1.5 s one.
+    assert waited <= 2
 
 
 def test_a_pause_unseen_job_without_its_light_step_or_refresh_is_refused():
