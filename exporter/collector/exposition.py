@@ -28,6 +28,7 @@ https://github.com/prometheus/OpenMetrics/blob/main/specification/OpenMetrics.md
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -97,17 +98,23 @@ class Piece:
     samples: bytes
 
 
-def piece(name: str, kind: str, help_text: str, samples: str) -> Piece:
-    """``name`` as text 0.0.4 exposes it: with ``_total`` for counters."""
+@functools.lru_cache(maxsize=1024)
+def _headers(name: str, kind: str, help_text: str) -> tuple[bytes, bytes]:
+    """A family's HELP/TYPE header in each format: the same few hundred families at every render, so kept
+    (bounded: families come and go with cgroups' controllers and the registry, not with label values)."""
     if kind not in _TYPES:
         raise ValueError(f"{name}: metric type {kind} is not supported by this writer")
     om_name = name.removesuffix("_total") if kind == "counter" else name
     text_help = help_text.replace("\\", r"\\").replace("\n", r"\n")
-    return Piece(
+    return (
         f"# HELP {name} {text_help}\n# TYPE {name} {kind}\n".encode(),
         f"# HELP {om_name} {escape_label_value(help_text)}\n# TYPE {om_name} {kind}\n".encode(),
-        samples.encode(),
     )
+
+
+def piece(name: str, kind: str, help_text: str, samples: str) -> Piece:
+    """``name`` as text 0.0.4 exposes it: with ``_total`` for counters."""
+    return Piece(*_headers(name, kind, help_text), samples.encode())
 
 
 @dataclass
