@@ -698,7 +698,7 @@ def _read_frequency(
             nonlocal read_whole
             if prev.cpufreq and prev.cpus == online and _within(prev.cpufreq_read_seconds, LOOK_AGAIN_SECONDS, now):
                 try:
-                    return read_current(readers.sysfs, prev.cpufreq)
+                    return read_current(readers.sysfs, prev.cpufreq, run.held("cpufreq", readers.held))
                 except (OSError, SourceError) as e:
                     log.debug("cpufreq changed since its last whole read (%s); reading it whole", e)
             read_whole = now

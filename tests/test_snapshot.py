@@ -5,7 +5,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,12 +16,14 @@ from hypothesis import strategies as st
 from exporter.snapshot import (
     CpuSources,
     Deadline,
+    Frequency,
     Monotonic,
     Snapshot,
     SourceStatus,
     refresh_instants,
     take_snapshot,
 )
+from exporter.sources import HeldFiles
 from exporter.sources.perf import PerfReading
 from tests.helpers import FIXTURES, ROOT
 
@@ -464,6 +467,71 @@ def test_a_cpu_that_comes_online_has_cpufreq_read_whole_in_the_same_sample(tmp_p
     snap = take_snapshot(snap, r, clock)
     assert snap.cpufreq[7].max_hertz == 4.1e9 and snap.frequency[7].source == "cpufreq"
     assert snap.cpufreq_read_seconds == clock.t
+
+
+def _current_files(root: Path, cpus: Iterable[int]) -> set[str]:
+    base = root / "sys/devices/system/cpu"
+    return {str(base / f"cpu{c}/cpufreq" / name) for c in cpus for name in ("scaling_cur_freq", "cpuinfo_cur_freq")}
+
+
+def test_inline_cpufreq_reads_its_current_frequencies_through_held_descriptors(tmp_path):
+    """Between whole reads, the two files a CPU is read from are held (the cpufreq files of a sysfs); a
+    CPU that goes offline is left out and read again, through the same descriptors, when it is back."""
+    root, cpu0 = _baremetal(tmp_path)
+    clock = FixedClock()
+    r = readers(root, {"cpu", "cpufreq"})
+    deadline = Deadline(5.0, inline=frozenset({"cpu", "cpufreq"}))
+    try:
+        snap = take_snapshot(None, r, clock, deadline)  # a whole read: opened at each read
+        assert r.held.paths() == {str(root / "proc/stat")}
+        clock.t += 1
+        snap = take_snapshot(snap, r, clock, deadline)
+        online = (0, 1, 2, 3, 4, 6, 7)
+        assert r.held.paths() == {str(root / "proc/stat")} | _current_files(root, online)
+        (cpu0 / "scaling_cur_freq").write_text("2000000\n")  # written into the held inode, as sysfs prints anew
+        (cpu0 / "cpuinfo_cur_freq").write_text("2100000\n")
+        clock.t += 1
+        snap = take_snapshot(snap, r, clock, deadline)
+        assert snap.statuses["cpufreq"].success and snap.cpufreq_read_seconds == clock.t - 2
+        assert snap.frequency[0].hertz == 2.0e9 and snap.cpufreq[0].hardware_hertz == 2.1e9
+        back = _offline(root, 7)
+        clock.t += 1
+        snap = take_snapshot(snap, r, clock, deadline)
+        assert 7 not in snap.cpufreq and 7 not in snap.frequency
+        (root / "sys/devices/system/cpu/cpu7/cpufreq/scaling_cur_freq").write_text("1700000\n")
+        back()
+        for _ in range(2):  # read whole as it comes back, then through its held descriptors again
+            clock.t += 1
+            snap = take_snapshot(snap, r, clock, deadline)
+            assert snap.frequency[7] == Frequency(1.7e9, "cpufreq")
+        assert snap.cpufreq_read_seconds == clock.t - 1
+        assert r.held.paths() == {str(root / "proc/stat")} | _current_files(root, online)
+    finally:
+        r.held.close()
+
+
+def test_cpufreq_files_past_the_bound_of_held_files_are_opened_at_each_read(tmp_path):
+    root, _ = _baremetal(tmp_path)
+    clock = FixedClock()
+    r = replace(readers(root, {"cpufreq"}), held=HeldFiles(max_files=3))
+    deadline = Deadline(5.0, inline=frozenset({"cpufreq"}))
+    try:
+        snap = take_snapshot(None, r, clock, deadline)
+        clock.t += 1
+        snap = take_snapshot(snap, r, clock, deadline)
+        assert r.held.paths() == _current_files(root, [0]) | {
+            str(root / "sys/devices/system/cpu/cpu1/cpufreq/cpuinfo_cur_freq")
+        }
+        for cpu in (1, 2):  # replaced by rename: what a held descriptor would not see
+            new = tmp_path / "new"
+            new.write_text("1234000\n")
+            new.rename(root / f"sys/devices/system/cpu/cpu{cpu}/cpufreq/scaling_cur_freq")
+        clock.t += 1
+        snap = take_snapshot(snap, r, clock, deadline)
+        assert snap.frequency[1].hertz == snap.frequency[2].hertz == 1.234e9
+        assert len(r.held.paths()) == 3
+    finally:
+        r.held.close()
 
 
 @pytest.mark.parametrize("aperfmperf", [False, True], ids=["constant-rate", "measured"])
