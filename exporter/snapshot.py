@@ -709,9 +709,14 @@ def _read_frequency(
                 raise
 
         freqs = run("cpufreq", look) or {}
+        before = prev.frequency
         for cpu, f in freqs.items():
-            if f.frequency_hertz is not None:
-                frequency[cpu] = Frequency(f.frequency_hertz, f.source)
+            hertz = f.frequency_hertz
+            if hertz is not None:
+                kept = before.get(cpu)  # the last sample's object where the value holds, as read_current does
+                if kept is None or kept.hertz != hertz or kept.source != f.source:
+                    kept = Frequency(hertz, f.source)
+                frequency[cpu] = kept
     if host is not None:
         # Inside a VM there is rarely a cpufreq driver, and /proc/cpuinfo states the TSC rate.
         for cpu, v in host.vcpus.items():

@@ -426,6 +426,19 @@ def test_between_whole_cpufreq_reads_only_the_current_frequencies_are_read(tmp_p
     assert snap.cpufreq_read_seconds == clock.t
 
 
+def test_a_frequency_that_holds_between_samples_is_the_last_samples_and_one_that_moved_is_new(tmp_path):
+    root, cpu0 = _baremetal(tmp_path)
+    clock = FixedClock()
+    r = readers(root)
+    first = take_snapshot(None, r, clock)
+    (cpu0 / "scaling_cur_freq").write_text("2000000\n")
+    clock.t += 1
+    snap = take_snapshot(first, r, clock)
+    assert snap.frequency[0] == Frequency(2.0e9, "cpufreq")
+    assert snap.frequency[1] is first.frequency[1] and snap.cpufreq[1] is first.cpufreq[1]
+    assert snap.frequency == {**first.frequency, 0: Frequency(2.0e9, "cpufreq")}
+
+
 def test_a_current_frequency_file_that_goes_away_has_cpufreq_read_whole_in_the_same_sample(tmp_path):
     root, cpu0 = _baremetal(tmp_path)
     clock = FixedClock()
