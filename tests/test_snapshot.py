@@ -158,6 +158,45 @@ def test_usage_ratio_is_busy_share_of_the_window():
     assert s4.cpu_usage_ratio[2] == pytest.approx(100 / 150)
 
 
+def _usage_cpu_by_cpu(prev, now):  # type: ignore[no-untyped-def]
+    """The usage derive written out for one CPU at a time: busy is every mode but idle and iowait."""
+    ratio, busy_seconds = {}, {}
+    for cpu, row in now.items():
+        if cpu not in prev:
+            continue
+        total1, total0 = sum(row[:8]), sum(prev[cpu][:8])
+        busy1 = total1 - row[3] - (row[4] if len(row) > 4 else 0.0)
+        busy0 = total0 - prev[cpu][3] - (prev[cpu][4] if len(prev[cpu]) > 4 else 0.0)
+        busy_seconds[cpu] = max(0.0, busy1 - busy0)
+        if total1 - total0 > 0:
+            ratio[cpu] = min(1.0, busy_seconds[cpu] / (total1 - total0))
+    return ratio, busy_seconds
+
+
+_SECONDS = st.sampled_from([0.0, 0.01, 0.5, 3.0, 1e7, 12345.67])
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(
+    st.integers(4, 10).flatmap(
+        lambda width: st.tuples(
+            st.dictionaries(st.integers(0, 6), st.tuples(*[_SECONDS] * width), max_size=6),
+            st.dictionaries(st.integers(0, 6), st.tuples(*[_SECONDS] * width), max_size=6),
+        )
+    ),
+    st.booleans(),
+)
+def test_usage_is_the_busy_share_per_cpu_to_the_last_bit(rows, one_short):
+    """Every CPU's ratio and busy seconds as the per-CPU arithmetic gives them: columns stepping back,
+    CPUs in one sample only, rows without iowait (4 columns; one such row among longer ones)."""
+    from exporter.snapshot import _usage
+
+    prev, now = rows
+    if one_short and now:
+        now = {**now, min(now): now[min(now)][:4]}
+    assert _usage(prev, now) == _usage_cpu_by_cpu(prev, now)
+
+
 def test_usage_ratio_from_a_previous_snapshot_made_without_counters():
     """The window's start is the previous snapshot's cpu_seconds, whether or not it carries the counters."""
     s1 = take_snapshot(None, readers(FIXTURES / "hotplug" / "step1", {"cpu"}), FixedClock())
