@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Iterator, Mapping
+from itertools import chain
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
@@ -43,8 +44,8 @@ def _per_cpu_info(family: GaugeMetricFamily, label: str, values: Mapping[int, st
     )
 
 
-# (CPU, its modes) in a family's order: the layout of sysmon_cpu_seconds_total's lines
-_Layout = tuple[tuple[int, tuple[str, ...]], ...]
+# The CPUs and each one's modes, in a family's order: the layout of sysmon_cpu_seconds_total's lines
+_Layout = tuple[tuple[int, ...], tuple[tuple[str, ...], ...]]
 
 
 class CpuFamilies:
@@ -90,21 +91,22 @@ class CpuFamilies:
         rename: Mapping[str, str] | None = None,
     ) -> Metric | Piece:
         name = family.name + "_total"
-        layout = tuple([(cpu, tuple(modes)) for cpu, modes in values.items()])
+        # tuple() of each CPU's modes mapped in C: a comprehension of (cpu, modes) pairs was a tenth of a render
+        layout = (tuple(values), tuple(map(tuple, values.values())))
         kept = self._prefixes.get(name)
         if kept is None or kept[0] != layout:
             # The labels after cpu's value, written once per mode.
             tails = {
-                mode: f'",mode="{_label(rename[mode] if rename else mode)}"}} ' for _, modes in layout for mode in modes
+                mode: f'",mode="{_label(rename[mode] if rename else mode)}"}} ' for modes in layout[1] for mode in modes
             }
             kept = self._prefixes[name] = (
                 layout,
-                [f'{name}{{cpu="{cpu}{tails[mode]}' for cpu, modes in layout for mode in modes],
+                [f'{name}{{cpu="{cpu}{tails[mode]}' for cpu, modes in zip(*layout, strict=True) for mode in modes],
             )
         prefixes = kept[1]
         if not prefixes:
             return family
-        numbers = [value for modes in values.values() for value in modes.values()]
+        numbers = list(chain.from_iterable(modes.values() for modes in values.values()))
         formatted = format_values(numbers, self._formatted.get(name))
         self._formatted[name] = (numbers, formatted)
         return piece(name, family.type, family.documentation, "\n".join(map(operator.add, prefixes, formatted)) + "\n")
@@ -196,10 +198,11 @@ class CpuFamilies:
     def _cpufreq(self, snap: Snapshot) -> Iterator[Metric | Piece]:
         """The cpufreq policy of each online CPU, whichever source gave its frequency."""
         policies = snap.cpufreq
+        cpus, fs = tuple(policies), tuple(policies.values())
         limits = [
             self._per_cpu(
                 GaugeMetricFamily(name, help_text, labels=["cpu"]),
-                {cpu: getattr(f, attr) for cpu, f in policies.items()},
+                dict(zip(cpus, map(operator.attrgetter(attr), fs), strict=True)),  # a third of a comprehension's cost
             )
             for name, help_text, attr in (
                 (
@@ -226,7 +229,7 @@ class CpuFamilies:
                 labels=["cpu", "governor"],
             ),
             "governor",
-            {cpu: f.governor for cpu, f in policies.items()},
+            dict(zip(cpus, map(operator.attrgetter("governor"), fs), strict=True)),
         )
         yield from (m for m in (*limits, governor) if m.samples)
 
