@@ -595,6 +595,31 @@ def _rows(cpu_seconds: Mapping[int, Mapping[str, float]]) -> dict[int, tuple[flo
     return {cpu: tuple([modes.get(m, 0.0) for m in MODES]) for cpu, modes in cpu_seconds.items()}
 
 
+def _by_mode(row: tuple[float, ...]) -> dict[str, float]:
+    """A row's MODES columns by name. A row of every mode (each kernel since 2.6.11) as a dict display,
+    which the compiler builds presized in one step: dict(zip(MODES, row)) cost four times as much here
+    (1.8 us against 0.43), for each CPU at each sample."""
+    if len(row) < len(MODES):  # an older kernel's: the columns it has
+        return dict(zip(MODES, row, strict=False))
+    return {
+        "user": row[0],
+        "nice": row[1],
+        "system": row[2],
+        "idle": row[3],
+        "iowait": row[4],
+        "irq": row[5],
+        "softirq": row[6],
+        "steal": row[7],
+    }
+
+
+def _by_guest_mode(row: tuple[float, ...]) -> dict[str, float]:
+    """A row's GUEST_MODES columns (those after MODES) by name, as :func:`_by_mode`."""
+    if len(row) < len(MODES) + len(GUEST_MODES):
+        return dict(zip(GUEST_MODES, row[len(MODES) :], strict=False))
+    return {"guest": row[8], "guest_nice": row[9]}
+
+
 @dataclass(frozen=True)
 class _CpuPart:
     cpus: tuple[int, ...] = ()
@@ -619,9 +644,9 @@ def _read_cpu(prev: Snapshot, readers: CpuSources, run: _Run) -> _CpuPart:
     for c, row in exposed.items():  # guest in the counters' order, as the CPUs first came
         if c not in seconds:  # offline now: kept in the counters, not exported
             continue
-        seconds[c] = dict(zip(MODES, row, strict=False))
+        seconds[c] = _by_mode(row)
         if len(row) > len(MODES):
-            guest[c] = dict(zip(GUEST_MODES, row[len(MODES) :], strict=False))
+            guest[c] = _by_guest_mode(row)
     # The previous sample's rows are its counters' (what its cpu_seconds were made of), for its online CPUs
     before = {c: exposed_row for c, exposed_row in prev.cpu_counters.exposed.items() if c in prev.cpu_seconds}
     if len(before) < len(prev.cpu_seconds):  # a snapshot made by hand, without counters

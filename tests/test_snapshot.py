@@ -197,6 +197,18 @@ def test_usage_is_the_busy_share_per_cpu_to_the_last_bit(rows, one_short):
     assert _usage(prev, now) == _usage_cpu_by_cpu(prev, now)
 
 
+@pytest.mark.parametrize("width", range(4, 13))
+def test_a_rows_columns_are_named_by_mode_in_the_kernels_order(width):
+    """Whatever the width (older kernels: 4 to 7 columns; a newer one may print more than 10)."""
+    from exporter.snapshot import _by_guest_mode, _by_mode
+    from exporter.sources.stat import GUEST_MODES, MODES
+
+    row = tuple(float(i) + 0.5 for i in range(width))
+    assert list(_by_mode(row).items()) == list(zip(MODES, row, strict=False))
+    if width > len(MODES):  # only such a row has guest time
+        assert list(_by_guest_mode(row).items()) == list(zip(GUEST_MODES, row[len(MODES) :], strict=False))
+
+
 def test_usage_ratio_from_a_previous_snapshot_made_without_counters():
     """The window's start is the previous snapshot's cpu_seconds, whether or not it carries the counters."""
     s1 = take_snapshot(None, readers(FIXTURES / "hotplug" / "step1", {"cpu"}), FixedClock())
