@@ -11,6 +11,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from exporter.collector.exposition import Piece, escape_label_value, format_values, piece
 from exporter.snapshot import Snapshot
 
+_VALUES = operator.methodcaller("values")  # of each CPU's modes, mapped in C (a generator was a tenth of a render)
+
 # node_exporter's labels for the two guest columns of /proc/stat.
 _GUEST_MODE = {"guest": "user", "guest_nice": "nice"}
 
@@ -106,7 +108,7 @@ class CpuFamilies:
         prefixes = kept[1]
         if not prefixes:
             return family
-        numbers = list(chain.from_iterable(modes.values() for modes in values.values()))
+        numbers = list(chain.from_iterable(map(_VALUES, values.values())))
         formatted = format_values(numbers, self._formatted.get(name))
         self._formatted[name] = (numbers, formatted)
         return piece(name, family.type, family.documentation, "\n".join(map(operator.add, prefixes, formatted)) + "\n")
