@@ -145,6 +145,41 @@ def test_monotonic_rows_follow_the_rule_column_by_column(samples):
     assert exposed == _column_by_column(samples)
 
 
+@st.composite
+def _growing_samples(draw):  # type: ignore[no-untyped-def]
+    """Samples of the same keys and widths whose columns mostly grow (as /proc/stat's between two ticks), now
+    and then one stepping back, one key missing or one row a column shorter: every sample of most hosts."""
+    width = draw(st.integers(1, 4))
+    keys = draw(st.lists(st.integers(0, 5), min_size=1, max_size=4, unique=True))
+    row = {key: tuple(draw(st.integers(0, 3000)) / 100 for _ in range(width)) for key in keys}
+    samples = [row]
+    for _ in range(draw(st.integers(1, 6))):
+        step = draw(st.integers(-30, 300)) if draw(st.booleans()) else 0
+        row = {key: tuple(round(v * 100 + draw(st.integers(0, 300)) + step) / 100 for v in r) for key, r in row.items()}
+        sample = dict(row)
+        change = draw(st.sampled_from(["none", "none", "drop", "shorter"]))
+        if change == "drop":
+            del sample[draw(st.sampled_from(keys))]
+        elif change == "shorter" and width > 1:
+            key = draw(st.sampled_from(keys))
+            sample[key] = sample[key][:-1]
+        samples.append(sample)
+    return samples
+
+
+@settings(max_examples=1000, deadline=None, database=None)
+@given(_growing_samples())
+def test_monotonic_rows_of_growing_samples_follow_the_rule_column_by_column(samples):
+    """The samples that take the every-row fast path (same keys and widths, nothing stepped back), mixed
+    with those that do not: each column as the rule says, to the last bit."""
+    counters = Monotonic()
+    for values in samples:
+        counters = counters.advance(values)
+        assert counters.present == {key: len(row) for key, row in values.items()}
+    exposed = {(key, i): v for key, row in counters.exposed.items() for i, v in enumerate(row)}
+    assert exposed == _column_by_column(samples)
+
+
 def test_usage_ratio_is_busy_share_of_the_window():
     s1 = take_snapshot(None, readers(FIXTURES / "hotplug" / "step1", {"cpu"}), FixedClock())
     s2 = take_snapshot(s1, readers(FIXTURES / "hotplug" / "step2", {"cpu"}), FixedClock())
