@@ -45,7 +45,7 @@ from exporter.sources.net_dev import NetDevice, read_net_dev
 from exporter.sources.netdevice import read_host_ipv4
 from exporter.sources.perf import PerfReading
 from exporter.sources.processes import Process, read_processes
-from exporter.sources.stat import GUEST_MODES, MODES, read_stat_rows
+from exporter.sources.stat import GUEST_MODES, MODES, StatMemo, read_stat_rows
 from exporter.sources.vm import Discovery, VmReadings
 
 log = logging.getLogger("exporter.snapshot")
@@ -286,6 +286,7 @@ class CpuSources:
     filesystem_interval_seconds: float = 0.0  # filesystems are read at a sample this long after the last read
     # The files of the sources the deadline runs inline, each opened once and read with pread (closed by the app)
     held: HeldFiles = field(default_factory=HeldFiles, compare=False, repr=False)
+    stat: StatMemo = field(default_factory=StatMemo, compare=False, repr=False)  # /proc/stat's last columns
 
 
 @dataclass(frozen=True)
@@ -654,7 +655,9 @@ class _CpuPart:
 def _read_cpu(prev: Snapshot, readers: CpuSources, run: _Run) -> _CpuPart:
     stat: dict[int, tuple[float, ...]] | None = None
     if "cpu" in readers.collectors:
-        stat = run("cpu", lambda: read_stat_rows(readers.procfs, readers.hz, run.held("cpu", readers.held)))
+        stat = run(
+            "cpu", lambda: read_stat_rows(readers.procfs, readers.hz, run.held("cpu", readers.held), readers.stat)
+        )
     if stat is None:
         return _CpuPart()
     online = tuple(sorted(stat))

@@ -244,6 +244,21 @@ def test_a_rows_columns_are_named_by_mode_in_the_kernels_order(width):
         assert list(_by_guest_mode(row).items()) == list(zip(GUEST_MODES, row[len(MODES) :], strict=False))
 
 
+def test_the_cpu_source_parses_each_proc_stat_with_the_last_ones_columns(tmp_path):
+    root = tmp_path / "host"
+    shutil.copytree(FIXTURES / "hotplug" / "step1", root)
+    r = readers(root, {"cpu"})
+    snap = take_snapshot(None, r, FixedClock())
+    assert r.stat.columns and r.stat.hz == 100  # kept for the next parse (StatMemo)
+    shutil.copyfile(FIXTURES / "hotplug" / "step2" / "proc" / "stat", root / "proc" / "stat")
+    snap = take_snapshot(snap, r, FixedClock())
+    assert snap == take_snapshot(
+        take_snapshot(None, readers(FIXTURES / "hotplug" / "step1", {"cpu"}), FixedClock()),
+        readers(FIXTURES / "hotplug" / "step2", {"cpu"}),
+        FixedClock(),
+    )
+
+
 def test_usage_ratio_from_a_previous_snapshot_made_without_counters():
     """The window's start is the previous snapshot's cpu_seconds, whether or not it carries the counters."""
     s1 = take_snapshot(None, readers(FIXTURES / "hotplug" / "step1", {"cpu"}), FixedClock())
