@@ -101,17 +101,24 @@ class CpuFamilies:
             tails = {
                 mode: f'",mode="{_label(rename[mode] if rename else mode)}"}} ' for modes in layout[1] for mode in modes
             }
+            # Each prefix after the first starts with the newline that ends the line before it
             kept = self._prefixes[name] = (
                 layout,
-                [f'{name}{{cpu="{cpu}{tails[mode]}' for cpu, modes in zip(*layout, strict=True) for mode in modes],
+                [f'\n{name}{{cpu="{cpu}{tails[mode]}' for cpu, modes in zip(*layout, strict=True) for mode in modes],
             )
+            if kept[1]:
+                kept[1][0] = kept[1][0][1:]
         prefixes = kept[1]
         if not prefixes:
             return family
         numbers = list(chain.from_iterable(map(_VALUES, values.values())))
         formatted = format_values(numbers, self._formatted.get(name))
         self._formatted[name] = (numbers, formatted)
-        return piece(name, family.type, family.documentation, "\n".join(map(operator.add, prefixes, formatted)) + "\n")
+        # prefixes and values interleaved into one join: half the cost of a string per line joined
+        parts = [""] * (2 * len(prefixes))
+        parts[::2] = prefixes
+        parts[1::2] = formatted
+        return piece(name, family.type, family.documentation, "".join(parts) + "\n")
 
     def cpu(self, snap: Snapshot) -> Iterator[Metric | Piece]:
         """sysmon_cpu_seconds_total{cpu="0",mode="user"} 12.3 (and guest time, usage ratio)."""
