@@ -72,6 +72,8 @@ log = logging.getLogger("exporter")
 # sources hold one per file) and the gRPC shim, whatever the web clients hold.
 FD_RESERVE = 128
 VM_HELD_FILES = 4096  # the vm source's held vCPU files: 2,048 vCPU threads read with one pread each per file
+# The inline sources' held files (HeldFiles): the proc files and two cpufreq files per CPU of a 1,000-CPU host
+HELD_FILES = 2048
 
 
 @contextlib.contextmanager
@@ -201,8 +203,18 @@ def _descriptor_limit() -> int:
 
 def vm_held_files() -> int:
     """vCPU files (two per vCPU thread) the vm source may hold open: VM_HELD_FILES, at most a quarter of the limit."""
+    return _a_quarter_at_most(VM_HELD_FILES)
+
+
+def held_files() -> int:
+    """Kernel files the inline sources may hold open (HeldFiles): HELD_FILES, at most a quarter of the limit;
+    those past it are opened at each read."""
+    return _a_quarter_at_most(HELD_FILES)
+
+
+def _a_quarter_at_most(files: int) -> int:
     soft = _descriptor_limit()
-    return VM_HELD_FILES if soft == resource.RLIM_INFINITY else min(VM_HELD_FILES, soft // 4)
+    return files if soft == resource.RLIM_INFINITY else min(files, soft // 4)
 
 
 def connection_cap(config: Config) -> int:
@@ -214,6 +226,8 @@ def connection_cap(config: Config) -> int:
     if soft == resource.RLIM_INFINITY:
         return config.web.max_connections
     reserve = FD_RESERVE + len(os.listdir("/proc/self/fd")) + (config.guest.max_vms if config.guest.enabled else 0)
+    if "cpufreq" in config.collectors:  # its two held files per CPU (the proc files are in FD_RESERVE)
+        reserve += min(held_files(), 2 * (os.cpu_count() or 1))
     if "vm" in config.collectors:
         # a task directory per VM, and the vCPU files it may hold (those already open are in /proc/self/fd)
         reserve += config.vm.max_count + vm_held_files()
@@ -387,7 +401,7 @@ async def _serve(config: Config, stop: asyncio.Event, ingest: Ingest | None) -> 
         open_perf(config) as (perf, perf_error),
         open_syscalls(config) as syscalls,
         open_vms(config) as vms,
-        contextlib.closing(HeldFiles()) as held,  # closed after the sampler stopped, in the finally below
+        contextlib.closing(HeldFiles(held_files())) as held,  # closed after the sampler stopped, in the finally below
     ):
         readers = CpuSources(
             config.roots.procfs,

@@ -23,8 +23,9 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from itertools import accumulate, chain
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -44,7 +45,7 @@ from exporter.sources.net_dev import NetDevice, read_net_dev
 from exporter.sources.netdevice import read_host_ipv4
 from exporter.sources.perf import PerfReading
 from exporter.sources.processes import Process, read_processes
-from exporter.sources.stat import GUEST_MODES, MODES, read_stat_rows
+from exporter.sources.stat import GUEST_MODES, MODES, StatMemo, read_stat_rows
 from exporter.sources.vm import Discovery, VmReadings
 
 log = logging.getLogger("exporter.snapshot")
@@ -160,6 +161,18 @@ class Monotonic:
     present: Mapping[int, int] = field(default_factory=dict)  # key -> how many columns the last sample had
 
     def advance(self, values: Mapping[int, tuple[float, ...]]) -> Monotonic:
+        keys = list(values)
+        widths = list(map(len, values.values()))
+        if keys == list(self.raw) == list(self.exposed) and widths == list(map(len, self.raw.values())):
+            columns = list(chain.from_iterable(values.values()))
+            before = list(chain.from_iterable(self.raw.values()))
+            if all(map(operator.ge, columns, before)):
+                # The same keys and widths as the last sample and no column stepped back (most samples, where
+                # no CPU went offline): the rows' fast path below for every row at once, its arithmetic
+                # mapped in C over every column (256 rows of 10: 0.51 ms against 0.65 row by row, here).
+                sums = map(operator.add, chain.from_iterable(self.exposed.values()), map(operator.sub, columns, before))
+                exposed = dict(zip(keys, _split(list(sums), widths), strict=True))
+                return Monotonic(dict(values), exposed, dict(zip(keys, widths, strict=True)))
         raw = dict(self.raw)
         exposed = dict(self.exposed)
         present = self.present
@@ -176,6 +189,14 @@ class Monotonic:
             else:
                 raw[key], exposed[key] = _advance_row(last, exposed[key], row, present.get(key, 0))
         return Monotonic(raw, exposed, {key: len(row) for key, row in values.items()})
+
+
+def _split(columns: list[float], widths: list[int]) -> Iterator[tuple[float, ...]]:
+    """``columns`` cut into rows of ``widths`` columns each."""
+    if widths and widths.count(widths[0]) == len(widths):
+        return zip(*[iter(columns)] * widths[0], strict=True)
+    ends = list(accumulate(widths))
+    return (tuple(columns[end - width : end]) for end, width in zip(ends, widths, strict=True))
 
 
 def _advance_row(
@@ -265,6 +286,7 @@ class CpuSources:
     filesystem_interval_seconds: float = 0.0  # filesystems are read at a sample this long after the last read
     # The files of the sources the deadline runs inline, each opened once and read with pread (closed by the app)
     held: HeldFiles = field(default_factory=HeldFiles, compare=False, repr=False)
+    stat: StatMemo = field(default_factory=StatMemo, compare=False, repr=False)  # /proc/stat's last columns
 
 
 @dataclass(frozen=True)
@@ -559,35 +581,65 @@ def log_transitions(old: Mapping[str, SourceStatus], new: Mapping[str, SourceSta
             log.info("source %s recovered", name)
 
 
-def _busy_and_total(row: tuple[float, ...]) -> tuple[float, float]:
-    """Busy and total seconds of a row of /proc/stat columns (MODES, then GUEST_MODES: left out)."""
-    total = sum(row[: len(MODES)])
-    return total - row[_IDLE] - (row[_IOWAIT] if len(row) > _IOWAIT else 0.0), total
+def _busy_and_totals(rows: list[tuple[float, ...]]) -> tuple[list[float], list[float]]:
+    """Busy and total seconds of each row of /proc/stat columns (MODES, then GUEST_MODES: left out).
+
+    Mapped over every row at once, in C (operator's functions): a function called per row, twice per CPU
+    a sample, cost a fifth of the sample's derive on a 256-CPU host. Rows from an older kernel without
+    iowait (fewer than 5 columns) take the same arithmetic row by row.
+    """
+    totals: list[float] = list(map(sum, map(_MODE_COLUMNS, rows)))
+    if min(map(len, rows), default=0) > _IOWAIT:
+        idle = map(_IDLE_COLUMN, rows)
+        return list(map(operator.sub, map(operator.sub, totals, idle), map(_IOWAIT_COLUMN, rows))), totals
+    return [t - r[_IDLE] - (r[_IOWAIT] if len(r) > _IOWAIT else 0.0) for t, r in zip(totals, rows, strict=True)], totals
 
 
 def _usage(
     prev: Mapping[int, tuple[float, ...]], now: Mapping[int, tuple[float, ...]]
 ) -> tuple[dict[int, float], dict[int, float]]:
     """Busy ratio and busy seconds per CPU over the window between two samples."""
+    cpus = [cpu for cpu in now if cpu in prev]
+    busy1, total1 = _busy_and_totals([now[cpu] for cpu in cpus])
+    busy0, total0 = _busy_and_totals([prev[cpu] for cpu in cpus])
+    # max(0.0, d) and min(1.0, share) as conditionals: the same values (NaN too), without a call each
+    d_busy = [d if d > 0.0 else 0.0 for d in map(operator.sub, busy1, busy0)]
     ratio: dict[int, float] = {}
-    busy_seconds: dict[int, float] = {}
-    for cpu, row in now.items():
-        before = prev.get(cpu)
-        if before is None:
-            continue
-        busy1, total1 = _busy_and_total(row)
-        busy0, total0 = _busy_and_total(before)
-        d_total = total1 - total0
-        d_busy = max(0.0, busy1 - busy0)
-        busy_seconds[cpu] = d_busy
+    for cpu, busy, d_total in zip(cpus, d_busy, map(operator.sub, total1, total0), strict=True):
         if d_total > 0:
-            ratio[cpu] = min(1.0, d_busy / d_total)
-    return ratio, busy_seconds
+            share = busy / d_total
+            ratio[cpu] = share if share < 1.0 else 1.0
+    return ratio, dict(zip(cpus, d_busy, strict=True))
 
 
 def _rows(cpu_seconds: Mapping[int, Mapping[str, float]]) -> dict[int, tuple[float, ...]]:
     """Snapshot.cpu_seconds as rows of MODES (a mode a CPU lacks counts 0, as in a sum without it)."""
     return {cpu: tuple([modes.get(m, 0.0) for m in MODES]) for cpu, modes in cpu_seconds.items()}
+
+
+def _by_mode(row: tuple[float, ...]) -> dict[str, float]:
+    """A row's MODES columns by name. A row of every mode (each kernel since 2.6.11) as a dict display,
+    which the compiler builds presized in one step: dict(zip(MODES, row)) cost four times as much here
+    (1.8 us against 0.43), for each CPU at each sample."""
+    if len(row) < len(MODES):  # an older kernel's: the columns it has
+        return dict(zip(MODES, row, strict=False))
+    return {
+        "user": row[0],
+        "nice": row[1],
+        "system": row[2],
+        "idle": row[3],
+        "iowait": row[4],
+        "irq": row[5],
+        "softirq": row[6],
+        "steal": row[7],
+    }
+
+
+def _by_guest_mode(row: tuple[float, ...]) -> dict[str, float]:
+    """A row's GUEST_MODES columns (those after MODES) by name, as :func:`_by_mode`."""
+    if len(row) < len(MODES) + len(GUEST_MODES):
+        return dict(zip(GUEST_MODES, row[len(MODES) :], strict=False))
+    return {"guest": row[8], "guest_nice": row[9]}
 
 
 @dataclass(frozen=True)
@@ -603,7 +655,9 @@ class _CpuPart:
 def _read_cpu(prev: Snapshot, readers: CpuSources, run: _Run) -> _CpuPart:
     stat: dict[int, tuple[float, ...]] | None = None
     if "cpu" in readers.collectors:
-        stat = run("cpu", lambda: read_stat_rows(readers.procfs, readers.hz, run.held("cpu", readers.held)))
+        stat = run(
+            "cpu", lambda: read_stat_rows(readers.procfs, readers.hz, run.held("cpu", readers.held), readers.stat)
+        )
     if stat is None:
         return _CpuPart()
     online = tuple(sorted(stat))
@@ -614,9 +668,9 @@ def _read_cpu(prev: Snapshot, readers: CpuSources, run: _Run) -> _CpuPart:
     for c, row in exposed.items():  # guest in the counters' order, as the CPUs first came
         if c not in seconds:  # offline now: kept in the counters, not exported
             continue
-        seconds[c] = dict(zip(MODES, row, strict=False))
+        seconds[c] = _by_mode(row)
         if len(row) > len(MODES):
-            guest[c] = dict(zip(GUEST_MODES, row[len(MODES) :], strict=False))
+            guest[c] = _by_guest_mode(row)
     # The previous sample's rows are its counters' (what its cpu_seconds were made of), for its online CPUs
     before = {c: exposed_row for c, exposed_row in prev.cpu_counters.exposed.items() if c in prev.cpu_seconds}
     if len(before) < len(prev.cpu_seconds):  # a snapshot made by hand, without counters
@@ -698,7 +752,7 @@ def _read_frequency(
             nonlocal read_whole
             if prev.cpufreq and prev.cpus == online and _within(prev.cpufreq_read_seconds, LOOK_AGAIN_SECONDS, now):
                 try:
-                    return read_current(readers.sysfs, prev.cpufreq)
+                    return read_current(readers.sysfs, prev.cpufreq, run.held("cpufreq", readers.held))
                 except (OSError, SourceError) as e:
                     log.debug("cpufreq changed since its last whole read (%s); reading it whole", e)
             read_whole = now
@@ -709,9 +763,14 @@ def _read_frequency(
                 raise
 
         freqs = run("cpufreq", look) or {}
+        before = prev.frequency
         for cpu, f in freqs.items():
-            if f.frequency_hertz is not None:
-                frequency[cpu] = Frequency(f.frequency_hertz, f.source)
+            hertz = f.frequency_hertz
+            if hertz is not None:
+                kept = before.get(cpu)  # the last sample's object where the value holds, as read_current does
+                if kept is None or kept.hertz != hertz or kept.source != f.source:
+                    kept = Frequency(hertz, f.source)
+                frequency[cpu] = kept
     if host is not None:
         # Inside a VM there is rarely a cpufreq driver, and /proc/cpuinfo states the TSC rate.
         for cpu, v in host.vcpus.items():
@@ -890,9 +949,9 @@ def take_snapshot(
             frequency.setdefault(c, f)
     if cpu.cpus:  # a host state naming more vCPUs than this guest has: only the ones it has
         online = frozenset(cpu.cpus)  # `in` a tuple scans it: 0.4 ms a comprehension for 256 CPUs, 0.02 with a set
-        frequency = {c: f for c, f in frequency.items() if c in online}
-        cpufreq = {c: f for c, f in cpufreq.items() if c in online}
-        steal = {c: v for c, v in steal.items() if c in online}
+        frequency = _within_online(frequency, online)
+        cpufreq = _within_online(cpufreq, online)
+        steal = _within_online(steal, online)
     vms = _read_vms(readers, run, frequency, mono)
     instant: dict[str, Any] = {}
     instants_read = prev.instants_read_seconds
@@ -914,8 +973,8 @@ def take_snapshot(
         cpu_counters=cpu.counters or prev.cpu_counters,
         host_steal_seconds=steal,
         host_state_stale=host_stale,
-        frequency=dict(sorted(frequency.items())),
-        cpufreq=dict(sorted(cpufreq.items())),
+        frequency=_by_cpu(frequency),
+        cpufreq=_by_cpu(cpufreq),
         cycles=perf.cycles if perf else {},
         ref_cycles=perf.ref_cycles if perf else {},
         perf_counters=perf.counters if perf else prev.perf_counters,
@@ -928,6 +987,16 @@ def take_snapshot(
         statuses=dict(sorted(statuses.items())),
         absent_since=absent.since,
     )
+
+
+def _within_online(values: dict[int, T], online: frozenset[int]) -> dict[int, T]:
+    """``values`` of the ``online`` CPUs (``values`` itself when it has no other: every sample but a hotplug)."""
+    return values if values.keys() <= online else {c: v for c, v in values.items() if c in online}
+
+
+def _by_cpu(values: dict[int, T]) -> dict[int, T]:
+    """``values`` in CPU order (``values`` itself when it is: read in that order, as they are at most samples)."""
+    return values if list(values) == sorted(values) else dict(sorted(values.items()))
 
 
 def with_guests(previous: Snapshot | None, guests: Callable[[], Mapping[str, GuestVm]]) -> Snapshot:
@@ -1041,6 +1110,8 @@ BREAKDOWN_IDLE_SAMPLES = 300  # a label's slot is freed after this many samples 
 OTHER_LABEL = "other"
 _CPU_SOURCES = of_job("cpu")
 _IDLE, _IOWAIT = MODES.index("idle"), MODES.index("iowait")
+_MODE_COLUMNS = operator.itemgetter(slice(len(MODES)))
+_IDLE_COLUMN, _IOWAIT_COLUMN = operator.itemgetter(_IDLE), operator.itemgetter(_IOWAIT)
 
 
 def usage_between(earlier: Snapshot, later: Snapshot) -> dict[int, float]:

@@ -5,7 +5,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,12 +16,14 @@ from hypothesis import strategies as st
 from exporter.snapshot import (
     CpuSources,
     Deadline,
+    Frequency,
     Monotonic,
     Snapshot,
     SourceStatus,
     refresh_instants,
     take_snapshot,
 )
+from exporter.sources import HeldFiles
 from exporter.sources.perf import PerfReading
 from tests.helpers import FIXTURES, ROOT
 
@@ -142,6 +145,41 @@ def test_monotonic_rows_follow_the_rule_column_by_column(samples):
     assert exposed == _column_by_column(samples)
 
 
+@st.composite
+def _growing_samples(draw):  # type: ignore[no-untyped-def]
+    """Samples of the same keys and widths whose columns mostly grow (as /proc/stat's between two ticks), now
+    and then one stepping back, one key missing or one row a column shorter: every sample of most hosts."""
+    width = draw(st.integers(1, 4))
+    keys = draw(st.lists(st.integers(0, 5), min_size=1, max_size=4, unique=True))
+    row = {key: tuple(draw(st.integers(0, 3000)) / 100 for _ in range(width)) for key in keys}
+    samples = [row]
+    for _ in range(draw(st.integers(1, 6))):
+        step = draw(st.integers(-30, 300)) if draw(st.booleans()) else 0
+        row = {key: tuple(round(v * 100 + draw(st.integers(0, 300)) + step) / 100 for v in r) for key, r in row.items()}
+        sample = dict(row)
+        change = draw(st.sampled_from(["none", "none", "drop", "shorter"]))
+        if change == "drop":
+            del sample[draw(st.sampled_from(keys))]
+        elif change == "shorter" and width > 1:
+            key = draw(st.sampled_from(keys))
+            sample[key] = sample[key][:-1]
+        samples.append(sample)
+    return samples
+
+
+@settings(max_examples=1000, deadline=None, database=None)
+@given(_growing_samples())
+def test_monotonic_rows_of_growing_samples_follow_the_rule_column_by_column(samples):
+    """The samples that take the every-row fast path (same keys and widths, nothing stepped back), mixed
+    with those that do not: each column as the rule says, to the last bit."""
+    counters = Monotonic()
+    for values in samples:
+        counters = counters.advance(values)
+        assert counters.present == {key: len(row) for key, row in values.items()}
+    exposed = {(key, i): v for key, row in counters.exposed.items() for i, v in enumerate(row)}
+    assert exposed == _column_by_column(samples)
+
+
 def test_usage_ratio_is_busy_share_of_the_window():
     s1 = take_snapshot(None, readers(FIXTURES / "hotplug" / "step1", {"cpu"}), FixedClock())
     s2 = take_snapshot(s1, readers(FIXTURES / "hotplug" / "step2", {"cpu"}), FixedClock())
@@ -153,6 +191,72 @@ def test_usage_ratio_is_busy_share_of_the_window():
     s4 = take_snapshot(s3, readers(FIXTURES / "hotplug" / "step4", {"cpu"}), FixedClock())
     assert all(0.0 <= r <= 1.0 for r in s4.cpu_usage_ratio.values())
     assert s4.cpu_usage_ratio[2] == pytest.approx(100 / 150)
+
+
+def _usage_cpu_by_cpu(prev, now):  # type: ignore[no-untyped-def]
+    """The usage derive written out for one CPU at a time: busy is every mode but idle and iowait."""
+    ratio, busy_seconds = {}, {}
+    for cpu, row in now.items():
+        if cpu not in prev:
+            continue
+        total1, total0 = sum(row[:8]), sum(prev[cpu][:8])
+        busy1 = total1 - row[3] - (row[4] if len(row) > 4 else 0.0)
+        busy0 = total0 - prev[cpu][3] - (prev[cpu][4] if len(prev[cpu]) > 4 else 0.0)
+        busy_seconds[cpu] = max(0.0, busy1 - busy0)
+        if total1 - total0 > 0:
+            ratio[cpu] = min(1.0, busy_seconds[cpu] / (total1 - total0))
+    return ratio, busy_seconds
+
+
+_SECONDS = st.sampled_from([0.0, 0.01, 0.5, 3.0, 1e7, 12345.67])
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(
+    st.integers(4, 10).flatmap(
+        lambda width: st.tuples(
+            st.dictionaries(st.integers(0, 6), st.tuples(*[_SECONDS] * width), max_size=6),
+            st.dictionaries(st.integers(0, 6), st.tuples(*[_SECONDS] * width), max_size=6),
+        )
+    ),
+    st.booleans(),
+)
+def test_usage_is_the_busy_share_per_cpu_to_the_last_bit(rows, one_short):
+    """Every CPU's ratio and busy seconds as the per-CPU arithmetic gives them: columns stepping back,
+    CPUs in one sample only, rows without iowait (4 columns; one such row among longer ones)."""
+    from exporter.snapshot import _usage
+
+    prev, now = rows
+    if one_short and now:
+        now = {**now, min(now): now[min(now)][:4]}
+    assert _usage(prev, now) == _usage_cpu_by_cpu(prev, now)
+
+
+@pytest.mark.parametrize("width", range(4, 13))
+def test_a_rows_columns_are_named_by_mode_in_the_kernels_order(width):
+    """Whatever the width (older kernels: 4 to 7 columns; a newer one may print more than 10)."""
+    from exporter.snapshot import _by_guest_mode, _by_mode
+    from exporter.sources.stat import GUEST_MODES, MODES
+
+    row = tuple(float(i) + 0.5 for i in range(width))
+    assert list(_by_mode(row).items()) == list(zip(MODES, row, strict=False))
+    if width > len(MODES):  # only such a row has guest time
+        assert list(_by_guest_mode(row).items()) == list(zip(GUEST_MODES, row[len(MODES) :], strict=False))
+
+
+def test_the_cpu_source_parses_each_proc_stat_with_the_last_ones_columns(tmp_path):
+    root = tmp_path / "host"
+    shutil.copytree(FIXTURES / "hotplug" / "step1", root)
+    r = readers(root, {"cpu"})
+    snap = take_snapshot(None, r, FixedClock())
+    assert r.stat.columns and r.stat.hz == 100  # kept for the next parse (StatMemo)
+    shutil.copyfile(FIXTURES / "hotplug" / "step2" / "proc" / "stat", root / "proc" / "stat")
+    snap = take_snapshot(snap, r, FixedClock())
+    assert snap == take_snapshot(
+        take_snapshot(None, readers(FIXTURES / "hotplug" / "step1", {"cpu"}), FixedClock()),
+        readers(FIXTURES / "hotplug" / "step2", {"cpu"}),
+        FixedClock(),
+    )
 
 
 def test_usage_ratio_from_a_previous_snapshot_made_without_counters():
@@ -423,6 +527,19 @@ def test_between_whole_cpufreq_reads_only_the_current_frequencies_are_read(tmp_p
     assert snap.cpufreq_read_seconds == clock.t
 
 
+def test_a_frequency_that_holds_between_samples_is_the_last_samples_and_one_that_moved_is_new(tmp_path):
+    root, cpu0 = _baremetal(tmp_path)
+    clock = FixedClock()
+    r = readers(root)
+    first = take_snapshot(None, r, clock)
+    (cpu0 / "scaling_cur_freq").write_text("2000000\n")
+    clock.t += 1
+    snap = take_snapshot(first, r, clock)
+    assert snap.frequency[0] == Frequency(2.0e9, "cpufreq")
+    assert snap.frequency[1] is first.frequency[1] and snap.cpufreq[1] is first.cpufreq[1]
+    assert snap.frequency == {**first.frequency, 0: Frequency(2.0e9, "cpufreq")}
+
+
 def test_a_current_frequency_file_that_goes_away_has_cpufreq_read_whole_in_the_same_sample(tmp_path):
     root, cpu0 = _baremetal(tmp_path)
     clock = FixedClock()
@@ -464,6 +581,71 @@ def test_a_cpu_that_comes_online_has_cpufreq_read_whole_in_the_same_sample(tmp_p
     snap = take_snapshot(snap, r, clock)
     assert snap.cpufreq[7].max_hertz == 4.1e9 and snap.frequency[7].source == "cpufreq"
     assert snap.cpufreq_read_seconds == clock.t
+
+
+def _current_files(root: Path, cpus: Iterable[int]) -> set[str]:
+    base = root / "sys/devices/system/cpu"
+    return {str(base / f"cpu{c}/cpufreq" / name) for c in cpus for name in ("scaling_cur_freq", "cpuinfo_cur_freq")}
+
+
+def test_inline_cpufreq_reads_its_current_frequencies_through_held_descriptors(tmp_path):
+    """Between whole reads, the two files a CPU is read from are held (the cpufreq files of a sysfs); a
+    CPU that goes offline is left out and read again, through the same descriptors, when it is back."""
+    root, cpu0 = _baremetal(tmp_path)
+    clock = FixedClock()
+    r = readers(root, {"cpu", "cpufreq"})
+    deadline = Deadline(5.0, inline=frozenset({"cpu", "cpufreq"}))
+    try:
+        snap = take_snapshot(None, r, clock, deadline)  # a whole read: opened at each read
+        assert r.held.paths() == {str(root / "proc/stat")}
+        clock.t += 1
+        snap = take_snapshot(snap, r, clock, deadline)
+        online = (0, 1, 2, 3, 4, 6, 7)
+        assert r.held.paths() == {str(root / "proc/stat")} | _current_files(root, online)
+        (cpu0 / "scaling_cur_freq").write_text("2000000\n")  # written into the held inode, as sysfs prints anew
+        (cpu0 / "cpuinfo_cur_freq").write_text("2100000\n")
+        clock.t += 1
+        snap = take_snapshot(snap, r, clock, deadline)
+        assert snap.statuses["cpufreq"].success and snap.cpufreq_read_seconds == clock.t - 2
+        assert snap.frequency[0].hertz == 2.0e9 and snap.cpufreq[0].hardware_hertz == 2.1e9
+        back = _offline(root, 7)
+        clock.t += 1
+        snap = take_snapshot(snap, r, clock, deadline)
+        assert 7 not in snap.cpufreq and 7 not in snap.frequency
+        (root / "sys/devices/system/cpu/cpu7/cpufreq/scaling_cur_freq").write_text("1700000\n")
+        back()
+        for _ in range(2):  # read whole as it comes back, then through its held descriptors again
+            clock.t += 1
+            snap = take_snapshot(snap, r, clock, deadline)
+            assert snap.frequency[7] == Frequency(1.7e9, "cpufreq")
+        assert snap.cpufreq_read_seconds == clock.t - 1
+        assert r.held.paths() == {str(root / "proc/stat")} | _current_files(root, online)
+    finally:
+        r.held.close()
+
+
+def test_cpufreq_files_past_the_bound_of_held_files_are_opened_at_each_read(tmp_path):
+    root, _ = _baremetal(tmp_path)
+    clock = FixedClock()
+    r = replace(readers(root, {"cpufreq"}), held=HeldFiles(max_files=3))
+    deadline = Deadline(5.0, inline=frozenset({"cpufreq"}))
+    try:
+        snap = take_snapshot(None, r, clock, deadline)
+        clock.t += 1
+        snap = take_snapshot(snap, r, clock, deadline)
+        assert r.held.paths() == _current_files(root, [0]) | {
+            str(root / "sys/devices/system/cpu/cpu1/cpufreq/cpuinfo_cur_freq")
+        }
+        for cpu in (1, 2):  # replaced by rename: what a held descriptor would not see
+            new = tmp_path / "new"
+            new.write_text("1234000\n")
+            new.rename(root / f"sys/devices/system/cpu/cpu{cpu}/cpufreq/scaling_cur_freq")
+        clock.t += 1
+        snap = take_snapshot(snap, r, clock, deadline)
+        assert snap.frequency[1].hertz == snap.frequency[2].hertz == 1.234e9
+        assert len(r.held.paths()) == 3
+    finally:
+        r.held.close()
 
 
 @pytest.mark.parametrize("aperfmperf", [False, True], ids=["constant-rate", "measured"])

@@ -182,22 +182,76 @@ class HeldFile:
 
 
 class HeldFiles:
-    """:class:`HeldFile` by path, each opened at its first read and kept until :meth:`close`."""
+    """:class:`HeldFile` by path, each opened at its first read and kept until :meth:`close`; and sysfs
+    attributes read with one pread each (:meth:`read_attribute`).
 
-    def __init__(self) -> None:
+    At most ``max_files`` descriptors are held (None: no bound): a path first read once that many are held
+    is opened, read and closed at each read instead. The app bounds it by the descriptor limit
+    (app.held_files).
+    """
+
+    def __init__(self, max_files: int | None = None) -> None:
+        self.max_files = max_files
         self._files: dict[str, HeldFile] = {}
+        self._attributes: dict[str, int] = {}
+
+    def _full(self) -> bool:
+        return self.max_files is not None and len(self._files) + len(self._attributes) >= self.max_files
 
     def read(self, path: str, limit: int = SMALL_LIMIT, *, short_read_ends: bool = False) -> str:
         held = self._files.get(path)
         if held is None:
+            if self._full():
+                return read_small(path, limit, short_read_ends=short_read_ends)
             held = self._files[path] = HeldFile(path, limit, short_read_ends=short_read_ends)
         return held.read()
 
+    def read_attribute(self, path: str, size: int) -> bytes:
+        """Up to ``size`` bytes of a sysfs attribute: one pread at offset 0 through its held descriptor.
+
+        sysfs prints an attribute whole at a read from offset 0 (fs/sysfs/file.c sysfs_kf_seq_show, called
+        through fs/seq_file.c seq_read_iter, which starts again from the first record at offset 0), so a
+        held descriptor reads the current value each time; one pread instead of :class:`HeldFile`'s layers,
+        for files of a few bytes read hundreds of times a sample (cpufreq's, two per CPU). On an
+        ``OSError`` (the attribute removed with its device or policy: ENODEV; a policy gone inactive: EBUSY;
+        EIO) the descriptor is closed and forgotten, and the path is opened, read and closed once: a file
+        that is gone raises FileNotFoundError, and one that still fails raises with ``filename`` set; the
+        next read holds it again.
+        """
+        fd = self._attributes.get(path)
+        if fd is None:
+            if self._full():
+                return read_once(path, size)
+            fd = self._attributes[path] = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            return os.pread(fd, size, 0)
+        except OSError as e:
+            del self._attributes[path]
+            if e.errno != errno.EBADF:  # EBADF: no longer ours, its number may have been reused since
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        return read_once(path, size)
+
     def paths(self) -> frozenset[str]:
         """The paths read through a held descriptor so far."""
-        return frozenset(self._files)
+        return frozenset(self._files) | frozenset(self._attributes)
 
     def close(self) -> None:
         files, self._files = self._files, {}
+        attributes, self._attributes = self._attributes, {}
         for held in files.values():
             held.close()
+        for fd in attributes.values():
+            os.close(fd)
+
+
+def read_once(path: str, size: int) -> bytes:
+    """Up to ``size`` bytes of ``path`` with one open, one read and one close (an OSError names ``path``)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return os.read(fd, size)
+    except OSError as e:
+        e.filename = path
+        raise
+    finally:
+        os.close(fd)

@@ -179,3 +179,37 @@ def test_a_current_frequency_read_is_parse_khz_of_the_file(content):
 
         expected = outcome(lambda: parse_khz(read_small(path, 31, short_read_ends=True), path))
         assert outcome(lambda: _read_khz(path)) == expected
+
+
+def test_read_current_through_held_files_reads_what_it_reads_opening_each_file(tmp_path):
+    from exporter.sources import HeldFiles
+    from exporter.sources.cpufreq import read_current
+
+    policy = _policy(tmp_path, **_CURRENT)
+    known = read_cpufreq(tmp_path)
+    held = HeldFiles()
+    try:
+        assert read_current(tmp_path, known, held) == read_current(tmp_path, known)
+        assert held.paths() == {str(policy / "scaling_cur_freq"), str(policy / "cpuinfo_cur_freq")}
+        (policy / "scaling_cur_freq").write_text("2500000\n")  # into the held inode
+        assert read_current(tmp_path, known, held)[0].frequency_hertz == 2.5e9
+        (policy / "cpuinfo_cur_freq").write_text("fast\n")
+        with pytest.raises(SourceError, match="cpu0/cpufreq/cpuinfo_cur_freq"):
+            read_current(tmp_path, known, held)
+    finally:
+        held.close()
+
+
+def test_read_current_gives_the_known_policy_again_while_its_frequencies_hold(tmp_path):
+    from exporter.sources.cpufreq import read_current
+
+    policy = _policy(tmp_path, **_CURRENT)
+    known = read_cpufreq(tmp_path)
+    assert read_current(tmp_path, known)[0] is known[0]
+    (policy / "cpuinfo_cur_freq").write_text("1700000\n")  # only the hardware's value moved
+    f = read_current(tmp_path, known)[0]
+    assert (f.frequency_hertz, f.hardware_hertz, f.max_hertz, f.governor) == (1.5e9, 1.7e9, 3.9e9, "powersave")
+    (policy / "cpuinfo_cur_freq").write_text("1600000\n")
+    (policy / "scaling_cur_freq").write_text("1400000\n")  # only the current one
+    f = read_current(tmp_path, known)[0]
+    assert (f.frequency_hertz, f.hardware_hertz, f.source) == (1.4e9, 1.6e9, "cpufreq")

@@ -1,5 +1,7 @@
 import mmap
 import os
+import socket
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -179,3 +181,79 @@ def test_held_files_keep_one_descriptor_per_path_until_closed(tmp_path):
     assert files.paths() == frozenset()
     assert files.read(str(tmp_path / "a")) == "b\n"
     files.close()
+
+
+LO_RX_BYTES = Path("/sys/class/net/lo/statistics/rx_bytes")
+
+
+@pytest.mark.skipif(not LO_RX_BYTES.exists(), reason="no loopback statistics in sysfs")
+def test_a_held_sysfs_attribute_is_printed_afresh_at_each_read():
+    """One pread at offset 0 through the held descriptor reads the value of now (fs/sysfs/file.c)."""
+    files = HeldFiles()
+    try:
+        before = int(files.read_attribute(str(LO_RX_BYTES), 32))
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.sendto(b"x" * 1000, ("127.0.0.1", 9))
+        after = int(files.read_attribute(str(LO_RX_BYTES), 32))
+        assert after >= before + 1000
+        assert files.paths() == {str(LO_RX_BYTES)}
+    finally:
+        files.close()
+
+
+def test_a_held_attribute_whose_file_went_is_reported_missing_and_its_descriptor_dropped():
+    """A held kernel file whose object went (here a process's stat: ESRCH, as a removed sysfs attribute
+    gives ENODEV) is opened again once: the path is gone, so FileNotFoundError names it."""
+    child = subprocess.Popen(["sleep", "60"])
+    path = f"/proc/{child.pid}/stat"
+    files = HeldFiles()
+    try:
+        assert files.read_attribute(path, 4096).startswith(f"{child.pid} (sleep)".encode())
+        child.kill()
+        child.wait()
+        with pytest.raises(FileNotFoundError) as e:
+            files.read_attribute(path, 4096)
+        assert describe(e.value) == f"{path}: missing"
+        assert files.paths() == frozenset()
+    finally:
+        files.close()
+
+
+def test_an_attribute_that_cannot_be_read_names_it_and_is_held_again_once_it_reads(tmp_path):
+    path = tmp_path / "scaling_cur_freq"
+    path.mkdir()  # opens, and every read of it fails
+    files = HeldFiles()
+    try:
+        with pytest.raises(IsADirectoryError) as e:
+            files.read_attribute(str(path), 32)
+        assert describe(e.value) == f"{path}: Is a directory"
+        assert files.paths() == frozenset()
+        path.rmdir()
+        path.write_text("800000\n")
+        assert files.read_attribute(str(path), 32) == b"800000\n"
+        assert files.paths() == {str(path)}
+    finally:
+        files.close()
+
+
+def test_past_max_files_a_file_is_opened_at_each_read(tmp_path):
+    for name in "abc":
+        (tmp_path / name).write_text(f"{name}1\n")
+    files = HeldFiles(max_files=2)
+    try:
+        assert files.read(str(tmp_path / "a")) == "a1\n"
+        assert files.read_attribute(str(tmp_path / "b"), 32) == b"b1\n"
+        assert files.read_attribute(str(tmp_path / "c"), 32) == b"c1\n"
+        assert files.read(str(tmp_path / "c")) == "c1\n"
+        assert files.paths() == {str(tmp_path / "a"), str(tmp_path / "b")}
+        for name in "abc":  # replaced by rename: only the files past the bound, opened at each read, see it
+            (tmp_path / "new").write_text(f"{name}2\n")
+            (tmp_path / "new").rename(tmp_path / name)
+        assert files.read(str(tmp_path / "a")) == "a1\n"
+        assert files.read_attribute(str(tmp_path / "b"), 32) == b"b1\n"
+        assert files.read_attribute(str(tmp_path / "c"), 32) == b"c2\n"
+        assert files.read(str(tmp_path / "c")) == "c2\n"
+        assert len(files.paths()) == 2
+    finally:
+        files.close()
+    assert files.paths() == frozenset()

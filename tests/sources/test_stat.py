@@ -1,6 +1,8 @@
 import textwrap
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from exporter.sources import SourceError
 from exporter.sources.stat import parse_stat, parse_stat_rows
@@ -112,3 +114,50 @@ def test_rows_hold_each_line_s_columns_in_order(text, rows):
     got = parse_stat_rows(text, hz=100)
     assert got == rows
     assert list(got) == list(rows)  # in the file's order
+
+
+def _stat_text(rows: dict[int, list[int]]) -> str:
+    return "cpu  1 2 3 4\n" + "".join(f"cpu{cpu} {' '.join(map(str, row))}\n" for cpu, row in rows.items()) + "intr 1\n"
+
+
+_TICKS = st.sampled_from([0, 7, 100, 12345, 2**64 - 1, 10**19, 2**64, 10**20])
+_STAT_ROWS = st.integers(4, 11).flatmap(
+    lambda width: st.dictionaries(st.integers(0, 5), st.lists(_TICKS, min_size=width, max_size=width), max_size=4)
+)
+
+
+@settings(max_examples=500, deadline=None, database=None)
+@given(st.lists(st.tuples(_STAT_ROWS, st.sampled_from([100, 250])), min_size=1, max_size=4), st.randoms())
+def test_a_memo_of_the_last_parse_gives_the_rows_the_text_gives(texts, random):
+    """Columns that moved or not, CPUs gone, another USER_HZ, texts that fail: with the last parse's columns
+    (StatMemo), each parse is what parsing its text alone gives, value or error."""
+    from exporter.sources.stat import StatMemo
+
+    memo = StatMemo()
+    last: dict[int, list[int]] = {}
+    for rows, hz in texts:
+        if last and random.random() < 0.5:  # the last text with a few columns moved
+            rows = {cpu: [t + random.choice([0, 0, 1, 30]) for t in row] for cpu, row in last.items()}
+        last = rows
+        text = _stat_text(rows)
+        try:
+            expected: object = parse_stat_rows(text, hz)
+        except SourceError as e:
+            expected = str(e)
+        try:
+            got: object = parse_stat_rows(text, hz, memo=memo)
+        except SourceError as e:
+            got = str(e)
+        assert got == expected
+
+
+def test_a_memo_converts_only_the_columns_that_moved():
+    from exporter.sources.stat import StatMemo
+
+    memo = StatMemo()
+    first = parse_stat_rows("cpu0 1 2 3 4\ncpu1 5 6 7 8\n", 100, memo=memo)
+    assert memo.columns == ["1", "2", "3", "4", "5", "6", "7", "8"]
+    kept = memo.seconds
+    second = parse_stat_rows("cpu0 1 2 3 9\ncpu1 5 6 7 8\n", 100, memo=memo)
+    assert second == {0: (0.01, 0.02, 0.03, 0.09), 1: first[1]}
+    assert [a is b for a, b in zip(memo.seconds, kept, strict=True)] == [True] * 3 + [False] + [True] * 4
