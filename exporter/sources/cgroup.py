@@ -639,52 +639,88 @@ def _label(name: str) -> str:
     return name if name.isascii() else name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
+# Each table's names, each giving back the table's own string: the walk's file names are then the same
+# objects every cycle, and the memo's comparison of a cgroup's files with the last cycle's is by identity.
+_V2_NAMES = {name: name for name in V2_FILES}
+_V1_NAMES = {name: name for name in V1_FILES}
+
+# What the walk made of a directory's listing: the names joined by "/" (which no name holds), the files of
+# interest and the subdirectories, each sorted
+_Listing = tuple[str, tuple[str, ...], tuple[str, ...]]
+
+
+def _classify(directory: str, wanted: Mapping[str, str]) -> _Listing:
+    names: list[str] = []
+    files: list[str] = []
+    children: list[str] = []
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            name = entry.name
+            names.append(name)
+            known = wanted.get(name)
+            if known is not None:
+                files.append(known)
+            elif entry.is_dir(follow_symlinks=False):
+                children.append(name)
+    files.sort()
+    children.sort()
+    return "/".join(names), tuple(files), tuple(children)
+
+
 def walk_hierarchy(
-    hierarchy: Hierarchy, max_depth: int, errors: dict[str, str]
+    hierarchy: Hierarchy,
+    max_depth: int,
+    errors: dict[str, str],
+    last: Mapping[str, _Listing] | None = None,
+    listed: dict[str, _Listing] | None = None,
 ) -> Iterable[tuple[str, int, str, tuple[str, ...]]]:
     """(cgroup path, depth, directory, files of interest) for each directory, parents first.
 
     Lazy: a child is listed only after its parent was yielded, so a cgroup removed in
     between (its directory gone: ENOENT, or ENODEV while the kernel tears it down) is
-    skipped without an error."""
-    wanted = V2_FILES if hierarchy.version == 2 else V1_FILES
+    skipped without an error.
+
+    ``last`` holds the last walk's listings by directory: a directory that lists the same
+    names (most do: cgroups come and go, their files stay) takes what was made of them from
+    os.listdir's names alone, without a DirEntry, a type and a look-up per name (callgrind,
+    the 1000-cgroup bench's idle cycle: 160 M user-space instructions down to 118 M). ``listed`` is
+    given this walk's."""
+    wanted = _V2_NAMES if hierarchy.version == 2 else _V1_NAMES
+    listdir = os.listdir
     stack: list[tuple[str, int, str]] = [("/", 0, str(hierarchy.path))]
     while stack:
         cgroup, depth, directory = stack.pop()
-        files: list[str] = []
-        children: list[str] = []
-        descend = depth < max_depth
         try:
-            with os.scandir(directory) as entries:
-                for entry in entries:
-                    name = entry.name
-                    if name in wanted:
-                        files.append(name)
-                    elif descend and entry.is_dir(follow_symlinks=False):
-                        children.append(name)
+            listing = last.get(directory) if last is not None else None
+            if listing is None or listing[0] != "/".join(listdir(directory)):
+                listing = _classify(directory, wanted)
         except OSError as e:
             if e.errno not in (errno.ENOENT, errno.ENODEV):  # vanished mid-walk: not an error
                 errors[directory] = f"{directory}: {e.strerror}"
             continue
-        files.sort()
-        yield cgroup, depth, directory, tuple(files)
-        if children:
+        if listed is not None:
+            listed[directory] = listing
+        yield cgroup, depth, directory, listing[1]
+        if depth < max_depth and listing[2]:
             prefix = "/" if cgroup == "/" else cgroup + "/"
             directory += "/"
             depth += 1
-            children.sort(reverse=True)
-            for child in children:
+            for child in reversed(listing[2]):
                 stack.append((prefix + (child if child.isascii() else _label(child)), depth, directory + child))
 
 
-def walk(layout: Layout, limits: CgroupLimits) -> Walk:
-    """Every cgroup path within the bounds, with its directories; the deepest beyond max_count are dropped."""
+def walk(layout: Layout, limits: CgroupLimits, memo: CgroupMemo | None = None) -> Walk:
+    """Every cgroup path within the bounds, with its directories; the deepest beyond max_count are dropped.
+
+    ``memo`` keeps each directory's listing for the next walk (:class:`CgroupMemo`)."""
     errors: dict[str, str] = {}
+    last = memo.listings if memo is not None else None
+    listed: dict[str, _Listing] = {}
     by_path: dict[str, tuple[int, list[tuple[str, int, tuple[str, ...]]]]] = {}
     include, exclude = limits.include, limits.exclude
     for hierarchy in layout.hierarchies:
         version = hierarchy.version
-        for cgroup, depth, directory, files in walk_hierarchy(hierarchy, limits.max_depth, errors):
+        for cgroup, depth, directory, files in walk_hierarchy(hierarchy, limits.max_depth, errors, last, listed):
             if include is not None and not include.search(cgroup):
                 continue
             if exclude is not None and exclude.search(cgroup):
@@ -701,6 +737,8 @@ def walk(layout: Layout, limits: CgroupLimits) -> Walk:
         dropped = len(paths) - limits.max_count
         paths = sorted(by_depth[: limits.max_count])
     found = tuple(Found(path, tuple(by_path[path][1])) for path in paths)
+    if memo is not None:
+        memo.listings = listed
     return Walk(found, dropped, errors)
 
 
@@ -737,12 +775,14 @@ class CgroupMemo:
     cycle are. Each cycle builds a new table and then replaces this one, so a cycle still
     running past its deadline only ever reads it."""
 
-    __slots__ = ("cgroups",)
+    __slots__ = ("cgroups", "listings")
 
     def __init__(self) -> None:
         # cgroup path -> (the walk's directories and files, their bytes, the stats, the device names used,
         # the sizes to read them with)
         self.cgroups: dict[str, _Made] = {}
+        # directory -> what the walk made of its listing (its names joined: about 20 bytes a name)
+        self.listings: dict[str, _Listing] = {}
 
 
 class _NamesGiven:
@@ -885,7 +925,7 @@ def read_cgroups(
     if sysfs is None and root.parent.name == "fs":
         sysfs = root.parent.parent
     layout = detect_layout(root)
-    walked = walk(layout, limits)
+    walked = walk(layout, limits, memo)
     errors = dict(walked.errors)
     stats = read_found(walked.found, hz, errors, BlockDevices(sysfs), memo)
     return CgroupTree(layout.name, stats, walked.dropped, dict(sorted(errors.items())))

@@ -636,6 +636,29 @@ def test_memo_parses_only_cgroups_whose_files_changed(tmp_path, monkeypatch):
     assert moved == read_cgroups(root, CgroupLimits(), 100)  # what reading afresh gives
 
 
+def test_memo_walk_lists_anew_a_directory_whose_names_changed(tmp_path):
+    # the memo keeps each directory's listing, taken again for the same names alone: a file or a
+    # cgroup that comes or goes must show, as it does when the tree is walked afresh
+    root = tmp_path / "cg"
+    shutil.copytree(V2_ROOT, root)
+    app = root / APP.lstrip("/")
+    (app / "memory.high").unlink()
+    memo = CgroupMemo()
+    first = read_cgroups(root, CgroupLimits(), 100, memo=memo)
+    assert first.stats[APP].memory_high_bytes is None and first.stats[APP].pids_current is not None
+    (app / "memory.high").write_text("1000\n")
+    (app / "pids.current").unlink()
+    (app / "sidecar.scope").mkdir()
+    (app / "sidecar.scope" / "pids.current").write_text("3\n")
+    shutil.rmtree(root / "system.slice" / "kubelet.service")
+    again = read_cgroups(root, CgroupLimits(), 100, memo=memo)
+    assert again == read_cgroups(root, CgroupLimits(), 100)  # what walking afresh gives
+    assert again.stats[APP].memory_high_bytes == 1000 and again.stats[APP].pids_current is None
+    assert again.stats[APP + "/sidecar.scope"].pids_current == 3
+    assert "/system.slice/kubelet.service" not in again.stats
+    assert set(memo.listings) == {f"{root}{path}" if path != "/" else str(root) for path in again.stats}
+
+
 def test_memo_keeps_stats_only_for_the_same_files(tmp_path):
     for name in ("memory.max", "memory.high"):
         (tmp_path / name).write_text("1000\n")
