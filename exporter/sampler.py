@@ -293,13 +293,19 @@ class Sampler(Generic[R]):
         previous, last = asked
         return (last, last - previous) if last > previous else None
 
-    def _scrape_expected(self, since: float, until: float) -> bool:
-        """Whether a scrape is expected in [since, until): the cadence carried on."""
+    def _next_scrape(self, since: float) -> float | None:
+        """When the first scrape after the last one is expected at or after ``since``: the cadence carried on;
+        None while it is unknown."""
         cadence = self._cadence()
         if cadence is None:
-            return False
+            return None
         last, gap = cadence
-        return last + max(1, math.ceil((since - last) / gap)) * gap < until
+        return last + max(1, math.ceil((since - last) / gap)) * gap
+
+    def _scrape_expected(self, since: float, until: float) -> bool:
+        """Whether a scrape is expected in [since, until)."""
+        scrape = self._next_scrape(since)
+        return scrape is not None and scrape < until
 
     def _render_early(self, published: _Published[R], next_publication: float) -> None:
         """On the worker, as ``published`` is published: render it now if the next scrape is expected before the
@@ -376,13 +382,10 @@ class Sampler(Generic[R]):
         whose snapshot a scrape is expected to see (a skip_unseen job) or the next tick's (a pause_unseen one,
         which runs light there), as :meth:`_seen` has it then; ``tick`` itself while the cadence is unknown,
         at most MAX_REST_TICKS on."""
-        cadence = self._cadence()
-        if cadence is None:
-            return tick
-        last, gap = cadence
         interval, margin = job.interval_seconds, self._margin(job)
-        at = start + tick * interval
-        scrape = last + max(1, math.ceil((at - margin - last) / gap)) * gap  # the first expected from that tick on
+        scrape = self._next_scrape(start + tick * interval - margin)  # the first expected from that tick on
+        if scrape is None:
+            return tick
         seen_from = scrape - (2 if job.pause_unseen else 1) * interval - margin  # a tick after this sees it
         return min(max(math.floor((seen_from - start) / interval) + 1, tick), tick + MAX_REST_TICKS)
 
