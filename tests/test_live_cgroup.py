@@ -17,7 +17,15 @@ from pathlib import Path
 
 import pytest
 
-from exporter.sources.cgroup import CgroupLimits, detect_layout, read_found, walk
+from exporter.sources.cgroup import (
+    WRITTEN_ONLY,
+    CgroupLimits,
+    CgroupMemo,
+    detect_layout,
+    read_cgroups,
+    read_found,
+    walk,
+)
 from tests.helpers import (
     FIXTURES,
     ROOT,
@@ -159,6 +167,52 @@ def test_cgroup_removed_during_the_walk_is_skipped_and_the_others_report():
     assert sorted(f.path for f in walked.found) == [f"/{TAG}-gone", f"/{TAG}-stays"]
     assert errors == {}
     assert list(stats) == [f"/{TAG}-stays"] and stats[f"/{TAG}-stays"].pids_current == 0
+
+
+def test_v1_limits_written_on_this_kernel_are_seen_and_the_rest_are_not_read_again(monkeypatch):
+    """cgroupfs raises IN_MODIFY for a write and nothing for an rmdir (exporter.sources.dirwatch)."""
+    for controller in ("pids", "memory", "cpu"):
+        require_hierarchy(CGROUPFS / controller)
+    name = f"{TAG}-limits"
+    limits = CgroupLimits(include=re.compile(f"^/{name}$"))
+    dirs = [CGROUPFS / c / name for c in ("pids", "memory", "cpu")]
+
+    def set_limits(pids: int, memory: int, quota: int) -> None:
+        (dirs[0] / "pids.max").write_text(str(pids))
+        (dirs[1] / "memory.limit_in_bytes").write_text(str(memory))
+        (dirs[2] / "cpu.cfs_quota_us").write_text(str(quota))
+
+    def limits_now(memo: CgroupMemo) -> tuple[int | None, int | None, float | None]:
+        stats = read_cgroups(CGROUPFS, limits, 100, memo=memo).stats[f"/{name}"]
+        return stats.pids_limit, stats.memory_limit_bytes, stats.cpu_limit_cores
+
+    memo = CgroupMemo()
+    with contextlib.ExitStack() as stack:
+        for d in dirs:
+            stack.enter_context(cgroup(d))
+        set_limits(100, 512 << 20, 50000)
+        assert limits_now(memo) == (100, 512 << 20, 0.5)
+        assert memo.watch is not None, "cgroupfs is a filesystem the watch takes"
+        opened: list[str] = []
+        real_open = os.open
+
+        def counted(path, flags, mode=0o777, *, dir_fd=None):  # type: ignore[no-untyped-def]
+            if dir_fd is not None:
+                opened.append(path)
+            return real_open(path, flags, mode, dir_fd=dir_fd)
+
+        monkeypatch.setattr(os, "open", counted)
+        assert limits_now(memo) == (100, 512 << 20, 0.5)
+        assert "pids.current" in opened and not WRITTEN_ONLY & set(opened)
+        set_limits(77, 256 << 20, 25000)
+        assert limits_now(memo) == (77, 256 << 20, 0.25)
+        assert {"pids.max", "memory.limit_in_bytes", "cpu.cfs_quota_us"} <= set(opened)
+        opened.clear()
+        assert limits_now(memo) == (77, 256 << 20, 0.25) and not WRITTEN_ONLY & set(opened)
+        remove_cgroup(dirs[0])  # made again under its name, with another limit: no event comes for it
+        dirs[0].mkdir()
+        (dirs[0] / "pids.max").write_text("33")
+        assert limits_now(memo)[0] == 33
 
 
 def test_garbage_and_unreadable_files_fail_alone_in_the_running_exporter(tmp_path):

@@ -1,3 +1,4 @@
+import os
 import re
 import shutil
 import textwrap
@@ -7,10 +8,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exporter.sources import SourceError
+from exporter.sources import SourceError, dirwatch
 from exporter.sources.cgroup import (
     V1_FILES,
     V2_FILES,
+    WRITTEN_ONLY,
     BlockDevices,
     CgroupLimits,
     CgroupMemo,
@@ -29,6 +31,7 @@ from exporter.sources.cgroup import (
     walk,
     walk_hierarchy,
 )
+from exporter.sources.dirwatch import DirectoryWatch
 from tests.helpers import FIXTURES
 
 V2_ROOT = FIXTURES / "k8s-node-v2" / "sys" / "fs" / "cgroup"
@@ -802,3 +805,85 @@ def test_pressure_reads_every_line_whatever_path(lines):
             parse_pressure(text, "cpu.pressure")
     else:
         assert parse_pressure(text, "cpu.pressure") == expected
+
+
+# ---- limits read only where something was written (exporter.sources.dirwatch) ----
+
+
+def _opened(monkeypatch) -> list[str]:
+    """The names read_found opens relative to a cgroup directory, from here on."""
+    names: list[str] = []
+    real = os.open
+
+    def counted(path, flags, mode=0o777, *, dir_fd=None):
+        if dir_fd is not None:
+            names.append(path)
+        return real(path, flags, mode, dir_fd=dir_fd)
+
+    monkeypatch.setattr(os, "open", counted)
+    return names
+
+
+def test_limits_are_read_again_only_where_something_was_written(tmp_path, monkeypatch):
+    root = tmp_path / "cg"
+    shutil.copytree(V2_ROOT, root)
+    memo = CgroupMemo()
+    first = read_cgroups(root, CgroupLimits(), 100, memo=memo)
+    assert memo.watch is not None  # tmp_path is on a local filesystem
+    cgroups = len(first.stats)
+    opened = _opened(monkeypatch)
+    again = read_cgroups(root, CgroupLimits(), 100, memo=memo)
+    files = [name for made in memo.cgroups.values() for _, _, names in made[0] for name in names]
+    assert again == first and WRITTEN_ONLY & set(files)
+    assert sorted(opened) == sorted(name for name in files if name not in WRITTEN_ONLY)
+    opened.clear()
+    app = root / APP.lstrip("/")
+    (app / "memory.max").write_text("2147483648\n")
+    (app / "cpu.max").write_text("50000 100000\n")
+    moved = read_cgroups(root, CgroupLimits(), 100, memo=memo)
+    assert moved.stats[APP].memory_limit_bytes == 2147483648 and moved.stats[APP].cpu_limit_cores == 0.5
+    assert sorted(n for n in opened if n in WRITTEN_ONLY) == sorted(
+        WRITTEN_ONLY & {p.name for p in app.iterdir()}
+    )  # the written cgroup's limits, all of them, and no other's
+    assert moved == read_cgroups(root, CgroupLimits(), 100)  # what reading afresh gives
+    assert len(moved.stats) == cgroups
+
+
+def test_a_cgroup_made_again_under_its_name_has_its_limits_read_without_any_event(tmp_path):
+    # cgroupfs raises no event for a watched cgroup's rmdir: here no event comes at all, and the
+    # cgroup made again is told from the old by its directory's inode and change time
+    root = tmp_path / "cg"
+    shutil.copytree(V2_ROOT, root)
+    read_end, write_end = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    wds = iter(range(1, 1000))
+    memo = CgroupMemo()
+    memo.watch = DirectoryWatch(read_end, add=lambda fd, path, mask: next(wds))
+    memo.watch._remove = lambda fd, wd: 0
+    memo.watching = (str(root),)
+    try:
+        for _ in range(2):
+            assert read_cgroups(root, CgroupLimits(), 100, memo=memo).stats[APP].cpu_limit_cores == 1.5
+        app = root / APP.lstrip("/")
+        kept = tmp_path / "kept"
+        shutil.copytree(app, kept)
+        shutil.rmtree(app)
+        (kept / "cpu.max").write_text("25000 100000\n")
+        shutil.copytree(kept, app)
+        again = read_cgroups(root, CgroupLimits(), 100, memo=memo)
+        assert again.stats[APP].cpu_limit_cores == 0.25
+        assert again == read_cgroups(root, CgroupLimits(), 100)
+    finally:
+        os.close(write_end)
+        memo.watch.close()
+
+
+def test_limits_on_a_filesystem_not_watched_are_read_every_cycle(tmp_path, monkeypatch):
+    root = tmp_path / "cg"
+    shutil.copytree(V2_ROOT, root)
+    monkeypatch.setattr(dirwatch, "filesystem_type", lambda path: 0x6969)  # NFS_SUPER_MAGIC
+    memo = CgroupMemo()
+    read_cgroups(root, CgroupLimits(), 100, memo=memo)
+    assert memo.watch is None
+    opened = _opened(monkeypatch)
+    read_cgroups(root, CgroupLimits(), 100, memo=memo)
+    assert "cpu.max" in opened and "memory.max" in opened

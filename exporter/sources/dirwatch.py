@@ -1,0 +1,207 @@
+"""Which directories nothing was written in since they were last read: inotify(7), through the C library.
+
+A cgroup's limits (memory.max, cpu.max, pids.max, ...) change only when something writes the
+file, and every write(2) on any filesystem raises an ``IN_MODIFY`` event for the watches on
+the file's directory (fs/read_write.c: vfs_write calls fsnotify_modify). Checked on 6.18, as
+root, for cgroup2 and for the v1 pids and memory hierarchies: writing ``pids.max`` of a child
+cgroup raised one ``IN_MODIFY`` for its name on the watch of the child's directory.
+
+What the kernel does *not* raise on cgroupfs is any event when the directory goes: an rmdir
+of a watched cgroup leaves the watch in place, silently, on a directory no path reaches. A
+cgroup made again under the same name is a new inode that the old watch does not see. So a
+directory counts as watched only while its inode (and change time) is the one the watch was
+set on (:meth:`DirectoryWatch.quiet` is given it, from an ``fstat`` of the directory the
+reader has open anyway), and a watch whose directory the last cycle did not reach is removed
+(:meth:`DirectoryWatch.end`).
+
+Only filesystems where every change goes through this kernel's VFS are watched: cgroup,
+cgroup2 and the local ones fixture trees live on (tmpfs, ext4, xfs, btrfs). A network or FUSE
+filesystem can change without an event, so :func:`open_watch` declines it and the reader reads
+everything every cycle, as it does wherever inotify cannot be had.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import os
+import struct
+import threading
+import weakref
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+IN_MODIFY = 0x2
+IN_ATTRIB = 0x4
+IN_MOVED_FROM = 0x40
+IN_MOVED_TO = 0x80
+IN_CREATE = 0x100
+IN_DELETE = 0x200
+IN_DELETE_SELF = 0x400
+IN_MOVE_SELF = 0x800
+IN_Q_OVERFLOW = 0x4000
+IN_IGNORED = 0x8000
+IN_ONLYDIR = 0x01000000
+# Anything that could change what a file in the directory reads: written, truncated, replaced,
+# renamed over, made or removed, its mode changed; or the directory itself gone or moved.
+WATCHED = IN_MODIFY | IN_ATTRIB | IN_MOVED_FROM | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_DELETE_SELF | IN_MOVE_SELF
+
+# statfs(2) f_type of the filesystems every change of which goes through this kernel (linux/magic.h)
+LOCAL_FILESYSTEMS = frozenset(
+    {
+        0x0027E0EB,  # CGROUP_SUPER_MAGIC
+        0x63677270,  # CGROUP2_SUPER_MAGIC
+        0x01021994,  # TMPFS_MAGIC
+        0x0000EF53,  # EXT2/3/4_SUPER_MAGIC
+        0x58465342,  # XFS_SUPER_MAGIC
+        0x9123683E,  # BTRFS_SUPER_MAGIC
+    }
+)
+
+# An event: int wd, uint32 mask, uint32 cookie, uint32 len, then len bytes of name
+_EVENT = struct.Struct("iIII")
+# Watches kept at most: each is about 1 KiB of kernel memory, counted against fs.inotify.max_user_watches.
+MAX_WATCHES = 16384
+# Directory key: (st_dev, st_ino, st_ctime_ns); a new inode under the same path, or one reused by the
+# filesystem (ext4 does) with a new change time, is another directory
+Key = tuple[int, int, int]
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def filesystem_type(path: str | Path) -> int:
+    """statfs(2)'s ``f_type`` of the filesystem holding ``path``; OSError when it cannot be asked."""
+    buf = ctypes.create_string_buffer(256)  # struct statfs is 120 bytes on 64-bit Linux; f_type comes first
+    if _libc().statfs(os.fsencode(path), buf) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err), str(path))
+    return int(ctypes.c_long.from_buffer(buf).value) & 0xFFFFFFFF
+
+
+def open_watch(paths: Iterable[str | Path]) -> DirectoryWatch | None:
+    """A watch for directories below ``paths``; None when one of them is not on a local filesystem
+    (:data:`LOCAL_FILESYSTEMS`) or inotify cannot be had (no fd left, or a seccomp filter refuses it)."""
+    try:
+        if any(filesystem_type(path) not in LOCAL_FILESYSTEMS for path in paths):
+            return None
+    except OSError:
+        return None
+    fd = _libc().inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+    if fd < 0:
+        return None
+    return DirectoryWatch(fd)
+
+
+class DirectoryWatch:
+    """Tells a reader which directories it may take as unwritten since it last read them in full.
+
+    A cycle runs ``begin`` (take the events since the last), then, for each directory it
+    reaches, ``quiet`` (nothing written since it was armed) or else ``arm`` *before* reading
+    the directory's files, then ``end`` with every directory it reached. A write after ``arm``
+    is an event the next ``begin`` takes, so a directory is taken as quiet only for writes that
+    came after the cycle's own ``begin``: what any read during the cycle might also have missed.
+    One cycle uses the watch at a time: a cycle that starts while another still runs (past its
+    deadline) is told no (``begin``) and reads everything."""
+
+    def __init__(self, fd: int, add: Callable[[int, bytes, int], int] | None = None) -> None:
+        self.fd = fd
+        libc = _libc()
+        self._add = add if add is not None else libc.inotify_add_watch
+        self._remove = libc.inotify_rm_watch
+        self._lock = threading.Lock()
+        self.armed: dict[str, tuple[Key, int]] = {}  # directory -> (its key when armed, watch descriptor)
+        self.quiet_since_armed: set[str] = set()
+        self._by_wd: dict[int, list[str]] = {}  # the same inode reached by two paths has one descriptor
+        self.overflows = 0
+        self._close = weakref.finalize(self, os.close, fd)
+
+    def close(self) -> None:
+        self._close()
+
+    def begin(self) -> bool:
+        """Takes the events waiting; False (and nothing taken) when another cycle holds the watch."""
+        if not self._lock.acquire(blocking=False):
+            return False
+        try:
+            self._take_events()
+        except BaseException:
+            self._lock.release()
+            raise
+        return True
+
+    def _take_events(self) -> None:
+        quiet, by_wd = self.quiet_since_armed, self._by_wd
+        while True:
+            try:
+                buf = os.read(self.fd, 65536)
+            except BlockingIOError:
+                return
+            except OSError:  # not expected from an inotify fd; trust nothing this cycle
+                quiet.clear()
+                return
+            if not buf:
+                return
+            offset, end = 0, len(buf)
+            while offset + 16 <= end:
+                wd, mask, _, length = _EVENT.unpack_from(buf, offset)
+                offset += 16 + length
+                if mask & IN_Q_OVERFLOW:  # events were lost: every directory is read again
+                    self.overflows += 1
+                    quiet.clear()
+                    continue
+                directories = by_wd.get(wd)
+                if directories is None:
+                    continue
+                for directory in directories:
+                    quiet.discard(directory)
+                if mask & IN_IGNORED:  # the watch is gone (removed, or its filesystem unmounted)
+                    del by_wd[wd]
+                    for directory in directories:
+                        self.armed.pop(directory, None)
+
+    def quiet(self, directory: str, key: Key) -> bool:
+        """Nothing was written in ``directory`` since it was armed with this same inode."""
+        armed = self.armed.get(directory)
+        return armed is not None and armed[0] == key and directory in self.quiet_since_armed
+
+    def arm(self, directory: str, key: Key) -> None:
+        """Watches ``directory`` (now ``key``) from here on; call it before reading its files."""
+        old = self.armed.get(directory)
+        if old is None and len(self.armed) >= MAX_WATCHES:
+            return
+        wd = self._add(self.fd, os.fsencode(directory), WATCHED | IN_ONLYDIR)
+        if wd < 0:  # ENOSPC (fs.inotify.max_user_watches), EACCES, or gone: read whole every cycle
+            if old is not None:
+                self._forget(directory)
+            return
+        if old is not None and old[1] != wd:
+            self._forget(directory)
+        self.armed[directory] = (key, wd)
+        sharing = self._by_wd.setdefault(wd, [])
+        if directory not in sharing:
+            sharing.append(directory)
+        self.quiet_since_armed.add(directory)
+
+    def _forget(self, directory: str) -> None:
+        _, wd = self.armed.pop(directory)
+        self.quiet_since_armed.discard(directory)
+        sharing = self._by_wd.get(wd)
+        if sharing is None:
+            return
+        if directory in sharing:
+            sharing.remove(directory)
+        if not sharing:
+            del self._by_wd[wd]
+            self._remove(self.fd, wd)  # EINVAL when the kernel dropped it already: nothing to do either way
+
+    def end(self, reached: Iterable[str]) -> None:
+        """Ends the cycle: the watches of directories it did not reach (gone, or no longer walked) go."""
+        try:
+            gone = self.armed.keys() - set(reached)
+            for directory in gone:
+                self._forget(directory)
+        finally:
+            self._lock.release()
