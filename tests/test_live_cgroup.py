@@ -213,6 +213,15 @@ def test_v1_limits_written_on_this_kernel_are_seen_and_the_rest_are_not_read_aga
         dirs[0].mkdir()
         (dirs[0] / "pids.max").write_text("33")
         assert limits_now(memo)[0] == 33
+        # a child made and removed: events in the parent's directory, so its listing is taken again
+        below = re.compile(f"^/{name}(/child)?$")
+        assert list(read_cgroups(CGROUPFS, CgroupLimits(include=below), 100, memo=memo).stats) == [f"/{name}"]
+        with cgroup(dirs[0] / "child"):
+            (dirs[0] / "child" / "pids.max").write_text("5")
+            tree = read_cgroups(CGROUPFS, CgroupLimits(include=below), 100, memo=memo)
+            assert tree.stats[f"/{name}/child"].pids_limit == 5
+        tree = read_cgroups(CGROUPFS, CgroupLimits(include=below), 100, memo=memo)
+        assert list(tree.stats) == [f"/{name}"] and tree.errors == {}
 
 
 def test_garbage_and_unreadable_files_fail_alone_in_the_running_exporter(tmp_path):

@@ -1,4 +1,4 @@
-"""Which directories nothing was written in since they were last read: inotify(7), through the C library.
+"""Which directories nothing was written in since they were last read or listed: inotify(7), through the C library.
 
 A cgroup's limits (memory.max, cpu.max, pids.max, ...) change only when something writes the
 file, and every write(2) on any filesystem raises an ``IN_MODIFY`` event for the watches on
@@ -13,6 +13,9 @@ directory counts as watched only while its inode (and change time) is the one th
 set on (:meth:`DirectoryWatch.quiet` is given it, from an ``fstat`` of the directory the
 reader has open anyway), and a watch whose directory the last cycle did not reach is removed
 (:meth:`DirectoryWatch.end`).
+
+A cgroup made or removed is an event in its parent's directory (mkdir and rmdir, checked the
+same way), which is what lets a walker take a listing as unchanged.
 
 Only filesystems where every change goes through this kernel's VFS are watched: cgroup,
 cgroup2 and the local ones fixture trees live on (tmpfs, ext4, xfs, btrfs). A network or FUSE
@@ -42,6 +45,7 @@ IN_MOVE_SELF = 0x800
 IN_Q_OVERFLOW = 0x4000
 IN_IGNORED = 0x8000
 IN_ONLYDIR = 0x01000000
+IN_ONESHOT = 0x80000000
 # Anything that could change what a file in the directory reads: written, truncated, replaced,
 # renamed over, made or removed, its mode changed; or the directory itself gone or moved.
 WATCHED = IN_MODIFY | IN_ATTRIB | IN_MOVED_FROM | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_DELETE_SELF | IN_MOVE_SELF
@@ -62,6 +66,8 @@ LOCAL_FILESYSTEMS = frozenset(
 _EVENT = struct.Struct("iIII")
 # Watches kept at most: each is about 1 KiB of kernel memory, counted against fs.inotify.max_user_watches.
 MAX_WATCHES = 16384
+# Every this many cycles each directory is listed again whatever the events said (see DirectoryWatch)
+RELIST_EVERY = 12
 # Directory key: (st_dev, st_ino, st_ctime_ns); a new inode under the same path, or one reused by the
 # filesystem (ext4 does) with a new change time, is another directory
 Key = tuple[int, int, int]
@@ -69,7 +75,10 @@ Key = tuple[int, int, int]
 
 @functools.cache
 def _libc() -> ctypes.CDLL:
-    return ctypes.CDLL(None, use_errno=True)
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.inotify_add_watch.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32]
+    libc.inotify_add_watch.restype = ctypes.c_int
+    return libc
 
 
 def filesystem_type(path: str | Path) -> int:
@@ -96,15 +105,21 @@ def open_watch(paths: Iterable[str | Path]) -> DirectoryWatch | None:
 
 
 class DirectoryWatch:
-    """Tells a reader which directories it may take as unwritten since it last read them in full.
+    """Tells a reader which directories it may take as unwritten since it last read them.
 
     A cycle runs ``begin`` (take the events since the last), then, for each directory it
-    reaches, ``quiet`` (nothing written since it was armed) or else ``arm`` *before* reading
-    the directory's files, then ``end`` with every directory it reached. A write after ``arm``
-    is an event the next ``begin`` takes, so a directory is taken as quiet only for writes that
-    came after the cycle's own ``begin``: what any read during the cycle might also have missed.
-    One cycle uses the watch at a time: a cycle that starts while another still runs (past its
-    deadline) is told no (``begin``) and reads everything."""
+    reaches, ``quiet`` / ``unchanged`` (armed in an earlier cycle and no event since) or else
+    ``arm`` it *before* reading it, then ``end`` with every directory it reached. A write after
+    ``arm`` is an event the next ``begin`` takes, so a directory is taken as unwritten only for
+    writes that came after the cycle's own ``begin``: what any read during the cycle might also
+    have missed. One cycle uses the watch at a time: a cycle that starts while another still
+    runs (past its deadline) is told no (``begin``) and reads everything.
+
+    cgroupfs also adds and removes files with no event in their directory: a controller
+    enabled or disabled for the children of a cgroup (a write to *its*
+    ``cgroup.subtree_control``, so an event in the parent), or moved between hierarchies (no
+    event anywhere). So a listing is taken as unchanged only while its parent's is too, and
+    every :data:`RELIST_EVERY` th cycle (``relist``) lists every directory again."""
 
     def __init__(self, fd: int, add: Callable[[int, bytes, int], int] | None = None) -> None:
         self.fd = fd
@@ -112,9 +127,13 @@ class DirectoryWatch:
         self._add = add if add is not None else libc.inotify_add_watch
         self._remove = libc.inotify_rm_watch
         self._lock = threading.Lock()
-        self.armed: dict[str, tuple[Key, int]] = {}  # directory -> (its key when armed, watch descriptor)
+        # directory -> (its key when armed, None if armed by path alone; watch descriptor; the cycle armed in)
+        self.armed: dict[str, tuple[Key | None, int, int]] = {}
         self.quiet_since_armed: set[str] = set()
         self._by_wd: dict[int, list[str]] = {}  # the same inode reached by two paths has one descriptor
+        self.cycle = 0
+        self.relist = True  # this cycle lists every directory again
+        self.reused: set[str] = set()  # directories whose listing this cycle took as unchanged
         self.overflows = 0
         self._close = weakref.finalize(self, os.close, fd)
 
@@ -126,6 +145,9 @@ class DirectoryWatch:
         if not self._lock.acquire(blocking=False):
             return False
         try:
+            self.cycle += 1
+            self.relist = self.cycle % RELIST_EVERY == 1
+            self.reused = set()
             self._take_events()
         except BaseException:
             self._lock.release()
@@ -162,31 +184,48 @@ class DirectoryWatch:
                     for directory in directories:
                         self.armed.pop(directory, None)
 
-    def quiet(self, directory: str, key: Key) -> bool:
-        """Nothing was written in ``directory`` since it was armed with this same inode."""
+    def unchanged(self, directory: str) -> bool:
+        """Armed in an earlier cycle, and no event in ``directory`` since."""
         armed = self.armed.get(directory)
-        return armed is not None and armed[0] == key and directory in self.quiet_since_armed
+        return armed is not None and armed[2] < self.cycle and directory in self.quiet_since_armed
 
-    def arm(self, directory: str, key: Key) -> None:
-        """Watches ``directory`` (now ``key``) from here on; call it before reading its files."""
+    def quiet(self, directory: str, key: Key) -> bool:
+        """:meth:`unchanged`, and ``directory`` is the inode it was armed on."""
+        armed = self.armed.get(directory)
+        return (
+            armed is not None and armed[0] == key and armed[2] < self.cycle and directory in self.quiet_since_armed
+        )
+
+    def changed(self, directory: str) -> None:
+        """Takes ``directory`` as written in, as an event would."""
+        self.quiet_since_armed.discard(directory)
+
+    def arm(self, directory: str, key: Key | None) -> None:
+        """Watches ``directory`` (now ``key``, if known) from here on; call it before reading it."""
         old = self.armed.get(directory)
+        if old is not None and old[2] == self.cycle:  # armed by path this cycle: the inode is known now
+            if key is not None:
+                self.armed[directory] = (key, old[1], old[2])
+            return
         if old is None and len(self.armed) >= MAX_WATCHES:
             return
-        wd = self._add(self.fd, os.fsencode(directory), WATCHED | IN_ONLYDIR)
+        # One event is all a watch has to tell until the directory is read again (and armed again): a
+        # oneshot watch raises that one and goes (IN_IGNORED), not one for every file written.
+        wd = self._add(self.fd, os.fsencode(directory), WATCHED | IN_ONLYDIR | IN_ONESHOT)
         if wd < 0:  # ENOSPC (fs.inotify.max_user_watches), EACCES, or gone: read whole every cycle
             if old is not None:
                 self._forget(directory)
             return
         if old is not None and old[1] != wd:
             self._forget(directory)
-        self.armed[directory] = (key, wd)
+        self.armed[directory] = (key, wd, self.cycle)
         sharing = self._by_wd.setdefault(wd, [])
         if directory not in sharing:
             sharing.append(directory)
         self.quiet_since_armed.add(directory)
 
     def _forget(self, directory: str) -> None:
-        _, wd = self.armed.pop(directory)
+        wd = self.armed.pop(directory)[1]
         self.quiet_since_armed.discard(directory)
         sharing = self._by_wd.get(wd)
         if sharing is None:

@@ -1,6 +1,7 @@
 import os
 import re
 import shutil
+import struct
 import textwrap
 from pathlib import Path
 
@@ -887,3 +888,73 @@ def test_limits_on_a_filesystem_not_watched_are_read_every_cycle(tmp_path, monke
     opened = _opened(monkeypatch)
     read_cgroups(root, CgroupLimits(), 100, memo=memo)
     assert "cpu.max" in opened and "memory.max" in opened
+
+
+class SilentWatch:
+    """A DirectoryWatch given no events but those sent by hand (cgroupfs sends none for what
+    its kernel side adds or removes), its descriptors handed out by path."""
+
+    def __init__(self) -> None:
+        self.read_end, self.write_end = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.wds: dict[bytes, int] = {}
+        self.watch = DirectoryWatch(self.read_end, add=self.add)
+        self.watch._remove = lambda fd, wd: 0
+
+    def add(self, fd: int, path: bytes, mask: int) -> int:
+        return self.wds.setdefault(path, len(self.wds) + 1)
+
+    def event(self, directory: Path) -> None:
+        os.write(self.write_end, struct.pack("iIII", self.wds[os.fsencode(directory)], dirwatch.IN_MODIFY, 0, 0))
+
+    def close(self) -> None:
+        os.close(self.write_end)
+        self.watch.close()
+
+
+@pytest.fixture
+def silent(tmp_path):
+    root = tmp_path / "cg"
+    shutil.copytree(V2_ROOT, root)
+    s = SilentWatch()
+    memo = CgroupMemo()
+    memo.watch, memo.watching = s.watch, (str(root),)
+    yield root, memo, s
+    s.close()
+
+
+def test_a_listing_is_taken_again_only_after_an_event_in_it_or_its_parent(silent, monkeypatch):
+    root, memo, watch = silent
+    first = read_cgroups(root, CgroupLimits(), 100, memo=memo)
+    listed: list[str] = []
+    real = os.listdir
+    monkeypatch.setattr(os, "listdir", lambda path: listed.append(path) or real(path))
+    assert read_cgroups(root, CgroupLimits(), 100, memo=memo) == first
+    assert listed == [str(root)]  # the hierarchy's root alone, which has no parent to vouch for it
+    app = root / APP.lstrip("/")
+    (app / "sidecar.scope").mkdir()  # no event comes: not seen
+    (app / "sidecar.scope" / "pids.current").write_text("3\n")
+    assert APP + "/sidecar.scope" not in read_cgroups(root, CgroupLimits(), 100, memo=memo).stats
+    watch.event(app.parent)  # the pod's cgroup.subtree_control written: its children are listed again
+    listed.clear()
+    tree = read_cgroups(root, CgroupLimits(), 100, memo=memo)
+    assert tree.stats[APP + "/sidecar.scope"].pids_current == 3 and str(app) in listed
+    assert tree == read_cgroups(root, CgroupLimits(), 100)
+
+
+def test_every_listing_is_taken_again_every_so_often(silent):
+    root, memo, _ = silent
+    read_cgroups(root, CgroupLimits(), 100, memo=memo)
+    (root / APP.lstrip("/") / "sidecar.scope").mkdir()
+    seen = [APP + "/sidecar.scope" in read_cgroups(root, CgroupLimits(), 100, memo=memo).stats for _ in range(12)]
+    assert seen == [False] * 11 + [True]  # RELIST_EVERY
+
+
+def test_a_file_gone_from_a_listing_taken_as_unchanged_is_left_out_and_listed_again(silent):
+    root, memo, _ = silent
+    read_cgroups(root, CgroupLimits(), 100, memo=memo)
+    read_cgroups(root, CgroupLimits(), 100, memo=memo)
+    (root / APP.lstrip("/") / "memory.stat").unlink()  # its controller moved to another hierarchy: no event
+    for _ in range(2):
+        tree = read_cgroups(root, CgroupLimits(), 100, memo=memo)
+        assert tree.errors == {} and tree == read_cgroups(root, CgroupLimits(), 100)
+        assert tree.stats[APP].memory_rss_bytes is None

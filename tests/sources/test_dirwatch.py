@@ -178,3 +178,20 @@ def test_only_local_filesystems_are_watched(tmp_path, monkeypatch):
     assert open_watch([tmp_path / "missing"]) is None
     monkeypatch.setattr(dirwatch, "filesystem_type", lambda path: 0x6969)  # NFS_SUPER_MAGIC
     assert open_watch([tmp_path]) is None
+
+
+def test_unchanged_from_the_cycle_after_arming_and_every_directory_relisted_every_so_often(pipe):
+    assert pipe.watch.begin() and pipe.watch.relist  # the first cycle lists everything
+    pipe.watch.arm("/a", None)
+    assert not pipe.watch.unchanged("/a")  # armed this cycle: its listing is taken now
+    pipe.watch.end(["/a"])
+    relisted = []
+    for _ in range(2 * dirwatch.RELIST_EVERY):
+        assert pipe.watch.begin() and pipe.watch.unchanged("/a")
+        relisted.append(pipe.watch.relist)
+        pipe.watch.end(["/a"])
+    assert relisted.count(True) == 2 and relisted[dirwatch.RELIST_EVERY - 1]
+    pipe.watch.begin()
+    pipe.watch.changed("/a")
+    assert not pipe.watch.unchanged("/a")
+    pipe.watch.end(["/a"])
