@@ -42,7 +42,8 @@ from exporter.snapshot import (
     with_http,
 )
 from exporter.sources import HeldFiles, SourceError
-from exporter.sources.cgroup import CgroupLimits
+from exporter.sources.cgroup import CgroupLimits, CgroupMemo
+from exporter.sources.dirwatch import watch_budget
 from exporter.sources.libc import release_free_heap
 from exporter.sources.mountinfo import MountInfo, read_mountinfo
 from exporter.sources.mounts import MountFilter
@@ -307,7 +308,8 @@ def build_sampler(
     def cgroup() -> Job:
         c = config.cgroup
         limits = CgroupLimits(c.max_depth, c.include, c.exclude, c.max_count)
-        cgroups = CgroupSources(config.roots.cgroupfs, limits, readers.hz, config.roots.sysfs)
+        memo = CgroupMemo(watch_budget(config.roots.procfs))
+        cgroups = CgroupSources(config.roots.cgroupfs, limits, readers.hz, config.roots.sysfs, memo)
         step = partial(take_cgroup_snapshot, readers=cgroups, clock=clock, deadline=deadline)
         walk = partial(read_cgroup_step, readers=cgroups, clock=clock, deadline=deadline)
         # Only scrapes read cgroups without the gRPC shim and the push (see cpu()): a cycle no scrape is

@@ -160,3 +160,20 @@ def test_directory_names_that_are_not_utf8_are_rendered_not_fatal(tmp_path):
     m = parse_exposition(exposition.body(False, False)[0].decode())
     assert m["sysmon_cgroup_pids_current"][(("cgroup", '/system.slice/bad\ufffd"name'),)] == 4.0
     assert snap.statuses["cgroup"].success
+
+
+
+def test_the_exporter_gives_the_cgroup_walk_its_share_of_inotify_watches(tmp_path):
+    from exporter.app import build_sampler
+    from exporter.config import load
+
+    proc = tmp_path / "proc"
+    shutil.copytree(FIXTURES / "vm-2cpu" / "proc", proc)
+    (proc / "sys" / "fs" / "inotify").mkdir(parents=True)
+    (proc / "sys" / "fs" / "inotify" / "max_user_watches").write_text("800\n")
+    sys_ = FIXTURES / "vm-2cpu" / "sys"
+    config = load([f"--path.procfs={proc}", f"--path.sysfs={sys_}", f"--path.cgroupfs={V2}", "--no-collector.perf"], {})
+    readers = CpuSources(config.roots.procfs, config.roots.sysfs, 100, config.collectors)
+    sampler = build_sampler(config, readers, None)
+    (job,) = [j for j in sampler._jobs if j.name == "cgroup"]
+    assert job.step.keywords["readers"].memo.max_watches == 100

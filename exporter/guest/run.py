@@ -15,7 +15,8 @@ from exporter.config.commands import VERIFY_FLAGS
 from exporter.guest.agent import Agent, AgentSettings
 from exporter.guest.record import verify_file
 from exporter.snapshot import CgroupSources, CpuSources, SystemClock
-from exporter.sources.cgroup import CgroupLimits
+from exporter.sources.cgroup import CgroupLimits, CgroupMemo
+from exporter.sources.dirwatch import watch_budget
 from exporter.sources.stat import user_hz
 
 
@@ -31,6 +32,7 @@ def run_agent(argv: Sequence[str], env: Mapping[str, str], setup_logging: Callab
             CgroupLimits(c.max_depth, c.include, c.exclude, c.max_count),
             readers.hz,
             config.roots.sysfs,
+            CgroupMemo(watch_budget(config.roots.procfs)),
         )
     settings = AgentSettings(
         channel=config.agent.channel,

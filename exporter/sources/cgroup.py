@@ -57,7 +57,7 @@ from pathlib import Path
 from typing import Any
 
 from exporter.sources import SourceError, read_small, read_small_bytes
-from exporter.sources.dirwatch import DirectoryWatch, open_watch
+from exporter.sources.dirwatch import MAX_WATCHES, DirectoryWatch, open_watch
 
 V1_CONTROLLERS = frozenset({"memory", "cpu", "cpuacct", "pids", "blkio"})
 
@@ -816,9 +816,9 @@ class CgroupMemo:
     cycle are. Each cycle builds a new table and then replaces this one, so a cycle still
     running past its deadline only ever reads it."""
 
-    __slots__ = ("cgroups", "listings", "watch", "watching")
+    __slots__ = ("cgroups", "listings", "max_watches", "watch", "watching")
 
-    def __init__(self) -> None:
+    def __init__(self, max_watches: int = MAX_WATCHES) -> None:
         # cgroup path -> (the walk's directories and files, their bytes, the stats, the device names used,
         # the sizes to read them with)
         self.cgroups: dict[str, _Made] = {}
@@ -828,6 +828,7 @@ class CgroupMemo:
         # hierarchy roots it was opened for (None: not tried yet)
         self.watch: DirectoryWatch | None = None
         self.watching: tuple[str, ...] | None = None
+        self.max_watches = max_watches  # 0: no watch, every file read every cycle (:func:`.dirwatch.watch_budget`)
 
     def watch_for(self, layout: Layout) -> DirectoryWatch | None:
         """The watch for ``layout``'s hierarchies, opened on first use and again if they change."""
@@ -835,7 +836,7 @@ class CgroupMemo:
         if roots != self.watching:
             if self.watch is not None:
                 self.watch.close()
-            self.watch, self.watching = open_watch(roots), roots
+            self.watch, self.watching = open_watch(roots, self.max_watches), roots
         return self.watch
 
 

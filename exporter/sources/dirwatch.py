@@ -64,7 +64,8 @@ LOCAL_FILESYSTEMS = frozenset(
 
 # An event: int wd, uint32 mask, uint32 cookie, uint32 len, then len bytes of name
 _EVENT = struct.Struct("iIII")
-# Watches kept at most: each is about 1 KiB of kernel memory, counted against fs.inotify.max_user_watches.
+# Watches kept at most (:func:`watch_budget` lowers it): each is about 1 KiB of kernel memory, counted
+# against fs.inotify.max_user_watches.
 MAX_WATCHES = 16384
 # Every this many cycles each directory is listed again whatever the events said (see DirectoryWatch)
 RELIST_EVERY = 12
@@ -90,9 +91,26 @@ def filesystem_type(path: str | Path) -> int:
     return int(ctypes.c_long.from_buffer(buf).value) & 0xFFFFFFFF
 
 
-def open_watch(paths: Iterable[str | Path]) -> DirectoryWatch | None:
-    """A watch for directories below ``paths``; None when one of them is not on a local filesystem
-    (:data:`LOCAL_FILESYSTEMS`) or inotify cannot be had (no fd left, or a seccomp filter refuses it)."""
+def watch_budget(procfs: Path) -> int:
+    """How many watches a reader may set: an eighth of ``fs.inotify.max_user_watches`` (``procfs``'s
+    sys/fs/inotify), at most :data:`MAX_WATCHES`; 0 (no watch) when it cannot be read.
+
+    The limit is shared by every process of the user (root, for a node's kubelet, containerd
+    and systemd alike), and a watch refused to them fails their work ("no space left on device"),
+    so this reader takes a small share of it and reads the rest of the directories whole."""
+    try:
+        limit = int((procfs / "sys" / "fs" / "inotify" / "max_user_watches").read_text())
+    except (OSError, ValueError):
+        return 0
+    return max(0, min(MAX_WATCHES, limit // 8))
+
+
+def open_watch(paths: Iterable[str | Path], max_watches: int = MAX_WATCHES) -> DirectoryWatch | None:
+    """A watch for directories below ``paths``, of at most ``max_watches`` watches; None when that is 0,
+    one of them is not on a local filesystem (:data:`LOCAL_FILESYSTEMS`) or inotify cannot be had (no fd
+    left, or a seccomp filter refuses it)."""
+    if max_watches <= 0:
+        return None
     try:
         if any(filesystem_type(path) not in LOCAL_FILESYSTEMS for path in paths):
             return None
@@ -101,7 +119,7 @@ def open_watch(paths: Iterable[str | Path]) -> DirectoryWatch | None:
     fd = _libc().inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
     if fd < 0:
         return None
-    return DirectoryWatch(fd)
+    return DirectoryWatch(fd, max_watches=max_watches)
 
 
 class DirectoryWatch:
@@ -121,8 +139,11 @@ class DirectoryWatch:
     event anywhere). So a listing is taken as unchanged only while its parent's is too, and
     every :data:`RELIST_EVERY` th cycle (``relist``) lists every directory again."""
 
-    def __init__(self, fd: int, add: Callable[[int, bytes, int], int] | None = None) -> None:
+    def __init__(
+        self, fd: int, add: Callable[[int, bytes, int], int] | None = None, max_watches: int = MAX_WATCHES
+    ) -> None:
         self.fd = fd
+        self.max_watches = max_watches
         libc = _libc()
         self._add = add if add is not None else libc.inotify_add_watch
         self._remove = libc.inotify_rm_watch
@@ -207,7 +228,7 @@ class DirectoryWatch:
             if key is not None:
                 self.armed[directory] = (key, old[1], old[2])
             return
-        if old is None and len(self.armed) >= MAX_WATCHES:
+        if old is None and len(self.armed) >= self.max_watches:
             return
         # One event is all a watch has to tell until the directory is read again (and armed again): a
         # oneshot watch raises that one and goes (IN_IGNORED), not one for every file written.

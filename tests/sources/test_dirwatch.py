@@ -12,6 +12,7 @@ from exporter.sources.dirwatch import (
     DirectoryWatch,
     filesystem_type,
     open_watch,
+    watch_budget,
 )
 
 
@@ -128,8 +129,8 @@ def test_a_refused_watch_leaves_the_directory_read_every_cycle(pipe, monkeypatch
     assert pipe.watch.armed == {}
 
 
-def test_watches_are_capped(pipe, monkeypatch):
-    monkeypatch.setattr(dirwatch, "MAX_WATCHES", 2)
+def test_watches_are_capped(pipe):
+    pipe.watch.max_watches = 2
     cycle(pipe.watch, "/a", "/b", "/c")
     assert cycle(pipe.watch, "/a", "/b", "/c") == {"/a": True, "/b": True, "/c": False}
 
@@ -195,3 +196,21 @@ def test_unchanged_from_the_cycle_after_arming_and_every_directory_relisted_ever
     pipe.watch.changed("/a")
     assert not pipe.watch.unchanged("/a")
     pipe.watch.end(["/a"])
+
+
+@pytest.mark.parametrize(
+    ("text", "budget"), [("8192\n", 1024), ("1048576\n", dirwatch.MAX_WATCHES), ("7\n", 0), ("lots\n", 0), (None, 0)]
+)
+def test_the_watch_takes_an_eighth_of_the_users_inotify_watches(tmp_path, text, budget):
+    inotify = tmp_path / "sys" / "fs" / "inotify"
+    inotify.mkdir(parents=True)
+    if text is not None:
+        (inotify / "max_user_watches").write_text(text)
+    assert watch_budget(tmp_path) == budget
+
+
+def test_no_budget_no_watch(tmp_path):
+    assert open_watch([tmp_path], max_watches=0) is None
+    watch = open_watch([tmp_path], max_watches=3)
+    assert watch is not None and watch.max_watches == 3
+    watch.close()
