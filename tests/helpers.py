@@ -214,6 +214,20 @@ def promql(base: str, query: str) -> list[dict]:  # type: ignore[type-arg]
     return payload["data"]["result"]  # type: ignore[no-any-return]
 
 
+def opened_relative(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names os.open is given relative to a directory (``dir_fd``, as the cgroup reader opens them) from here on."""
+    names: list[str] = []
+    real = os.open
+
+    def counted(path, flags, mode=0o777, *, dir_fd=None):  # type: ignore[no-untyped-def]
+        if dir_fd is not None:
+            names.append(path)
+        return real(path, flags, mode, dir_fd=dir_fd)
+
+    monkeypatch.setattr(os, "open", counted)
+    return names
+
+
 def remove_cgroup(path: Path) -> None:
     """rmdir a test cgroup, retrying while the kernel still counts an exiting task in it (EBUSY)."""
     import errno

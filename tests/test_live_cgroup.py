@@ -29,6 +29,7 @@ from exporter.sources.cgroup import (
 from tests.helpers import (
     FIXTURES,
     ROOT,
+    opened_relative,
     parse_exposition,
     promql,
     remove_cgroup,
@@ -193,15 +194,7 @@ def test_v1_limits_written_on_this_kernel_are_seen_and_the_rest_are_not_read_aga
         set_limits(100, 512 << 20, 50000)
         assert limits_now(memo) == (100, 512 << 20, 0.5)
         assert memo.watch is not None, "cgroupfs is a filesystem the watch takes"
-        opened: list[str] = []
-        real_open = os.open
-
-        def counted(path, flags, mode=0o777, *, dir_fd=None):  # type: ignore[no-untyped-def]
-            if dir_fd is not None:
-                opened.append(path)
-            return real_open(path, flags, mode, dir_fd=dir_fd)
-
-        monkeypatch.setattr(os, "open", counted)
+        opened = opened_relative(monkeypatch)
         assert limits_now(memo) == (100, 512 << 20, 0.5)
         assert "pids.current" in opened and not WRITTEN_ONLY & set(opened)
         set_limits(77, 256 << 20, 25000)

@@ -824,8 +824,8 @@ class CgroupMemo:
         self.cgroups: dict[str, _Made] = {}
         # directory -> what the walk made of its listing (its names joined: about 20 bytes a name)
         self.listings: dict[str, _Listing] = {}
-        # which directories nothing wrote in since their limits were read (:data:`WRITTEN_ONLY`), and the
-        # hierarchy roots it was opened for (None: not tried yet)
+        # which directories nothing wrote in since they were listed and their limits (:data:`WRITTEN_ONLY`)
+        # read, and the hierarchy roots it was opened for (None: not tried yet)
         self.watch: DirectoryWatch | None = None
         self.watching: tuple[str, ...] | None = None
         self.max_watches = max_watches  # 0: no watch, every file read every cycle (:func:`.dirwatch.watch_budget`)

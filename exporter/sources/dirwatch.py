@@ -212,10 +212,7 @@ class DirectoryWatch:
 
     def quiet(self, directory: str, key: Key) -> bool:
         """:meth:`unchanged`, and ``directory`` is the inode it was armed on."""
-        armed = self.armed.get(directory)
-        return (
-            armed is not None and armed[0] == key and armed[2] < self.cycle and directory in self.quiet_since_armed
-        )
+        return self.unchanged(directory) and self.armed[directory][0] == key
 
     def changed(self, directory: str) -> None:
         """Takes ``directory`` as written in, as an event would."""

@@ -33,7 +33,7 @@ from exporter.sources.cgroup import (
     walk_hierarchy,
 )
 from exporter.sources.dirwatch import DirectoryWatch
-from tests.helpers import FIXTURES
+from tests.helpers import FIXTURES, opened_relative
 
 V2_ROOT = FIXTURES / "k8s-node-v2" / "sys" / "fs" / "cgroup"
 V1_ROOT = FIXTURES / "legacy-v1" / "sys" / "fs" / "cgroup"
@@ -811,20 +811,6 @@ def test_pressure_reads_every_line_whatever_path(lines):
 # ---- limits read only where something was written (exporter.sources.dirwatch) ----
 
 
-def _opened(monkeypatch) -> list[str]:
-    """The names read_found opens relative to a cgroup directory, from here on."""
-    names: list[str] = []
-    real = os.open
-
-    def counted(path, flags, mode=0o777, *, dir_fd=None):
-        if dir_fd is not None:
-            names.append(path)
-        return real(path, flags, mode, dir_fd=dir_fd)
-
-    monkeypatch.setattr(os, "open", counted)
-    return names
-
-
 def test_limits_are_read_again_only_where_something_was_written(tmp_path, monkeypatch):
     root = tmp_path / "cg"
     shutil.copytree(V2_ROOT, root)
@@ -832,7 +818,7 @@ def test_limits_are_read_again_only_where_something_was_written(tmp_path, monkey
     first = read_cgroups(root, CgroupLimits(), 100, memo=memo)
     assert memo.watch is not None  # tmp_path is on a local filesystem
     cgroups = len(first.stats)
-    opened = _opened(monkeypatch)
+    opened = opened_relative(monkeypatch)
     again = read_cgroups(root, CgroupLimits(), 100, memo=memo)
     files = [name for made in memo.cgroups.values() for _, _, names in made[0] for name in names]
     assert again == first and WRITTEN_ONLY & set(files)
@@ -885,7 +871,7 @@ def test_limits_on_a_filesystem_not_watched_are_read_every_cycle(tmp_path, monke
     memo = CgroupMemo()
     read_cgroups(root, CgroupLimits(), 100, memo=memo)
     assert memo.watch is None
-    opened = _opened(monkeypatch)
+    opened = opened_relative(monkeypatch)
     read_cgroups(root, CgroupLimits(), 100, memo=memo)
     assert "cpu.max" in opened and "memory.max" in opened
 
