@@ -25,14 +25,14 @@ everything every cycle, as it does wherever inotify cannot be had.
 
 from __future__ import annotations
 
-import ctypes
-import functools
 import os
 import struct
 import threading
 import weakref
 from collections.abc import Callable, Iterable
 from pathlib import Path
+
+from exporter.sources.libc import filesystem_type, inotify_add_watch, inotify_init1, inotify_rm_watch
 
 IN_MODIFY = 0x2
 IN_ATTRIB = 0x4
@@ -74,23 +74,6 @@ RELIST_EVERY = 12
 Key = tuple[int, int, int]
 
 
-@functools.cache
-def _libc() -> ctypes.CDLL:
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.inotify_add_watch.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32]
-    libc.inotify_add_watch.restype = ctypes.c_int
-    return libc
-
-
-def filesystem_type(path: str | Path) -> int:
-    """statfs(2)'s ``f_type`` of the filesystem holding ``path``; OSError when it cannot be asked."""
-    buf = ctypes.create_string_buffer(256)  # struct statfs is 120 bytes on 64-bit Linux; f_type comes first
-    if _libc().statfs(os.fsencode(path), buf) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err), str(path))
-    return int(ctypes.c_long.from_buffer(buf).value) & 0xFFFFFFFF
-
-
 def watch_budget(procfs: Path) -> int:
     """How many watches a reader may set: an eighth of ``fs.inotify.max_user_watches`` (``procfs``'s
     sys/fs/inotify), at most :data:`MAX_WATCHES`; 0 (no watch) when it cannot be read.
@@ -116,8 +99,9 @@ def open_watch(paths: Iterable[str | Path], max_watches: int = MAX_WATCHES) -> D
             return None
     except OSError:
         return None
-    fd = _libc().inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
-    if fd < 0:
+    try:
+        fd = inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
         return None
     return DirectoryWatch(fd, max_watches=max_watches)
 
@@ -144,9 +128,8 @@ class DirectoryWatch:
     ) -> None:
         self.fd = fd
         self.max_watches = max_watches
-        libc = _libc()
-        self._add = add if add is not None else libc.inotify_add_watch
-        self._remove = libc.inotify_rm_watch
+        self._add = add if add is not None else inotify_add_watch
+        self._remove = inotify_rm_watch
         self._lock = threading.Lock()
         # directory -> (its key when armed, None if armed by path alone; watch descriptor; the cycle armed in)
         self.armed: dict[str, tuple[Key | None, int, int]] = {}
@@ -252,7 +235,7 @@ class DirectoryWatch:
             sharing.remove(directory)
         if not sharing:
             del self._by_wd[wd]
-            self._remove(self.fd, wd)  # EINVAL when the kernel dropped it already: nothing to do either way
+            self._remove(self.fd, wd)
 
     def end(self, reached: Iterable[str]) -> None:
         """Ends the cycle: the watches of directories it did not reach (gone, or no longer walked) go."""

@@ -10,10 +10,10 @@ from exporter.sources.dirwatch import (
     IN_MODIFY,
     IN_Q_OVERFLOW,
     DirectoryWatch,
-    filesystem_type,
     open_watch,
     watch_budget,
 )
+from exporter.sources.libc import filesystem_type
 
 
 def event(wd: int, mask: int, name: bytes = b"") -> bytes:
@@ -214,3 +214,11 @@ def test_no_budget_no_watch(tmp_path):
     watch = open_watch([tmp_path], max_watches=3)
     assert watch is not None and watch.max_watches == 3
     watch.close()
+
+
+def test_no_inotify_no_watch(tmp_path, monkeypatch):
+    def refused(flags: int) -> int:
+        raise OSError(24, "Too many open files")  # EMFILE; a seccomp filter gives EPERM the same way
+
+    monkeypatch.setattr(dirwatch, "inotify_init1", refused)
+    assert open_watch([tmp_path]) is None
