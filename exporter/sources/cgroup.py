@@ -710,28 +710,27 @@ def walk_hierarchy(
     none either (a parent's cgroup.subtree_control adds and removes its children's files)."""
     wanted = _V2_NAMES if hierarchy.version == 2 else _V1_NAMES
     listdir = os.listdir
-    trust = watch is not None and not watch.relist and last is not None
-    unchanged = watch.unchanged if watch is not None else None
-    reused = watch.reused if watch is not None else set()
     stack: list[tuple[str, int, str, str | None]] = [("/", 0, str(hierarchy.path), None)]
     while stack:
         cgroup, depth, directory, parent = stack.pop()
         try:
             listing = last.get(directory) if last is not None else None
-            if (
-                trust
-                and listing is not None
-                and parent is not None
-                and unchanged is not None
-                and unchanged(directory)
-                and unchanged(parent)
-            ):
-                reused.add(directory)
-            else:
-                if watch is not None and not watch.unchanged(directory):
+            fresh = True
+            if watch is not None:
+                if (
+                    not watch.relist
+                    and listing is not None
+                    and parent is not None
+                    and watch.unchanged(directory)
+                    and watch.unchanged(parent)
+                ):
+                    watch.reused.add(directory)
+                    fresh = False
+                elif not watch.unchanged(directory):
                     watch.arm(directory, None)  # before the listing: what changes after it is an event
-                if listing is None or listing[0] != "/".join(listdir(directory)):
-                    listing = _classify(directory, wanted)
+            if fresh and (listing is None or listing[0] != "/".join(listdir(directory))):
+                listing = _classify(directory, wanted)
+            assert listing is not None  # the kept one, or listed now
         except OSError as e:
             if e.errno not in (errno.ENOENT, errno.ENODEV):  # vanished mid-walk: not an error
                 errors[directory] = f"{directory}: {e.strerror}"
