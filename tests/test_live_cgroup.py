@@ -217,6 +217,22 @@ def test_v1_limits_written_on_this_kernel_are_seen_and_the_rest_are_not_read_aga
         assert list(tree.stats) == [f"/{name}"] and tree.errors == {}
 
 
+def test_v2_children_made_and_removed_on_this_kernel_are_seen_through_the_watch():
+    """cgroup2 raises IN_CREATE and IN_DELETE in a cgroup's directory for a child's mkdir and rmdir."""
+    require_hierarchy(CGROUPFS / "unified")
+    name = f"{TAG}-v2"
+    below = CgroupLimits(include=re.compile(f"^/{name}(/child)?$"))
+    memo = CgroupMemo()
+    with cgroup(CGROUPFS / "unified" / name) as cg:
+        for _ in range(2):  # the second walk takes the listing from the watch
+            assert list(read_cgroups(CGROUPFS, below, 100, memo=memo).stats) == [f"/{name}"]
+        assert memo.watch is not None and memo.watch.unchanged(str(cg))
+        with cgroup(cg / "child"):
+            assert list(read_cgroups(CGROUPFS, below, 100, memo=memo).stats) == [f"/{name}", f"/{name}/child"]
+        tree = read_cgroups(CGROUPFS, below, 100, memo=memo)
+        assert list(tree.stats) == [f"/{name}"] and tree.errors == {}
+
+
 def test_garbage_and_unreadable_files_fail_alone_in_the_running_exporter(tmp_path):
     """The real exporter, as nobody (EACCES needs a non-root reader), on a copy of the v2 node with two bad files."""
     require_root()

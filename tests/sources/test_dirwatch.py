@@ -222,3 +222,28 @@ def test_no_inotify_no_watch(tmp_path, monkeypatch):
 
     monkeypatch.setattr(dirwatch, "inotify_init1", refused)
     assert open_watch([tmp_path]) is None
+
+
+def test_a_directory_written_many_times_raises_one_event_until_armed_again(tmp_path):
+    # oneshot watches: the queue holds at most an event and the watch's end per directory between cycles
+    watch = open_watch([tmp_path])
+    assert watch is not None
+    try:
+        assert watch.begin()
+        watch.arm(str(tmp_path), (0, 0, 0))
+        watch.end([str(tmp_path)])
+        for n in range(5):
+            (tmp_path / f"memory.max{n}").write_text("1\n")
+        raw = os.read(watch.fd, 65536)
+        masks = [struct.unpack_from("iIII", raw, offset)[1] for offset in _offsets(raw)]
+        assert [m & ~dirwatch.IN_ONESHOT for m in masks] == [dirwatch.IN_CREATE, IN_IGNORED]
+    finally:
+        watch.close()
+
+
+def _offsets(raw: bytes) -> list[int]:
+    offsets, offset = [], 0
+    while offset < len(raw):
+        offsets.append(offset)
+        offset += 16 + struct.unpack_from("iIII", raw, offset)[3]
+    return offsets
